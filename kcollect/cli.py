@@ -14,8 +14,12 @@ from kcollect.cli_stack import stack_app
 from kcollect.errors import EXIT_CODES_HELP, exit_on_known_errors
 from streams.settings import load_settings
 
-app = typer.Typer(help=f"kcollect: fleet-scale metric collection through Kafka into ClickHouse.\n\n{EXIT_CODES_HELP}",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help=f"kcollect: fleet-scale metric collection through Kafka into ClickHouse.\n\n{EXIT_CODES_HELP}",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 app.add_typer(stack_app, name="stack", help="The embedded local stack (Tansu broker + ClickHouse).")
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 db_app = typer.Typer(help="ClickHouse schema.", no_args_is_help=True)
@@ -63,9 +67,11 @@ def db_migrate() -> None:
 
 @app.command()
 @exit_on_known_errors
-def enqueue(run_id: Annotated[str, typer.Option(help="The run id.")],
-            clients: Annotated[str, typer.Option(help="N (0..N-1) or FIRST-LAST, decimal client ids.")],
-            json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False) -> None:
+def enqueue(
+    run_id: Annotated[str, typer.Option(help="The run id.")],
+    clients: Annotated[str, typer.Option(help="N (0..N-1) or FIRST-LAST, decimal client ids.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
     """Enqueue one collection request per client for a run."""
     from producers.enqueue import enqueue_run
     from producers.sources import RangeSource
@@ -77,8 +83,11 @@ def enqueue(run_id: Annotated[str, typer.Option(help="The run id.")],
         raise typer.BadParameter(str(exc), param_hint="--run-id") from None
     summary = enqueue_run(load_settings(), run_id, RangeSource.parse(clients))
     if json_out:
-        typer.echo(json.dumps({"run_id": summary.run_id, "enqueued": summary.enqueued,
-                               "seconds": round(summary.seconds, 3)}))
+        typer.echo(
+            json.dumps(
+                {"run_id": summary.run_id, "enqueued": summary.enqueued, "seconds": round(summary.seconds, 3)}
+            )
+        )
     else:
         typer.echo(f"run {summary.run_id}: enqueued {summary.enqueued} request(s) in {summary.seconds:.2f} s")
 
@@ -105,24 +114,29 @@ def sink(ready_file: ReadyFile = None, stats_file: StatsFile = None) -> None:
 
 @app.command()
 @exit_on_known_errors
-def run(clients: Annotated[str, typer.Option(help="N (0..N-1) or FIRST-LAST.")] = "100000",
-        run_id: Annotated[str | None, typer.Option(help="The run id (default: run-<UTC time>-<pid>).")] = None,
-        timeout: Annotated[float, typer.Option(help="Seconds to wait for every row.")] = 600.0,
-        json_out: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
-        ) -> None:
+def run(
+    clients: Annotated[str, typer.Option(help="N (0..N-1) or FIRST-LAST.")] = "100000",
+    run_id: Annotated[str | None, typer.Option(help="The run id (default: run-<UTC time>-<pid>).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every row.")] = 600.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+) -> None:
     """A full collection run on the configured stack (the local one when none is set), with a summary."""
-    from producers.sources import RangeSource
     from kcollect.runner import default_run_id, run_collection
+    from producers.sources import RangeSource
 
     summary = run_collection(load_settings(), RangeSource.parse(clients), run_id or default_run_id(), timeout)
     if json_out:
         typer.echo(json.dumps(summary.as_dict()))
     else:
-        typer.echo(f"run {summary.run_id}: {summary.stored}/{summary.clients} clients stored in "
-                   f"{summary.seconds:.2f} s ({summary.clients / max(summary.seconds, 1e-6):,.0f} clients/s)")
+        typer.echo(
+            f"run {summary.run_id}: {summary.stored}/{summary.clients} clients stored in "
+            f"{summary.seconds:.2f} s ({summary.clients / max(summary.seconds, 1e-6):,.0f} clients/s)"
+        )
         for stage, numbers in summary.stages.items():
-            typer.echo(f"  {stage:<9} {numbers.get('clients_per_s', 0):>12,.0f} clients/s"
-                       + (f"  peak RSS {numbers['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in numbers else ""))
+            typer.echo(
+                f"  {stage:<9} {numbers.get('clients_per_s', 0):>12,.0f} clients/s"
+                + (f"  peak RSS {numbers['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in numbers else "")
+            )
     if not summary.complete:
         raise SystemExit(1)
 

@@ -71,9 +71,20 @@ def service_env(settings: Settings) -> dict[str, str]:
 def start_service(name: str, settings: Settings, workdir: Path) -> subprocess.Popen[bytes]:
     log_file = (workdir / f"{name}.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "kcollect", name, "--ready-file", str(workdir / f"{name}.ready"),
-         "--stats-file", str(workdir / f"{name}.stats.json")],
-        env=service_env(settings), stdout=log_file, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "kcollect",
+            name,
+            "--ready-file",
+            str(workdir / f"{name}.ready"),
+            "--stats-file",
+            str(workdir / f"{name}.stats.json"),
+        ],
+        env=service_env(settings),
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def wait_ready(names: list[str], procs: list[subprocess.Popen[bytes]], workdir: Path) -> None:
@@ -81,8 +92,9 @@ def wait_ready(names: list[str], procs: list[subprocess.Popen[bytes]], workdir: 
     while not all((workdir / f"{n}.ready").exists() for n in names):
         for name, proc in zip(names, procs, strict=True):
             if proc.poll() is not None:
-                raise RunIncompleteError(f"the {name} exited early (code {proc.returncode}); "
-                                         f"see {workdir / (name + '.log')}")
+                raise RunIncompleteError(
+                    f"the {name} exited early (code {proc.returncode}); see {workdir / (name + '.log')}"
+                )
         if time.monotonic() > deadline:
             raise RunIncompleteError(f"services not assigned partitions within {READY_TIMEOUT:.0f} s")
         time.sleep(0.05)
@@ -93,7 +105,9 @@ def stored_count(settings: Settings, run_id: str, final: bool) -> int:
     client = connect(address)
     try:
         table = f"{address.database}.{RESULTS_TABLE}" + (" FINAL" if final else "")
-        return int(client.execute(f"SELECT count() FROM {table} WHERE run_id = %(run)s", {"run": run_id})[0][0])
+        return int(
+            client.execute(f"SELECT count() FROM {table} WHERE run_id = %(run)s", {"run": run_id})[0][0]
+        )
     finally:
         client.disconnect()
 
@@ -128,8 +142,11 @@ def _stage_rates(workdir: Path, clients: int, first_at: float) -> dict[str, dict
         if path.exists():
             stats = json.loads(path.read_text())
             span = max(stats.get("last_batch_at", first_at) - first_at, 1e-6)
-            stages[name] = {"records": stats.get("consumed", 0), "clients_per_s": round(clients / span, 1),
-                            "peak_rss_mb": stats.get("peak_rss_mb", 0.0)}
+            stages[name] = {
+                "records": stats.get("consumed", 0),
+                "clients_per_s": round(clients / span, 1),
+                "peak_rss_mb": stats.get("peak_rss_mb", 0.0),
+            }
     return stages
 
 
@@ -148,7 +165,11 @@ def run_collection(settings: Settings, clients: RangeSource, run_id: str, timeou
         finally:
             stop_services(procs, settings.shutdown_deadline_seconds + 5)
         seconds = seen_at - summary.first_produced_at
-        stages = {"enqueue": {"records": summary.enqueued,
-                              "clients_per_s": round(summary.enqueued / max(summary.seconds, 1e-6), 1)}}
+        stages = {
+            "enqueue": {
+                "records": summary.enqueued,
+                "clients_per_s": round(summary.enqueued / max(summary.seconds, 1e-6), 1),
+            }
+        }
         stages.update(_stage_rates(workdir, clients.total, summary.first_produced_at))
     return RunSummary(run_id, clients.total, stored, round(seconds, 3), stored == clients.total, stages)

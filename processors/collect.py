@@ -19,7 +19,7 @@ def fetch_all(subsystems: Sequence[Subsystem], requests: Sequence[Record], chunk
     """One column per metric over ``requests``, calling each subsystem once per ``chunk`` requests."""
     columns: Columns = {}
     for start in range(0, len(requests), chunk):
-        part = requests[start:start + chunk]
+        part = requests[start : start + chunk]
         for subsystem in subsystems:
             fetched = subsystem.fetch(part)
             for metric in subsystem.metrics:
@@ -28,7 +28,9 @@ def fetch_all(subsystems: Sequence[Subsystem], requests: Sequence[Record], chunk
     return columns
 
 
-def build_results(requests: Sequence[Record], columns: Columns, compute: ComputeFn, now_ms: int) -> list[Record]:
+def build_results(
+    requests: Sequence[Record], columns: Columns, compute: ComputeFn, now_ms: int
+) -> list[Record]:
     """Results for ``requests`` from fetched ``columns``; a client with missing values is ``partial``."""
     names = list(columns)
     rows = zip(*(columns[name] for name in names), strict=True) if names else ([] for _ in requests)
@@ -38,10 +40,18 @@ def build_results(requests: Sequence[Record], columns: Columns, compute: Compute
         missing = [name for name, value in metrics.items() if value is None]
         if missing:
             metrics = {name: value for name, value in metrics.items() if value is not None}
-        results.append({
-            "v": 1, "run_id": request["run_id"], "client_id": request["client_id"],
-            "requested_at_ms": request["requested_at_ms"], "attempt": request.get("attempt", 0),
-            "collected_at_ms": now_ms, "status": "partial" if missing else "ok",
-            "metrics": metrics, "missing": missing, "computed": compute(metrics),  # type: ignore[arg-type]
-        })
+        results.append(
+            {
+                "v": 1,
+                "run_id": request["run_id"],
+                "client_id": request["client_id"],
+                "requested_at_ms": request["requested_at_ms"],
+                "attempt": request.get("attempt", 0),
+                "collected_at_ms": now_ms,
+                "status": "partial" if missing else "ok",
+                "metrics": metrics,
+                "missing": missing,
+                "computed": compute(metrics),
+            }
+        )
     return results

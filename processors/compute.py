@@ -28,7 +28,9 @@ def get_compute(name: str) -> ComputeFn:
     try:
         return COMPUTE_FUNCTIONS[name]
     except KeyError:
-        raise ValueError(f"unknown compute function {name!r}; known: {', '.join(sorted(COMPUTE_FUNCTIONS))}") from None
+        raise ValueError(
+            f"unknown compute function {name!r}; known: {', '.join(sorted(COMPUTE_FUNCTIONS))}"
+        ) from None
 
 
 @register("summary")
@@ -39,5 +41,10 @@ def summary(metrics: dict[str, float]) -> dict[str, float]:
     if not count:
         return {"count": 0.0, "total": 0.0, "mean": 0.0, "max": 0.0, "min": 0.0}
     total = sum(values)
-    return {"count": float(count), "total": round(total, 6), "mean": round(total / count, 6),
-            "max": max(values), "min": min(values)}
+    return {
+        "count": float(count),
+        "total": round(total, 6),
+        "mean": round(total / count, 6),
+        "max": max(values),
+        "min": min(values),
+    }

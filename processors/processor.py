@@ -50,7 +50,8 @@ class ProduceResults:
 
     def submit(self, batch: Batch[list[Record]]) -> None:
         tracker = self._producer.produce_batch(
-            self._topic, [(r["client_id"], encode_record(r)) for r in batch.payload])
+            self._topic, [(r["client_id"], encode_record(r)) for r in batch.payload]
+        )
         self._next.submit(Batch(None, batch.offsets, [*batch.trackers, tracker]))
 
     def poll(self) -> None:
@@ -69,8 +70,9 @@ class ProduceResults:
 class RequestHandler:
     """The processor's pure-ish work: decode, dead-letter the bad, fetch, compute."""
 
-    def __init__(self, settings: Settings, producer: BatchProducer, subsystems: Sequence[Subsystem],
-                 compute: ComputeFn) -> None:
+    def __init__(
+        self, settings: Settings, producer: BatchProducer, subsystems: Sequence[Subsystem], compute: ComputeFn
+    ) -> None:
         self._producer = producer
         self._dlq_topic = REQUESTS_DLQ.name(settings.topic_prefix)
         self._subsystems = subsystems
@@ -103,11 +105,13 @@ class RequestHandler:
         return batch.replace(results)
 
 
-def build_processor_chain(consumer: Consumer, settings: Settings, producer: BatchProducer,
-                          handler: RequestHandler) -> ProcessingStep[list[Message]]:
+def build_processor_chain(
+    consumer: Consumer, settings: Settings, producer: BatchProducer, handler: RequestHandler
+) -> ProcessingStep[list[Message]]:
     """DecodeRequests -> FetchAndCompute -> ProduceResults -> CommitOffsets."""
-    commit = CommitOffsets(consumer, settings.commit_interval_seconds, producer.poll,
-                           max_waiting=settings.max_in_flight_batches)
+    commit = CommitOffsets(
+        consumer, settings.commit_interval_seconds, producer.poll, max_waiting=settings.max_in_flight_batches
+    )
     produce = ProduceResults(producer, RESULTS.name(settings.topic_prefix), commit)
     fetch: TransformStep[list[Record], list[Record]] = TransformStep(handler.collect, produce)
     return TransformStep(handler.decode, fetch)
@@ -118,15 +122,22 @@ def run_processor(settings: Settings, ready_file: Path | None = None) -> dict[st
     from streams.admin import require_topics
 
     requests_topic = REQUESTS.name(settings.topic_prefix)
-    require_topics(settings, [requests_topic, RESULTS.name(settings.topic_prefix),
-                              REQUESTS_DLQ.name(settings.topic_prefix)])
+    require_topics(
+        settings,
+        [requests_topic, RESULTS.name(settings.topic_prefix), REQUESTS_DLQ.name(settings.topic_prefix)],
+    )
     producer = BatchProducer(settings)
-    handler = RequestHandler(settings, producer, default_subsystems(settings.sim_latency_ms / 1000),
-                             get_compute("summary"))
+    handler = RequestHandler(
+        settings, producer, default_subsystems(settings.sim_latency_ms / 1000), get_compute("summary")
+    )
     try:
-        loop_stats = run_consumer_service(settings, settings.processor_group, [requests_topic],
-                             lambda consumer: build_processor_chain(consumer, settings, producer, handler),
-                             ready_file)
+        loop_stats = run_consumer_service(
+            settings,
+            settings.processor_group,
+            [requests_topic],
+            lambda consumer: build_processor_chain(consumer, settings, producer, handler),
+            ready_file,
+        )
     finally:
         remaining = producer.flush(settings.shutdown_deadline_seconds)
         if remaining:

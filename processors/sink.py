@@ -77,7 +77,9 @@ class WindowStep:
     def submit(self, batch: Batch[Rows]) -> None:
         if self._closed is not None and not self._push_closed():
             raise MessageRejected
-        self._window.add(batch.payload.rows, batch.payload.nbytes, batch.offsets, batch.trackers, time.monotonic())
+        self._window.add(
+            batch.payload.rows, batch.payload.nbytes, batch.offsets, batch.trackers, time.monotonic()
+        )
         self._close_if_due()
 
     def poll(self) -> None:
@@ -133,8 +135,12 @@ class InsertBatch:
             except Exception as exc:
                 self._stats.insert_failures += 1
                 self._retry_at = time.monotonic() + self._backoff
-                log.warning("insert of %d row(s) failed (retry in %.1f s): %s", len(batch.payload), self._backoff,
-                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                log.warning(
+                    "insert of %d row(s) failed (retry in %.1f s): %s",
+                    len(batch.payload),
+                    self._backoff,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                )
                 self._backoff = min(self._backoff * 2, 10.0)
                 self._client.disconnect()
                 return
@@ -190,13 +196,15 @@ class ResultDecoder:
         return batch.replace(Rows(rows, nbytes))
 
 
-def build_sink_chain(consumer: Consumer, settings: Settings, producer: BatchProducer,
-                     stats: SinkStats) -> ProcessingStep[list[Message]]:
+def build_sink_chain(
+    consumer: Consumer, settings: Settings, producer: BatchProducer, stats: SinkStats
+) -> ProcessingStep[list[Message]]:
     """DecodeResults -> WindowStep -> InsertBatch -> CommitOffsets."""
     commit = CommitOffsets(consumer, settings.commit_interval_seconds, producer.poll, max_waiting=16)
     insert = InsertBatch(settings, commit, stats)
-    window = WindowStep(WindowLimits(settings.sink_batch_rows, settings.sink_batch_bytes,
-                                     settings.sink_batch_seconds), insert)
+    window = WindowStep(
+        WindowLimits(settings.sink_batch_rows, settings.sink_batch_bytes, settings.sink_batch_seconds), insert
+    )
     return TransformStep(ResultDecoder(settings, producer, stats).decode, window)
 
 
@@ -209,8 +217,13 @@ def run_sink(settings: Settings, ready_file: Path | None = None) -> dict[str, An
     producer = BatchProducer(settings)
     stats = SinkStats()
     try:
-        loop_stats = run_consumer_service(settings, settings.sink_group, [results_topic],
-                             lambda consumer: build_sink_chain(consumer, settings, producer, stats), ready_file)
+        loop_stats = run_consumer_service(
+            settings,
+            settings.sink_group,
+            [results_topic],
+            lambda consumer: build_sink_chain(consumer, settings, producer, stats),
+            ready_file,
+        )
     finally:
         producer.flush(settings.shutdown_deadline_seconds)
     return asdict(loop_stats) | asdict(stats)

@@ -34,8 +34,14 @@ class Window:
     offsets: dict[Partition, int] = field(default_factory=dict)
     trackers: list[DeliveryTracker] = field(default_factory=list)
 
-    def add(self, rows: list[Record], nbytes: int, offsets: dict[Partition, int],
-            trackers: list[DeliveryTracker], now: float) -> None:
+    def add(
+        self,
+        rows: list[Record],
+        nbytes: int,
+        offsets: dict[Partition, int],
+        trackers: list[DeliveryTracker],
+        now: float,
+    ) -> None:
         if self.opened_at is None and (rows or offsets):
             self.opened_at = now
         self.rows.extend(rows)
@@ -50,8 +56,11 @@ class Window:
     def is_due(self, now: float) -> bool:
         if self.opened_at is None:
             return False
-        return (len(self.rows) >= self.limits.rows or self.nbytes >= self.limits.bytes
-                or now - self.opened_at >= self.limits.seconds)
+        return (
+            len(self.rows) >= self.limits.rows
+            or self.nbytes >= self.limits.bytes
+            or now - self.opened_at >= self.limits.seconds
+        )
 
     def seconds_left(self, now: float) -> float | None:
         """Time until the window is due by time, or None when it is empty."""

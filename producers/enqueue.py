@@ -25,8 +25,10 @@ class EnqueueIncompleteError(RuntimeError):
 
     def __init__(self, unconfirmed: int, total: int, errors: list[str]) -> None:
         detail = f": {'; '.join(errors[:3])}" if errors else ""
-        super().__init__(f"{unconfirmed} of {total} request(s) were not confirmed by the broker{detail}; "
-                         "run the same command again to complete the run")
+        super().__init__(
+            f"{unconfirmed} of {total} request(s) were not confirmed by the broker{detail}; "
+            "run the same command again to complete the run"
+        )
         self.unconfirmed = unconfirmed
 
 
@@ -44,8 +46,13 @@ def _chunks(ids: Iterable[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def enqueue_run(settings: Settings, run_id: str, client_ids: Iterable[str], requested_at_ms: int | None = None,
-                progress: Callable[[int], None] | None = None) -> EnqueueSummary:
+def enqueue_run(
+    settings: Settings,
+    run_id: str,
+    client_ids: Iterable[str],
+    requested_at_ms: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> EnqueueSummary:
     """Produce one request per client id and wait for every delivery report."""
     topic = REQUESTS.name(settings.topic_prefix)
     require_topics(settings, [topic])

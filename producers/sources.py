@@ -15,7 +15,7 @@ class SourceError(ValueError):
 
 @dataclass(frozen=True)
 class RangeSource:
-    """Decimal client ids ``first`` to ``last`` inclusive (``--clients 0-699999``, or ``--clients N`` for 0..N-1)."""
+    """Decimal client ids FIRST to LAST inclusive (``--clients 0-699999``; ``--clients N``: 0..N-1)."""
 
     first: int
     last: int

@@ -58,7 +58,9 @@ def validate(model: type[M], obj: Record) -> M:
     """Validate a parsed object against ``model`` or raise CodecError (unknown_version / wrong_schema)."""
     version = obj.get("v")
     if version != 1:
-        raise CodecError("unknown_version", f"{model.__name__} schema version {version!r} is not known (known: 1)")
+        raise CodecError(
+            "unknown_version", f"{model.__name__} schema version {version!r} is not known (known: 1)"
+        )
     try:
         return model.model_validate_json(orjson.dumps(obj))
     except ValidationError as exc:
@@ -81,13 +83,19 @@ def _is_attempt(value: Any) -> bool:
 
 
 def is_plain_request(obj: Record, run_ids: set[str]) -> bool:
-    """The fast check: True only for a request the model certainly accepts. ``run_ids`` caches valid run ids."""
+    """Fast check: True only for a request the model surely accepts. ``run_ids`` caches valid run ids."""
     run_id = obj.get("run_id")
     client_id = obj.get("client_id")
     deadline = obj.get("deadline_ms")
-    if not (obj.get("v") == 1 and _REQUEST_KEYS.issuperset(obj) and type(client_id) is str
-            and is_valid_client_id(client_id) and _is_ms(obj.get("requested_at_ms"))
-            and _is_attempt(obj.get("attempt", 0)) and (deadline is None or _is_ms(deadline))):
+    if not (
+        obj.get("v") == 1
+        and _REQUEST_KEYS.issuperset(obj)
+        and type(client_id) is str
+        and is_valid_client_id(client_id)
+        and _is_ms(obj.get("requested_at_ms"))
+        and _is_attempt(obj.get("attempt", 0))
+        and (deadline is None or _is_ms(deadline))
+    ):
         return False
     return _known_run_id(run_id, run_ids)
 
@@ -109,18 +117,28 @@ def is_plain_result(obj: Record, run_ids: set[str]) -> bool:
     """The fast check for a ClientResult (see ``is_plain_request``)."""
     client_id = obj.get("client_id")
     missing = obj.get("missing", ())
-    if not (obj.get("v") == 1 and _RESULT_KEYS.issuperset(obj) and type(client_id) is str
-            and is_valid_client_id(client_id) and _is_ms(obj.get("requested_at_ms"))
-            and _is_ms(obj.get("collected_at_ms")) and _is_attempt(obj.get("attempt", 0))
-            and obj.get("status") in _RESULT_STATUSES and _is_float_map(obj.get("metrics"))
-            and _is_float_map(obj.get("computed"))
-            and (type(missing) in (list, tuple) and all(type(m) is str for m in missing))):
+    if not (
+        obj.get("v") == 1
+        and _RESULT_KEYS.issuperset(obj)
+        and type(client_id) is str
+        and is_valid_client_id(client_id)
+        and _is_ms(obj.get("requested_at_ms"))
+        and _is_ms(obj.get("collected_at_ms"))
+        and _is_attempt(obj.get("attempt", 0))
+        and obj.get("status") in _RESULT_STATUSES
+        and _is_float_map(obj.get("metrics"))
+        and _is_float_map(obj.get("computed"))
+        and (type(missing) in (list, tuple) and all(type(m) is str for m in missing))
+    ):
         return False
     return _known_run_id(obj.get("run_id"), run_ids)
 
 
-def _decode_batch(model: type[BaseModel], values: Sequence[bytes | None], fast_check: Any,
-                  ) -> tuple[list[Record], list[tuple[int, CodecError]]]:
+def _decode_batch(
+    model: type[BaseModel],
+    values: Sequence[bytes | None],
+    fast_check: Any,
+) -> tuple[list[Record], list[tuple[int, CodecError]]]:
     good: list[Record] = []
     bad: list[tuple[int, CodecError]] = []
     run_ids: set[str] = set()
@@ -136,7 +154,7 @@ def _decode_batch(model: type[BaseModel], values: Sequence[bytes | None], fast_c
 
 
 def decode_requests(values: Sequence[bytes | None]) -> tuple[list[Record], list[tuple[int, CodecError]]]:
-    """Decode a batch of CollectionRequest records: valid dicts in order, and (index, error) for each bad one."""
+    """Decode CollectionRequest records: the valid dicts in order, and (index, error) per bad one."""
     return _decode_batch(CollectionRequest, values, is_plain_request)
 
 
@@ -155,11 +173,18 @@ def encode_record(record: Record) -> bytes:
     return orjson.dumps(record)
 
 
-def request_record(run_id: str, client_id: str, requested_at_ms: int, attempt: int = 0,
-                   deadline_ms: int | None = None) -> Record:
+def request_record(
+    run_id: str, client_id: str, requested_at_ms: int, attempt: int = 0, deadline_ms: int | None = None
+) -> Record:
     """A CollectionRequest as a plain dict, with every field, in the model's field order."""
-    return {"v": 1, "run_id": run_id, "client_id": client_id, "requested_at_ms": requested_at_ms,
-            "attempt": attempt, "deadline_ms": deadline_ms}
+    return {
+        "v": 1,
+        "run_id": run_id,
+        "client_id": client_id,
+        "requested_at_ms": requested_at_ms,
+        "attempt": attempt,
+        "deadline_ms": deadline_ms,
+    }
 
 
 def request_encoder(run_id: str, requested_at_ms: int, attempt: int = 0) -> Callable[[str], bytes]:
@@ -177,5 +202,16 @@ def request_encoder(run_id: str, requested_at_ms: int, attempt: int = 0) -> Call
     return encode_one
 
 
-__all__ = ["CodecError", "Record", "decode", "decode_requests", "decode_results", "encode", "encode_record",
-           "parse_object", "request_encoder", "request_record", "validate"]
+__all__ = [
+    "CodecError",
+    "Record",
+    "decode",
+    "decode_requests",
+    "decode_results",
+    "encode",
+    "encode_record",
+    "parse_object",
+    "request_encoder",
+    "request_record",
+    "validate",
+]

@@ -21,7 +21,7 @@ def is_valid_client_id(value: str) -> bool:
 
 
 def is_valid_run_id(value: str) -> bool:
-    """Run ids are 1 to 128 characters of letters, digits and ``. _ : @ + -``, starting with a letter or digit."""
+    """Run ids: 1 to 128 of letters, digits and ``. _ : @ + -``, starting with a letter or digit."""
     return _RUN_ID_PATTERN.fullmatch(value) is not None
 
 
@@ -33,7 +33,9 @@ def check_client_id(value: str) -> str:
 
 def check_run_id(value: str) -> str:
     if not is_valid_run_id(value):
-        raise ValueError("run id must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ + - (not starting with a sign)")
+        raise ValueError(
+            "run id must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ + - (not starting with a sign)"
+        )
     return value
 
 

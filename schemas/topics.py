@@ -28,17 +28,31 @@ class TopicSpec:
         return default if self.partitions is None else self.partitions
 
 
-REQUESTS = TopicSpec("requests", None, "client_id", "one collection request per client per run",
-                     {"retention.ms": str(7 * DAY_MS)})
-RESULTS = TopicSpec("results", None, "client_id", "one computed result per client per run",
-                    {"retention.ms": str(7 * DAY_MS)})
-RUNS = TopicSpec("runs", 1, "run_id", "run manifests; the last record per run id wins",
-                 {"cleanup.policy": "compact"})
-REQUESTS_RETRY = TopicSpec("requests.retry", None, "client_id", "requests waiting for a later attempt",
-                           {"retention.ms": str(7 * DAY_MS)})
-REQUESTS_DLQ = TopicSpec("requests.dlq", 1, "client_id", "requests that could not be collected",
-                         {"retention.ms": str(30 * DAY_MS)})
-RESULTS_DLQ = TopicSpec("results.dlq", 1, "client_id", "results that could not be stored",
-                        {"retention.ms": str(30 * DAY_MS)})
+REQUESTS = TopicSpec(
+    "requests",
+    None,
+    "client_id",
+    "one collection request per client per run",
+    {"retention.ms": str(7 * DAY_MS)},
+)
+RESULTS = TopicSpec(
+    "results", None, "client_id", "one computed result per client per run", {"retention.ms": str(7 * DAY_MS)}
+)
+RUNS = TopicSpec(
+    "runs", 1, "run_id", "run manifests; the last record per run id wins", {"cleanup.policy": "compact"}
+)
+REQUESTS_RETRY = TopicSpec(
+    "requests.retry",
+    None,
+    "client_id",
+    "requests waiting for a later attempt",
+    {"retention.ms": str(7 * DAY_MS)},
+)
+REQUESTS_DLQ = TopicSpec(
+    "requests.dlq", 1, "client_id", "requests that could not be collected", {"retention.ms": str(30 * DAY_MS)}
+)
+RESULTS_DLQ = TopicSpec(
+    "results.dlq", 1, "client_id", "results that could not be stored", {"retention.ms": str(30 * DAY_MS)}
+)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (REQUESTS, RESULTS, RUNS, REQUESTS_RETRY, REQUESTS_DLQ, RESULTS_DLQ)

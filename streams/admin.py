@@ -7,7 +7,7 @@ would silently make a new topic: every producer checks first (``require_topics``
 from __future__ import annotations
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from schemas.topics import ALL_TOPICS, TopicSpec
 from streams.kafka_config import admin_config
@@ -31,7 +31,9 @@ def existing_topics(admin: AdminClient, timeout: float) -> dict[str, int]:
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
-        raise BrokerUnreachableError(f"the Kafka broker did not answer within {timeout:.0f} s ({exc})") from None
+        raise BrokerUnreachableError(
+            f"the Kafka broker did not answer within {timeout:.0f} s ({exc})"
+        ) from None
     return {name: len(topic.partitions) for name, topic in metadata.topics.items() if topic.error is None}
 
 
@@ -40,9 +42,14 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS)
     admin = admin_client(settings)
     present = existing_topics(admin, settings.broker_timeout_seconds)
     wanted = [
-        NewTopic(spec.name(settings.topic_prefix), num_partitions=spec.partition_count(settings.partitions),
-                 replication_factor=-1, config=dict(spec.config))
-        for spec in specs if spec.name(settings.topic_prefix) not in present
+        NewTopic(
+            spec.name(settings.topic_prefix),
+            num_partitions=spec.partition_count(settings.partitions),
+            replication_factor=-1,
+            config=dict(spec.config),
+        )
+        for spec in specs
+        if spec.name(settings.topic_prefix) not in present
     ]
     if not wanted:
         return []

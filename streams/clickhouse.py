@@ -21,9 +21,17 @@ class ClickHouseUnavailableError(RuntimeError):
 
 def connect(address: ClickHouseAddress, database: str | None = None, **settings: Any) -> Client:
     """A client for ``address``; ``database`` defaults to the URL's (use "default" before it exists)."""
-    return Client(host=address.host, port=address.port, user=address.user, password=address.password,
-                  database=database or address.database, secure=address.secure,
-                  connect_timeout=5, send_receive_timeout=60, settings=settings or None)
+    return Client(
+        host=address.host,
+        port=address.port,
+        user=address.user,
+        password=address.password,
+        database=database or address.database,
+        secure=address.secure,
+        connect_timeout=5,
+        send_receive_timeout=60,
+        settings=settings or None,
+    )
 
 
 def server_version(client: Client) -> tuple[int, ...]:
@@ -42,7 +50,9 @@ def migrate(address: ClickHouseAddress) -> list[str]:
         return statements
     except Exception as exc:
         if "Connection refused" in str(exc) or "timed out" in str(exc):
-            raise ClickHouseUnavailableError(f"ClickHouse at {address.host}:{address.port} did not answer: {exc}") from None
+            raise ClickHouseUnavailableError(
+                f"ClickHouse at {address.host}:{address.port} did not answer: {exc}"
+            ) from None
         raise
     finally:
         client.disconnect()

@@ -27,8 +27,14 @@ class DeliveryFailed(RuntimeError):
 class CommitOffsets:
     """Commit step; ``serve_deliveries`` (the producer's poll) lets delivery callbacks run."""
 
-    def __init__(self, consumer: Consumer, interval: float, serve_deliveries: Callable[[float], int] | None = None,
-                 max_waiting: int = 64, on_commit: Callable[[dict[Partition, int]], None] | None = None) -> None:
+    def __init__(
+        self,
+        consumer: Consumer,
+        interval: float,
+        serve_deliveries: Callable[[float], int] | None = None,
+        max_waiting: int = 64,
+        on_commit: Callable[[dict[Partition, int]], None] | None = None,
+    ) -> None:
         self._consumer = consumer
         self._interval = interval
         self._serve = serve_deliveries
@@ -53,8 +59,10 @@ class CommitOffsets:
             batch = self._waiting.popleft()
             failed = [err for t in batch.trackers for err in t.first_errors]
             if any(t.failed for t in batch.trackers):
-                raise DeliveryFailed(f"{sum(t.failed for t in batch.trackers)} record(s) not delivered: "
-                                     f"{'; '.join(failed[:3])}")
+                raise DeliveryFailed(
+                    f"{sum(t.failed for t in batch.trackers)} record(s) not delivered: "
+                    f"{'; '.join(failed[:3])}"
+                )
             self._ready.update(batch.offsets)
 
     def poll(self) -> None:
@@ -63,9 +71,14 @@ class CommitOffsets:
             self._commit(asynchronous=True)
 
     def _commit(self, asynchronous: bool) -> None:
-        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in self._ready.items()]
+        offsets = [
+            TopicPartition(topic, partition, offset) for (topic, partition), offset in self._ready.items()
+        ]
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
+            if asynchronous:
+                self._consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             log.warning("commit of %d partition(s) failed: %s", len(offsets), exc)
             return
@@ -85,8 +98,10 @@ class CommitOffsets:
                 time.sleep(0.01)
         self._settle()
         if self._waiting:
-            log.warning("%d batch(es) still awaiting delivery at join; their offsets stay uncommitted",
-                        len(self._waiting))
+            log.warning(
+                "%d batch(es) still awaiting delivery at join; their offsets stay uncommitted",
+                len(self._waiting),
+            )
         if self._ready:
             self._commit(asynchronous=False)
 

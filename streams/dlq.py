@@ -17,8 +17,14 @@ from streams.producer import Headers
 MAX_ORIGINAL_BYTES = 1024 * 1024
 
 
-def dead_letter(msg: Message, error_class: str, error_message: str, stage: str, attempts: int = 1,
-                first_failure_ms: int | None = None) -> tuple[bytes | None, bytes, Headers]:
+def dead_letter(
+    msg: Message,
+    error_class: str,
+    error_message: str,
+    stage: str,
+    attempts: int = 1,
+    first_failure_ms: int | None = None,
+) -> tuple[bytes | None, bytes, Headers]:
     """(key, value, headers) of the dead-letter record for ``msg``."""
     value = msg.value() or b""
     headers: Headers = [

@@ -42,7 +42,7 @@ def _cluster_is_tansu(bootstrap: str, extra: tuple[tuple[str, str], ...]) -> boo
 
 
 def broker_is_tansu(settings: Settings) -> bool:
-    """Whether Tansu's quirks apply: the ``broker_flavor`` setting, or (auto) the cluster id the broker reports."""
+    """Whether Tansu's quirks apply: the ``broker_flavor`` setting, or (auto) the broker's cluster id."""
     if settings.broker_flavor != "auto":
         return settings.broker_flavor == "tansu"
     return _cluster_is_tansu(settings.kafka_bootstrap(), tuple(sorted(settings.kafka_config.items())))
@@ -69,16 +69,18 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
     """A consumer that commits explicitly, only what kcollect says is done."""
     config = _common(settings)
     config.update(_consumer_tuning(settings))
-    config.update({
-        "group.id": group_id,
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
-        "enable.partition.eof": False,
-        "max.poll.interval.ms": 300000,
-        "queued.max.messages.kbytes": 65536,
-        "fetch.max.bytes": 52428800,
-    })
+    config.update(
+        {
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+            "max.poll.interval.ms": 300000,
+            "queued.max.messages.kbytes": 65536,
+            "fetch.max.bytes": 52428800,
+        }
+    )
     config.update(extra)
     return config
 
@@ -86,17 +88,19 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """An idempotent producer (acks=all, ordered retries) tuned for throughput."""
     config = _common(settings)
-    config.update({
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 20,
-        "batch.num.messages": 10000,
-        "batch.size": 1048576,
-        "compression.type": "lz4",
-        "queue.buffering.max.messages": 500000,
-        "queue.buffering.max.kbytes": 1048576,
-        "message.timeout.ms": int(max(settings.broker_timeout_seconds, 1) * 1000),
-    })
+    config.update(
+        {
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "batch.num.messages": 10000,
+            "batch.size": 1048576,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 500000,
+            "queue.buffering.max.kbytes": 1048576,
+            "message.timeout.ms": int(max(settings.broker_timeout_seconds, 1) * 1000),
+        }
+    )
     config.update(extra)
     return config
 

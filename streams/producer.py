@@ -17,7 +17,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from streams.kafka_config import producer_config
 from streams.settings import Settings
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 @dataclass
@@ -53,8 +53,13 @@ class BatchProducer:
     def raw(self) -> Producer:
         return self._producer
 
-    def produce_batch(self, topic: str, records: Iterable[tuple[bytes | str, bytes]],
-                      tracker: DeliveryTracker | None = None, headers: Headers | None = None) -> DeliveryTracker:
+    def produce_batch(
+        self,
+        topic: str,
+        records: Iterable[tuple[bytes | str, bytes]],
+        tracker: DeliveryTracker | None = None,
+        headers: Headers | None = None,
+    ) -> DeliveryTracker:
         """Queue every record; returns the tracker whose counts the delivery callbacks update."""
         tracker = tracker or DeliveryTracker()
         produce = self._producer.produce

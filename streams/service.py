@@ -47,13 +47,24 @@ def mark_ready(path: Path | None) -> Callable[[list[tuple[str, int]]], None]:
     return on_assigned
 
 
-def run_consumer_service(settings: Settings, group: str, topics: list[str], chain_factory: ChainFactory,
-                         ready_file: Path | None = None, **consumer_extra: Any) -> LoopStats:
+def run_consumer_service(
+    settings: Settings,
+    group: str,
+    topics: list[str],
+    chain_factory: ChainFactory,
+    ready_file: Path | None = None,
+    **consumer_extra: Any,
+) -> LoopStats:
     """Run until a signal; returns the loop's statistics."""
     consumer = Consumer(consumer_config(settings, group, **consumer_extra))
-    loop = StreamProcessor(consumer, topics, chain_factory, batch_size=settings.consume_batch,
-                           shutdown_deadline=settings.shutdown_deadline_seconds,
-                           on_assigned=mark_ready(ready_file))
+    loop = StreamProcessor(
+        consumer,
+        topics,
+        chain_factory,
+        batch_size=settings.consume_batch,
+        shutdown_deadline=settings.shutdown_deadline_seconds,
+        on_assigned=mark_ready(ready_file),
+    )
     _install_signals(loop)
     log.info("service started: group %s on %s", group, ", ".join(topics))
     stats = loop.run()

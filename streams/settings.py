@@ -50,8 +50,14 @@ def parse_clickhouse_url(url: str) -> ClickHouseAddress:
         port = parts.port or 9000
     except ValueError:
         raise ValueError(f"has a bad port (got {url!r})") from None
-    return ClickHouseAddress(parts.hostname, port, database, unquote(parts.username or "default"),
-                             unquote(parts.password or ""), parts.scheme == "clickhouses")
+    return ClickHouseAddress(
+        parts.hostname,
+        port,
+        database,
+        unquote(parts.username or "default"),
+        unquote(parts.password or ""),
+        parts.scheme == "clickhouses",
+    )
 
 
 class Settings(BaseSettings):
@@ -107,16 +113,20 @@ class Settings(BaseSettings):
         """The bootstrap servers, from the variable or the local stack; SettingsError when neither."""
         servers = self._from_stack()[0]
         if servers is None:
-            raise SettingsError(f"{ENV_PREFIX}BOOTSTRAP_SERVERS is not set and no local stack is running "
-                                "(start one with `kcollect stack up`)")
+            raise SettingsError(
+                f"{ENV_PREFIX}BOOTSTRAP_SERVERS is not set and no local stack is running "
+                "(start one with `kcollect stack up`)"
+            )
         return servers
 
     def clickhouse(self) -> ClickHouseAddress:
         """The ClickHouse address, from the variable or the local stack; SettingsError when neither."""
         url = self._from_stack()[1]
         if url is None:
-            raise SettingsError(f"{ENV_PREFIX}CLICKHOUSE_URL is not set and no local stack is running "
-                                "(start one with `kcollect stack up`)")
+            raise SettingsError(
+                f"{ENV_PREFIX}CLICKHOUSE_URL is not set and no local stack is running "
+                "(start one with `kcollect stack up`)"
+            )
         return parse_clickhouse_url(url)
 
     def topic(self, spec_suffix: str) -> str:
@@ -129,8 +139,11 @@ def describe_errors(exc: ValidationError) -> str:
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "?"
         message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"{ENV_PREFIX}{field.upper()}: {message} (got {error.get('input')!r})"
-                     if "got" not in message else f"{ENV_PREFIX}{field.upper()}: {message}")
+        lines.append(
+            f"{ENV_PREFIX}{field.upper()}: {message} (got {error.get('input')!r})"
+            if "got" not in message
+            else f"{ENV_PREFIX}{field.upper()}: {message}"
+        )
     return "\n".join(lines)
 
 

@@ -26,14 +26,12 @@ from confluent_kafka import Message
 from streams.producer import DeliveryTracker
 
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
 T2 = TypeVar("T2")
-T_contra = TypeVar("T_contra", contravariant=True)
 
 Partition = tuple[str, int]
 
 
-class MessageRejected(Exception):  # noqa: N818 - the name Arroyo uses for the same signal
+class MessageRejected(Exception):
     """A step is full: try the same batch again later (the caller pauses its partitions meanwhile)."""
 
 
@@ -49,10 +47,10 @@ class Batch(Generic[T]):
         return Batch(payload, self.offsets, self.trackers)
 
 
-class ProcessingStep(Protocol[T_contra]):
+class ProcessingStep(Protocol[T]):
     """One step of a consumer chain (see the module docstring for the contract)."""
 
-    def submit(self, batch: Batch[T_contra]) -> None: ...
+    def submit(self, batch: Batch[T]) -> None: ...
 
     def poll(self) -> None: ...
 
@@ -67,7 +65,7 @@ def offsets_of(messages: list[Message]) -> dict[Partition, int]:
     """The next offset to commit per partition after ``messages`` (consumed in order)."""
     offsets: dict[Partition, int] = {}
     for msg in messages:
-        offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+        offsets[(str(msg.topic()), int(msg.partition() or 0))] = int(msg.offset() or 0) + 1
     return offsets
 
 

@@ -43,9 +43,16 @@ class LoopStats:
 class StreamProcessor:
     """Runs one consumer and its processing chain until ``stop()``."""
 
-    def __init__(self, consumer: Consumer, topics: list[str], chain_factory: ChainFactory, *,
-                 batch_size: int, shutdown_deadline: float,
-                 on_assigned: Callable[[list[tuple[str, int]]], None] | None = None) -> None:
+    def __init__(
+        self,
+        consumer: Consumer,
+        topics: list[str],
+        chain_factory: ChainFactory,
+        *,
+        batch_size: int,
+        shutdown_deadline: float,
+        on_assigned: Callable[[list[tuple[str, int]]], None] | None = None,
+    ) -> None:
         self._consumer = consumer
         self._topics = topics
         self._factory = chain_factory
@@ -63,7 +70,9 @@ class StreamProcessor:
         self._running = False
 
     def run(self) -> LoopStats:
-        self._consumer.subscribe(self._topics, on_assign=self._assign, on_revoke=self._revoke, on_lost=self._lost)
+        self._consumer.subscribe(
+            self._topics, on_assign=self._assign, on_revoke=self._revoke, on_lost=self._lost
+        )
         self._running = True
         try:
             while self._running:
@@ -92,9 +101,10 @@ class StreamProcessor:
         good = [m for m in messages if m.error() is None]
         if len(good) != len(messages):
             for msg in messages:
-                if msg.error() is not None and msg.error().code() != KafkaError._PARTITION_EOF:
+                error = msg.error()
+                if error is not None and error.code() != KafkaError._PARTITION_EOF:
                     self.stats.consumer_errors += 1
-                    log.warning("consumer error: %s", msg.error())
+                    log.warning("consumer error: %s", error)
         self.stats.consumed += len(good)
         return good
 
@@ -126,7 +136,8 @@ class StreamProcessor:
     def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
         self.stats.assigned = [(tp.topic, tp.partition) for tp in consumer.assignment()] or [
-            (tp.topic, tp.partition) for tp in partitions]
+            (tp.topic, tp.partition) for tp in partitions
+        ]
         log.info("assigned %d partition(s)", len(partitions))
         if self._chain is None:
             self._chain = self._factory(consumer)

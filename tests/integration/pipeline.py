@@ -28,19 +28,35 @@ class Pipeline:
 
     @property
     def settings(self) -> Settings:
-        return load_settings(**{k.removeprefix("KCOLLECT_").lower(): v for k, v in self.env.items()
-                                if k.startswith("KCOLLECT_") and k != "KCOLLECT_STATE_DIR"})
+        return load_settings(
+            **{
+                k.removeprefix("KCOLLECT_").lower(): v
+                for k, v in self.env.items()
+                if k.startswith("KCOLLECT_") and k != "KCOLLECT_STATE_DIR"
+            }
+        )
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "kcollect", *args], env=self.env, capture_output=True,
-                              text=True, timeout=timeout, cwd=ROOT)
+        return subprocess.run(
+            [sys.executable, "-m", "kcollect", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+        )
 
     def start(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
         ready = self.workdir / f"{name}.ready"
         ready.unlink(missing_ok=True)
         log = (self.workdir / f"{name}.log").open("ab")
-        proc = subprocess.Popen([sys.executable, "-m", "kcollect", name, "--ready-file", str(ready), *extra],
-                                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kcollect", name, "--ready-file", str(ready), *extra],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
         self.procs[name] = proc
         return proc
 
@@ -72,8 +88,13 @@ class Pipeline:
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         address = self.settings.clickhouse()
-        client = Client(host=address.host, port=address.port, user=address.user, password=address.password,
-                        database=address.database)
+        client = Client(
+            host=address.host,
+            port=address.port,
+            user=address.user,
+            password=address.password,
+            database=address.database,
+        )
         try:
             return list(client.execute(sql, params or {}))
         finally:
@@ -83,26 +104,34 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         count = 0
         while time.monotonic() < deadline:
-            count = int(self.query("SELECT count() FROM client_results FINAL WHERE run_id = %(r)s", {"r": run_id})[0][0])
+            count = int(
+                self.query("SELECT count() FROM client_results FINAL WHERE run_id = %(r)s", {"r": run_id})[0][
+                    0
+                ]
+            )
             if count >= expected:
                 return count
             time.sleep(0.2)
         return count
 
 
-def make_pipeline(kafka_bootstrap: str, clickhouse_url: str, name: str, workdir: Path, **extra: str) -> Pipeline:
+def make_pipeline(
+    kafka_bootstrap: str, clickhouse_url: str, name: str, workdir: Path, **extra: str
+) -> Pipeline:
     env = dict(os.environ)
-    env.update({
-        "KCOLLECT_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "KCOLLECT_CLICKHOUSE_URL": database_url(clickhouse_url, name),
-        "KCOLLECT_TOPIC_PREFIX": f"{name}.",
-        "KCOLLECT_PROCESSOR_GROUP": f"{name}-processor",
-        "KCOLLECT_SINK_GROUP": f"{name}-sink",
-        "KCOLLECT_PARTITIONS": "4",
-        "KCOLLECT_SINK_BATCH_SECONDS": "0.5",
-        "KCOLLECT_STATE_DIR": str(workdir / "state"),
-        "PYTHONPATH": str(ROOT),
-    })
+    env.update(
+        {
+            "KCOLLECT_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "KCOLLECT_CLICKHOUSE_URL": database_url(clickhouse_url, name),
+            "KCOLLECT_TOPIC_PREFIX": f"{name}.",
+            "KCOLLECT_PROCESSOR_GROUP": f"{name}-processor",
+            "KCOLLECT_SINK_GROUP": f"{name}-sink",
+            "KCOLLECT_PARTITIONS": "4",
+            "KCOLLECT_SINK_BATCH_SECONDS": "0.5",
+            "KCOLLECT_STATE_DIR": str(workdir / "state"),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     env.update(extra)
     pipeline = Pipeline(env, workdir)
     for args in (("topics", "create"), ("db", "migrate")):

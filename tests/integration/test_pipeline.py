@@ -23,15 +23,19 @@ ALL_METRICS = [m for metrics in DEFAULT_METRICS.values() for m in metrics]
 
 
 @pytest.fixture
-def pipeline(kafka_bootstrap: str, clickhouse_url: str, unique_name: str, tmp_path: Path) -> Iterator[Pipeline]:
+def pipeline(
+    kafka_bootstrap: str, clickhouse_url: str, unique_name: str, tmp_path: Path
+) -> Iterator[Pipeline]:
     pipe = make_pipeline(kafka_bootstrap, clickhouse_url, unique_name, tmp_path)
     yield pipe
     pipe.stop_all()
 
 
 def check_rows(pipe: Pipeline, run_id: str, clients: list[str]) -> None:
-    rows = pipe.query("SELECT client_id, status, metrics, computed, missing FROM client_results FINAL "
-                      "WHERE run_id = %(r)s", {"r": run_id})
+    rows = pipe.query(
+        "SELECT client_id, status, metrics, computed, missing FROM client_results FINAL WHERE run_id = %(r)s",
+        {"r": run_id},
+    )
     assert sorted(r[0] for r in rows) == sorted(clients)
     for client_id, status, metrics_json, computed_json, missing in rows:
         expected = {m: simulated_value(run_id, client_id, m) for m in ALL_METRICS}
@@ -62,8 +66,9 @@ def test_malformed_requests_are_dead_lettered_and_the_rest_processed(pipeline: P
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap()})
     good = [str(i) for i in range(200)]
     for i, client in enumerate(good):
-        producer.produce(topic, encode_record(request_record("bad-1", client, 1_700_000_000_000)), client,
-                         partition=0)
+        producer.produce(
+            topic, encode_record(request_record("bad-1", client, 1_700_000_000_000)), client, partition=0
+        )
         if i % 40 == 0:
             producer.produce(topic, bad_values[(i // 40) % len(bad_values)], b"poison", partition=0)
     assert producer.flush(30) == 0
@@ -83,9 +88,16 @@ def test_malformed_requests_are_dead_lettered_and_the_rest_processed(pipeline: P
 
 
 def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> list:  # type: ignore[type-arg]
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.time_ns()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "fetch.queue.backoff.ms": 20, "session.timeout.ms": 6000})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"check-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.queue.backoff.ms": 20,
+            "session.timeout.ms": 6000,
+        }
+    )
     consumer.subscribe([topic])
     got = []
     deadline = time.monotonic() + timeout
@@ -100,9 +112,16 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30) 
 
 
 def test_sigterm_stops_services_quickly_and_restart_finishes_the_run(
-        kafka_bootstrap: str, clickhouse_url: str, unique_name: str, tmp_path: Path) -> None:
-    pipe = make_pipeline(kafka_bootstrap, clickhouse_url, unique_name, tmp_path,
-                         KCOLLECT_SIM_LATENCY_MS="20", KCOLLECT_CONSUME_BATCH="500")
+    kafka_bootstrap: str, clickhouse_url: str, unique_name: str, tmp_path: Path
+) -> None:
+    pipe = make_pipeline(
+        kafka_bootstrap,
+        clickhouse_url,
+        unique_name,
+        tmp_path,
+        KCOLLECT_SIM_LATENCY_MS="20",
+        KCOLLECT_CONSUME_BATCH="500",
+    )
     try:
         pipe.start("processor")
         pipe.start("sink")
