@@ -79,3 +79,27 @@ class ClientResult(BaseModel):
 
 
 SCHEMA_VERSIONS: dict[str, int] = {"request": 1, "result": 1}
+
+
+RunStatus = Literal["enqueueing", "enqueued", "failed"]
+
+
+class RunManifest(BaseModel):
+    """What a run is (topic: runs, keyed by run id; the last record per run id wins).
+
+    ``total`` is the number of distinct valid clients enqueued, known once ``status`` is ``enqueued``;
+    ``requested_at_ms`` is the run's request time, the same in every request of the run (a re-run of
+    the same enqueue reuses it, so requests stay byte-identical).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    v: Literal[1] = 1
+    run_id: RunId
+    source: str
+    status: RunStatus
+    total: Annotated[int, Field(ge=0)] | None = None
+    requested_at_ms: EpochMs
+    created_at_ms: EpochMs
+    finished_at_ms: EpochMs | None = None
+    deadline_ms: EpochMs | None = None
