@@ -11,31 +11,48 @@ import json
 import subprocess
 import sys
 import time
+from typing import Any
 
 from bench.machine import machine_line
 
 
-def run_once(clients: int) -> dict[str, object]:
+def run_once(clients: int) -> dict[str, Any]:
     run_id = f"bench-{clients}-{int(time.time())}"
-    done = subprocess.run([sys.executable, "-m", "kcollect", "--log-level", "WARNING", "run", "--clients",
-                           str(clients), "--run-id", run_id, "--json"], capture_output=True, text=True, timeout=1800)
+    command = [
+        sys.executable,
+        "-m",
+        "kcollect",
+        "--log-level",
+        "WARNING",
+        "run",
+        "--clients",
+        str(clients),
+        "--run-id",
+        run_id,
+        "--json",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise SystemExit(f"kcollect run failed ({done.returncode}): {done.stderr[-2000:]}")
-    summary: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return summary
 
 
-def table(rows: list[dict[str, object]]) -> str:
-    lines = ["| clients | stored | seconds | clients/s | enqueue/s | processor/s | sink/s | processor RSS MB "
-             "| sink RSS MB |", "|---|---|---|---|---|---|---|---|---|"]
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| clients | stored | seconds | clients/s | enqueue/s | processor/s | sink/s | processor RSS MB "
+        "| sink RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
-        stages: dict[str, dict[str, float]] = row["stages"]  # type: ignore[assignment]
-        seconds = float(row["seconds"])  # type: ignore[arg-type]
+        stages = row["stages"]
+        seconds = float(row["seconds"])
         lines.append(
-            f"| {row['clients']:,} | {row['stored']:,} | {seconds:.2f} | {int(row['clients']) / seconds:,.0f} "  # type: ignore[call-overload]
+            f"| {row['clients']:,} | {row['stored']:,} | {seconds:.2f} | {row['clients'] / seconds:,.0f} "
             f"| {stages['enqueue']['clients_per_s']:,.0f} | {stages['processor']['clients_per_s']:,.0f} "
             f"| {stages['sink']['clients_per_s']:,.0f} | {stages['processor']['peak_rss_mb']:.0f} "
-            f"| {stages['sink']['peak_rss_mb']:.0f} |")
+            f"| {stages['sink']['peak_rss_mb']:.0f} |"
+        )
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ shape, in request order.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 from processors.compute import ComputeFn
@@ -32,15 +33,17 @@ def build_results(
     requests: Sequence[Record], columns: Columns, compute: ComputeFn, now_ms: int
 ) -> list[Record]:
     """Results for ``requests`` from fetched ``columns``; a client with missing values is ``partial``."""
-    names = list(columns)
-    rows = zip(*(columns[name] for name in names), strict=True) if names else ([] for _ in requests)
-    results = []
-    for request, row in zip(requests, rows, strict=True):
-        metrics = dict(zip(names, row, strict=True))
-        missing = [name for name, value in metrics.items() if value is None]
+    names = tuple(columns)
+    complete = all(None not in column for column in columns.values())
+    rows = zip(*columns.values(), strict=True) if names else repeat(())
+    results: list[Record] = []
+    append = results.append
+    for request, row in zip(requests, rows, strict=False):  # rows is endless when there are no metrics
+        metrics: dict[str, Any] = dict(zip(names, row, strict=True))
+        missing = [] if complete else [name for name, value in metrics.items() if value is None]
         if missing:
             metrics = {name: value for name, value in metrics.items() if value is not None}
-        results.append(
+        append(
             {
                 "v": 1,
                 "run_id": request["run_id"],

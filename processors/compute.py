@@ -37,14 +37,14 @@ def get_compute(name: str) -> ComputeFn:
 def summary(metrics: dict[str, float]) -> dict[str, float]:
     """count, total, mean, max and min of the metric values (all 0 when there are none)."""
     values = metrics.values()
-    count = len(values)
-    if not count:
+    if not values:
         return {"count": 0.0, "total": 0.0, "mean": 0.0, "max": 0.0, "min": 0.0}
+    count = len(values)
     total = sum(values)
     return {
         "count": float(count),
-        "total": round(total, 6),
-        "mean": round(total / count, 6),
+        "total": total,
+        "mean": total / count,
         "max": max(values),
         "min": min(values),
     }

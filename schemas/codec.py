@@ -15,7 +15,13 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from schemas.models import ClientResult, CollectionRequest, is_valid_client_id, is_valid_run_id
+from schemas.models import (
+    MAX_ID_LENGTH,
+    ClientResult,
+    CollectionRequest,
+    is_valid_client_id,
+    is_valid_run_id,
+)
 
 M = TypeVar("M", bound=BaseModel)
 Record = dict[str, Any]
@@ -84,20 +90,23 @@ def _is_attempt(value: Any) -> bool:
 
 def is_plain_request(obj: Record, run_ids: set[str]) -> bool:
     """Fast check: True only for a request the model surely accepts. ``run_ids`` caches valid run ids."""
-    run_id = obj.get("run_id")
     client_id = obj.get("client_id")
+    requested_at = obj.get("requested_at_ms")
+    attempt = obj.get("attempt", 0)
     deadline = obj.get("deadline_ms")
-    if not (
+    return (
         obj.get("v") == 1
         and _REQUEST_KEYS.issuperset(obj)
         and type(client_id) is str
-        and is_valid_client_id(client_id)
-        and _is_ms(obj.get("requested_at_ms"))
-        and _is_attempt(obj.get("attempt", 0))
+        and 0 < len(client_id) <= MAX_ID_LENGTH
+        and client_id.isprintable()
+        and type(requested_at) is int
+        and 0 <= requested_at <= _MAX_MS
+        and type(attempt) is int
+        and 0 <= attempt <= 1000
         and (deadline is None or _is_ms(deadline))
-    ):
-        return False
-    return _known_run_id(run_id, run_ids)
+        and (obj.get("run_id") in run_ids or _known_run_id(obj.get("run_id"), run_ids))
+    )
 
 
 def _known_run_id(run_id: Any, run_ids: set[str]) -> bool:
