@@ -8,26 +8,30 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 from producers.enqueue import EnqueueIncompleteError
-from producers.sources import SourceError
+from producers.sources import SourceError, SourceReadError
 from streams.admin import BrokerUnreachableError, TopicMissingError
 from streams.clickhouse import ClickHouseUnavailableError
 from streams.commit import DeliveryFailed
+from streams.runs import ManifestNotDeliveredError
 from streams.settings import SettingsError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 EXIT_CODES_HELP = """Exit codes: 0 done; 1 run incomplete or failed; 2 bad settings or arguments;
-3 broker unreachable; 4 topic missing; 5 ClickHouse unavailable; 6 deliveries not confirmed."""
+3 broker unreachable; 4 topic missing; 5 ClickHouse unavailable; 6 deliveries not confirmed;
+7 client source unreadable (enqueue: a file that cannot be read, a failing ClickHouse query)."""
 
 ERROR_EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (SettingsError, 2),
+    (SourceReadError, 7),
     (SourceError, 2),
     (BrokerUnreachableError, 3),
     (TopicMissingError, 4),
     (ClickHouseUnavailableError, 5),
     (EnqueueIncompleteError, 6),
     (DeliveryFailed, 6),
+    (ManifestNotDeliveredError, 6),
 )
 
 
