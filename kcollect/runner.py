@@ -2,8 +2,9 @@
 
 Brings the local stack up when no addresses are configured, creates topics and tables, starts a
 processor and a sink as separate processes, waits until both are in their groups, enqueues the run,
-waits until ClickHouse holds every client of the run (counted under FINAL), stops the services and
-reports. Seconds are measured from the first request produced to the last row seen stored.
+waits until the run is complete by its run status (stored + dead-lettered clients = the manifest's
+total; ``processors.runs_status``), stops the services and reports. Seconds are measured from the first
+request produced to the moment the run was seen complete.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from processors.runs_status import wait_complete
 from producers.enqueue import enqueue_run
 from producers.sources import RangeSource
 from schemas.ddl import RESULTS_TABLE
@@ -64,7 +66,7 @@ def service_env(settings: Settings) -> dict[str, str]:
     """The environment for child services: the parent's, with the resolved addresses made explicit."""
     env = dict(os.environ)
     env["KCOLLECT_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap()
-    env["KCOLLECT_CLICKHOUSE_URL"] = settings.clickhouse().url()
+    env["KCOLLECT_CLICKHOUSE_URL"] = settings.clickhouse().url_with_credentials()
     return env
 
 
@@ -112,15 +114,12 @@ def stored_count(settings: Settings, run_id: str, final: bool) -> int:
         client.disconnect()
 
 
-def wait_stored(settings: Settings, run_id: str, clients: int, timeout: float) -> tuple[int, float]:
-    """Poll until the run's rows reach ``clients``; returns (count under FINAL, epoch time seen)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if stored_count(settings, run_id, final=False) >= clients:
-            seen = time.time()
-            return stored_count(settings, run_id, final=True), seen
-        time.sleep(0.1)
-    return stored_count(settings, run_id, final=True), time.time()
+def wait_stored(settings: Settings, run_id: str, clients: int, timeout: float) -> tuple[int, float, bool]:
+    """Wait until the run is complete by its run status (the manifest's total; ``clients`` when the
+    run has no manifest); returns (clients stored under FINAL, epoch time seen, complete)."""
+    progress = wait_complete(settings, run_id, timeout, interval=0.1, fallback_total=clients)
+    seen = time.time()
+    return stored_count(settings, run_id, final=True), seen, progress.complete
 
 
 def stop_services(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
@@ -161,7 +160,7 @@ def run_collection(settings: Settings, clients: RangeSource, run_id: str, timeou
         try:
             wait_ready(names, procs, workdir)
             summary = enqueue_run(settings, run_id, clients)
-            stored, seen_at = wait_stored(settings, run_id, clients.total, timeout)
+            stored, seen_at, complete = wait_stored(settings, run_id, clients.total, timeout)
         finally:
             stop_services(procs, settings.shutdown_deadline_seconds + 5)
         seconds = seen_at - summary.first_produced_at
@@ -172,4 +171,4 @@ def run_collection(settings: Settings, clients: RangeSource, run_id: str, timeou
             }
         }
         stages.update(_stage_rates(workdir, clients.total, summary.first_produced_at))
-    return RunSummary(run_id, clients.total, stored, round(seconds, 3), stored == clients.total, stages)
+    return RunSummary(run_id, clients.total, stored, round(seconds, 3), complete, stages)

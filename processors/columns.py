@@ -1,26 +1,79 @@
-"""Rows (ClientResult dicts) to the columns of ``client_results``, in ``schemas.ddl.RESULT_COLUMNS`` order."""
+"""Rows to the columns of ``client_results``, in ``schemas.ddl.RESULT_COLUMNS`` order, and the split of a
+window by ClickHouse partition (month of ``requested_at``, UTC).
+
+Two row shapes: ClientResult dicts (``to_columns``, ``split_by_month``) and the sink's row tuples, already
+in column order (``rows_to_columns``, ``split_rows_by_month``; see ``processors.result_rows``).
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
 
+from schemas.ddl import RESULT_COLUMNS
+
 Record = dict[str, Any]
+COLUMN_COUNT = len(RESULT_COLUMNS)
+REQUESTED_AT = 2  # index of ``requested_at`` in a row tuple
 
 
 def to_columns(rows: list[Record]) -> list[list[Any]]:
     """One list per column; times go as epoch seconds (the DateTime columns' unit)."""
     dumps = orjson.dumps
+    attempts = [r.get("attempt", 0) for r in rows]
     return [
         [r["run_id"] for r in rows],
         [r["client_id"] for r in rows],
         [r["requested_at_ms"] // 1000 for r in rows],
         [r["collected_at_ms"] // 1000 for r in rows],
-        [r.get("attempt", 0) for r in rows],
+        attempts,
         [r["status"] for r in rows],
         [dumps(r["metrics"]).decode() for r in rows],
         [list(r.get("missing", ())) for r in rows],
         [dumps(r["computed"]).decode() for r in rows],
-        [r.get("attempt", 0) for r in rows],
+        attempts,
     ]
+
+
+def month_of(epoch_ms: int) -> int:
+    """``toYYYYMM`` of an epoch-millisecond time in UTC (the table's partition key), e.g. 202611."""
+    try:
+        tm = time.gmtime(epoch_ms // 1000)
+    except (OverflowError, OSError, ValueError):
+        return 0
+    return tm.tm_year * 100 + tm.tm_mon
+
+
+def split_by_month(rows: list[Record]) -> list[tuple[int, list[int] | None]]:
+    """(month, row indices) per ClickHouse partition, in first-seen order; indices None = every row.
+
+    Rows of one run share ``requested_at``, so nearly every window is one month and costs one
+    dictionary lookup per row here.
+    """
+    months = {stamp: month_of(stamp) for stamp in {r["requested_at_ms"] for r in rows}}
+    if len(set(months.values())) <= 1:
+        return [(next(iter(months.values()), 0), None)]
+    groups: dict[int, list[int]] = {}
+    for index, row in enumerate(rows):
+        groups.setdefault(months[row["requested_at_ms"]], []).append(index)
+    return list(groups.items())
+
+
+def rows_to_columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Row tuples (``processors.result_rows``, already in column order) to one list per column."""
+    if not rows:
+        return [[] for _ in range(COLUMN_COUNT)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def split_rows_by_month(rows: list[tuple[Any, ...]]) -> list[tuple[int, list[int] | None]]:
+    """``split_by_month`` for row tuples (``requested_at`` in seconds at ``REQUESTED_AT``)."""
+    months = {stamp: month_of(stamp * 1000) for stamp in {r[REQUESTED_AT] for r in rows}}
+    if len(set(months.values())) <= 1:
+        return [(next(iter(months.values()), 0), None)]
+    groups: dict[int, list[int]] = {}
+    for index, row in enumerate(rows):
+        groups.setdefault(months[row[REQUESTED_AT]], []).append(index)
+    return list(groups.items())

@@ -1,22 +1,30 @@
-"""Windows for the sink: collect rows until N rows, B bytes or T seconds since the first row.
+"""Per-partition windows for the sink: rows collect until N rows, B bytes or T seconds, whichever first.
 
 Pure: the caller passes the monotonic time in; no Kafka, no ClickHouse.
+
+Each Kafka partition has its own window, so a window is one contiguous offset range
+``[start, end)`` of one partition; that range names the insert (its deduplication token) and is what
+the commit after it acknowledges. Row-count boundaries are aligned to offsets: a window closes when
+it reaches the next multiple of N (``boundary``), wherever the consumed batches happened to start or
+end. Windows closed by count are therefore the same ranges on every replay; only windows closed by
+time (T) or bytes (B) depend on timing, and the window after one realigns at the next multiple of N.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
 from streams.producer import DeliveryTracker
 from streams.strategy import Partition
 
-Record = dict[str, Any]
+Record = Any  # a row: a ClientResult dict, or the sink's row tuple
 
 
 @dataclass(frozen=True)
 class WindowLimits:
-    """Flush when any limit is reached."""
+    """Flush when any limit is reached (rows: offsets per window, aligned to multiples of ``rows``)."""
 
     rows: int
     bytes: int
@@ -24,44 +32,106 @@ class WindowLimits:
 
 
 @dataclass
-class Window:
-    """An open window of rows and the offsets and deliveries they stand for."""
+class Segment:
+    """One partition's share of a consumed batch: its valid rows and the offsets it covers."""
 
-    limits: WindowLimits
-    rows: list[Record] = field(default_factory=list)
-    nbytes: int = 0
-    opened_at: float | None = None
-    offsets: dict[Partition, int] = field(default_factory=dict)
+    partition: Partition
+    start: int  # offset of the first record consumed (valid or not)
+    end: int  # offset after the last record consumed
+    rows: list[Record]
+    offsets: list[int]  # the offset of each row
+    sources: list[Any]  # the consumed message of each row (for dead-lettering after an insert)
+    nbytes: int
     trackers: list[DeliveryTracker] = field(default_factory=list)
 
-    def add(
-        self,
-        rows: list[Record],
-        nbytes: int,
-        offsets: dict[Partition, int],
-        trackers: list[DeliveryTracker],
-        now: float,
-    ) -> None:
-        if self.opened_at is None and (rows or offsets):
-            self.opened_at = now
-        self.rows.extend(rows)
-        self.nbytes += nbytes
-        self.offsets.update(offsets)
-        self.trackers.extend(trackers)
+
+@dataclass
+class PartitionWindow:
+    """An open (or closed) window: rows of one partition's offset range and the deliveries they await."""
+
+    partition: Partition
+    start: int
+    end: int
+    limits: WindowLimits
+    opened_at: float
+    rows: list[Record] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    sources: list[Any] = field(default_factory=list)
+    nbytes: int = 0
+    trackers: list[DeliveryTracker] = field(default_factory=list)
 
     @property
-    def empty(self) -> bool:
-        return self.opened_at is None
+    def boundary(self) -> int:
+        """The offset at which this window closes by count (the next multiple of ``limits.rows``)."""
+        return (self.start // self.limits.rows + 1) * self.limits.rows
 
     def is_due(self, now: float) -> bool:
-        if self.opened_at is None:
-            return False
         return (
-            len(self.rows) >= self.limits.rows
+            self.end >= self.boundary
             or self.nbytes >= self.limits.bytes
             or now - self.opened_at >= self.limits.seconds
         )
 
+    def label(self) -> str:
+        """``topic:partition:start-end``: the window's identity (offsets ``[start, end)``)."""
+        return f"{self.partition[0]}:{self.partition[1]}:{self.start}-{self.end}"
+
+
+class WindowSet:
+    """The open windows of every partition; ``add`` and ``due`` hand back the windows that closed."""
+
+    def __init__(self, limits: WindowLimits) -> None:
+        self.limits = limits
+        self._open: dict[Partition, PartitionWindow] = {}
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, segment: Segment, now: float) -> list[PartitionWindow]:
+        """Add a segment, splitting it at offset boundaries; returns the windows it closed, in order."""
+        closed: list[PartitionWindow] = []
+        part = segment.partition
+        position = segment.start
+        lo, count = 0, len(segment.rows)
+        trackers = segment.trackers
+        while True:
+            window = self._open.get(part)
+            if window is None:
+                window = PartitionWindow(part, position, position, self.limits, now)
+                self._open[part] = window
+            boundary = window.boundary
+            hi = bisect_left(segment.offsets, boundary, lo) if segment.end > boundary else count
+            if hi > lo:
+                window.rows.extend(segment.rows[lo:hi])
+                window.offsets.extend(segment.offsets[lo:hi])
+                window.sources.extend(segment.sources[lo:hi])
+                window.nbytes += segment.nbytes * (hi - lo) // max(count, 1)
+            if trackers:
+                window.trackers.extend(trackers)
+                trackers = []
+            window.end = min(segment.end, boundary)
+            lo = hi
+            if window.is_due(now):
+                closed.append(self._open.pop(part))
+            if window.end >= segment.end:
+                return closed
+            position = window.end
+
+    def due(self, now: float) -> list[PartitionWindow]:
+        """Close and return the windows due by time (or bytes)."""
+        due = [w for w in self._open.values() if w.is_due(now)]
+        for window in due:
+            del self._open[window.partition]
+        return due
+
+    def close_all(self) -> list[PartitionWindow]:
+        closed = list(self._open.values())
+        self._open.clear()
+        return closed
+
     def seconds_left(self, now: float) -> float | None:
-        """Time until the window is due by time, or None when it is empty."""
-        return None if self.opened_at is None else max(0.0, self.limits.seconds - (now - self.opened_at))
+        """Time until the first window is due by time, or None when none is open."""
+        if not self._open:
+            return None
+        oldest = min(w.opened_at for w in self._open.values())
+        return max(0.0, self.limits.seconds - (now - oldest))

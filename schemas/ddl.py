@@ -1,17 +1,31 @@
 """The ClickHouse schema, in one place. Every statement runs on ClickHouse 18.16 and on a current server.
 
 ``client_results`` is a ReplacingMergeTree ordered by (run_id, client_id): a result delivered twice
-(after a crash or a rebalance) is the same key, so queries with ``FINAL`` (or the ``client_results_final``
-view) see it once. The version column is the request's attempt number, a deterministic function of the
-message: a later attempt replaces an earlier one, a re-delivered copy of the same attempt replaces its
-twin. Rows of one run share ``requested_at`` (the run's start), so a run lives in one monthly partition
-and each insert of a run's rows is atomic.
+(after a crash, a rebalance or a replay) is the same key, so queries with ``FINAL`` (or the
+``client_results_final`` view) see it once. The version column is the request's attempt number, a
+deterministic function of the message: a later attempt replaces an earlier one, a re-delivered copy
+of the same attempt replaces its twin. The table is partitioned by month of ``requested_at``; the sink
+splits every window by that month so each insert lands in one partition and is atomic.
+
+``run_summary`` is an AggregatingMergeTree fed by the materialized view ``run_summary_mv`` on every
+insert into ``client_results``. It only keeps aggregates that a re-delivered row cannot change
+(distinct clients, min, max), plus ``deliveries`` (every row inserted, duplicates included) so that
+re-deliveries show. Read it through ``run_summary_final`` (the -Merge of each state per run).
+
+On a server with ``insert_deduplication_token`` (22.2+), ``client_results`` also keeps the last
+``DEDUP_WINDOW`` insert tokens (``non_replicated_deduplication_window``), so a retried insert of the
+same offset range is dropped by the server before it becomes a duplicate row at all.
 """
 
 from __future__ import annotations
 
 RESULTS_TABLE = "client_results"
 RESULTS_FINAL_VIEW = "client_results_final"
+RUN_SUMMARY_TABLE = "run_summary"
+RUN_SUMMARY_MV = "run_summary_mv"
+RUN_SUMMARY_VIEW = "run_summary_final"
+DEDUP_WINDOW = 1000
+DEDUP_SINCE = (22, 2)
 
 # (column, ClickHouse type) in insert order; the sink builds one Python list per column.
 RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -27,20 +41,84 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("version", "UInt64"),
 )
 
+# (column, state type, state expression over client_results, merge expression) of run_summary.
+RUN_SUMMARY_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+    ("clients", "AggregateFunction(uniqExact, String)", "uniqExactState(client_id)", "uniqExactMerge"),
+    (
+        "ok_clients",
+        "AggregateFunction(uniqExactIf, String, UInt8)",
+        "uniqExactIfState(client_id, status = 'ok')",
+        "uniqExactIfMerge",
+    ),
+    (
+        "partial_clients",
+        "AggregateFunction(uniqExactIf, String, UInt8)",
+        "uniqExactIfState(client_id, status = 'partial')",
+        "uniqExactIfMerge",
+    ),
+    ("deliveries", "AggregateFunction(count)", "countState()", "countMerge"),
+    ("first_collected_at", "AggregateFunction(min, DateTime('UTC'))", "minState(collected_at)", "minMerge"),
+    ("last_collected_at", "AggregateFunction(max, DateTime('UTC'))", "maxState(collected_at)", "maxMerge"),
+    ("max_attempt", "AggregateFunction(max, UInt16)", "maxState(attempt)", "maxMerge"),
+)
 
-def database_ddl(database: str) -> list[str]:
-    """The statements that create the database and its tables, in order; each is idempotent."""
+
+def _results_table(database: str, version: tuple[int, ...]) -> str:
     columns = ",\n    ".join(f"{name} {ctype}" for name, ctype in RESULT_COLUMNS)
-    return [
-        f"CREATE DATABASE IF NOT EXISTS {database}",
-        f"""CREATE TABLE IF NOT EXISTS {database}.{RESULTS_TABLE} (
+    dedup = version >= DEDUP_SINCE
+    settings = f"\nSETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}" if dedup else ""
+    return f"""CREATE TABLE IF NOT EXISTS {database}.{RESULTS_TABLE} (
     {columns}
 ) ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(requested_at)
-ORDER BY (run_id, client_id)""",
+ORDER BY (run_id, client_id){settings}"""
+
+
+def _run_summary(database: str) -> list[str]:
+    columns = ",\n    ".join(f"{name} {ctype}" for name, ctype, _, _ in RUN_SUMMARY_COLUMNS)
+    states = ",\n    ".join(f"{expr} AS {name}" for name, _, expr, _ in RUN_SUMMARY_COLUMNS)
+    merges = ",\n    ".join(f"{merge}({name}) AS {name}" for name, _, _, merge in RUN_SUMMARY_COLUMNS)
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {database}.{RUN_SUMMARY_TABLE} (
+    run_id String,
+    {columns}
+) ENGINE = AggregatingMergeTree()
+ORDER BY run_id""",
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{RUN_SUMMARY_MV}
+TO {database}.{RUN_SUMMARY_TABLE}
+AS SELECT
+    run_id,
+    {states}
+FROM {database}.{RESULTS_TABLE}
+GROUP BY run_id""",
+        f"""CREATE VIEW IF NOT EXISTS {database}.{RUN_SUMMARY_VIEW} AS
+SELECT
+    run_id,
+    {merges}
+FROM {database}.{RUN_SUMMARY_TABLE}
+GROUP BY run_id""",
+    ]
+
+
+def database_ddl(database: str, version: tuple[int, ...] = (18, 16)) -> list[str]:
+    """The statements that create the database, tables and views, in order; each is idempotent.
+
+    ``version`` is the server's: newer features (the deduplication window) only where present. For a
+    ``client_results`` created before the upgrade, an ``ALTER ... MODIFY SETTING`` sets the window.
+    """
+    statements = [
+        f"CREATE DATABASE IF NOT EXISTS {database}",
+        _results_table(database, version),
         f"""CREATE VIEW IF NOT EXISTS {database}.{RESULTS_FINAL_VIEW} AS
 SELECT * FROM {database}.{RESULTS_TABLE} FINAL""",
+        *_run_summary(database),
     ]
+    if version >= DEDUP_SINCE:
+        statements.append(
+            f"ALTER TABLE {database}.{RESULTS_TABLE} "
+            f"MODIFY SETTING non_replicated_deduplication_window = {DEDUP_WINDOW}"
+        )
+    return statements
 
 
 def insert_results_sql(database: str) -> str:

@@ -1,0 +1,191 @@
+"""bench/sink: 700k results through Kafka into ClickHouse by `kcollect sink`, beside a bare insert.
+
+1. Builds N realistic results (the processor's own fetch and compute on the simulated subsystems) and
+   produces them to a fresh results topic (own topic prefix, 8 partitions).
+2. Bare: one clickhouse-driver columnar insert of the same N rows (columns built beforehand) into a
+   table with the same schema (materialized view included) in its own database.
+3. Sink: starts K `kcollect sink` processes in one group (own group and database per K; K = 1, then 2)
+   and measures from the first assignment to the moment ClickHouse holds N rows (also reported from
+   process start).
+
+Uses the configured stack, or the local one (started when none is). Usage:
+python -m bench.sink [N [K ...]] [--profile FILE] (--profile: the first sink under cProfile).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+
+from bench.machine import machine_line
+from kcollect.runner import ensure_stack, service_env
+from processors.collect import build_results, fetch_all
+from processors.columns import to_columns
+from processors.compute import get_compute
+from processors.subsystems import default_subsystems
+from schemas.codec import request_record
+from schemas.ddl import insert_results_sql
+from schemas.topics import ALL_TOPICS
+from streams.admin import create_topics
+from streams.clickhouse import connect, migrate
+from streams.producer import BatchProducer
+from streams.settings import Settings, load_settings
+
+PARTITIONS = 8
+
+
+def build_rows(n: int, run_id: str) -> list[dict[str, object]]:
+    requested_at = int(time.time() * 1000)
+    requests = [request_record(run_id, str(i), requested_at) for i in range(n)]
+    columns = fetch_all(default_subsystems(), requests, 500)
+    return build_results(requests, columns, get_compute("summary"), requested_at + 1000)
+
+
+def produce(settings: Settings, rows: list[dict[str, object]]) -> float:
+    producer = BatchProducer(settings)
+    topic = f"{settings.topic_prefix}results"
+    started = time.monotonic()
+    for start in range(0, len(rows), 10000):
+        chunk = rows[start : start + 10000]
+        producer.produce_batch(topic, [(str(r["client_id"]), orjson.dumps(r)) for r in chunk])
+    assert producer.flush(60) == 0
+    return time.monotonic() - started
+
+
+def bare_insert(settings: Settings, rows: list[dict[str, object]]) -> float:
+    address = settings.clickhouse()
+    migrate(address)
+    columns = to_columns(rows)
+    client = connect(address)
+    try:
+        started = time.monotonic()
+        client.execute(insert_results_sql(address.database), columns, columnar=True)
+        return time.monotonic() - started
+    finally:
+        client.disconnect()
+
+
+def count_rows(settings: Settings) -> int:
+    client = connect(settings.clickhouse())
+    try:
+        return int(client.execute("SELECT count() FROM client_results")[0][0])
+    finally:
+        client.disconnect()
+
+
+def run_sinks(
+    settings: Settings, n: int, workdir: Path, count: int, profile: str | None
+) -> tuple[float, float, list[dict[str, object]]]:
+    """Run ``count`` sink processes in one group; seconds from the first assignment and from start."""
+    env = service_env(settings) | {
+        "KCOLLECT_TOPIC_PREFIX": settings.topic_prefix,
+        "KCOLLECT_SINK_GROUP": settings.sink_group,
+        "KCOLLECT_SESSION_TIMEOUT_MS": "1000",
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    started = time.monotonic()
+    for i in range(count):
+        command = [sys.executable, "-m", "kcollect", "--log-level", "WARNING", "sink"]
+        command += ["--ready-file", str(workdir / f"sink{i}.ready")]
+        command += ["--stats-file", str(workdir / f"sink{i}.stats.json")]
+        if profile and i == 0:
+            command[1:1] = ["-m", "cProfile", "-o", profile]
+        log = (workdir / f"sink{i}.log").open("wb")
+        procs.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+
+    def check() -> None:
+        for i, proc in enumerate(procs):
+            assert proc.poll() is None, (workdir / f"sink{i}.log").read_text()
+
+    try:
+        while not any((workdir / f"sink{i}.ready").exists() for i in range(count)):
+            check()
+            time.sleep(0.01)
+        assigned = time.monotonic()
+        while count_rows(settings) < n:
+            check()
+            time.sleep(0.05)
+        done = time.monotonic()
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(60)
+    stats = []
+    for i in range(count):
+        path = workdir / f"sink{i}.stats.json"
+        if path.exists():
+            stats.append(json.loads(path.read_text()))
+    return done - assigned, done - started, stats
+
+
+def fresh_database(settings: Settings, name: str) -> Settings:
+    url = settings.clickhouse().url().rsplit("/", 1)[0]
+    moved = settings.model_copy(update={"clickhouse_url": f"{url}/{name}", "sink_group": f"{name}-sink"})
+    migrate(moved.clickhouse())
+    return moved
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    profile = None
+    if "--profile" in args:
+        profile = args[args.index("--profile") + 1]
+        del args[args.index("--profile") : args.index("--profile") + 2]
+    n = int(args[0]) if args else 700_000
+    sink_counts = [int(a) for a in args[1:]] or [1, 2]
+    base = ensure_stack(load_settings())
+    tag = f"bsink{uuid.uuid4().hex[:6]}"
+    topics = load_settings(
+        bootstrap_servers=base.kafka_bootstrap(),
+        clickhouse_url=f"{base.clickhouse().url().rsplit('/', 1)[0]}/{tag}_bare",
+        topic_prefix=f"{tag}.",
+        partitions=PARTITIONS,
+    )
+    create_topics(topics)
+    rows = build_rows(n, f"{tag}-run")
+    produce_seconds = produce(topics, rows)
+    bare_seconds = bare_insert(topics, rows)
+    del rows
+    bare_rate = n / bare_seconds
+    print(f"machine: {machine_line()}")
+    print(f"rows: {n:,} ({PARTITIONS} partitions), produced in {produce_seconds:.2f} s")
+    print(f"bare columnar insert: {bare_seconds:.2f} s = {bare_rate:,.0f} rows/s")
+    databases = [f"{tag}_bare"]
+    for count in sink_counts:
+        settings = fresh_database(topics, f"{tag}_s{count}")
+        databases.append(f"{tag}_s{count}")
+        with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
+            from_assigned, from_start, stats = run_sinks(settings, n, Path(tmp), count, profile)
+        rate = n / from_assigned
+        print(
+            f"{count} sink process(es): {from_assigned:.2f} s from first assignment = {rate:,.0f} rows/s "
+            f"({from_start:.2f} s from process start = {n / from_start:,.0f} rows/s); "
+            f">= 300k rows/s {'met' if rate >= 300_000 else 'NOT met'}, "
+            f">= half bare {'met' if rate >= bare_rate / 2 else 'NOT met'} ({rate / bare_rate:.0%} of bare)"
+        )
+        for one in stats:
+            keys = ("inserts", "windows", "batches", "paused_seconds", "decode_seconds", "insert_seconds")
+            print("  stats: " + ", ".join(f"{k} {one.get(k)}" for k in keys))
+    client = connect(topics.clickhouse(), database="default")
+    try:
+        for database in databases:
+            client.execute(f"DROP DATABASE IF EXISTS {database}")
+    finally:
+        client.disconnect()
+    if os.environ.get("BENCH_KEEP_TOPICS") is None:
+        from streams.admin import admin_client
+
+        admin_client(topics).delete_topics([spec.name(f"{tag}.") for spec in ALL_TOPICS])
+
+
+if __name__ == "__main__":
+    main()
