@@ -1,7 +1,11 @@
 """Turn a batch of collection requests into client results: fetch from every subsystem, then compute.
 
 Pure apart from the subsystem calls it is given; the results are plain dicts in the ClientResult
-shape, in request order.
+shape, in request order. ``encode_results`` goes straight to the encoded records: for a batch where
+no value is missing and the compute function has a columnar twin (``processors.compute.COLUMNAR``)
+it formats whole columns at once (orjson per column, one bytes template per client), which is
+several times cheaper than building and encoding a dict per client; otherwise it falls back to
+``build_results``. Both give the same JSON (tests check it).
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from collections.abc import Sequence
 from itertools import repeat
 from typing import Any
 
-from processors.compute import ComputeFn
+import orjson
+
+from processors.compute import COLUMNAR, ComputeFn
 from processors.subsystems import Columns, Subsystem
 
 Record = dict[str, Any]
@@ -58,3 +64,65 @@ def build_results(
             }
         )
     return results
+
+
+Encoded = list[tuple[str, bytes]]
+
+
+def _constants(names: tuple[str, ...], computed: tuple[str, ...], now_ms: int) -> list[bytes]:
+    """The constant JSON text between a result's variable parts (there is one more than parts)."""
+    dumps = orjson.dumps
+    metric_keys = [dumps(k) + b":" for k in names]
+    computed_keys = [dumps(k) + b":" for k in computed]
+    return [
+        b'{"v":1,"run_id":',
+        b',"client_id":',
+        b',"requested_at_ms":',
+        b',"attempt":',
+        b',"collected_at_ms":' + str(now_ms).encode() + b',"status":"ok","metrics":{' + metric_keys[0],
+        *[b"," + k for k in metric_keys[1:]],
+        b'},"missing":[],"computed":{' + computed_keys[0],
+        *[b"," + k for k in computed_keys[1:]],
+        b"}}",
+    ]
+
+
+def _split(column: Sequence[float | int]) -> list[bytes]:
+    """Each number's JSON, from one dumps of the column (numbers hold no comma; strings may: never here)."""
+    return orjson.dumps(column)[1:-1].split(b",")
+
+
+def encode_results(
+    requests: Sequence[Record], columns: Columns, compute: ComputeFn, now_ms: int
+) -> tuple[Encoded, int]:
+    """(client id, encoded ClientResult) per request, in order, and how many are ``partial``."""
+    if not requests:
+        return [], 0
+    names = tuple(columns)
+    columnar = COLUMNAR.get(compute)
+    if columnar is None or not names or any(None in column for column in columns.values()):
+        results = build_results(requests, columns, compute, now_ms)
+        dumps = orjson.dumps
+        return [(r["client_id"], dumps(r)) for r in results], sum(1 for r in results if r["missing"])
+    values: list[list[float]] = [columns[name] for name in names]  # type: ignore[misc]
+    computed = columnar(values)
+    if not computed:
+        results = build_results(requests, columns, compute, now_ms)
+        return [(r["client_id"], orjson.dumps(r)) for r in results], 0
+    client_ids = [r["client_id"] for r in requests]
+    parts = [
+        [orjson.dumps(r["run_id"]) for r in requests]
+        if len({r["run_id"] for r in requests}) > 1
+        else repeat(orjson.dumps(requests[0]["run_id"])),
+        list(map(orjson.dumps, client_ids)),
+        _split([r["requested_at_ms"] for r in requests]),
+        _split([r.get("attempt", 0) for r in requests]),
+        *[_split(column) for column in values],
+        *[_split(column) for column in computed.values()],
+    ]
+    constants = _constants(names, tuple(computed), now_ms)
+    pieces: list[Any] = [None] * (len(parts) + len(constants))
+    pieces[0::2] = [repeat(c) for c in constants]
+    pieces[1::2] = parts
+    encoded = list(map(b"".join, zip(*pieces, strict=False)))  # the repeats are endless: zip stops at n
+    return list(zip(client_ids, encoded, strict=True)), 0

@@ -1,145 +1,171 @@
 """The processor service: requests in, results out.
 
-Chain (one batch at a time, offsets travel with it and are committed last):
-  DecodeRequests -> FetchAndCompute -> ProduceResults -> CommitOffsets
-A record that cannot be decoded is logged with its topic/partition/offset, counted, and dead-lettered
-with headers saying why; the rest of its batch goes on.
+Chain (one consumed batch at a time; its offsets travel with it and are committed last):
+  DecodeRequests -> FetchAndCompute (RunTaskInLoop: many batches in flight on one asyncio loop)
+  -> ProduceOutcome (results; failures to the retry topic or the DLQ) -> CommitOffsets
+The processor consumes the requests topic and the retry topic; a retry record waits in the
+``RetryGate`` (its partition paused) until it is due. See docs/processor.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Message
 
-from processors.collect import build_results, fetch_all
-from processors.compute import ComputeFn, get_compute
-from processors.subsystems import Subsystem, default_subsystems
-from schemas.codec import decode_requests, encode_record
-from schemas.topics import REQUESTS, REQUESTS_DLQ, RESULTS
+from processors.caller import SubsystemCaller
+from processors.compute import resolve_compute
+from processors.config import ProcessorConfig, SubsystemConfig, import_path, load_config
+from processors.dead_letters import DeadLetters, FailureGuard
+from processors.fetcher import Decoded, Fetcher, Outcome
+from processors.processor_steps import ProduceOutcome, RequestDecoder, Topics
+from processors.retry_gate import RetryGate
+from processors.subsystems import SimulatedSubsystem
+from schemas.topics import REQUESTS, REQUESTS_DLQ, REQUESTS_RETRY, RESULTS
+from streams import metrics as m
 from streams.commit import CommitOffsets
-from streams.dlq import dead_letter
-from streams.producer import BatchProducer, DeliveryTracker
+from streams.lag_gate import LagGate
+from streams.producer import BatchProducer
 from streams.service import run_consumer_service
 from streams.settings import Settings
-from streams.strategy import Batch, ProcessingStep, TransformStep
+from streams.strategy import Batch, LoopThread, ProcessingStep, RunTaskInLoop, TransformStep
 
 log = logging.getLogger(__name__)
-Record = dict[str, Any]
 
 
-@dataclass
-class ProcessorStats:
-    decoded: int = 0
-    invalid: int = 0
-    results: int = 0
+def make_client(config: SubsystemConfig, settings: Settings) -> Any:
+    """The subsystem client a config entry names."""
+    if config.kind == "simulated":
+        return SimulatedSubsystem(config.name, config.metrics, config.latency_ms / 1000)
+    if config.kind == "http":
+        from processors.http_subsystem import HttpSubsystem
 
-
-class ProduceResults:
-    """Produces a batch's results keyed by client id and attaches the delivery tracker to the batch."""
-
-    def __init__(self, producer: BatchProducer, topic: str, next_step: ProcessingStep[Any]) -> None:
-        self._producer = producer
-        self._topic = topic
-        self._next = next_step
-
-    def submit(self, batch: Batch[list[Record]]) -> None:
-        tracker = self._producer.produce_batch(
-            self._topic, [(r["client_id"], encode_record(r)) for r in batch.payload]
+        assert config.url is not None
+        return HttpSubsystem(
+            config.name, config.metrics, config.url, config.max_concurrency, config.max_response_bytes
         )
-        self._next.submit(Batch(None, batch.offsets, [*batch.trackers, tracker]))
+    if config.kind == "sql":
+        from processors.sql_subsystem import SqlSubsystem
 
-    def poll(self) -> None:
-        self._next.poll()
+        assert config.query is not None
+        return SqlSubsystem(
+            config.name, config.metrics, config.query, settings.clickhouse(), config.max_concurrency
+        )
+    assert config.factory is not None
+    return import_path(config.factory)(config)
 
-    def join(self, timeout: float | None = None) -> None:
-        self._next.join(timeout)
+
+def make_fetcher(config: ProcessorConfig, settings: Settings) -> Fetcher:
+    callers = [SubsystemCaller(make_client(sub, settings), sub) for sub in config.subsystems]
+    return Fetcher(callers, resolve_compute(config.compute))
+
+
+class Processor:
+    """Everything one processor process shares across chains (rebalances build a new chain)."""
+
+    def __init__(self, settings: Settings, config: ProcessorConfig, producer: BatchProducer) -> None:
+        prefix = settings.topic_prefix
+        self.settings = settings
+        self.config = config
+        self.producer = producer
+        self.topics = Topics(RESULTS.name(prefix), REQUESTS_RETRY.name(prefix), REQUESTS_DLQ.name(prefix))
+        self.guard = FailureGuard(settings.processor_dlq_guard_window, settings.processor_dlq_guard_ratio)
+        self.dead = DeadLetters(producer, self.topics.dlq)
+        self.decoder = RequestDecoder(self.dead, self.guard)
+        self.fetcher = make_fetcher(config, settings)
+        self.loop = LoopThread("kcollect-fetch")
+        self._inline_loop = asyncio.new_event_loop()
+        self.outcomes: list[ProduceOutcome] = []
+
+    def chain(self, consumer: Consumer) -> ProcessingStep[list[Message]]:
+        """DecodeRequests -> FetchAndCompute -> ProduceOutcome -> CommitOffsets."""
+        settings = self.settings
+        commit = CommitOffsets(
+            consumer,
+            settings.commit_interval_seconds,
+            self.producer.poll,
+            max_waiting=settings.max_in_flight_batches * 2,
+        )
+        produce = ProduceOutcome(self.producer, self.topics, self.dead, self.guard, self.config.retry, commit)
+        self.outcomes.append(produce)
+        fetch: ProcessingStep[Any]
+        if all(caller.inline for caller in self.fetcher.callers):
+            fetch = TransformStep(self._fetch_inline, produce)  # nothing to wait for: no thread hop
+        else:
+            fetch = RunTaskInLoop(
+                self.fetcher.process,
+                produce,
+                self.loop,
+                settings.max_in_flight_batches,
+                m.PROCESSOR_IN_FLIGHT.set,
+            )
+        return TransformStep(self.decoder, fetch)
+
+    def _fetch_inline(self, batch: Batch[Decoded]) -> Batch[Outcome]:
+        """Run the fetch coroutine to completion here: every subsystem is in-process and never waits."""
+        return batch.replace(self._inline_loop.run_until_complete(self.fetcher.process(batch.payload)))
+
+    def stats(self) -> dict[str, Any]:
+        totals = {"results": 0, "partial": 0, "retried": 0, "dead_lettered": 0}
+        for outcome in self.outcomes:
+            for key in totals:
+                totals[key] += getattr(outcome, key)
+        decoder = self.decoder
+        return totals | {"decoded": decoder.decoded, "invalid": decoder.invalid, "expired": decoder.expired}
 
     def close(self) -> None:
-        self._next.close()
-
-    def terminate(self) -> None:
-        self._next.terminate()
-
-
-class RequestHandler:
-    """The processor's pure-ish work: decode, dead-letter the bad, fetch, compute."""
-
-    def __init__(
-        self, settings: Settings, producer: BatchProducer, subsystems: Sequence[Subsystem], compute: ComputeFn
-    ) -> None:
-        self._producer = producer
-        self._dlq_topic = REQUESTS_DLQ.name(settings.topic_prefix)
-        self._subsystems = subsystems
-        self._compute = compute
-        self._chunk = settings.subsystem_batch
-        self.stats = ProcessorStats()
-
-    def decode(self, batch: Batch[list[Message]]) -> Batch[list[Record]]:
-        messages = batch.payload
-        requests, bad = decode_requests([m.value() for m in messages])
-        self.stats.decoded += len(requests)
-        if bad:
-            batch.trackers.append(self._dead_letter([(messages[i], err) for i, err in bad]))
-        return batch.replace(requests)
-
-    def _dead_letter(self, failures: list[tuple[Message, Exception]]) -> DeliveryTracker:
-        tracker = DeliveryTracker()
-        for msg, err in failures:
-            self.stats.invalid += 1
-            log.warning("invalid request at %s/%d@%d: %s", msg.topic(), msg.partition(), msg.offset(), err)
-            key, value, headers = dead_letter(msg, type(err).__name__, str(err), "decode")
-            self._producer.produce_batch(self._dlq_topic, [(key or b"", value)], tracker, headers)
-        return tracker
-
-    def collect(self, batch: Batch[list[Record]]) -> Batch[list[Record]]:
-        requests = batch.payload
-        columns = fetch_all(self._subsystems, requests, self._chunk)
-        results = build_results(requests, columns, self._compute, int(time.time() * 1000))
-        self.stats.results += len(results)
-        return batch.replace(results)
+        for caller in self.fetcher.callers:
+            aclose = getattr(caller.client, "aclose", None)
+            if aclose is not None:
+                try:
+                    self.loop.submit(aclose()).result(5)
+                except Exception as exc:  # closing is best effort
+                    log.debug("closing %s: %s", caller.name, exc)
+        self.loop.stop()
+        self._inline_loop.close()
 
 
-def build_processor_chain(
-    consumer: Consumer, settings: Settings, producer: BatchProducer, handler: RequestHandler
-) -> ProcessingStep[list[Message]]:
-    """DecodeRequests -> FetchAndCompute -> ProduceResults -> CommitOffsets."""
-    commit = CommitOffsets(
-        consumer, settings.commit_interval_seconds, producer.poll, max_waiting=settings.max_in_flight_batches
-    )
-    produce = ProduceResults(producer, RESULTS.name(settings.topic_prefix), commit)
-    fetch: TransformStep[list[Record], list[Record]] = TransformStep(handler.collect, produce)
-    return TransformStep(handler.decode, fetch)
+def consumer_extra(settings: Settings) -> dict[str, Any]:
+    extra: dict[str, Any] = {"partition.assignment.strategy": settings.processor_assignment_strategy}
+    if settings.processor_group_instance_id:
+        extra["group.instance.id"] = settings.processor_group_instance_id
+    return extra
 
 
 def run_processor(settings: Settings, ready_file: Path | None = None) -> dict[str, Any]:
-    """The `kcollect processor` service: runs until SIGTERM/SIGINT."""
+    """The `kcollect processor` service: runs until SIGTERM/SIGINT (or the DLQ guard trips)."""
     from streams.admin import require_topics
 
-    requests_topic = REQUESTS.name(settings.topic_prefix)
-    require_topics(
-        settings,
-        [requests_topic, RESULTS.name(settings.topic_prefix), REQUESTS_DLQ.name(settings.topic_prefix)],
+    config = load_config(
+        Path(settings.processor_config) if settings.processor_config else None, settings.sim_latency_ms
     )
+    prefix = settings.topic_prefix
+    topics = [REQUESTS.name(prefix), REQUESTS_RETRY.name(prefix)]
+    require_topics(settings, [*topics, RESULTS.name(prefix), REQUESTS_DLQ.name(prefix)])
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per call otherwise
     producer = BatchProducer(settings)
-    handler = RequestHandler(
-        settings, producer, default_subsystems(settings.sim_latency_ms / 1000), get_compute("summary")
-    )
+    processor = Processor(settings, config, producer)
+    results_gate = LagGate.for_results(settings)  # None when KCOLLECT_RESULTS_LAG_HIGH is 0
     try:
         loop_stats = run_consumer_service(
             settings,
             settings.processor_group,
-            [requests_topic],
-            lambda consumer: build_processor_chain(consumer, settings, producer, handler),
+            topics,
+            processor.chain,
             ready_file,
+            RetryGate(REQUESTS_RETRY.name(prefix)),
+            results_gate.paused if results_gate is not None else None,
+            **consumer_extra(settings),
         )
     finally:
         remaining = producer.flush(settings.shutdown_deadline_seconds)
         if remaining:
-            log.error("%d result(s) not delivered at exit; their requests stay uncommitted", remaining)
-    return asdict(loop_stats) | asdict(handler.stats)
+            log.error("%d record(s) not delivered at exit; their requests stay uncommitted", remaining)
+        processor.close()
+        if results_gate is not None:
+            results_gate.close()
+    return asdict(loop_stats) | processor.stats()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from streams.faults import fault_point
 from streams.strategy import Batch, MessageRejected, Partition
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,23 @@ log = logging.getLogger(__name__)
 
 class DeliveryFailed(RuntimeError):
     """Records a batch produced were not delivered; its offsets must not be committed."""
+
+
+def take_delivered(waiting: deque[Batch[object]], ready: dict[Partition, int]) -> None:
+    """Move the offsets of the leading fully delivered batches from ``waiting`` into ``ready``.
+
+    A batch with a failed delivery stays at the head for good and raises DeliveryFailed every time:
+    nothing at or after it is ever committed, so its records are consumed again after a restart.
+    """
+    while waiting and all(t.done for t in waiting[0].trackers):
+        batch = waiting[0]
+        if any(t.failed for t in batch.trackers):
+            errors = [err for t in batch.trackers for err in t.first_errors]
+            raise DeliveryFailed(
+                f"{sum(t.failed for t in batch.trackers)} record(s) not delivered: {'; '.join(errors[:3])}"
+            )
+        waiting.popleft()
+        ready.update(batch.offsets)
 
 
 class CommitOffsets:
@@ -55,15 +73,7 @@ class CommitOffsets:
     def _settle(self) -> None:
         if self._serve is not None and self._waiting and self._waiting[0].trackers:
             self._serve(0)
-        while self._waiting and all(t.done for t in self._waiting[0].trackers):
-            batch = self._waiting.popleft()
-            failed = [err for t in batch.trackers for err in t.first_errors]
-            if any(t.failed for t in batch.trackers):
-                raise DeliveryFailed(
-                    f"{sum(t.failed for t in batch.trackers)} record(s) not delivered: "
-                    f"{'; '.join(failed[:3])}"
-                )
-            self._ready.update(batch.offsets)
+        take_delivered(self._waiting, self._ready)
 
     def poll(self) -> None:
         self._settle()
@@ -74,6 +84,7 @@ class CommitOffsets:
         offsets = [
             TopicPartition(topic, partition, offset) for (topic, partition), offset in self._ready.items()
         ]
+        fault_point("before_commit")
         try:
             if asynchronous:
                 self._consumer.commit(offsets=offsets, asynchronous=True)
@@ -89,7 +100,13 @@ class CommitOffsets:
         self._last_commit = time.monotonic()
 
     def join(self, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (timeout if timeout is not None else 3600.0)
+        try:
+            self._drain(time.monotonic() + (timeout if timeout is not None else 3600.0))
+        finally:
+            if self._ready:
+                self._commit(asynchronous=False)
+
+    def _drain(self, deadline: float) -> None:
         while self._waiting and time.monotonic() < deadline:
             self._settle()
             if self._waiting and self._serve is not None:
@@ -102,8 +119,6 @@ class CommitOffsets:
                 "%d batch(es) still awaiting delivery at join; their offsets stay uncommitted",
                 len(self._waiting),
             )
-        if self._ready:
-            self._commit(asynchronous=False)
 
     def close(self) -> None:
         pass

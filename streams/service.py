@@ -1,5 +1,8 @@
 """Run a consumer-group service: build the consumer, handle SIGTERM/SIGINT, run the loop, report.
 
+``consumer_extra`` adds librdkafka keys (the processor's assignment strategy and static membership);
+``gate`` holds records that must wait (retry records).
+
 SIGTERM or Ctrl-C asks the loop to stop; in-flight work is joined and committed within the
 shutdown deadline, then the consumer leaves its group. A second signal exits at once (nothing
 uncommitted is lost: it is consumed again on restart).
@@ -17,9 +20,10 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
+from streams.health import client_hooks, service_health
 from streams.kafka_config import consumer_config
 from streams.settings import Settings
-from streams.stream_processor import ChainFactory, LoopStats, StreamProcessor
+from streams.stream_processor import ChainFactory, Gate, LoopStats, StreamProcessor
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +57,14 @@ def run_consumer_service(
     topics: list[str],
     chain_factory: ChainFactory,
     ready_file: Path | None = None,
+    gate: Gate | None = None,
+    hold: Callable[[], bool] | None = None,
     **consumer_extra: Any,
 ) -> LoopStats:
-    """Run until a signal; returns the loop's statistics."""
-    consumer = Consumer(consumer_config(settings, group, **consumer_extra))
+    """Run until a signal; returns the loop's statistics. With ``KCOLLECT_HTTP_PORT`` set it serves
+    ``/metrics``, ``/healthz`` and ``/readyz`` (streams/health.py) while it runs."""
+    probe, server = service_health(settings)
+    consumer = Consumer(consumer_config(settings, group, **client_hooks(probe), **consumer_extra))
     loop = StreamProcessor(
         consumer,
         topics,
@@ -64,9 +72,17 @@ def run_consumer_service(
         batch_size=settings.consume_batch,
         shutdown_deadline=settings.shutdown_deadline_seconds,
         on_assigned=mark_ready(ready_file),
+        gate=gate,
+        name=group,
+        probe=probe,
+        hold=hold,
     )
     _install_signals(loop)
     log.info("service started: group %s on %s", group, ", ".join(topics))
-    stats = loop.run()
+    try:
+        stats = loop.run()
+    finally:
+        if server is not None:
+            server.close()
     log.info("service stopped: consumed %d record(s) in %d batch(es)", stats.consumed, stats.batches)
     return stats

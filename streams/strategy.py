@@ -12,14 +12,22 @@ worth of records at a time, so per-record Python overhead is paid once per batch
 A batch carries its Kafka offsets (the next offset to commit per topic partition) and the delivery
 trackers of what the steps produced for it; the last step commits the offsets only when every
 tracker reports delivery.
+
+``RunTaskInLoop`` is the I/O step (Arroyo's RunTaskInThreads, on asyncio): each batch becomes a
+coroutine on one event loop in a worker thread, at most ``max_in_flight`` at once, and the results are
+handed on in submit order, so commits stay ordered.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from confluent_kafka import Message
 
@@ -64,8 +72,10 @@ class ProcessingStep(Protocol[T]):
 def offsets_of(messages: list[Message]) -> dict[Partition, int]:
     """The next offset to commit per partition after ``messages`` (consumed in order)."""
     offsets: dict[Partition, int] = {}
-    for msg in messages:
-        offsets[(str(msg.topic()), int(msg.partition() or 0))] = int(msg.offset() or 0) + 1
+    for msg in reversed(messages):  # the last record of each partition wins; earlier ones are skipped
+        key = (msg.topic(), msg.partition())
+        if key not in offsets:
+            offsets[key] = msg.offset() + 1  # type: ignore[index,operator]  # set on consumed records
     return offsets
 
 
@@ -114,4 +124,106 @@ class TransformStep(Generic[T, T2]):
 
     def terminate(self) -> None:
         self._carry = None
+        self.next_step.terminate()
+
+
+class LoopThread:
+    """One asyncio event loop running in a daemon thread, for the whole life of a service."""
+
+    def __init__(self, name: str = "kcollect-io") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+
+
+class RunTaskInLoop(Generic[T, T2]):
+    """Run ``task(payload)`` for each batch on ``loop``; forward results in submit order.
+
+    Full (``max_in_flight`` batches running, or a finished one the next step refused) means
+    ``MessageRejected``. A task that raised re-raises here, in ``poll``, stopping the consumer.
+    """
+
+    def __init__(
+        self,
+        task: Callable[[T], Coroutine[Any, Any, T2]],
+        next_step: ProcessingStep[T2],
+        loop: LoopThread,
+        max_in_flight: int,
+        on_in_flight: Callable[[int], None] | None = None,
+    ) -> None:
+        self._task = task
+        self.next_step = next_step
+        self._loop = loop
+        self._max = max_in_flight
+        self._on_in_flight = on_in_flight
+        self._queue: deque[tuple[Batch[T], concurrent.futures.Future[T2]]] = deque()
+        self._carry: Batch[T2] | None = None
+
+    def _forward(self) -> bool:
+        """Hand on finished work in order; False when the next step is full."""
+        if self._carry is not None:
+            try:
+                self.next_step.submit(self._carry)
+            except MessageRejected:
+                return False
+            self._carry = None
+        while self._queue and self._queue[0][1].done():
+            batch, future = self._queue.popleft()
+            out = batch.replace(future.result())
+            self._report()
+            try:
+                self.next_step.submit(out)
+            except MessageRejected:
+                self._carry = out
+                return False
+        return True
+
+    def _report(self) -> None:
+        if self._on_in_flight is not None:
+            self._on_in_flight(len(self._queue))
+
+    def submit(self, batch: Batch[T]) -> None:
+        self._forward()
+        if len(self._queue) >= self._max or self._carry is not None:
+            raise MessageRejected
+        self._queue.append((batch, self._loop.submit(self._task(batch.payload))))
+        self._report()
+
+    def poll(self) -> None:
+        self._forward()
+        self.next_step.poll()
+
+    def join(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._queue or self._carry is not None:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            self._forward()
+            self.next_step.poll()
+            if self._queue and not self._queue[0][1].done():
+                concurrent.futures.wait([self._queue[0][1]], timeout=0.01)
+            elif self._carry is not None:
+                time.sleep(0.01)
+        for _, future in self._queue:  # not finished in time: dropped, their offsets stay uncommitted
+            future.cancel()
+        self._queue.clear()
+        self._report()
+        self.next_step.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        self.next_step.close()
+
+    def terminate(self) -> None:
+        for _, future in self._queue:
+            future.cancel()
+        self._queue.clear()
+        self._carry = None
+        self._report()
         self.next_step.terminate()

@@ -1,0 +1,1 @@
+"""Worked examples of kcollect plugins (see examples/plugin.py and docs/processor.md)."""
