@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
-import logging
 import resource
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from kcollect.cli_deploy import scheduler_app, settings_app
+from kcollect.cli_enqueue import enqueue
+from kcollect.cli_lag import doctor, exporter, lag
+from kcollect.cli_processor import dlq_app, processor, simulate
+from kcollect.cli_runs import runs_app
 from kcollect.cli_stack import stack_app
 from kcollect.errors import EXIT_CODES_HELP, exit_on_known_errors
+from streams.logs import log_format_from_env, setup_logging
 from streams.settings import load_settings
 
 app = typer.Typer(
@@ -25,6 +30,16 @@ topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 db_app = typer.Typer(help="ClickHouse schema.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
+app.add_typer(runs_app, name="runs")
+app.command("enqueue")(enqueue)
+app.command("processor")(processor)
+app.command("simulate")(simulate)
+app.add_typer(dlq_app, name="dlq")
+app.command("lag")(lag)
+app.command("exporter")(exporter)
+app.command("doctor")(doctor)
+app.add_typer(scheduler_app, name="scheduler")
+app.add_typer(settings_app, name="settings")
 
 ReadyFile = Annotated[Path | None, typer.Option(help="Write this file once partitions are assigned.")]
 StatsFile = Annotated[Path | None, typer.Option(help="Write statistics as JSON here at exit.")]
@@ -32,7 +47,7 @@ StatsFile = Annotated[Path | None, typer.Option(help="Write statistics as JSON h
 
 @app.callback()
 def _main(log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO") -> None:
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(log_level, log_format_from_env())
 
 
 def _peak_rss_mb() -> float:
@@ -63,43 +78,6 @@ def db_migrate() -> None:
     address = load_settings().clickhouse()
     migrate(address)
     typer.echo(f"schema ready in {address.url()}")
-
-
-@app.command()
-@exit_on_known_errors
-def enqueue(
-    run_id: Annotated[str, typer.Option(help="The run id.")],
-    clients: Annotated[str, typer.Option(help="N (0..N-1) or FIRST-LAST, decimal client ids.")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-) -> None:
-    """Enqueue one collection request per client for a run."""
-    from producers.enqueue import enqueue_run
-    from producers.sources import RangeSource
-    from schemas.models import check_run_id
-
-    try:
-        check_run_id(run_id)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--run-id") from None
-    summary = enqueue_run(load_settings(), run_id, RangeSource.parse(clients))
-    if json_out:
-        typer.echo(
-            json.dumps(
-                {"run_id": summary.run_id, "enqueued": summary.enqueued, "seconds": round(summary.seconds, 3)}
-            )
-        )
-    else:
-        typer.echo(f"run {summary.run_id}: enqueued {summary.enqueued} request(s) in {summary.seconds:.2f} s")
-
-
-@app.command()
-@exit_on_known_errors
-def processor(ready_file: ReadyFile = None, stats_file: StatsFile = None) -> None:
-    """Run the processor service: requests in, fetched and computed results out (until SIGTERM)."""
-    from processors.processor import run_processor
-
-    stats = run_processor(load_settings(), ready_file)
-    _write_stats(stats_file, stats)
 
 
 @app.command()

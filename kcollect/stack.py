@@ -14,16 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kcollect.localstack.clickhouse import (
-    clickhouse_url,
-    parse_clickhouse_url,
-    start_clickhouse,
-    wait_clickhouse,
-)
+from kcollect.localstack.clickhouse import clickhouse_url, start_clickhouse, wait_clickhouse
 from kcollect.localstack.errors import StackError
 from kcollect.localstack.ports import LOOPBACK, free_port
 from kcollect.localstack.process import is_recorded_process, stop_process
 from kcollect.localstack.tansu import find_tansu, start_tansu, wait_kafka
+from streams.settings import parse_clickhouse_url
 from streams.stackfile import (
     STACK_FILE_NAME,
     ProcessRecord,
@@ -115,6 +111,9 @@ def _check_answers(stack: StackFile, timeout: float) -> StackFile:
     return stack
 
 
+ANSWER_TIMEOUT = 5.0  # seconds a recorded, running stack gets to answer before it is restarted
+
+
 def up(folder: Path | None = None, *, timeout: float = STARTUP_TIMEOUT) -> StackFile:
     """Start the local stack (or return the one already running) and record it in ``stack.json``.
 
@@ -125,7 +124,10 @@ def up(folder: Path | None = None, *, timeout: float = STARTUP_TIMEOUT) -> Stack
     with _locked(folder):
         running = read_stack_file(folder)
         if running is not None and _all_ours(running):
-            return _check_answers(running, timeout)
+            try:  # a running stack answers at once; one that does not (a process dying) is restarted
+                return _check_answers(running, min(timeout, ANSWER_TIMEOUT))
+            except StackError:
+                pass
         _stop_recorded(folder)
         return _start(folder, timeout)
 

@@ -105,14 +105,16 @@ def is_plain_request(obj: Record, run_ids: set[str]) -> bool:
         and type(attempt) is int
         and 0 <= attempt <= 1000
         and (deadline is None or _is_ms(deadline))
-        and (obj.get("run_id") in run_ids or _known_run_id(obj.get("run_id"), run_ids))
+        and _known_run_id(obj.get("run_id"), run_ids)
     )
 
 
 def _known_run_id(run_id: Any, run_ids: set[str]) -> bool:
+    if type(run_id) is not str:
+        return False
     if run_id in run_ids:
         return True
-    if type(run_id) is str and is_valid_run_id(run_id):
+    if is_valid_run_id(run_id):
         run_ids.add(run_id)
         return True
     return False
@@ -134,7 +136,8 @@ def is_plain_result(obj: Record, run_ids: set[str]) -> bool:
         and _is_ms(obj.get("requested_at_ms"))
         and _is_ms(obj.get("collected_at_ms"))
         and _is_attempt(obj.get("attempt", 0))
-        and obj.get("status") in _RESULT_STATUSES
+        and type(obj.get("status")) is str
+        and obj["status"] in _RESULT_STATUSES
         and _is_float_map(obj.get("metrics"))
         and _is_float_map(obj.get("computed"))
         and (type(missing) in (list, tuple) and all(type(m) is str for m in missing))

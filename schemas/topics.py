@@ -55,4 +55,20 @@ RESULTS_DLQ = TopicSpec(
     "results.dlq", 1, "client_id", "results that could not be stored", {"retention.ms": str(30 * DAY_MS)}
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (REQUESTS, RESULTS, RUNS, REQUESTS_RETRY, REQUESTS_DLQ, RESULTS_DLQ)
+SCHEDULER_LOCK = TopicSpec(
+    "scheduler.lock",
+    1,
+    "pause:<schedule>",
+    "`kcollect scheduler`: its consumer group's owner of partition 0 is the leader; pause/resume records",
+    {"cleanup.policy": "compact"},
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    REQUESTS,
+    RESULTS,
+    RUNS,
+    REQUESTS_RETRY,
+    REQUESTS_DLQ,
+    RESULTS_DLQ,
+    SCHEDULER_LOCK,
+)

@@ -12,6 +12,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from streams.security import kafka_security_config
 from streams.settings import Settings
 
 # Tansu 0.6.0: the default fetch.queue.backoff.ms (1000) stalls consumes for about a second; the first
@@ -32,8 +33,8 @@ KAFKA_DEFAULTS: dict[str, Any] = {
 
 
 @functools.cache
-def _cluster_is_tansu(bootstrap: str, extra: tuple[tuple[str, str], ...]) -> bool:
-    admin = AdminClient({"bootstrap.servers": bootstrap, **dict(extra)})
+def _cluster_is_tansu(client_config: tuple[tuple[str, Any], ...]) -> bool:
+    admin = AdminClient(dict(client_config))
     try:
         cluster_id = admin.list_topics(timeout=5).cluster_id or ""
     except KafkaException:
@@ -45,7 +46,7 @@ def broker_is_tansu(settings: Settings) -> bool:
     """Whether Tansu's quirks apply: the ``broker_flavor`` setting, or (auto) the broker's cluster id."""
     if settings.broker_flavor != "auto":
         return settings.broker_flavor == "tansu"
-    return _cluster_is_tansu(settings.kafka_bootstrap(), tuple(sorted(settings.kafka_config.items())))
+    return _cluster_is_tansu(tuple(sorted(_common(settings).items())))
 
 
 def _common(settings: Settings) -> dict[str, Any]:
@@ -53,6 +54,7 @@ def _common(settings: Settings) -> dict[str, Any]:
         "bootstrap.servers": settings.kafka_bootstrap(),
         "socket.connection.setup.timeout.ms": int(settings.broker_timeout_seconds * 1000),
     }
+    config.update(kafka_security_config(settings))
     config.update(settings.kafka_config)
     return config
 

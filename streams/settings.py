@@ -7,16 +7,25 @@ running local stack (``kcollect stack up``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
-from urllib.parse import unquote, urlsplit
+from typing import Any, Literal
+from urllib.parse import quote, unquote, urlsplit
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from streams.security import (
+    apply_clickhouse_overrides,
+    check_sasl_credentials,
+    check_sasl_mechanism,
+    settings_dump,
+)
+from streams.settings_sources import extra_sources
 from streams.stackfile import read_stack_file
 
 ENV_PREFIX = "KCOLLECT_"
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"]  # issue #8
 
 
 class SettingsError(ValueError):
@@ -35,7 +44,22 @@ class ClickHouseAddress:
     secure: bool = False
 
     def url(self) -> str:
-        return f"clickhouse://{self.host}:{self.port}/{self.database}"
+        """The URL without credentials, for messages and logs."""
+        return f"{self._scheme()}://{self._netloc()}/{self.database}"
+
+    def url_with_credentials(self) -> str:
+        """The full URL, credentials included, for handing to child processes (never log it)."""
+        auth = (
+            quote(self.user, safe="") + (":" + quote(self.password, safe="") if self.password else "") + "@"
+        )
+        return f"{self._scheme()}://{auth}{self._netloc()}/{self.database}"
+
+    def _scheme(self) -> str:
+        return "clickhouses" if self.secure else "clickhouse"
+
+    def _netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
 
 def parse_clickhouse_url(url: str) -> ClickHouseAddress:
@@ -47,9 +71,11 @@ def parse_clickhouse_url(url: str) -> ClickHouseAddress:
     if not parts.hostname or not database or not database.replace("_", "").isalnum():
         raise ValueError(f"needs a host and a database name of letters, digits and _ (got {url!r})")
     try:
-        port = parts.port or 9000
+        port = parts.port if parts.port is not None else 9000
     except ValueError:
         raise ValueError(f"has a bad port (got {url!r})") from None
+    if port == 0:
+        raise ValueError(f"has a bad port (got {url!r})")
     return ClickHouseAddress(
         parts.hostname,
         port,
@@ -84,6 +110,75 @@ class Settings(BaseSettings):
     commit_interval_seconds: float = Field(1.0, gt=0, le=60)
     shutdown_deadline_seconds: float = Field(20.0, gt=0, le=600)
     broker_timeout_seconds: float = Field(30.0, gt=0, le=600)
+
+    # --- processor (processors/processor.py; docs/processor.md) -----------------------------------------
+    processor_config: str | None = None  # YAML/JSON file of subsystems, metrics and compute (None: built-in)
+    processor_group_instance_id: str | None = None  # static membership (group.instance.id); off by default
+    processor_assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = "cooperative-sticky"
+    processor_dlq_guard_window: int = Field(1000, ge=10, le=10_000_000)
+    processor_dlq_guard_ratio: float = Field(0.9, gt=0, le=1)
+
+    # Lag-based backpressure (streams/lag_gate.py, docs/lag.md): processors pause while the sink
+    # group's lag on the results topic is above results_lag_high and resume once it is at or below
+    # results_lag_low; 0 turns the gate off.
+    results_lag_high: int = Field(500_000, ge=0)
+    results_lag_low: int = Field(100_000, ge=0)
+    results_lag_interval_seconds: float = Field(1.0, gt=0, le=60)
+
+    # --- deployment (issue #8: streams/settings_sources.py, streams/security.py, docs/operations.md) ------
+    # A settings file (KCOLLECT_SETTINGS_FILE: TOML, JSON or env lines) is read below the variables;
+    # secrets may come from files (KCOLLECT_CLICKHOUSE_PASSWORD_FILE, KCOLLECT_KAFKA_SASL_PASSWORD_FILE,
+    # KCOLLECT_KAFKA_SSL_KEY_PASSWORD_FILE). Secrets are SecretStr: never printed, masked in dumps.
+    settings_file: str | None = None
+    http_port: int = Field(0, ge=0, le=65535)  # /metrics, /healthz, /readyz (streams/health.py); 0 = off
+    http_addr: str = "0.0.0.0"
+    healthz_max_age_seconds: float = Field(30.0, gt=0, le=3600)  # /healthz fails when the loop is older
+    log_format: Literal["auto", "json", "text"] = "auto"  # auto: JSON unless stderr is a terminal
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = None
+    kafka_sasl_mechanism: SaslMechanism | None = Field(None, validate_default=True)
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = Field(None, validate_default=True)
+    kafka_ssl_ca_location: str | None = None
+    kafka_ssl_certificate_location: str | None = None
+    kafka_ssl_key_location: str | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_endpoint_identification: Literal["https", "none"] | None = None
+    clickhouse_user: str | None = None  # overrides the URL's user
+    clickhouse_password: SecretStr | None = None  # overrides the URL's password
+    clickhouse_secure: bool | None = None  # TLS to ClickHouse (None: as the URL's scheme says)
+    clickhouse_ca_certs: str | None = None
+    clickhouse_verify: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, *extra_sources(settings_cls))
+
+    @field_validator("kafka_sasl_mechanism")
+    @classmethod
+    def _check_sasl_mechanism(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return check_sasl_mechanism(value, info.data.get("kafka_security_protocol"))
+
+    @field_validator("kafka_sasl_password")
+    @classmethod
+    def _check_sasl_credentials(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        data = info.data
+        check_sasl_credentials(data.get("kafka_sasl_mechanism"), data.get("kafka_sasl_username"), value)
+        return value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """repr() and str() with secrets masked, as in ``streams.security.settings_dump``."""
+        masked = settings_dump(self)
+        for name, value in super().__repr_args__():
+            yield name, masked.get(f"{ENV_PREFIX}{str(name).upper()}", value)
+
+    # --- end of the deployment block ----------------------------------------------------------------------
 
     @field_validator("clickhouse_url")
     @classmethod
@@ -127,7 +222,7 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}CLICKHOUSE_URL is not set and no local stack is running "
                 "(start one with `kcollect stack up`)"
             )
-        return parse_clickhouse_url(url)
+        return apply_clickhouse_overrides(self, parse_clickhouse_url(url))
 
     def topic(self, spec_suffix: str) -> str:
         return f"{self.topic_prefix}{spec_suffix}"

@@ -12,9 +12,7 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from clickhouse_driver import Client
 
@@ -34,6 +32,7 @@ from kcollect.localstack.ports import (
     remaining,
 )
 from kcollect.localstack.process import MARKER_VARIABLE, marker, spawn_detached, stop_process, wait_ready
+from streams.settings import ClickHouseAddress, parse_clickhouse_url
 from streams.stackfile import ProcessRecord
 
 NAME = "clickhouse"
@@ -45,31 +44,6 @@ _INSTALL_HINT = (
     "or set KCOLLECT_CLICKHOUSE_URL to a running server"
 )
 _apt_updated = False
-
-
-@dataclass(frozen=True)
-class ClickHouseAddress:
-    """The parts of a ``clickhouse://user:password@host:port/database`` URL."""
-
-    host: str
-    port: int
-    user: str
-    password: str
-    database: str
-
-
-def parse_clickhouse_url(url: str) -> ClickHouseAddress:
-    """Split a ``clickhouse://`` URL (native protocol; port 9000, user ``default`` when absent)."""
-    parts = urlsplit(url)
-    if parts.scheme != "clickhouse" or not parts.hostname:
-        raise ValueError(f"not a clickhouse://host:port/database URL: {url!r}")
-    return ClickHouseAddress(
-        host=parts.hostname,
-        port=parts.port or 9000,
-        user=unquote(parts.username or "default"),
-        password=unquote(parts.password or ""),
-        database=parts.path.strip("/") or "default",
-    )
 
 
 def clickhouse_url(port: int, database: str = DATABASE) -> str:
