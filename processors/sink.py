@@ -1,7 +1,7 @@
 """The sink service: results in, ClickHouse rows out, exactly one row per client and run under FINAL.
 
 Chain: ResultDecoder -> WindowStep (per-partition windows of N rows / B bytes / T seconds) ->
-InsertStep (a worker thread: one insert per window and month, bisect on data errors, retry with
+InsertStep (two worker threads: one insert per window and month, bisect on data errors, retry with
 backoff through outages) -> CommitOffsets. Offsets are committed only after ClickHouse acknowledged
 the insert that holds them (and the dead letters of that range were confirmed). While ClickHouse is
 down the insert step rejects new windows, so the stream processor pauses the partitions and keeps

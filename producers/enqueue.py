@@ -24,7 +24,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from producers.identity import finished, run_manifest
 from producers.progress import NullReporter, Reporter
 from producers.sources import ClientSource
-from producers.throttle import Hysteresis, LagGate
+from producers.throttle import EnqueueThrottle, Hysteresis
 from producers.validate import BadLine, Validator
 from schemas.codec import request_encoder
 from schemas.models import RunManifest
@@ -161,7 +161,7 @@ def enqueue_run(
     manifest = run_manifest(run_id, source.describe(), previous, requested_at_ms)
     _publish(settings, manifests, manifest, must=True)
     gate = (
-        LagGate(LagProbe(settings, settings.processor_group, topic), hysteresis, reporter)
+        EnqueueThrottle(LagProbe(settings, settings.processor_group, topic), hysteresis, reporter)
         if hysteresis
         else None
     )

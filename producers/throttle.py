@@ -1,7 +1,7 @@
 """Lag-based throttling of enqueue: pause while the processors are too far behind on the requests topic.
 
 ``Hysteresis`` is the pure state machine: producing pauses once the lag reaches ``max_lag`` and
-resumes only when it is down to ``resume_lag`` (default half). ``LagGate`` measures the processors'
+resumes only when it is down to ``resume_lag`` (default half). ``EnqueueThrottle`` measures the processors'
 consumer-group lag with ``streams.lag.LagProbe`` and answers how many more requests may be produced
 now: ``max_lag - lag``, so the lag never exceeds ``max_lag`` even when no processor runs. Records
 must be flushed (delivered) before asking, so the measured end offsets include them.
@@ -48,7 +48,7 @@ class Hysteresis:
         return 0 if self.paused else max(self.max_lag - lag, 0)
 
 
-class LagGate:
+class EnqueueThrottle:
     """Blocks while throttled; returns the number of requests that may be produced next."""
 
     def __init__(
