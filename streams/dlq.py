@@ -19,7 +19,7 @@ from confluent_kafka import Message
 from schemas.models import is_valid_run_id
 from streams.producer import Headers
 
-MAX_ORIGINAL_BYTES = 1024 * 1024
+MAX_ORIGINAL_BYTES = 512 * 1024  # with its headers well under librdkafka's message.max.bytes (1,000,000)
 
 
 def dead_letter(

@@ -1,0 +1,248 @@
+"""bench/e2e: the whole pipeline at 700k clients (11 metrics each), with CPU, RSS, lag and a faust peer.
+
+``python -m bench.e2e [--clients 700000] [--faust-clients N] [--chart docs/e2e-700k.png]``. One local
+stack of its own (Tansu on memory storage, clickhouse-server), then one case after another, each on its
+own topics, groups and database (8 partitions):
+
+- ``in-process``: 1 processor, 1 sink, built-in simulated subsystems (alpha 1 metric + beta 10), no
+  latency; ``in-process x2``: the same with 2 processors;
+- ``simulator 20 ms``: the same metrics from ``kcollect simulate`` over HTTP, 20 ms per batch call;
+- ``faust``: ``bench.faust_peer`` in place of the processor (kcollect's sink stores its results).
+
+Seconds run from the first request produced to the moment every client is stored (polled every
+50 ms); CPU seconds (/proc/PID/stat, the process's threads included) and peak RSS (VmHWM) are per
+service process. Every kcollect case is then checked with ``processors.verify``. The in-process case's
+stored rows and lag, sampled every 0.5 s, are drawn to the chart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.e2e_kit import (
+    Sampler,
+    make_deployment,
+    proc_cpu_seconds,
+    proc_peak_rss_mb,
+    wait_stored,
+)
+from bench.machine import machine_line
+from processors.verify import simulated_check, verify_run
+from producers.enqueue import enqueue_run
+from producers.sources import RangeSource
+
+SIM_LATENCY_MS = 20.0
+
+
+def simulator_config(workdir: Path, port: int) -> Path:
+    """A processor config with alpha and beta served by ``kcollect simulate`` on ``port``."""
+    from processors.subsystems import DEFAULT_METRICS
+
+    config = {
+        "subsystems": [
+            {
+                "name": name,
+                "kind": "http",
+                "url": f"http://127.0.0.1:{port}/{name}",
+                "metrics": list(metrics),
+                "batch_size": 500,
+                "max_concurrency": 16,
+            }
+            for name, metrics in DEFAULT_METRICS.items()
+        ]
+    }
+    path = workdir / "simulator.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def run_case(
+    bootstrap: str,
+    clickhouse_url: str,
+    case: str,
+    clients: int,
+    *,
+    processors: int = 1,
+    simulator: bool = False,
+    faust: bool = False,
+    timeout: float = 300,
+    sample: bool = False,
+) -> dict[str, Any]:
+    name = f"e2e{case.replace(' ', '').replace('-', '')[:10]}{int(time.time()) % 100000}".lower()
+    workdir = Path(tempfile.mkdtemp(prefix=f"kcollect-{name}-"))
+    extra: dict[str, str] = {}
+    d = make_deployment(bootstrap, clickhouse_url, name, workdir, **extra)
+    services: list[str] = []
+    try:
+        if simulator:
+            port_file = workdir / "sim.port"
+            d.start(
+                "simulate",
+                [
+                    "simulate",
+                    "--port",
+                    "0",
+                    "--latency-ms",
+                    str(SIM_LATENCY_MS),
+                    "--ready-file",
+                    str(port_file),
+                ],
+                ready=False,
+            )
+            while not port_file.exists():
+                time.sleep(0.05)
+            d.env["KCOLLECT_PROCESSOR_CONFIG"] = str(simulator_config(workdir, int(port_file.read_text())))
+        if faust:
+            settings = d.settings
+            argv = [sys.executable, "-m", "bench.faust_peer", "worker", "--without-web", "-l", "warn"]
+            d.start(
+                "faust",
+                argv,
+                ready=False,
+                env={
+                    "FAUST_PEER_BROKER": settings.kafka_bootstrap(),
+                    "FAUST_PEER_REQUESTS": f"{name}.requests",
+                    "FAUST_PEER_RESULTS": f"{name}.results",
+                    "FAUST_PEER_APP": f"{name}-faust",
+                    "FAUST_PEER_PARTITIONS": str(settings.partitions),
+                    "FAUST_PEER_DATADIR": str(workdir / "faust-data"),
+                },
+            )
+            services.append("faust")
+        else:
+            for i in range(processors):
+                d.start(f"processor{i}", ["processor"])
+                services.append(f"processor{i}")
+        d.start("sink", ["sink"])
+        services.append("sink")
+        d.wait_ready(*[s for s in services if s != "faust"])
+        if faust:
+            time.sleep(8)  # faust has no ready file: let it join its group first
+        run_id = f"{name}-run"
+        cpu0 = {s: proc_cpu_seconds(d.procs[s].pid) for s in services}
+        sampler = Sampler(d, run_id) if sample else None
+        if sampler is not None:
+            sampler.start()
+        summary = enqueue_run(d.settings, run_id, RangeSource(0, clients - 1))
+        seen = wait_stored(d, run_id, clients, timeout)
+        cpu = {s: proc_cpu_seconds(d.procs[s].pid) - cpu0[s] for s in services}
+        rss = {s: proc_peak_rss_mb(d.procs[s].pid) for s in services}
+        if sampler is not None:
+            time.sleep(1.0)
+            sampler.stop()
+        stored = d.stored(run_id, final=True)
+        seconds = (seen or time.time()) - summary.first_produced_at
+        report = verify_run(d.settings, run_id, value_check=simulated_check)
+        return {
+            "case": case,
+            "clients": clients,
+            "processors": processors,
+            "stored": stored,
+            "complete": seen is not None,
+            "seconds": round(seconds, 2),
+            "clients_per_s": round((stored if seen is None else clients) / seconds),
+            "enqueue_seconds": round(summary.seconds, 2),
+            "cpu_s_per_100k": {s: round(c * 100_000 / clients, 2) for s, c in cpu.items()},
+            "peak_rss_mb": {s: round(r) for s, r in rss.items()},
+            "verify": {
+                k: report.as_dict()[k] for k in ("lost", "duplicated_final", "unexpected", "wrong", "ok")
+            },
+            "samples": [
+                s.__dict__ | {"t": round(s.t - summary.first_produced_at, 2)} for s in sampler.samples
+            ]
+            if sampler is not None
+            else [],
+        }
+    finally:
+        d.stop_all()
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| case | clients | stored | seconds | clients/s | CPU s per 100k (per process) | peak RSS MB "
+        "| checker |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in r["cpu_s_per_100k"].items())
+        rss = ", ".join(f"{k} {v}" for k, v in r["peak_rss_mb"].items())
+        check = "ok" if r["verify"]["ok"] else "FAILED " + json.dumps(r["verify"])
+        done = "" if r["complete"] else " (timed out)"
+        lines.append(
+            f"| {r['case']} | {r['clients']:,} | {r['stored']:,}{done} | {r['seconds']:.2f} | "
+            f"{r['clients_per_s']:,} | {cpu} | {rss} | {check} |"
+        )
+    return "\n".join(lines)
+
+
+def chart(row: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = row["samples"]
+    t = [s["t"] for s in samples]
+    stored = [s["stored"] for s in samples]
+    rate = [0.0] + [(stored[i] - stored[i - 1]) / max(t[i] - t[i - 1], 1e-6) for i in range(1, len(samples))]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    top.plot(t, [r / 1000 for r in rate], label="stored clients/s (thousands)")
+    top.plot(t, [s / 1000 for s in stored], label="stored clients (thousands)")
+    top.set_title(f"kcollect e2e, {row['clients']:,} clients, {row['case']}: {row['seconds']:.1f} s")
+    top.legend(loc="upper left")
+    bottom.plot(t, [(s["processor_lag"] or 0) / 1000 for s in samples], label="processor lag (k requests)")
+    bottom.plot(t, [(s["sink_lag"] or 0) / 1000 for s in samples], label="sink lag (k results)")
+    bottom.set_xlabel("seconds since the first request")
+    bottom.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=700_000)
+    parser.add_argument("--faust-clients", type=int, default=None, help="default: --clients")
+    parser.add_argument("--faust-timeout", type=float, default=300)
+    parser.add_argument("--cases", default="inproc,inproc2,sim,faust")
+    parser.add_argument("--chart", type=Path, default=Path("docs/e2e-700k.png"))
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    from kcollect.localstack.clickhouse import clickhouse_url, start_clickhouse
+    from kcollect.localstack.persistent import start_broker
+    from kcollect.localstack.process import stop_process
+
+    folder = Path(tempfile.mkdtemp(prefix="kcollect-e2e-stack-"))
+    broker = start_broker(folder)
+    ch = start_clickhouse(folder)
+    bootstrap, ch_url = f"127.0.0.1:{broker.port}", clickhouse_url(ch.port)
+    rows: list[dict[str, Any]] = []
+    try:
+        cases = args.cases.split(",")
+        if "inproc" in cases:
+            rows.append(run_case(bootstrap, ch_url, "in-process", args.clients, sample=True))
+            chart(rows[-1], args.chart)
+        if "inproc2" in cases:
+            rows.append(run_case(bootstrap, ch_url, "in-process x2", args.clients, processors=2))
+        if "sim" in cases:
+            rows.append(run_case(bootstrap, ch_url, "simulator 20 ms", args.clients, simulator=True))
+        if "faust" in cases:
+            n = args.faust_clients or args.clients
+            rows.append(run_case(bootstrap, ch_url, "faust", n, faust=True, timeout=args.faust_timeout))
+    finally:
+        stop_process(broker)
+        stop_process(ch)
+        if args.json is not None:
+            args.json.write_text(json.dumps(rows, indent=1))
+    print(f"machine: {machine_line()}\n")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

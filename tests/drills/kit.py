@@ -1,0 +1,226 @@
+"""The drills' toolkit: a stack each drill can break (its own broker, optionally persistent, optionally
+behind a fault proxy; a ClickHouse shared or its own), deployments with real service processes, a
+watcher that proves committed offsets never move backwards, and the final check through the run checker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.e2e_kit import Deployment, make_deployment
+from kcollect.faultproxy import FaultProxy
+from kcollect.localstack.clickhouse import clickhouse_url, start_clickhouse
+from kcollect.localstack.persistent import S3Store, start_broker, start_moto
+from kcollect.localstack.ports import LOOPBACK, free_port
+from kcollect.localstack.process import stop_process, wait_exit
+from processors.verify import VerifyReport, pipeline_groups, simulated_check, verify_run, watch_recovery
+from producers.enqueue import EnqueueSummary, enqueue_run
+from producers.sources import RangeSource
+from streams.stackfile import ProcessRecord
+
+RECOVERY_TIMEOUT = 180.0
+
+
+@dataclass
+class ClickHouse:
+    folder: Path
+    record: ProcessRecord
+    proxy: FaultProxy | None = None
+
+    @property
+    def url(self) -> str:
+        port = self.proxy.port if self.proxy is not None else self.record.port
+        return clickhouse_url(port)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.record.pid, sig)
+        wait_exit(self.record.pid, 30)
+
+    def start(self) -> None:
+        self.record = _retry(lambda: start_clickhouse(self.folder, self.record.port))
+
+
+def _retry(start: Callable[[], ProcessRecord], attempts: int = 20) -> ProcessRecord:
+    """Start on a port just released (the old listener may linger a moment)."""
+    for attempt in range(attempts):
+        try:
+            return start()
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class Broker:
+    folder: Path
+    port: int
+    store: S3Store | None
+    proxy: FaultProxy | None
+    record: ProcessRecord | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{LOOPBACK}:{self.proxy.port if self.proxy is not None else self.port}"
+
+    def start(self) -> None:
+        advertised = self.proxy.port if self.proxy is not None else None
+        self.record = _retry(
+            lambda: start_broker(self.folder, self.port, store=self.store, advertised_port=advertised)
+        )
+
+    def kill(self) -> None:
+        assert self.record is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.record.pid, signal.SIGKILL)
+        wait_exit(self.record.pid, 30)
+
+
+@dataclass
+class DrillStack:
+    """What one drill runs on; ``close`` stops everything it started, by PID."""
+
+    broker: Broker
+    clickhouse: ClickHouse
+    cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def deploy(self, name: str, **env: str) -> Deployment:
+        folder = self.broker.folder / name
+        d = make_deployment(self.broker.bootstrap, self.clickhouse.url, name, folder, **env)
+        self.cleanup.callback(d.stop_all, 10)
+        return d
+
+
+@contextlib.contextmanager
+def drill_stack(
+    folder: Path,
+    shared_clickhouse: ClickHouse | None,
+    *,
+    persistent: bool = False,
+    broker_proxy: bool = False,
+    own_clickhouse: bool = False,
+    clickhouse_proxy: bool = False,
+) -> Iterator[DrillStack]:
+    with contextlib.ExitStack() as cleanup:
+        store = None
+        if persistent:
+            store = start_moto(folder)
+            cleanup.callback(stop_process, store.record)
+        port = free_port()
+        proxy = FaultProxy(port).start() if broker_proxy else None
+        if proxy is not None:
+            cleanup.callback(proxy.stop)
+        broker = Broker(folder, port, store, proxy)
+        broker.start()
+        cleanup.callback(lambda: broker.record is not None and stop_process(broker.record))
+        if own_clickhouse or clickhouse_proxy:
+            ch_folder = folder / "ch"
+            ch = ClickHouse(ch_folder, start_clickhouse(ch_folder))
+            cleanup.callback(lambda: stop_process(ch.record))
+            if clickhouse_proxy:
+                ch.proxy = FaultProxy(ch.record.port).start()
+                cleanup.callback(ch.proxy.stop)
+        else:
+            assert shared_clickhouse is not None
+            ch = shared_clickhouse
+        stack = DrillStack(broker, ch)
+        cleanup.enter_context(stack.cleanup)
+        yield stack
+
+
+class OffsetWatch(threading.Thread):
+    """Samples the committed offsets of the processor and sink groups every ``interval`` s and records
+    every partition whose committed offset moved backwards."""
+
+    def __init__(self, d: Deployment, interval: float = 0.5) -> None:
+        super().__init__(daemon=True, name="offset-watch")
+        self.d, self.interval = d, interval
+        self.backwards: list[str] = []
+        self.samples = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        from streams.lag import LagProbe
+
+        settings = self.d.settings
+        probes = {g: LagProbe(settings, g, t) for g, t in pipeline_groups(settings).items()}
+        last: dict[tuple[str, int], int] = {}
+        try:
+            while not self._halt.is_set():
+                for group, probe in probes.items():
+                    try:
+                        committed = probe.committed()
+                    except Exception:  # broker down: try again next tick
+                        continue
+                    for partition, offset in committed.items():
+                        if offset is None:
+                            continue
+                        before = last.get((group, partition))
+                        if before is not None and offset < before:
+                            self.backwards.append(f"{group}[{partition}] {before} -> {offset}")
+                        last[(group, partition)] = offset
+                    self.samples += 1
+                self._halt.wait(self.interval)
+        finally:
+            for probe in probes.values():
+                probe.close()
+
+    def stop(self) -> list[str]:
+        self._halt.set()
+        self.join(30)
+        return self.backwards
+
+
+def start_pipeline(d: Deployment, processors: int = 1, **env: str) -> None:
+    names = [f"processor{i}" for i in range(processors)]
+    for name in names:
+        d.start(name, ["processor"], env=env)
+    d.start("sink", ["sink"])
+    d.wait_ready(*names, "sink")
+
+
+def enqueue(d: Deployment, run_id: str, clients: int) -> EnqueueSummary:
+    return enqueue_run(d.settings, run_id, RangeSource(0, clients - 1))
+
+
+def wait_stored_some(d: Deployment, run_id: str, at_least: int, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            count = d.stored(run_id)
+            if count >= at_least:
+                return count
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {at_least} rows of {run_id} stored after {timeout} s")
+
+
+def check_run(d: Deployment, run_id: str, clients: int, watch: OffsetWatch | None = None) -> VerifyReport:
+    """The drill's verdict: lag back to zero, then the checker (nothing lost, no duplicate under FINAL,
+    nothing unexpected, every value right) and committed offsets never backwards."""
+    recovery = watch_recovery(d.settings, pipeline_groups(d.settings), RECOVERY_TIMEOUT)
+    report = verify_run(d.settings, run_id, expected=RangeSource(0, clients - 1), value_check=simulated_check)
+    report.recovery_seconds = recovery
+    backwards = watch.stop() if watch is not None else []
+    details = report.as_dict()
+    assert recovery is not None, f"lag not back to zero in {RECOVERY_TIMEOUT} s: {details}"
+    assert report.ok, f"checker failed: {details}"
+    assert report.stored + report.dead_lettered >= clients, details
+    assert not backwards, f"committed offsets moved backwards: {backwards}"
+    return report
+
+
+def wait_all_stored(d: Deployment, run_id: str, clients: int, timeout: float = RECOVERY_TIMEOUT) -> None:
+    """Wait until every client is stored or dead-lettered (run status), for drills that then check."""
+    from processors.runs_status import wait_complete
+
+    progress = wait_complete(d.settings, run_id, timeout, interval=0.25)
+    assert progress.complete, f"run not complete after {timeout} s: {progress.as_dict()}"

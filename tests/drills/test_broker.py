@@ -1,0 +1,91 @@
+"""Drills on the broker: kill -9 and restart on persistent storage (s3 on moto: nothing may be lost), a
+restart on memory storage (everything is gone: the checker must report it, never a completed run), and
+network faults between every client and the broker (the fault proxy, advertised as the broker)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from processors.runs_status import run_status
+from processors.verify import simulated_check, verify_run
+from producers.sources import RangeSource
+from tests.drills.kit import (
+    ClickHouse,
+    OffsetWatch,
+    check_run,
+    drill_stack,
+    enqueue,
+    start_pipeline,
+    wait_stored_some,
+)
+
+CLIENTS = 30_000
+SLOW = {"KCOLLECT_SIM_LATENCY_MS": "50", "KCOLLECT_SINK_BATCH_SECONDS": "0.3"}
+
+
+@pytest.mark.drill
+def test_broker_kill_9_and_restart_on_persistent_storage(
+    tmp_path: Path, shared_clickhouse: ClickHouse
+) -> None:
+    with drill_stack(tmp_path, shared_clickhouse, persistent=True) as stack:
+        d = stack.deploy(f"bp{int(time.time()) % 100000}", **SLOW)
+        start_pipeline(d, processors=1)
+        watch = OffsetWatch(d)
+        watch.start()
+        run_id = f"{d.name}-run"
+        enqueue(d, run_id, CLIENTS)
+        wait_stored_some(d, run_id, CLIENTS // 4)
+        stack.broker.kill()
+        time.sleep(3)
+        stack.broker.start()
+        check_run(d, run_id, CLIENTS, watch)
+        assert all(p.poll() is None for p in d.procs.values()), "services must ride out a broker restart"
+
+
+@pytest.mark.drill
+def test_broker_restart_on_memory_is_reported_as_loss(tmp_path: Path, shared_clickhouse: ClickHouse) -> None:
+    with drill_stack(tmp_path, shared_clickhouse) as stack:
+        d = stack.deploy(f"bm{int(time.time()) % 100000}", **SLOW)
+        start_pipeline(d, processors=1)
+        run_id = f"{d.name}-run"
+        enqueue(d, run_id, CLIENTS)
+        wait_stored_some(d, run_id, CLIENTS // 4)
+        stack.broker.kill()
+        stack.broker.start()  # memory storage: every topic, record and offset is gone
+        assert d.cli("topics", "create").returncode == 0
+        time.sleep(5)
+        report = verify_run(
+            d.settings, run_id, expected=RangeSource(0, CLIENTS - 1), value_check=simulated_check
+        )
+        assert not report.ok, report.as_dict()
+        assert report.lost > 0 and report.manifest_state == "no-manifest", report.as_dict()
+        assert not run_status(d.settings, run_id).complete
+        done = d.cli("runs", "verify", run_id, "--clients", str(CLIENTS), "--json")
+        assert done.returncode == 1, done.stdout + done.stderr
+
+
+@pytest.mark.drill
+def test_network_faults_in_front_of_the_broker(tmp_path: Path, shared_clickhouse: ClickHouse) -> None:
+    with drill_stack(tmp_path, shared_clickhouse, broker_proxy=True) as stack:
+        proxy = stack.broker.proxy
+        assert proxy is not None
+        d = stack.deploy(f"bn{int(time.time()) % 100000}", **SLOW)
+        start_pipeline(d, processors=1)
+        watch = OffsetWatch(d)
+        watch.start()
+        run_id = f"{d.name}-run"
+        enqueue(d, run_id, CLIENTS)
+        wait_stored_some(d, run_id, CLIENTS // 5)
+        proxy.set_mode("delay", delay_ms=200)
+        time.sleep(3)
+        proxy.set_mode("reset")  # every open connection gets an RST, and every new one for 2 s
+        time.sleep(2)
+        proxy.set_mode("blackhole")
+        time.sleep(8)  # longer than the session timeout (3 s)
+        proxy.set_mode("drop")
+        time.sleep(3)
+        proxy.set_mode("pass")
+        check_run(d, run_id, CLIENTS, watch)
