@@ -1,4 +1,4 @@
-"""(Loopback sockets only: no broker or ClickHouse.) """The fault proxy against a local echo server: every mode, switched at run time."""
+"""The fault proxy against a local echo server (loopback sockets only): every mode, switched at run time."""
 
 from __future__ import annotations
 
