@@ -19,7 +19,7 @@ from streams import metrics as m
 from streams.dlq import header_map
 from streams.faults import fault_point
 from streams.producer import BatchProducer, DeliveryTracker, Headers
-from streams.strategy import Batch, MessageRejected, ProcessingStep
+from streams.strategy import Batch, MessageRejected, ProcessingStep, hand_on, join_after
 
 log = logging.getLogger(__name__)
 Record = dict[str, Any]
@@ -98,13 +98,8 @@ class ProduceOutcome:
 
     def _push(self) -> bool:
         """Hand the produced batch on; False while the commit step is full (it is kept, not redone)."""
-        if self._carry is not None:
-            try:
-                self._next.submit(self._carry)
-            except MessageRejected:
-                return False
-            self._carry = None
-        return True
+        self._carry = hand_on(self._next, self._carry)
+        return self._carry is None
 
     def submit(self, batch: Batch[Outcome]) -> None:
         if not self._push():
@@ -163,11 +158,7 @@ class ProduceOutcome:
         self._next.poll()
 
     def join(self, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (timeout if timeout is not None else 3600.0)
-        while not self._push() and time.monotonic() < deadline:
-            self._next.poll()
-            time.sleep(0.01)
-        self._next.join(max(0.0, deadline - time.monotonic()))
+        join_after(self._push, self._next, timeout)
 
     def close(self) -> None:
         self._next.close()

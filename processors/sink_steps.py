@@ -25,7 +25,7 @@ from processors.windowing import PartitionWindow, Segment, WindowLimits, WindowS
 from streams.dlq import dead_letter
 from streams.metrics import SINK_DEAD_LETTERED, SINK_OPEN_WINDOWS
 from streams.producer import BatchProducer, DeliveryTracker
-from streams.strategy import Batch, MessageRejected, ProcessingStep
+from streams.strategy import Batch, MessageRejected, ProcessingStep, join_after
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +151,8 @@ class WindowStep:
         self._next.poll()
 
     def join(self, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (timeout if timeout is not None else 3600.0)
         self._closed.extend(self._windows.close_all())
-        while not self._push() and time.monotonic() < deadline:
-            self._next.poll()
-            time.sleep(0.01)
-        self._next.join(max(0.0, deadline - time.monotonic()))
+        join_after(self._push, self._next, timeout)
 
     def close(self) -> None:
         self._next.close()

@@ -79,6 +79,27 @@ def offsets_of(messages: list[Message]) -> dict[Partition, int]:
     return offsets
 
 
+def hand_on(next_step: ProcessingStep[T], batch: Batch[T] | None) -> Batch[T] | None:
+    """Offer ``batch`` to ``next_step``: None once taken (or when there was none), else the batch, held."""
+    if batch is None:
+        return None
+    try:
+        next_step.submit(batch)
+    except MessageRejected:
+        return batch
+    return None
+
+
+def join_after(push: Callable[[], bool], next_step: ProcessingStep[Any], timeout: float | None) -> None:
+    """A step's join: offer its held work (``push`` is True once all is taken) until the deadline, then
+    join ``next_step`` with the time left."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not push() and (deadline is None or time.monotonic() < deadline):
+        next_step.poll()
+        time.sleep(0.01)
+    next_step.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+
 class TransformStep(Generic[T, T2]):
     """A pure step: ``transform`` a batch's payload and hand the result to ``next_step``.
 
@@ -92,13 +113,8 @@ class TransformStep(Generic[T, T2]):
         self._carry: Batch[T2] | None = None
 
     def _push_carry(self) -> bool:
-        if self._carry is not None:
-            try:
-                self.next_step.submit(self._carry)
-            except MessageRejected:
-                return False
-            self._carry = None
-        return True
+        self._carry = hand_on(self.next_step, self._carry)
+        return self._carry is None
 
     def submit(self, batch: Batch[T]) -> None:
         if not self._push_carry():
@@ -111,13 +127,7 @@ class TransformStep(Generic[T, T2]):
         self.next_step.poll()
 
     def join(self, timeout: float | None = None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._push_carry():
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            self.next_step.poll()
-            time.sleep(0.01)
-        self.next_step.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        join_after(self._push_carry, self.next_step, timeout)
 
     def close(self) -> None:
         self.next_step.close()
@@ -168,22 +178,12 @@ class RunTaskInLoop(Generic[T, T2]):
 
     def _forward(self) -> bool:
         """Hand on finished work in order; False when the next step is full."""
-        if self._carry is not None:
-            try:
-                self.next_step.submit(self._carry)
-            except MessageRejected:
-                return False
-            self._carry = None
-        while self._queue and self._queue[0][1].done():
+        self._carry = hand_on(self.next_step, self._carry)
+        while self._carry is None and self._queue and self._queue[0][1].done():
             batch, future = self._queue.popleft()
-            out = batch.replace(future.result())
             self._report()
-            try:
-                self.next_step.submit(out)
-            except MessageRejected:
-                self._carry = out
-                return False
-        return True
+            self._carry = hand_on(self.next_step, batch.replace(future.result()))
+        return self._carry is None
 
     def _report(self) -> None:
         if self._on_in_flight is not None:
