@@ -27,6 +27,8 @@ def test_processor_crash_then_restart_loses_nothing(
         tmp_path,
         KCOLLECT_CONSUME_BATCH="200",
         KCOLLECT_COMMIT_INTERVAL_SECONDS="0.1",
+        KCOLLECT_SIM_LATENCY_MS="20",  # one batch at a time, 20 of them over about a second:
+        KCOLLECT_MAX_IN_FLIGHT_BATCHES="1",  # every point (and several commits) is reached 3 times
     )
     try:
         run_id = f"crash-{point.replace('_', '-')}"
