@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 from clickhouse_driver import Client
@@ -25,11 +24,10 @@ from kcollect.localstack.chconfig import (
 from kcollect.localstack.errors import StackError
 from kcollect.localstack.ports import (
     LOOPBACK,
-    deadline_after,
     ensure_free,
     free_port,
     port_open,
-    remaining,
+    wait_answering,
 )
 from kcollect.localstack.process import MARKER_VARIABLE, marker, spawn_detached, stop_process, wait_ready
 from streams.settings import ClickHouseAddress, parse_clickhouse_url
@@ -119,11 +117,7 @@ def clickhouse_answers(url: str, timeout: float) -> bool:
 
 def wait_clickhouse(url: str, timeout: float = STARTUP_TIMEOUT) -> None:
     """Wait until the server behind ``url`` answers ``SELECT 1``; StackError after ``timeout`` s."""
-    deadline = deadline_after(timeout)
-    while not clickhouse_answers(url, min(remaining(deadline), 2.0)):
-        if remaining(deadline) <= 0:
-            raise StackError(f"ClickHouse at {url} did not answer within {timeout:g} s")
-        time.sleep(0.1)
+    wait_answering(lambda seconds: clickhouse_answers(url, seconds), f"ClickHouse at {url}", timeout)
 
 
 def create_database(url: str) -> None:

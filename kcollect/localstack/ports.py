@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 
 from kcollect.localstack.errors import StackError
 
@@ -51,3 +52,13 @@ def deadline_after(timeout: float) -> float:
 def remaining(deadline: float) -> float:
     """Seconds left until ``deadline`` (never negative)."""
     return max(0.0, deadline - time.monotonic())
+
+
+def wait_answering(answers: Callable[[float], bool], what: str, timeout: float) -> None:
+    """Call ``answers(seconds)`` (at most 2 s each) until it is True; StackError naming ``what`` after
+    ``timeout`` seconds."""
+    deadline = deadline_after(timeout)
+    while not answers(min(remaining(deadline), 2.0)):
+        if remaining(deadline) <= 0:
+            raise StackError(f"{what} did not answer within {timeout:g} s")
+        time.sleep(0.1)

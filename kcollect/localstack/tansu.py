@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import time
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
@@ -12,12 +11,11 @@ from confluent_kafka.admin import AdminClient
 from kcollect.localstack.errors import StackError
 from kcollect.localstack.ports import (
     LOOPBACK,
-    deadline_after,
     ensure_free,
     free_port,
     port_open,
-    remaining,
     split_host_port,
+    wait_answering,
 )
 from kcollect.localstack.process import MARKER_VARIABLE, marker, spawn_detached, wait_ready
 from streams.stackfile import ProcessRecord
@@ -83,11 +81,7 @@ def kafka_answers(bootstrap: str, timeout: float) -> bool:
 
 def wait_kafka(bootstrap: str, timeout: float = STARTUP_TIMEOUT) -> None:
     """Wait until a Kafka broker at ``bootstrap`` answers; StackError after ``timeout`` seconds."""
-    deadline = deadline_after(timeout)
-    while not kafka_answers(bootstrap, min(remaining(deadline), 2.0)):
-        if remaining(deadline) <= 0:
-            raise StackError(f"Kafka at {bootstrap} did not answer within {timeout:g} s")
-        time.sleep(0.1)
+    wait_answering(lambda seconds: kafka_answers(bootstrap, seconds), f"Kafka at {bootstrap}", timeout)
 
 
 def start_tansu(folder: Path, port: int | None = None, *, timeout: float = STARTUP_TIMEOUT) -> ProcessRecord:
