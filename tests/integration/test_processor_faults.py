@@ -62,7 +62,7 @@ def test_http_faults_and_poison_records(pipe: Pipeline) -> None:
             "error_rate": 0.08,
             "rate_limit_rate": 0.05,
             "retry_after_s": 0.2,
-            "garbage_rate": 0.08,
+            "garbage_rate": 0.2,  # 4 kinds of garbage, ~5% each: every kind shows up in ~150 calls
             "hang_rate": 0.05,  # ~150 calls: each fault kind shows up (P(no hang) < 0.1%)
             "hang_seconds": 3,
         },
