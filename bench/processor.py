@@ -128,7 +128,7 @@ def run_processor(
                 last_sample = time.monotonic()
             time.sleep(0.05)
         seconds = time.monotonic() - started
-        scraped = scrape(extra_env.get("KCOLLECT_PROCESSOR_METRICS_PORT"))
+        scraped = scrape(extra_env.get("KCOLLECT_HTTP_PORT"))
     finally:
         proc.terminate()
         proc.wait(60)
@@ -226,7 +226,7 @@ def bench_http(base: Settings, n: int, latency_ms: float) -> dict[str, Any]:
                 Path(tmp),
                 {
                     "KCOLLECT_PROCESSOR_CONFIG": str(path),
-                    "KCOLLECT_PROCESSOR_METRICS_PORT": str(metrics_port),
+                    "KCOLLECT_HTTP_PORT": str(metrics_port),
                     "KCOLLECT_MAX_IN_FLIGHT_BATCHES": "8",
                 },
                 None,

@@ -1,9 +1,11 @@
 """bench/sink: 700k results through Kafka into ClickHouse by `kcollect sink`, beside a bare insert.
 
-1. Builds N realistic results (the processor's own fetch and compute on the simulated subsystems) and
-   produces them to a fresh results topic (own topic prefix, 8 partitions).
-2. Bare: one clickhouse-driver columnar insert of the same N rows (columns built beforehand) into a
-   table with the same schema (materialized view included) in its own database.
+1. Builds N realistic results (the processor's own fetch, compute and result batches on the simulated
+   subsystems: one batch per partition's share of a 5,000-request consume) and produces them to a
+   fresh results topic (own topic prefix, 8 partitions).
+2. Bare: clickhouse-driver columnar inserts of the same N rows (columns built beforehand) into a table
+   with the same schema (materialized view included), each in its own database: all N in one insert,
+   and in inserts of 100k rows (the sink's window); the faster one is the reference.
 3. Sink: starts K `kcollect sink` processes in one group (own group and database per K; K = 1, then 2)
    and measures from the first assignment to the moment ClickHouse holds N rows (also reported from
    process start).
@@ -21,13 +23,12 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from pathlib import Path
-
-import orjson
 
 from bench.machine import machine_line
 from kcollect.runner import ensure_stack, service_env
-from processors.collect import build_results, fetch_all
+from processors.collect import EncodedBatch, build_results, encode_results, fetch_all
 from processors.columns import to_columns
 from processors.compute import get_compute
 from processors.subsystems import default_subsystems
@@ -42,32 +43,45 @@ from streams.settings import Settings, load_settings
 PARTITIONS = 8
 
 
-def build_rows(n: int, run_id: str) -> list[dict[str, object]]:
+CONSUMED = 5000  # the processor's default consume batch: one result batch per partition's share
+
+
+def build_rows(n: int, run_id: str) -> tuple[list[dict[str, object]], list[EncodedBatch]]:
+    """The results as dicts (for the bare insert) and as the processor's result batches."""
     requested_at = int(time.time() * 1000)
     requests = [request_record(run_id, str(i), requested_at) for i in range(n)]
     columns = fetch_all(default_subsystems(), requests, 500)
-    return build_results(requests, columns, get_compute("summary"), requested_at + 1000)
+    compute = get_compute("summary")
+    batches: list[EncodedBatch] = []
+    for start in range(0, n, CONSUMED):
+        part = requests[start : start + CONSUMED]
+        # a consumed batch holds every partition's share, one partition after another
+        partitions = sorted(zlib.crc32(str(r["client_id"]).encode()) % PARTITIONS for r in part)
+        chunk = {name: column[start : start + CONSUMED] for name, column in columns.items()}
+        batches.extend(encode_results(part, partitions, chunk, compute, requested_at + 1000)[0])
+    return build_results(requests, columns, compute, requested_at + 1000), batches
 
 
-def produce(settings: Settings, rows: list[dict[str, object]]) -> float:
+def produce(settings: Settings, batches: list[EncodedBatch]) -> float:
     producer = BatchProducer(settings)
     topic = f"{settings.topic_prefix}results"
     started = time.monotonic()
-    for start in range(0, len(rows), 10000):
-        chunk = rows[start : start + 10000]
-        producer.produce_batch(topic, [(str(r["client_id"]), orjson.dumps(r)) for r in chunk])
+    producer.produce_to_partitions(topic, [(b.partition, b.value) for b in batches])
     assert producer.flush(60) == 0
     return time.monotonic() - started
 
 
-def bare_insert(settings: Settings, rows: list[dict[str, object]]) -> float:
+def bare_insert(settings: Settings, rows: list[dict[str, object]], chunk: int) -> float:
+    """Seconds for columnar inserts of ``rows``, ``chunk`` rows per insert (columns built beforehand)."""
     address = settings.clickhouse()
     migrate(address)
     columns = to_columns(rows)
     client = connect(address)
+    sql = insert_results_sql(address.database)
     try:
         started = time.monotonic()
-        client.execute(insert_results_sql(address.database), columns, columnar=True)
+        for start in range(0, len(rows), chunk):
+            client.execute(sql, [column[start : start + chunk] for column in columns], columnar=True)
         return time.monotonic() - started
     finally:
         client.disconnect()
@@ -151,15 +165,20 @@ def main() -> None:
         partitions=PARTITIONS,
     )
     create_topics(topics)
-    rows = build_rows(n, f"{tag}-run")
-    produce_seconds = produce(topics, rows)
-    bare_seconds = bare_insert(topics, rows)
+    rows, batches = build_rows(n, f"{tag}-run")
+    produce_seconds = produce(topics, batches)
+    del batches
+    one_block = bare_insert(topics, rows, n)
+    chunked = bare_insert(fresh_database(topics, f"{tag}_bare100k"), rows, 100_000)
     del rows
+    bare_seconds = min(one_block, chunked)
     bare_rate = n / bare_seconds
     print(f"machine: {machine_line()}")
-    print(f"rows: {n:,} ({PARTITIONS} partitions), produced in {produce_seconds:.2f} s")
-    print(f"bare columnar insert: {bare_seconds:.2f} s = {bare_rate:,.0f} rows/s")
-    databases = [f"{tag}_bare"]
+    print(f"rows: {n:,} in result batches ({PARTITIONS} partitions), produced in {produce_seconds:.2f} s")
+    print(f"bare columnar insert, one block: {one_block:.2f} s = {n / one_block:,.0f} rows/s")
+    print(f"bare columnar inserts of 100k rows: {chunked:.2f} s = {n / chunked:,.0f} rows/s")
+    print(f"bare (the faster): {bare_rate:,.0f} rows/s")
+    databases = [f"{tag}_bare", f"{tag}_bare100k"]
     for count in sink_counts:
         settings = fresh_database(topics, f"{tag}_s{count}")
         databases.append(f"{tag}_s{count}")

@@ -1,23 +1,22 @@
 """Turn a batch of collection requests into client results: fetch from every subsystem, then compute.
 
-Pure apart from the subsystem calls it is given; the results are plain dicts in the ClientResult
-shape, in request order. ``encode_results`` goes straight to the encoded records: for a batch where
-no value is missing and the compute function has a columnar twin (``processors.compute.COLUMNAR``)
-it formats whole columns at once (orjson per column, one bytes template per client), which is
-several times cheaper than building and encoding a dict per client; otherwise it falls back to
-``build_results``. Both give the same JSON (tests check it).
+Pure apart from the subsystem calls it is given. ``encode_results`` turns fetched columns into result
+batches (``schemas.result_batch``): the metric columns as they are, the computed values as columns
+(through the compute function's columnar twin, ``processors.compute.COLUMNAR``, when no value is
+missing), one batch per run of requests from one partition. ``build_results`` is the same outcome as
+one ``ClientResult`` dict per client: the definition the batches are tested against.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
-import orjson
-
 from processors.compute import COLUMNAR, ComputeFn
 from processors.subsystems import Columns, Subsystem
+from schemas.result_batch import encode_batch
 
 Record = dict[str, Any]
 
@@ -66,63 +65,71 @@ def build_results(
     return results
 
 
-Encoded = list[tuple[str, bytes]]
+MAX_BATCH_CLIENTS = 1000
+"""Clients per result batch at most: ~250 bytes each, so a batch stays far below the broker's and the
+producer's 1 MB message limits even with 128-character ids."""
 
 
-def _constants(names: tuple[str, ...], computed: tuple[str, ...], now_ms: int) -> list[bytes]:
-    """The constant JSON text between a result's variable parts (there is one more than parts)."""
-    dumps = orjson.dumps
-    metric_keys = [dumps(k) + b":" for k in names]
-    computed_keys = [dumps(k) + b":" for k in computed]
-    return [
-        b'{"v":1,"run_id":',
-        b',"client_id":',
-        b',"requested_at_ms":',
-        b',"attempt":',
-        b',"collected_at_ms":' + str(now_ms).encode() + b',"status":"ok","metrics":{' + metric_keys[0],
-        *[b"," + k for k in metric_keys[1:]],
-        b'},"missing":[],"computed":{' + computed_keys[0],
-        *[b"," + k for k in computed_keys[1:]],
-        b"}}",
-    ]
+@dataclass(frozen=True)
+class EncodedBatch:
+    """One result batch (``schemas.result_batch``) of ``clients`` clients from request ``partition``."""
+
+    partition: int
+    clients: int
+    value: bytes
 
 
-def _split(column: Sequence[float | int]) -> list[bytes]:
-    """Each number's JSON, from one dumps of the column (numbers hold no comma; strings may: never here)."""
-    return orjson.dumps(column)[1:-1].split(b",")
+def compute_columns(columns: Columns, compute: ComputeFn, n: int) -> dict[str, list[Any]]:
+    """The computed values of ``n`` clients as columns (``None`` where a client has no such value).
+
+    Whole columns at once through the compute function's columnar twin when every value is there;
+    otherwise per client, over the metrics that client has.
+    """
+    names = tuple(columns)
+    columnar = COLUMNAR.get(compute)
+    if columnar is not None and names and all(None not in c for c in columns.values()):
+        computed = columnar([columns[name] for name in names])  # type: ignore[misc]
+        if computed:
+            return computed
+    rows = zip(*columns.values(), strict=True) if names else repeat((), n)
+    per_client = [compute({k: v for k, v in zip(names, row, strict=True) if v is not None}) for row in rows]
+    keys: dict[str, None] = {}
+    for values in per_client:
+        keys.update(dict.fromkeys(values))
+    return {key: [values.get(key) for values in per_client] for key in keys}
+
+
+def partition_runs(partitions: Sequence[int], limit: int = MAX_BATCH_CLIENTS) -> list[tuple[int, int]]:
+    """``[start, end)`` spans of consecutive requests from one partition, at most ``limit`` long."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for i in range(1, len(partitions) + 1):
+        if i == len(partitions) or partitions[i] != partitions[start] or i - start == limit:
+            spans.append((start, i))
+            start = i
+    return spans
 
 
 def encode_results(
-    requests: Sequence[Record], columns: Columns, compute: ComputeFn, now_ms: int
-) -> tuple[Encoded, int]:
-    """(client id, encoded ClientResult) per request, in order, and how many are ``partial``."""
-    if not requests:
-        return [], 0
-    names = tuple(columns)
-    columnar = COLUMNAR.get(compute)
-    if columnar is None or not names or any(None in column for column in columns.values()):
-        results = build_results(requests, columns, compute, now_ms)
-        dumps = orjson.dumps
-        return [(r["client_id"], dumps(r)) for r in results], sum(1 for r in results if r["missing"])
-    values: list[list[float]] = [columns[name] for name in names]  # type: ignore[misc]
-    computed = columnar(values)
-    if not computed:
-        results = build_results(requests, columns, compute, now_ms)
-        return [(r["client_id"], orjson.dumps(r)) for r in results], 0
-    client_ids = [r["client_id"] for r in requests]
-    parts = [
-        [orjson.dumps(r["run_id"]) for r in requests]
-        if len({r["run_id"] for r in requests}) > 1
-        else repeat(orjson.dumps(requests[0]["run_id"])),
-        list(map(orjson.dumps, client_ids)),
-        _split([r["requested_at_ms"] for r in requests]),
-        _split([r.get("attempt", 0) for r in requests]),
-        *[_split(column) for column in values],
-        *[_split(column) for column in computed.values()],
-    ]
-    constants = _constants(names, tuple(computed), now_ms)
-    pieces: list[Any] = [None] * (len(parts) + len(constants))
-    pieces[0::2] = [repeat(c) for c in constants]
-    pieces[1::2] = parts
-    encoded = list(map(b"".join, zip(*pieces, strict=False)))  # the repeats are endless: zip stops at n
-    return list(zip(client_ids, encoded, strict=True)), 0
+    requests: Sequence[Record],
+    partitions: Sequence[int],
+    columns: Columns,
+    compute: ComputeFn,
+    now_ms: int,
+) -> tuple[list[EncodedBatch], int]:
+    """Result batches for ``requests`` (one per run of a request partition), and how many are partial.
+
+    ``partitions[i]`` is the partition request ``i`` came from; a client's result batch goes to the
+    results partition of that number, so each client's results stay in one partition and in order.
+    """
+    computed = compute_columns(columns, compute, len(requests))
+    partial = 0
+    if any(None in column for column in columns.values()):
+        partial = sum(1 for row in zip(*columns.values(), strict=True) if None in row)
+    encoded: list[EncodedBatch] = []
+    for start, end in partition_runs(partitions):
+        metrics = {name: column[start:end] for name, column in columns.items()}
+        values = {name: column[start:end] for name, column in computed.items()}
+        value = encode_batch(requests[start:end], now_ms, metrics, values)
+        encoded.append(EncodedBatch(partitions[start], end - start, value))
+    return encoded, partial

@@ -30,9 +30,9 @@ def to_columns(rows: list[Record]) -> list[list[Any]]:
         [r["collected_at_ms"] // 1000 for r in rows],
         attempts,
         [r["status"] for r in rows],
-        [dumps(r["metrics"]).decode() for r in rows],
+        [dumps(r["metrics"]) for r in rows],
         [list(r.get("missing", ())) for r in rows],
-        [dumps(r["computed"]).decode() for r in rows],
+        [dumps(r["computed"]) for r in rows],
         attempts,
     ]
 

@@ -20,17 +20,22 @@ import orjson
 from confluent_kafka import Message
 
 from processors.caller import SubsystemCaller
-from processors.collect import Encoded, encode_results
+from processors.collect import EncodedBatch, encode_results
 from processors.compute import ComputeFn
 from processors.subsystems import Columns, Record
+from schemas.result_batch import expand_batch
 
 
 @dataclass
 class Decoded:
-    """Valid requests with the message each came from (same order)."""
+    """Valid requests with the message and partition each came from (same order)."""
 
     requests: list[Record]
     messages: list[Message]
+    partitions: list[int] | None = None  # None: all from partition 0
+
+    def partition_list(self) -> list[int]:
+        return self.partitions if self.partitions is not None else [0] * len(self.requests)
 
 
 @dataclass
@@ -45,15 +50,20 @@ class Failure:
 
 @dataclass
 class Outcome:
-    """Encoded results ``(client id, ClientResult JSON)`` in request order, and the failures."""
+    """Result batches (``schemas.result_batch``) in request order, and the failures."""
 
-    encoded: Encoded
+    encoded: list[EncodedBatch]
     partial: int = 0
     failures: list[Failure] = field(default_factory=list)
 
+    @property
+    def clients(self) -> int:
+        """How many clients the result batches hold."""
+        return sum(batch.clients for batch in self.encoded)
+
     def results(self) -> list[Record]:
-        """The results decoded again (for tests and tools; the hot path never does this)."""
-        return [orjson.loads(value) for _, value in self.encoded]
+        """The results as ClientResult dicts (for tests and tools; the hot path never does this)."""
+        return [row for batch in self.encoded for row in expand_batch(orjson.loads(batch.value))]
 
 
 Span = tuple[int, int, SubsystemCaller, BaseException]
@@ -99,7 +109,8 @@ class Fetcher:
             spans.extend(sub_spans)
         now_ms = int(time.time() * 1000)
         if not spans:
-            return Outcome(*encode_results(requests, columns, self.compute, now_ms))
+            partitions = batch.partition_list()
+            return Outcome(*encode_results(requests, partitions, columns, self.compute, now_ms))
         return self._split(batch, columns, spans, now_ms)
 
     def _split(self, batch: Decoded, columns: Columns, spans: list[Span], now_ms: int) -> Outcome:
@@ -112,9 +123,14 @@ class Fetcher:
                 if caller.required or failed_count[i] == len(self.callers):
                     fatal.setdefault(i, error)
         keep = [i for i in range(n) if i not in fatal]
+        partitions = batch.partition_list()
         kept_columns = {metric: [column[i] for i in keep] for metric, column in columns.items()}
         encoded, partial = encode_results(
-            [batch.requests[i] for i in keep], kept_columns, self.compute, now_ms
+            [batch.requests[i] for i in keep],
+            [partitions[i] for i in keep],
+            kept_columns,
+            self.compute,
+            now_ms,
         )
         failures = [
             Failure(batch.requests[i], batch.messages[i], type(err).__name__, str(err)[:500])

@@ -69,11 +69,12 @@ class RequestDecoder:
             self.expired += len(expired)
         self.decoded += len(requests)
         self._guard.record(len(batch.payload), len(bad) + len(expired))
-        return batch.replace(Decoded(requests, messages))
+        return batch.replace(Decoded(requests, messages, [msg.partition() or 0 for msg in messages]))
 
 
 class ProduceOutcome:
-    """Results to the results topic; failures to the retry topic, or the DLQ after the last attempt."""
+    """Result batches to the results topic (a batch from request partition p to results partition p mod
+    the results topic's partition count); failures to the retry topic, or the DLQ after the last attempt."""
 
     def __init__(
         self,
@@ -91,6 +92,7 @@ class ProduceOutcome:
         self._retry = retry  # processors.config.RetryConfig
         self._next = next_step
         self._carry: Batch[None] | None = None
+        self._results_partitions = producer.partition_count(topics.results)
         self.results = 0
         self.partial = 0
         self.retried = 0
@@ -106,11 +108,15 @@ class ProduceOutcome:
             raise MessageRejected
         fault_point("after_fetch")
         outcome = batch.payload
-        tracker = self._producer.produce_batch(self._topics.results, outcome.encoded)
+        spread = self._results_partitions
+        tracker = self._producer.produce_to_partitions(
+            self._topics.results, [(b.partition % spread, b.value) for b in outcome.encoded]
+        )
         fault_point("after_produce")
-        self.results += len(outcome.encoded)
+        clients = outcome.clients
+        self.results += clients
         self.partial += outcome.partial
-        m.PROCESSOR_RECORDS.labels("ok").inc(len(outcome.encoded) - outcome.partial)
+        m.PROCESSOR_RECORDS.labels("ok").inc(clients - outcome.partial)
         if outcome.partial:
             m.PROCESSOR_RECORDS.labels("partial").inc(outcome.partial)
         dead = self._failures(outcome.failures, tracker) if outcome.failures else 0

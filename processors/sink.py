@@ -81,6 +81,7 @@ def run_sink(settings: Settings, ready_file: Path | None = None) -> dict[str, An
             [results_topic],
             lambda consumer: build_sink_chain(consumer, settings, producer, stats),
             ready_file,
+            batch_size=settings.sink_consume_batch,
         )
     finally:
         producer.flush(settings.shutdown_deadline_seconds)

@@ -15,13 +15,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
+import orjson
 from confluent_kafka import Message
 
 from processors.insert import Bad, SinkStats
-from processors.result_rows import decode_rows
+from processors.result_rows import BadResult, decode_rows
 from processors.windowing import PartitionWindow, Segment, WindowLimits, WindowSet
+from schemas.codec import CodecError
+from schemas.result_batch import expand_batch, is_batch
 from streams.dlq import dead_letter
 from streams.metrics import SINK_DEAD_LETTERED, SINK_OPEN_WINDOWS
 from streams.producer import BatchProducer, DeliveryTracker
@@ -38,16 +42,28 @@ class DeadLetters:
         self._topic = topic
         self._stats = stats
 
-    def send(self, msg: Message, exc: Exception, stage: str, tracker: DeliveryTracker) -> None:
+    def send(
+        self,
+        msg: Message,
+        exc: Exception,
+        stage: str,
+        tracker: DeliveryTracker,
+        bad: BadResult | None = None,
+    ) -> None:
+        """Dead-letter ``msg``, or only its row ``bad.position`` when it is a result batch."""
         log.warning(
-            "%s result at %s/%d@%d: %s",
+            "%s result at %s/%d@%d%s: %s",
             "invalid" if stage == "sink-decode" else "ClickHouse refused the",
             msg.topic(),
             msg.partition(),
             msg.offset(),
+            "" if bad is None or bad.position is None else f" row {bad.position}",
             exc,
         )
-        key, value, headers = dead_letter(msg, type(exc).__name__, str(exc), stage)
+        row = None
+        if bad is not None and bad.position is not None:
+            row = (bad.position, bad.client_id or "", bad.original or b"")
+        key, value, headers = dead_letter(msg, type(exc).__name__, str(exc), stage, row=row)
         self._producer.produce_batch(self._topic, [(key or b"", value)], tracker, headers)
         SINK_DEAD_LETTERED.labels(stage).inc()
 
@@ -55,8 +71,22 @@ class DeadLetters:
         """Dead-letter rows ClickHouse refused on their own (after bisecting their window)."""
         tracker = DeliveryTracker()
         for index, exc in bad:
-            self.send(window.sources[index], exc, "sink-insert", tracker)
+            msg = window.sources[index]
+            self.send(msg, exc, "sink-insert", tracker, batch_row(msg, window.positions[index], exc))
         return tracker
+
+
+def batch_row(msg: Message, position: int, exc: Exception) -> BadResult | None:
+    """Row ``position`` of ``msg`` as a ``BadResult`` when ``msg`` is a result batch, else None."""
+    try:
+        obj = orjson.loads(msg.value() or b"")
+    except orjson.JSONDecodeError:
+        return None
+    if not is_batch(obj):
+        return None
+    record = expand_batch(obj)[position]
+    error = CodecError("refused", str(exc))
+    return BadResult(-1, error, position, str(record["client_id"]), orjson.dumps(record))
 
 
 class ResultDecoder:
@@ -70,31 +100,36 @@ class ResultDecoder:
         started = time.thread_time()
         messages: list[Any] = batch.payload  # Any: offsets and partitions of consumed messages are set
         values = [m.value() for m in messages]
-        rows, bad = decode_rows(values)
+        decoded = decode_rows(values)
+        rows, positions = decoded.rows, decoded.positions
         self._stats.decoded += len(rows)
-        bad_at = {index for index, _ in bad}
         segments: dict[int, Segment] = {}
-        next_row = iter(rows).__next__
-        for index, msg in enumerate(messages):
+        at = 0
+        for index, (msg, count) in enumerate(zip(messages, decoded.counts, strict=True)):
             partition, offset = msg.partition(), msg.offset()
             segment = segments.get(partition)
             if segment is None:
                 segment = Segment((msg.topic(), partition), offset, offset, [], [], [], 0)
                 segments[partition] = segment
             segment.end = offset + 1
-            if bad_at and index in bad_at:
-                continue
-            segment.rows.append(next_row())
-            segment.offsets.append(offset)
-            segment.sources.append(msg)
+            if count == 1:
+                segment.rows.append(rows[at])
+                segment.offsets.append(offset)
+                segment.sources.append(msg)
+                segment.positions.append(positions[at])
+            elif count:
+                segment.rows.extend(rows[at : at + count])
+                segment.offsets.extend(repeat(offset, count))
+                segment.sources.extend(repeat(msg, count))
+                segment.positions.extend(positions[at : at + count])
+            at += count
             segment.nbytes += len(values[index] or b"")
-        if bad:
+        if decoded.bad:
             tracker = DeliveryTracker()
-            for index, err in bad:
-                msg = messages[index]
+            for bad in decoded.bad:
                 self._stats.invalid += 1
-                self._dead_letters.send(msg, err, "sink-decode", tracker)
-            for partition in {messages[index].partition() for index, _ in bad}:
+                self._dead_letters.send(messages[bad.index], bad.error, "sink-decode", tracker, bad)
+            for partition in {messages[bad.index].partition() for bad in decoded.bad}:
                 segments[partition].trackers.append(tracker)
         self._stats.decode_seconds += time.thread_time() - started
         return Batch(list(segments.values()), batch.offsets, batch.trackers)

@@ -8,11 +8,16 @@ the commit after it acknowledges. Row-count boundaries are aligned to offsets: a
 it reaches the next multiple of N (``boundary``), wherever the consumed batches happened to start or
 end. Windows closed by count are therefore the same ranges on every replay; only windows closed by
 time (T) or bytes (B) depend on timing, and the window after one realigns at the next multiple of N.
+
+A record may hold many rows (a result batch, ``schemas.result_batch``): its rows share its offset and
+never split across windows. A window also closes once it holds N rows, after the record that
+reached N; that cut depends only on the window's start and the records, so it is the same on a replay
+from the same start (every commit is a window's end).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,10 +44,11 @@ class Segment:
     start: int  # offset of the first record consumed (valid or not)
     end: int  # offset after the last record consumed
     rows: list[Record]
-    offsets: list[int]  # the offset of each row
+    offsets: list[int]  # the offset of each row (rows of one result batch share it)
     sources: list[Any]  # the consumed message of each row (for dead-lettering after an insert)
     nbytes: int
     trackers: list[DeliveryTracker] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # each row's position in its record
 
 
 @dataclass
@@ -59,6 +65,7 @@ class PartitionWindow:
     sources: list[Any] = field(default_factory=list)
     nbytes: int = 0
     trackers: list[DeliveryTracker] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
 
     @property
     def boundary(self) -> int:
@@ -68,6 +75,7 @@ class PartitionWindow:
     def is_due(self, now: float) -> bool:
         return (
             self.end >= self.boundary
+            or len(self.rows) >= self.limits.rows
             or self.nbytes >= self.limits.bytes
             or now - self.opened_at >= self.limits.seconds
         )
@@ -101,15 +109,22 @@ class WindowSet:
                 self._open[part] = window
             boundary = window.boundary
             hi = bisect_left(segment.offsets, boundary, lo) if segment.end > boundary else count
+            end = min(segment.end, boundary)
+            room = max(self.limits.rows - len(window.rows), 1)
+            if hi - lo > room:  # N rows first: close after the record that holds the N-th row
+                last = segment.offsets[lo + room - 1]
+                hi = bisect_right(segment.offsets, last, lo, hi)
+                end = last + 1
             if hi > lo:
                 window.rows.extend(segment.rows[lo:hi])
                 window.offsets.extend(segment.offsets[lo:hi])
                 window.sources.extend(segment.sources[lo:hi])
+                window.positions.extend(segment.positions[lo:hi])
                 window.nbytes += segment.nbytes * (hi - lo) // max(count, 1)
             if trackers:
                 window.trackers.extend(trackers)
                 trackers = []
-            window.end = min(segment.end, boundary)
+            window.end = end
             lo = hi
             if window.is_due(now):
                 closed.append(self._open.pop(part))

@@ -36,7 +36,11 @@ REQUESTS = TopicSpec(
     {"retention.ms": str(7 * DAY_MS)},
 )
 RESULTS = TopicSpec(
-    "results", None, "client_id", "one computed result per client per run", {"retention.ms": str(7 * DAY_MS)}
+    "results",
+    None,
+    "none: partition = request partition",
+    "result batches (schemas/result_batch.py): up to 1,000 clients' results per record",
+    {"retention.ms": str(7 * DAY_MS)},
 )
 RUNS = TopicSpec(
     "runs", 1, "run_id", "run manifests; the last record per run id wins", {"cleanup.policy": "compact"}

@@ -30,9 +30,14 @@ def dead_letter(
     attempts: int = 1,
     first_failure_ms: int | None = None,
     run_id: str | None = None,
+    row: tuple[int, str, bytes] | None = None,
 ) -> tuple[bytes | None, bytes, Headers]:
-    """(key, value, headers) of the dead-letter record for ``msg``."""
-    value = msg.value() or b""
+    """(key, value, headers) of the dead-letter record for ``msg``.
+
+    ``row``: one row of a record that holds many (a result batch): (position, client id, the row's
+    own JSON); the dead letter then holds that row, keyed by its client, with a ``batch_row`` header.
+    """
+    value = (row[2] if row else msg.value()) or b""
     run_id = run_id or run_id_of(value)
     headers: Headers = [
         ("error_class", error_class.encode()),
@@ -46,11 +51,13 @@ def dead_letter(
     ]
     if run_id:
         headers.append(("run_id", run_id.encode()))
+    if row:
+        headers.append(("batch_row", str(row[0]).encode()))
     if len(value) > MAX_ORIGINAL_BYTES:
         headers.append(("original_sha256", hashlib.sha256(value).hexdigest().encode()))
         headers.append(("original_truncated", str(len(value)).encode()))
         value = value[:MAX_ORIGINAL_BYTES]
-    return msg.key(), value, headers
+    return (row[1].encode() if row else msg.key()), value, headers
 
 
 def run_id_of(value: bytes | None) -> str | None:

@@ -75,6 +75,31 @@ class BatchProducer:
         self._producer.poll(0)
         return tracker
 
+    def produce_to_partitions(
+        self, topic: str, records: Iterable[tuple[int, bytes]], tracker: DeliveryTracker | None = None
+    ) -> DeliveryTracker:
+        """Queue each ``(partition, value)`` record, keyless, to that partition of ``topic``."""
+        tracker = tracker or DeliveryTracker()
+        produce = self._producer.produce
+        on_delivery = tracker.on_delivery
+        for partition, value in records:
+            tracker.pending += 1
+            while True:
+                try:
+                    produce(topic, value, partition=partition, on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)
+        self._producer.poll(0)
+        return tracker
+
+    def partition_count(self, topic: str, timeout: float = 10.0) -> int:
+        """How many partitions ``topic`` has (from the broker's metadata)."""
+        metadata = self._producer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            raise RuntimeError(f"topic {topic!r} has no partitions in the broker's metadata")
+        return len(metadata.partitions)
+
     def poll(self, timeout: float = 0.0) -> int:
         return int(self._producer.poll(timeout))
 

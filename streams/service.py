@@ -59,17 +59,19 @@ def run_consumer_service(
     ready_file: Path | None = None,
     gate: Gate | None = None,
     hold: Callable[[], bool] | None = None,
+    batch_size: int | None = None,
     **consumer_extra: Any,
 ) -> LoopStats:
     """Run until a signal; returns the loop's statistics. With ``KCOLLECT_HTTP_PORT`` set it serves
-    ``/metrics``, ``/healthz`` and ``/readyz`` (streams/health.py) while it runs."""
+    ``/metrics``, ``/healthz`` and ``/readyz`` (streams/health.py) while it runs. ``batch_size``:
+    records per consume (default ``settings.consume_batch``)."""
     probe, server = service_health(settings)
     consumer = Consumer(consumer_config(settings, group, **client_hooks(probe), **consumer_extra))
     loop = StreamProcessor(
         consumer,
         topics,
         chain_factory,
-        batch_size=settings.consume_batch,
+        batch_size=batch_size or settings.consume_batch,
         shutdown_deadline=settings.shutdown_deadline_seconds,
         on_assigned=mark_ready(ready_file),
         gate=gate,

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     subsystem_batch: int = Field(500, ge=1, le=100000)
     sim_latency_ms: float = Field(0.0, ge=0, le=60000)
     max_in_flight_batches: int = Field(4, ge=1, le=1000)
+    # records per consume in the sink: result batches hold up to 1,000 rows each (~600 by default)
+    sink_consume_batch: int = Field(32, ge=1, le=100000)
     sink_batch_rows: int = Field(100000, ge=1, le=10_000_000)
     sink_batch_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     sink_batch_seconds: float = Field(1.0, gt=0, le=3600)
@@ -120,9 +122,10 @@ class Settings(BaseSettings):
 
     # Lag-based backpressure (streams/lag_gate.py, docs/lag.md): processors pause while the sink
     # group's lag on the results topic is above results_lag_high and resume once it is at or below
-    # results_lag_low; 0 turns the gate off.
-    results_lag_high: int = Field(500_000, ge=0)
-    results_lag_low: int = Field(100_000, ge=0)
+    # results_lag_low; 0 turns the gate off. The lag counts records: the processor's result batches hold
+    # up to 1,000 clients each (one consumed batch's share of a partition; ~600 with the defaults).
+    results_lag_high: int = Field(1_000, ge=0)
+    results_lag_low: int = Field(200, ge=0)
     results_lag_interval_seconds: float = Field(1.0, gt=0, le=60)
 
     # --- deployment (issue #8: streams/settings_sources.py, streams/security.py, docs/operations.md) ------

@@ -15,11 +15,13 @@ from processors.subsystems import DEFAULT_METRICS, simulated_value
 from streams.dlq import header_map
 from tests.integration.pipeline import Pipeline, make_pipeline
 from tests.integration.test_processor_kit import (
+    client_results,
     control,
     enqueue,
     free_port,
     http_config,
     metric_value,
+    read_results,
     read_topic,
     scrape,
     sim_stats,
@@ -38,12 +40,8 @@ def pipe(kafka_bootstrap: str, clickhouse_url: str, unique_name: str, tmp_path: 
     pipeline.stop_all()
 
 
-def results_by_client(records: list) -> dict[str, dict]:  # type: ignore[type-arg]
-    out: dict[str, dict] = {}  # type: ignore[type-arg]
-    for msg in records:
-        result = orjson.loads(msg.value())
-        out[f"{result['run_id']}/{result['client_id']}"] = result
-    return out
+def results_by_client(results: list[dict]) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {f"{result['run_id']}/{result['client_id']}": result for result in results}
 
 
 def check_values(run_id: str, result: dict) -> None:  # type: ignore[type-arg]
@@ -86,7 +84,7 @@ def test_http_faults_and_poison_records(pipe: Pipeline) -> None:
     assert producer.flush(30) == 0
     enqueue(pipe, "f-1", range(3000))
     pipe.start("processor")
-    results = results_by_client(read_topic(pipe, "results", lambda got: len(got) >= 3000, timeout=90))
+    results = results_by_client(read_results(pipe, 3000, timeout=90))
     assert len(results) == 3000
     for result in results.values():
         check_values("f-1", result)
@@ -133,7 +131,7 @@ def test_outage_opens_breaker_partial_results_then_retries_and_deadlines(pipe: P
     # 1. beta is down: its breaker opens and clients get partial results naming beta's metrics.
     control(base, {"subsystem": "beta", "outage_seconds": 4})
     enqueue(pipe, "o-1", range(2000))
-    partial = results_by_client(read_topic(pipe, "results", lambda got: len(got) >= 2000))
+    partial = results_by_client(read_results(pipe, 2000))
     assert len(partial) == 2000
     assert all(r["status"] == "partial" and r["missing"] == BETA for r in partial.values())
     text = scrape(metrics_port)
@@ -145,7 +143,7 @@ def test_outage_opens_breaker_partial_results_then_retries_and_deadlines(pipe: P
     # 2. the outage ends: a half-open probe succeeds and the breaker closes.
     time.sleep(4.5)
     enqueue(pipe, "o-2", range(500))
-    ok = results_by_client(read_topic(pipe, "results", lambda got: len(got) >= 2500))
+    ok = results_by_client(read_results(pipe, 2500))
     assert all(ok[f"o-2/{i}"]["status"] == "ok" for i in range(500))
     assert metric_value(scrape(metrics_port), "kcollect_processor_breaker_state", subsystem="beta") == 0.0
     # 3. every subsystem down: requests go to the retry topic and succeed once the outage is over;
@@ -153,9 +151,7 @@ def test_outage_opens_breaker_partial_results_then_retries_and_deadlines(pipe: P
     control(base, {"outage_seconds": 2})
     enqueue(pipe, "o-3", range(300))
     enqueue(pipe, "o-4", range(20), deadline_ms=int(time.time() * 1000) - 1000)
-    later = [
-        orjson.loads(m.value()) for m in read_topic(pipe, "results", lambda got: len(got) >= 2800, timeout=60)
-    ]
+    later = read_results(pipe, 2800, timeout=60)
     retried = {r["client_id"]: r for r in later if r["run_id"] == "o-3"}
     assert len(retried) == 300  # partial when the outage ended between the two subsystems' calls
     assert sum(r["status"] == "ok" for r in retried.values()) > 250
@@ -172,6 +168,6 @@ def test_outage_opens_breaker_partial_results_then_retries_and_deadlines(pipe: P
     done = pipe.cli("dlq", "replay", "--reason", "expired", "--json")
     assert done.returncode == 0, done.stderr
     assert orjson.loads(done.stdout) == {"matched": 20, "replayed": 20, "skipped_truncated": 0, "failed": 0}
-    replayed = read_topic(pipe, "results", lambda got: sum(b'"o-4"' in m.value() for m in got) >= 20)
-    assert sum(b'"o-4"' in m.value() for m in replayed) == 20
+    o4 = lambda got: sum(r["run_id"] == "o-4" for r in client_results(got))  # noqa: E731
+    assert o4(read_topic(pipe, "results", lambda got: o4(got) >= 20)) == 20
     assert pipe.stop("processor") == 0

@@ -14,6 +14,7 @@ import orjson
 from confluent_kafka import Consumer, Producer
 
 from schemas.codec import request_encoder
+from schemas.result_batch import expand_batch, is_batch
 from tests.integration.pipeline import ROOT, Pipeline
 
 
@@ -97,6 +98,22 @@ def enqueue(pipe: Pipeline, run_id: str, clients: range, **fields: Any) -> None:
         if i % 10000 == 0:
             producer.poll(0)
     assert producer.flush(30) == 0
+
+
+def client_results(records: list[Any]) -> list[dict[str, Any]]:
+    """The ClientResult dicts in results-topic records (result batches expanded, in order)."""
+    out: list[dict[str, Any]] = []
+    for msg in records:
+        obj = orjson.loads(msg.value())
+        out.extend(expand_batch(obj) if is_batch(obj) else [obj])
+    return out
+
+
+def read_results(pipe: Pipeline, at_least: int, timeout: float = 60) -> list[dict[str, Any]]:
+    """The results on the results topic, read until there are ``at_least`` (or idle 1.5 s)."""
+    return client_results(
+        read_topic(pipe, "results", lambda got: len(client_results(got)) >= at_least, timeout)
+    )
 
 
 def read_topic(pipe: Pipeline, suffix: str, until: Any = None, timeout: float = 60) -> list[Any]:

@@ -168,6 +168,46 @@ def test_crash_before_commit_then_restart(pipe: Pipeline) -> None:
     assert counts(pipe, "commit-1")[:2] == (3000, 3000)
 
 
+def test_bad_rows_of_a_result_batch_are_dead_lettered_alone(pipe: Pipeline) -> None:
+    run = "batch-bad-1"
+    clients = [f"c{i}" for i in range(40)]
+    clients[7] = ""  # refused by the decoder's row check
+    requested = [REQUESTED_AT_MS] * 40
+    requested[23] = 253402300799999  # fits the model, refused by ClickHouse (DateTime overflow)
+    batch = {
+        "v": 1,
+        "kind": "result_batch",
+        "collected_at_ms": REQUESTED_AT_MS + 1000,
+        "run_id": [run] * 40,
+        "client_id": clients,
+        "requested_at_ms": requested,
+        "attempt": [0] * 40,
+        "metric_names": ["cpu"],
+        "metrics": [[float(i) for i in range(40)]],
+        "computed_names": [],
+        "computed": [],
+    }
+    produce(pipe, [(b"", orjson.dumps(batch)), (b"after", orjson.dumps(result(run, "after")))], partition=0)
+    pipe.start("sink")
+    assert pipe.wait_rows(run, 39, timeout=60) == 39
+    settings = pipe.settings
+    dead = consume_all(settings.kafka_bootstrap(), f"{settings.topic_prefix}results.dlq", 2)
+    by_row = {
+        header_map(m.headers())["batch_row"]: (m.key(), orjson.loads(m.value()), m.headers()) for m in dead
+    }
+    assert sorted(by_row) == ["23", "7"]
+    key, row, raw = by_row["7"]
+    headers = header_map(raw)
+    assert key == b"" and row["client_id"] == "" and headers["stage"] == "sink-decode"
+    key, row, raw = by_row["23"]
+    headers = header_map(raw)
+    assert key == b"c23" and row["requested_at_ms"] == 253402300799999 and headers["stage"] == "sink-insert"
+    assert headers["run_id"] == run and headers["original_offset"] == "0"
+    assert headers["original_partition"] == "0"
+    assert row["metrics"] == {"cpu": 23.0} and row["status"] == "ok"
+    assert counts(pipe, run)[:2] == (39, 39)
+
+
 def test_bad_rows_are_dead_lettered_and_their_batch_mates_land(pipe: Pipeline) -> None:
     run = "bad-1"
     good = [(str(i).encode(), orjson.dumps(result(run, str(i)))) for i in range(300)]

@@ -38,8 +38,9 @@ def result(**changes: Any) -> dict[str, Any]:
 
 def test_row_matches_to_columns_of_the_dict() -> None:
     records = [result(), result(client_id="c2", status="partial", missing=["b"], metrics={"a": 0.25})]
-    rows, bad = decode_rows([orjson.dumps(r) for r in records])
-    assert bad == []
+    decoded = decode_rows([orjson.dumps(r) for r in records])
+    rows = decoded.rows
+    assert decoded.bad == [] and decoded.counts == [1, 1]
     assert rows_to_columns(rows) == to_columns(records)
     assert len(rows[0]) == len(RESULT_COLUMNS)
 
@@ -47,7 +48,7 @@ def test_row_matches_to_columns_of_the_dict() -> None:
 def test_defaults_of_absent_optional_fields() -> None:
     record = result()
     del record["attempt"], record["missing"]
-    (row,), _ = decode_rows([orjson.dumps(record)])
+    (row,) = decode_rows([orjson.dumps(record)]).rows
     assert row[4] == 0 and row[9] == 0 and row[7] == []
 
 
@@ -86,30 +87,30 @@ def test_invalid_results_are_refused_like_the_model(changes: dict[str, Any]) -> 
     data = orjson.dumps(result(**changes))
     with pytest.raises(CodecError):
         decode(ClientResult, data)
-    rows, bad = decode_rows([data])
-    assert rows == [] and len(bad) == 1 and bad[0][0] == 0
+    decoded = decode_rows([data])
+    assert decoded.rows == [] and [b.index for b in decoded.bad] == [0] and decoded.counts == [0]
     assert fast_row(orjson.loads(data), set()) is None
 
 
 @pytest.mark.parametrize("data", [b"", None, b"not json", b"\xff\xfe", b"[1, 2]", b'"x"', b"{}", b'{"v":1}'])
 def test_undecodable_records(data: bytes | None) -> None:
-    rows, bad = decode_rows([orjson.dumps(result()), data, orjson.dumps(result(client_id="c9"))])
-    assert [r[1] for r in rows] == ["c1", "c9"]
-    assert [index for index, _ in bad] == [1]
-    assert bad[0][1].reason in CodecError.REASONS
+    decoded = decode_rows([orjson.dumps(result()), data, orjson.dumps(result(client_id="c9"))])
+    assert [r[1] for r in decoded.rows] == ["c1", "c9"] and decoded.counts == [1, 0, 1]
+    assert [(b.index, b.position) for b in decoded.bad] == [(1, None)]
+    assert decoded.bad[0].error.reason in CodecError.REASONS
 
 
 def test_valid_but_unusual_records_go_through_the_model() -> None:
     # Keys in another order with an explicit default: the fast check declines nothing it should accept.
     record = {"computed": {}, "metrics": {}, "status": "partial", "collected_at_ms": 0, "requested_at_ms": 0}
     record |= {"client_id": "ü-client", "run_id": "r:1@x", "v": 1}
-    rows, bad = decode_rows([orjson.dumps(record)])
-    assert bad == [] and rows[0][:2] == ("r:1@x", "ü-client")
-    assert row_of(record) == rows[0]
+    decoded = decode_rows([orjson.dumps(record)])
+    assert decoded.bad == [] and decoded.rows[0][:2] == ("r:1@x", "ü-client")
+    assert row_of(record) == decoded.rows[0]
     # The model takes v as true or 1.0 (JSON equality with the literal 1); so does the decoder.
     for version in (True, 1.0):
-        rows, bad = decode_rows([orjson.dumps(result(v=version))])
-        assert bad == [] and rows == [row_of(result(v=version))] and rows[0][1] == "c1"
+        decoded = decode_rows([orjson.dumps(result(v=version))])
+        assert decoded.bad == [] and decoded.rows == [row_of(result(v=version))]
 
 
 def test_split_rows_by_month() -> None:
