@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from schemas.codec import CodecError, parse_object, validate
+from schemas.codec import CodecError, client_ids_valid, ints_within, parse_object, run_ids_valid, validate
 from schemas.models import MAX_ID_LENGTH, ClientResult, is_valid_run_id
 from schemas.result_batch import ResultBatch, expand_batch, is_batch
 
@@ -31,7 +31,6 @@ _KEYS = frozenset(ClientResult.model_fields)
 _BATCH_KEYS = frozenset(ResultBatch.model_fields)
 _MAX_MS = 253402300799999
 _NUMBERS = frozenset((float, int))
-_INTS = frozenset((int,))
 _STRS = frozenset((str,))
 _STATUSES = frozenset(("ok", "partial"))
 _NUMBER_CHARS = b"0123456789.-+eE,"
@@ -105,10 +104,6 @@ def _remember(run_id: str, run_ids: set[str]) -> bool:
     return False
 
 
-def _ints_within(values: list[Any], high: int) -> bool:
-    return _INTS.issuperset(map(type, values)) and min(values) >= 0 and max(values) <= high
-
-
 def _columns_ok(names: Any, columns: Any, n: int) -> bool:
     """Distinct string names, one list of ``n`` values each (``_json_maps`` checks the values)."""
     return (
@@ -154,14 +149,10 @@ def batch_rows(obj: dict[str, Any], run_ids: set[str]) -> list[Row] | None:
         and all(type(c) is list and len(c) == n for c in (run, requested, attempts))
         and type(collected) is int
         and 0 <= collected <= _MAX_MS
-        and _STRS.issuperset(map(type, clients))
-        and min(map(len, clients)) > 0
-        and max(map(len, clients)) <= MAX_ID_LENGTH
-        and all(map(str.isprintable, clients))
-        and _STRS.issuperset(map(type, run))
-        and all(r in run_ids or _remember(r, run_ids) for r in set(run))
-        and _ints_within(requested, _MAX_MS)
-        and _ints_within(attempts, 1000)
+        and client_ids_valid(clients)
+        and run_ids_valid(run, run_ids)
+        and ints_within(requested, _MAX_MS)
+        and ints_within(attempts, 1000)
         and _columns_ok(obj["metric_names"], obj["metrics"], n)
         and _columns_ok(obj["computed_names"], obj["computed"], n)
     ):

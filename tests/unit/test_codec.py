@@ -20,6 +20,7 @@ from schemas.codec import (
     is_plain_request,
     is_plain_result,
     parse_object,
+    plain_requests,
     request_encoder,
     request_record,
     validate,
@@ -509,6 +510,13 @@ def test_fast_path_agrees_with_model(
             assert ok, d  # the fast path accepts only what the model accepts
         if ok:
             assert model.model_validate(good[0]) == model.model_validate_json(data), d
+    if decoder is decode_requests:  # the column-by-column check of whole batches, one and two at a time
+        for i, d in enumerate(dicts):
+            pair = [dict(d), dict(dicts[(i * 7) % len(dicts)])]
+            if plain_requests(pair[:1], set()):
+                assert expected[i], d
+            if plain_requests(pair, set()):
+                assert expected[i] and expected[(i * 7) % len(dicts)], pair
     good, bad = decoder(values)
     assert len(good) == sum(expected)
     assert [i for i, _ in bad] == [i for i, ok in enumerate(expected) if not ok]
