@@ -197,9 +197,12 @@ def chart(row: dict[str, Any], path: Path) -> None:
     top.set_title(f"kcollect e2e, {row['clients']:,} clients, {row['case']}: {row['seconds']:.1f} s")
     top.legend(loc="upper left")
     bottom.plot(t, [(s["processor_lag"] or 0) / 1000 for s in samples], label="processor lag (k requests)")
-    bottom.plot(t, [(s["sink_lag"] or 0) / 1000 for s in samples], label="sink lag (k results)")
     bottom.set_xlabel("seconds since the first request")
-    bottom.legend(loc="upper right")
+    bottom.legend(loc="upper left")
+    right = bottom.twinx()  # the results topic holds result batches: its lag is in records, not clients
+    sink_lag = [s["sink_lag"] or 0 for s in samples]
+    right.plot(t, sink_lag, color="tab:orange", label="sink lag (result batches)")
+    right.legend(loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
