@@ -17,6 +17,7 @@ from schemas.ddl import RESULT_COLUMNS
 Record = dict[str, Any]
 COLUMN_COUNT = len(RESULT_COLUMNS)
 REQUESTED_AT = 2  # index of ``requested_at`` in a row tuple
+MISSING = [name for name, _ in RESULT_COLUMNS].index("missing")
 
 
 def to_columns(rows: list[Record]) -> list[list[Any]]:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from clickhouse_driver import Client
 
 from processors.bisect import insert_bisecting
-from processors.columns import rows_to_columns, split_rows_by_month
+from processors.columns import MISSING, rows_to_columns, split_rows_by_month
 from processors.result_rows import Row
 from processors.windowing import PartitionWindow
-from schemas.ddl import insert_results_sql
+from schemas.ddl import OPTIONAL_RESULT_COLUMNS, insert_results_sql
 from streams.clickhouse import ServerFeatures, connect, insert_settings, is_data_error, server_version
 from streams.faults import fault_point
 from streams.metrics import SINK_CLICKHOUSE_UP, SINK_INSERT_FAILURES, SINK_INSERTS, SINK_ROWS_INSERTED
@@ -108,6 +108,7 @@ class WindowWriter:
     def __init__(self, address: ClickHouseAddress, stats: SinkStats) -> None:
         self._address = address
         self._sql = insert_results_sql(address.database)
+        self._sql_no_missing = insert_results_sql(address.database, OPTIONAL_RESULT_COLUMNS)
         self._stats = stats
         self._client: Client | None = None
         self._features = ServerFeatures(())
@@ -132,7 +133,12 @@ class WindowWriter:
         fault_point("before_insert")
         settings = insert_settings(self._features, token)
         started = time.monotonic()
-        client.execute(self._sql, rows_to_columns(rows), columnar=True, settings=settings or None)
+        columns = rows_to_columns(rows)
+        sql = self._sql
+        if not any(columns[MISSING]):  # no row misses a metric: leave the column of [] to the server
+            del columns[MISSING]
+            sql = self._sql_no_missing
+        client.execute(sql, columns, columnar=True, settings=settings or None)
         fault_point("after_insert")
         seconds = time.monotonic() - started
         with _STATS_LOCK:

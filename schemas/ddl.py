@@ -121,7 +121,15 @@ SELECT * FROM {database}.{RESULTS_TABLE} FINAL""",
     return statements
 
 
-def insert_results_sql(database: str) -> str:
-    """The INSERT for a columnar batch (rows always go as a parameter, never inline: 18.16 hangs on that)."""
-    names = ", ".join(name for name, _ in RESULT_COLUMNS)
+OPTIONAL_RESULT_COLUMNS = frozenset(("missing",))
+"""Columns an insert may leave out when every row holds their default (an empty array): the server fills
+them in, and the client does not serialize a column of empty arrays row by row."""
+
+
+def insert_results_sql(database: str, without: frozenset[str] = frozenset()) -> str:
+    """The INSERT for a columnar batch (rows always go as a parameter, never inline: 18.16 hangs on that).
+
+    ``without``: columns (of ``OPTIONAL_RESULT_COLUMNS``) the batch leaves to their default.
+    """
+    names = ", ".join(name for name, _ in RESULT_COLUMNS if name not in without)
     return f"INSERT INTO {database}.{RESULTS_TABLE} ({names}) VALUES"

@@ -182,8 +182,8 @@ def test_bad_rows_of_a_result_batch_are_dead_lettered_alone(pipe: Pipeline) -> N
         "client_id": clients,
         "requested_at_ms": requested,
         "attempt": [0] * 40,
-        "metric_names": ["cpu"],
-        "metrics": [[float(i) for i in range(40)]],
+        "metric_names": ["cpu", "mem"],
+        "metrics": [[float(i) for i in range(40)], [None if i == 5 else 1.5 for i in range(40)]],
         "computed_names": [],
         "computed": [],
     }
@@ -204,8 +204,12 @@ def test_bad_rows_of_a_result_batch_are_dead_lettered_alone(pipe: Pipeline) -> N
     assert key == b"c23" and row["requested_at_ms"] == 253402300799999 and headers["stage"] == "sink-insert"
     assert headers["run_id"] == run and headers["original_offset"] == "0"
     assert headers["original_partition"] == "0"
-    assert row["metrics"] == {"cpu": 23.0} and row["status"] == "ok"
+    assert row["metrics"] == {"cpu": 23.0, "mem": 1.5} and row["status"] == "ok"
     assert counts(pipe, run)[:2] == (39, 39)
+    stored = "SELECT client_id, status, missing, metrics FROM client_results FINAL WHERE run_id = %(r)s"
+    by_client = {r[0]: r[1:] for r in pipe.query(stored, {"r": run})}
+    assert by_client["c5"][:2] == ("partial", ["mem"]) and orjson.loads(by_client["c5"][2]) == {"cpu": 5.0}
+    assert by_client["c6"][:2] == ("ok", []) and orjson.loads(by_client["c6"][2]) == {"cpu": 6.0, "mem": 1.5}
 
 
 def test_bad_rows_are_dead_lettered_and_their_batch_mates_land(pipe: Pipeline) -> None:
