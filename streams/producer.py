@@ -61,32 +61,30 @@ class BatchProducer:
         headers: Headers | None = None,
     ) -> DeliveryTracker:
         """Queue every record; returns the tracker whose counts the delivery callbacks update."""
-        tracker = tracker or DeliveryTracker()
-        produce = self._producer.produce
-        on_delivery = tracker.on_delivery
-        for key, value in records:
-            tracker.pending += 1
-            while True:
-                try:
-                    produce(topic, value, key, on_delivery=on_delivery, headers=headers)
-                    break
-                except BufferError:
-                    self._producer.poll(0.05)
-        self._producer.poll(0)
-        return tracker
+        return self._queue(topic, ((key, value, -1) for key, value in records), tracker, headers)
 
     def produce_to_partitions(
         self, topic: str, records: Iterable[tuple[int, bytes]], tracker: DeliveryTracker | None = None
     ) -> DeliveryTracker:
         """Queue each ``(partition, value)`` record, keyless, to that partition of ``topic``."""
+        return self._queue(topic, ((None, value, partition) for partition, value in records), tracker, None)
+
+    def _queue(
+        self,
+        topic: str,
+        records: Iterable[tuple[bytes | str | None, bytes, int]],
+        tracker: DeliveryTracker | None,
+        headers: Headers | None,
+    ) -> DeliveryTracker:
+        """Queue ``(key, value, partition)`` records (partition -1: the partitioner picks by key)."""
         tracker = tracker or DeliveryTracker()
         produce = self._producer.produce
         on_delivery = tracker.on_delivery
-        for partition, value in records:
+        for key, value, partition in records:
             tracker.pending += 1
             while True:
                 try:
-                    produce(topic, value, partition=partition, on_delivery=on_delivery)
+                    produce(topic, value, key, partition=partition, on_delivery=on_delivery, headers=headers)
                     break
                 except BufferError:
                     self._producer.poll(0.05)
