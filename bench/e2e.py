@@ -245,6 +245,29 @@ def main() -> None:
             args.json.write_text(json.dumps(rows, indent=1))
     print(f"machine: {machine_line()}\n")
     print(table(rows))
+    print("\n".join(targets(rows)))
+
+
+def targets(rows: list[dict[str, Any]]) -> list[str]:
+    """The issue's targets, each with what this run measured."""
+    by_case = {row["case"]: row for row in rows}
+    lines = []
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    inproc, sim, faust = by_case.get("in-process"), by_case.get("simulator 20 ms"), by_case.get("faust")
+    for row, limit in ((inproc, 12), (sim, 30)):
+        if row:
+            seconds = row["seconds"]
+            lines.append(f"{row['case']}: {seconds:.2f} s (target <= {limit} s), {verdict(seconds <= limit)}")
+    kcollect = [row for row in rows if row["case"] != "faust"]
+    peak = max((mb for row in kcollect for mb in row["peak_rss_mb"].values()), default=0)
+    lines.append(f"every kcollect process under 500 MB RSS: peak {peak} MB, {verdict(peak < 500)}")
+    if inproc and faust:
+        ratio = inproc["clients_per_s"] / max(faust["clients_per_s"], 1)
+        lines.append(f"at least 20x faust-streaming's rate: {ratio:.1f}x, {verdict(ratio >= 20)}")
+    return lines
 
 
 if __name__ == "__main__":
