@@ -3,7 +3,7 @@
 The advice reads like a workflow engine's worker-tuning guide, mapped onto Kafka consumer groups:
 
 - schedule-to-start latency: the age of the oldest unconsumed record of a stage;
-- free slots: in-flight capacity (members x max_in_flight_batches x subsystem_batch records) minus
+- free slots: in-flight capacity (members x max_in_flight_batches x consume_batch records) minus
   the lag; no free slot means records queue up;
 - idle workers: members beyond the partition count get no partition;
 - a stage whose lag keeps growing needs more consumers (how many, from the measured rates), or more

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from kcollect.doctor import DeadLetterFacts, Facts, RunFacts, StageFacts
+from processors.collect import MAX_BATCH_CLIENTS
 from schemas.topics import REQUESTS, REQUESTS_DLQ, RESULTS, RESULTS_DLQ
 from streams.lagmon.collector import LagCollector, LagMonitor, Snapshot
 from streams.settings import Settings
@@ -60,9 +61,9 @@ def gather_facts(settings: Settings, interval: float = 5.0) -> Facts:
         "processor": (settings.processor_group, REQUESTS.name(prefix)),
         "sink": (settings.sink_group, RESULTS.name(prefix)),
     }
-    slots = {
-        "processor": settings.max_in_flight_batches * settings.subsystem_batch,
-        "sink": settings.sink_batch_rows,
+    slots = {  # records a member holds in flight; a sink record is a result batch of up to 1,000 rows
+        "processor": settings.max_in_flight_batches * settings.consume_batch,
+        "sink": max(settings.sink_consume_batch, settings.sink_batch_rows // MAX_BATCH_CLIENTS),
     }
     dlq_topics = [REQUESTS_DLQ.name(prefix), RESULTS_DLQ.name(prefix)]
     monitors = {

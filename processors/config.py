@@ -97,11 +97,11 @@ class ProcessorConfig(BaseModel):
         return tuple(m for s in self.subsystems for m in s.metrics)
 
 
-def default_config(latency_ms: float = 0.0) -> ProcessorConfig:
-    """The built-in simulated set: alpha (1 metric) and beta (10)."""
+def default_config(latency_ms: float = 0.0, batch_size: int = 500) -> ProcessorConfig:
+    """The built-in simulated set: alpha (1 metric) and beta (10), ``batch_size`` clients per call."""
     return ProcessorConfig(
         subsystems=tuple(
-            SubsystemConfig(name=name, metrics=metrics, latency_ms=latency_ms, batch_size=500)
+            SubsystemConfig(name=name, metrics=metrics, latency_ms=latency_ms, batch_size=batch_size)
             for name, metrics in DEFAULT_METRICS.items()
         )
     )
@@ -131,10 +131,11 @@ def _follows_from(error: Any, errors: list[Any]) -> bool:
     )
 
 
-def load_config(path: Path | None, latency_ms: float = 0.0) -> ProcessorConfig:
-    """The config from ``path`` (YAML or JSON), or the default set when ``path`` is None."""
+def load_config(path: Path | None, latency_ms: float = 0.0, batch_size: int = 500) -> ProcessorConfig:
+    """The config from ``path`` (YAML or JSON), or the default set when ``path`` is None (with
+    ``latency_ms`` and ``batch_size``: ``KCOLLECT_SIM_LATENCY_MS``, ``KCOLLECT_SUBSYSTEM_BATCH``)."""
     if path is None:
-        return default_config(latency_ms)
+        return default_config(latency_ms, batch_size)
     try:
         text = path.read_bytes()
     except OSError as exc:

@@ -141,7 +141,9 @@ def run_processor(settings: Settings, ready_file: Path | None = None) -> dict[st
     from streams.admin import require_topics
 
     config = load_config(
-        Path(settings.processor_config) if settings.processor_config else None, settings.sim_latency_ms
+        Path(settings.processor_config) if settings.processor_config else None,
+        settings.sim_latency_ms,
+        settings.subsystem_batch,
     )
     prefix = settings.topic_prefix
     topics = [REQUESTS.name(prefix), REQUESTS_RETRY.name(prefix)]

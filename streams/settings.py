@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     session_timeout_ms: int | None = Field(None, ge=1000, le=300000)
     kafka_config: dict[str, str] = Field(default_factory=dict)
     consume_batch: int = Field(5000, ge=1, le=100000)
-    subsystem_batch: int = Field(500, ge=1, le=100000)
+    subsystem_batch: int = Field(500, ge=1, le=100000)  # clients per call of the built-in subsystems
     sim_latency_ms: float = Field(0.0, ge=0, le=60000)
     max_in_flight_batches: int = Field(4, ge=1, le=1000)
     # records per consume in the sink: result batches hold up to 1,000 rows each (~600 by default)
