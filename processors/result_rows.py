@@ -21,9 +21,18 @@ from typing import Any
 
 import orjson
 
-from schemas.codec import CodecError, client_ids_valid, ints_within, parse_object, run_ids_valid, validate
-from schemas.models import MAX_ID_LENGTH, ClientResult, is_valid_run_id
+from schemas.codec import (
+    CodecError,
+    client_ids_valid,
+    ints_within,
+    known_run_id,
+    parse_object,
+    run_ids_valid,
+    validate,
+)
+from schemas.models import MAX_ID_LENGTH, ClientResult
 from schemas.result_batch import ResultBatch, expand_batch, is_batch
+from streams.dlq import BatchRow
 
 Row = tuple[Any, ...]
 
@@ -79,7 +88,7 @@ def fast_row(obj: dict[str, Any], run_ids: set[str]) -> Row | None:
         and type(missing) is list
         and (not missing or all(type(m) is str for m in missing))
         and type(run_id) is str
-        and (run_id in run_ids or _remember(run_id, run_ids))
+        and known_run_id(run_id, run_ids)
     ):
         dumps = orjson.dumps
         return (
@@ -95,13 +104,6 @@ def fast_row(obj: dict[str, Any], run_ids: set[str]) -> Row | None:
             attempt,
         )
     return None
-
-
-def _remember(run_id: str, run_ids: set[str]) -> bool:
-    if is_valid_run_id(run_id):
-        run_ids.add(run_id)
-        return True
-    return False
 
 
 def _columns_ok(names: Any, columns: Any, n: int) -> bool:
@@ -198,6 +200,12 @@ class BadResult:
     position: int | None = None  # the row's position in its result batch; None: the whole record
     client_id: str | None = None  # the row's client (batch rows only)
     original: bytes | None = None  # the row as ClientResult JSON (batch rows only)
+
+    def batch_row(self) -> BatchRow | None:
+        """(position, client, JSON) of a bad batch row, for its dead letter; None for a whole record."""
+        if self.position is None:
+            return None
+        return self.position, self.client_id or "", self.original or b""
 
 
 @dataclass

@@ -22,11 +22,10 @@ import orjson
 from confluent_kafka import Message
 
 from processors.insert import Bad, SinkStats
-from processors.result_rows import BadResult, decode_rows
+from processors.result_rows import decode_rows
 from processors.windowing import PartitionWindow, Segment, WindowLimits, WindowSet
-from schemas.codec import CodecError
 from schemas.result_batch import expand_batch, is_batch
-from streams.dlq import dead_letter
+from streams.dlq import BatchRow, dead_letter
 from streams.metrics import SINK_DEAD_LETTERED, SINK_OPEN_WINDOWS
 from streams.producer import BatchProducer, DeliveryTracker
 from streams.strategy import Batch, MessageRejected, ProcessingStep, join_after
@@ -48,21 +47,18 @@ class DeadLetters:
         exc: Exception,
         stage: str,
         tracker: DeliveryTracker,
-        bad: BadResult | None = None,
+        row: BatchRow | None = None,
     ) -> None:
-        """Dead-letter ``msg``, or only its row ``bad.position`` when it is a result batch."""
+        """Dead-letter ``msg``, or only its ``row`` when it is a result batch."""
         log.warning(
             "%s result at %s/%d@%d%s: %s",
             "invalid" if stage == "sink-decode" else "ClickHouse refused the",
             msg.topic(),
             msg.partition(),
             msg.offset(),
-            "" if bad is None or bad.position is None else f" row {bad.position}",
+            "" if row is None else f" row {row[0]}",
             exc,
         )
-        row = None
-        if bad is not None and bad.position is not None:
-            row = (bad.position, bad.client_id or "", bad.original or b"")
         key, value, headers = dead_letter(msg, type(exc).__name__, str(exc), stage, row=row)
         self._producer.produce_batch(self._topic, [(key or b"", value)], tracker, headers)
         SINK_DEAD_LETTERED.labels(stage).inc()
@@ -72,12 +68,12 @@ class DeadLetters:
         tracker = DeliveryTracker()
         for index, exc in bad:
             msg = window.sources[index]
-            self.send(msg, exc, "sink-insert", tracker, batch_row(msg, window.positions[index], exc))
+            self.send(msg, exc, "sink-insert", tracker, batch_row(msg, window.positions[index]))
         return tracker
 
 
-def batch_row(msg: Message, position: int, exc: Exception) -> BadResult | None:
-    """Row ``position`` of ``msg`` as a ``BadResult`` when ``msg`` is a result batch, else None."""
+def batch_row(msg: Message, position: int) -> BatchRow | None:
+    """Row ``position`` of ``msg`` (its client and ClientResult JSON) when ``msg`` is a result batch."""
     try:
         obj = orjson.loads(msg.value() or b"")
     except orjson.JSONDecodeError:
@@ -85,8 +81,7 @@ def batch_row(msg: Message, position: int, exc: Exception) -> BadResult | None:
     if not is_batch(obj):
         return None
     record = expand_batch(obj)[position]
-    error = CodecError("refused", str(exc))
-    return BadResult(-1, error, position, str(record["client_id"]), orjson.dumps(record))
+    return position, str(record["client_id"]), orjson.dumps(record)
 
 
 class ResultDecoder:
@@ -128,7 +123,9 @@ class ResultDecoder:
             tracker = DeliveryTracker()
             for bad in decoded.bad:
                 self._stats.invalid += 1
-                self._dead_letters.send(messages[bad.index], bad.error, "sink-decode", tracker, bad)
+                self._dead_letters.send(
+                    messages[bad.index], bad.error, "sink-decode", tracker, bad.batch_row()
+                )
             for partition in {messages[bad.index].partition() for bad in decoded.bad}:
                 segments[partition].trackers.append(tracker)
         self._stats.decode_seconds += time.thread_time() - started

@@ -105,7 +105,7 @@ def is_plain_request(obj: Record, run_ids: set[str]) -> bool:
         and type(attempt) is int
         and 0 <= attempt <= 1000
         and (deadline is None or _is_ms(deadline))
-        and _known_run_id(obj.get("run_id"), run_ids)
+        and known_run_id(obj.get("run_id"), run_ids)
     )
 
 
@@ -130,7 +130,7 @@ def client_ids_valid(values: list[Any]) -> bool:
 
 def run_ids_valid(values: list[Any], run_ids: set[str]) -> bool:
     """Every value is a valid run id; ``run_ids`` caches those already found valid."""
-    return _STRS.issuperset(map(type, values)) and all(_known_run_id(r, run_ids) for r in set(values))
+    return _STRS.issuperset(map(type, values)) and all(known_run_id(r, run_ids) for r in set(values))
 
 
 def plain_requests(objs: list[Any], run_ids: set[str]) -> bool:
@@ -152,7 +152,8 @@ def plain_requests(objs: list[Any], run_ids: set[str]) -> bool:
     )
 
 
-def _known_run_id(run_id: Any, run_ids: set[str]) -> bool:
+def known_run_id(run_id: Any, run_ids: set[str]) -> bool:
+    """``run_id`` is a valid run id; ``run_ids`` caches those already found valid."""
     if type(run_id) is not str:
         return False
     if run_id in run_ids:
@@ -186,7 +187,7 @@ def is_plain_result(obj: Record, run_ids: set[str]) -> bool:
         and (type(missing) in (list, tuple) and all(type(m) is str for m in missing))
     ):
         return False
-    return _known_run_id(obj.get("run_id"), run_ids)
+    return known_run_id(obj.get("run_id"), run_ids)
 
 
 def _decode_batch(
@@ -278,6 +279,7 @@ __all__ = [
     "encode",
     "encode_record",
     "ints_within",
+    "known_run_id",
     "parse_object",
     "plain_requests",
     "request_encoder",

@@ -135,10 +135,4 @@ def encode_batch(
     )
 
 
-def batch_size(obj: Record) -> int:
-    """How many clients a decoded batch claims to hold (0 when it is not a batch)."""
-    ids = obj.get("client_id") if is_batch(obj) else None
-    return len(ids) if type(ids) is list else 0
-
-
-__all__ = ["BATCH_KIND", "ResultBatch", "batch_size", "encode_batch", "expand_batch", "is_batch"]
+__all__ = ["BATCH_KIND", "ResultBatch", "encode_batch", "expand_batch", "is_batch"]

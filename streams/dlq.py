@@ -19,6 +19,9 @@ from confluent_kafka import Message
 from schemas.models import is_valid_run_id
 from streams.producer import Headers
 
+BatchRow = tuple[int, str, bytes]
+"""One row of a record that holds many (a result batch): its position, its client id, its own JSON."""
+
 MAX_ORIGINAL_BYTES = 512 * 1024  # with its headers well under librdkafka's message.max.bytes (1,000,000)
 
 
@@ -30,7 +33,7 @@ def dead_letter(
     attempts: int = 1,
     first_failure_ms: int | None = None,
     run_id: str | None = None,
-    row: tuple[int, str, bytes] | None = None,
+    row: BatchRow | None = None,
 ) -> tuple[bytes | None, bytes, Headers]:
     """(key, value, headers) of the dead-letter record for ``msg``.
 
