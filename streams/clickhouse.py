@@ -17,7 +17,10 @@ from clickhouse_driver import Client
 from clickhouse_driver.errors import ServerException, TypeMismatchError
 
 from schemas.ddl import DEDUP_SINCE, database_ddl
+from streams import clickhouse_columns
 from streams.settings import ClickHouseAddress
+
+clickhouse_columns.install()  # DateTime columns of epoch seconds skip the driver's per-value loop
 
 # insert_deduplication_token (settings) arrived in 22.2; the non_replicated_deduplication_window table
 # setting is older, but the sink only needs it together with the token, so both are gated on 22.2.

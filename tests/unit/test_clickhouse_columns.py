@@ -1,0 +1,73 @@
+"""streams.clickhouse_columns writes exactly the driver's bytes, with or without its per-value loop."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from clickhouse_driver.columns.base import Column
+from clickhouse_driver.columns.datetimecolumn import DateTimeColumn
+from clickhouse_driver.columns.service import get_column_by_spec
+from clickhouse_driver.context import Context
+
+from streams import clickhouse_columns
+
+UTC_2026 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+CASES = [
+    [1795456259, 0, 4294967295],
+    [UTC_2026, UTC_2026],
+    [1795456259, UTC_2026],  # mixed: the driver's loop converts the datetime
+    [True, 5],  # a bool is not a plain int: the driver's code decides
+    [],
+]
+
+
+def _context() -> Context:
+    context = Context()
+    context.client_settings = {"strings_as_bytes": False, "use_numpy": False}
+    context.settings = {}
+    return context
+
+
+def _written(spec: str, items: list[Any]) -> bytes:
+    column = get_column_by_spec(spec, {"context": _context()})
+    buf = io.BytesIO()
+    column.write_data(list(items), buf)
+    return buf.getvalue()
+
+
+def _driver_and_ours(spec: str, items: list[Any], monkeypatch: pytest.MonkeyPatch) -> tuple[bytes, bytes]:
+    with monkeypatch.context() as patch:
+        patch.setattr(DateTimeColumn, "prepare_items", Column.prepare_items)  # what it inherits
+        driver = _written(spec, items)
+    with monkeypatch.context() as patch:
+        patch.setattr(DateTimeColumn, "prepare_items", clickhouse_columns.prepare_epoch_items)
+        ours = _written(spec, items)
+    return driver, ours
+
+
+@pytest.mark.parametrize("items", CASES)
+@pytest.mark.parametrize("spec", ["DateTime('UTC')", "DateTime('Europe/Paris')", "DateTime64(3, 'UTC')"])
+def test_same_bytes_as_the_driver(items: list[Any], spec: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    driver, ours = _driver_and_ours(spec, items, monkeypatch)
+    assert ours == driver
+
+
+def test_nullable_values_go_through_the_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    for items in ([1795456259, None], [7, 8]):
+        driver, ours = _driver_and_ours("Nullable(DateTime('UTC'))", items, monkeypatch)
+        assert ours == driver
+
+
+def test_ints_skip_the_loop() -> None:
+    items = [1795456259, 1795456260]
+    column = get_column_by_spec("DateTime('UTC')", {"context": _context()})
+    assert clickhouse_columns.prepare_epoch_items(column, items) is items
+
+
+def test_installed_on_import() -> None:
+    import streams.clickhouse  # noqa: F401  (installs on import)
+
+    assert DateTimeColumn.prepare_items is clickhouse_columns.prepare_epoch_items
