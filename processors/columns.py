@@ -1,8 +1,9 @@
 """Rows to the columns of ``client_results``, in ``schemas.ddl.RESULT_COLUMNS`` order, and the split of a
 window by ClickHouse partition (month of ``requested_at``, UTC).
 
-Two row shapes: ClientResult dicts (``to_columns``, ``split_by_month``) and the sink's row tuples, already
-in column order (``rows_to_columns``, ``split_rows_by_month``; see ``processors.result_rows``).
+Two shapes: ClientResult dicts (``to_columns``, ``split_by_month``) and the sink's ``ResultColumns``, one
+list per column in that order (``split_columns_by_month``, ``take``; see ``processors.result_rows``): the
+sink decodes, windows and inserts columns, never a tuple per row.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import orjson
 from schemas.ddl import RESULT_COLUMNS
 
 Record = dict[str, Any]
+ResultColumns = list[list[Any]]  # one list per column of ``RESULT_COLUMNS``, every list one value per row
 COLUMN_COUNT = len(RESULT_COLUMNS)
-REQUESTED_AT = 2  # index of ``requested_at`` in a row tuple
-MISSING = [name for name, _ in RESULT_COLUMNS].index("missing")
+_NAMES = [name for name, _ in RESULT_COLUMNS]
+RUN_ID, CLIENT_ID = _NAMES.index("run_id"), _NAMES.index("client_id")
+REQUESTED_AT, MISSING = _NAMES.index("requested_at"), _NAMES.index("missing")
 
 
 def to_columns(rows: list[Record]) -> list[list[Any]]:
@@ -62,19 +65,23 @@ def split_by_month(rows: list[Record]) -> list[tuple[int, list[int] | None]]:
     return list(groups.items())
 
 
-def rows_to_columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """Row tuples (``processors.result_rows``, already in column order) to one list per column."""
-    if not rows:
-        return [[] for _ in range(COLUMN_COUNT)]
-    return [list(column) for column in zip(*rows, strict=True)]
+def empty_columns() -> ResultColumns:
+    """One empty list per column of ``client_results``."""
+    return [[] for _ in range(COLUMN_COUNT)]
 
 
-def split_rows_by_month(rows: list[tuple[Any, ...]]) -> list[tuple[int, list[int] | None]]:
-    """``split_by_month`` for row tuples (``requested_at`` in seconds at ``REQUESTED_AT``)."""
-    months = {stamp: month_of(stamp * 1000) for stamp in {r[REQUESTED_AT] for r in rows}}
+def take(columns: ResultColumns, indices: list[int]) -> ResultColumns:
+    """The rows at ``indices`` of ``columns``, still as columns."""
+    return [[column[i] for i in indices] for column in columns]
+
+
+def split_columns_by_month(columns: ResultColumns) -> list[tuple[int, list[int] | None]]:
+    """``split_by_month`` for the sink's columns (``requested_at`` in epoch seconds)."""
+    stamps = columns[REQUESTED_AT]
+    months = {stamp: month_of(stamp * 1000) for stamp in set(stamps)}
     if len(set(months.values())) <= 1:
         return [(next(iter(months.values()), 0), None)]
     groups: dict[int, list[int]] = {}
-    for index, row in enumerate(rows):
-        groups.setdefault(months[row[REQUESTED_AT]], []).append(index)
+    for index, stamp in enumerate(stamps):
+        groups.setdefault(months[stamp], []).append(index)
     return list(groups.items())

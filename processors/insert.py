@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from clickhouse_driver import Client
 
 from processors.bisect import insert_bisecting
-from processors.columns import MISSING, rows_to_columns, split_rows_by_month
-from processors.result_rows import Row
+from processors.columns import CLIENT_ID, MISSING, RUN_ID, ResultColumns, split_columns_by_month, take
 from processors.windowing import PartitionWindow
 from schemas.ddl import OPTIONAL_RESULT_COLUMNS, insert_results_sql
 from streams.clickhouse import ServerFeatures, connect, insert_settings, is_data_error, server_version
@@ -128,26 +127,26 @@ class WindowWriter:
             finally:
                 self._client = None
 
-    def _insert(self, rows: list[Row], token: str) -> None:
+    def _insert(self, columns: ResultColumns, token: str) -> None:
         client = self._connection()
         fault_point("before_insert")
         settings = insert_settings(self._features, token)
         started = time.monotonic()
-        columns = rows_to_columns(rows)
+        count = len(columns[0])
         sql = self._sql
         if not any(columns[MISSING]):  # no row misses a metric: leave the column of [] to the server
-            del columns[MISSING]
+            columns = columns[:MISSING] + columns[MISSING + 1 :]
             sql = self._sql_no_missing
         client.execute(sql, columns, columnar=True, settings=settings or None)
         fault_point("after_insert")
         seconds = time.monotonic() - started
         with _STATS_LOCK:
             self._stats.inserts += 1
-            self._stats.inserted += len(rows)
+            self._stats.inserted += count
             self._stats.insert_seconds += seconds
-        log.debug("inserted %d row(s) in %.3f s (%s)", len(rows), seconds, token)
+        log.debug("inserted %d row(s) in %.3f s (%s)", count, seconds, token)
         SINK_INSERTS.inc()
-        SINK_ROWS_INSERTED.inc(len(rows))
+        SINK_ROWS_INSERTED.inc(count)
 
     def write(self, window: PartitionWindow) -> Bad:
         """Insert the window's rows; returns (row index, error) of rows refused on their own.
@@ -155,20 +154,20 @@ class WindowWriter:
         Raises on an outage (connection refused, timeout, too many parts, disk full...).
         """
         bad: Bad = []
-        rows = window.rows
-        for month, indices in split_rows_by_month(rows):
-            group = rows if indices is None else [rows[i] for i in indices]
-            where = list(range(len(rows))) if indices is None else indices
+        columns = window.columns
+        for month, indices in split_columns_by_month(columns):
+            group = columns if indices is None else take(columns, indices)
+            where = list(range(window.count)) if indices is None else indices
 
             def token(positions: list[int], month: int = month, where: list[int] = where) -> str:
                 head, tail = where[positions[0]], where[positions[-1]]
                 return insert_token(window, month, head, tail, len(positions))
 
-            def insert(positions: list[int], group: list[Row] = group) -> None:
-                subset = group if len(positions) == len(group) else [group[p] for p in positions]
+            def insert(positions: list[int], group: ResultColumns = group, size: int = len(where)) -> None:
+                subset = group if len(positions) == size else take(group, positions)
                 self._insert(subset, token(positions))
 
-            refused = insert_bisecting(list(range(len(group))), insert, self._count_data_error)
+            refused = insert_bisecting(list(range(len(where))), insert, self._count_data_error)
             bad.extend((where[position], exc) for position, exc in refused)
         with _STATS_LOCK:
             self._stats.refused_rows += len(bad)
@@ -187,8 +186,8 @@ def insert_token(window: PartitionWindow, month: int, head: int, tail: int, coun
     Offsets name the records; the CRC of the first and last rows' (run, client) guards against a topic
     deleted and created again, whose offsets restart: its new records must not be taken for old ones.
     """
-    first, last = window.rows[head], window.rows[tail]
-    crc = zlib.crc32(f"{first[0]}\x00{first[1]}\x00{last[0]}\x00{last[1]}".encode())
+    runs, clients = window.columns[RUN_ID], window.columns[CLIENT_ID]
+    crc = zlib.crc32(f"{runs[head]}\x00{clients[head]}\x00{runs[tail]}\x00{clients[tail]}".encode())
     offsets = window.offsets
     return f"{window.label()}:{month}:{offsets[head]}-{offsets[tail]}:{count}:{crc:08x}"
 

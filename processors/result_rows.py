@@ -1,49 +1,37 @@
-"""The sink's decoder: result records (bytes) straight to row tuples in ``RESULT_COLUMNS`` order.
+"""The sink's decoder: result records (bytes) straight to ``client_results`` columns.
 
 A record is a result batch (``schemas.result_batch``, what the processor sends) or a single
-``ClientResult``. For a batch, ``batch_rows`` checks whole columns at once (types, ranges, lengths:
-C-level passes over lists) and formats each client's metric maps as JSON text from the columns
-(one ``orjson.dumps`` per column, split and joined with the constant keys); a batch it does not vouch
-for (a missing value, an unusual type) is expanded into ``ClientResult`` dicts and each row is
-checked on its own, so one bad row is dead-lettered while its batch-mates are stored. For a single
-record, ``fast_row`` accepts only what the ``ClientResult`` model surely accepts; anything else goes
-through the model (``schemas.codec.validate``), which accepts it or says precisely what is wrong.
-Tests check both fast paths against the model. ``processors.columns.rows_to_columns`` transposes the
-row tuples in C.
+``ClientResult``. A batch goes through ``processors.batch_columns`` (whole columns checked at once);
+a batch it does not vouch for (a missing value, an unusual type) is expanded into ``ClientResult``
+dicts and each row is checked on its own, so one bad row is dead-lettered while its batch-mates are
+stored. For a single record, ``fast_row`` accepts only what the ``ClientResult`` model surely accepts;
+anything else goes through the model (``schemas.codec.validate``), which accepts it or says precisely
+what is wrong. Tests check both fast paths against the model.
+
+The rows come out as columns (``ResultColumns``), the shape the windows keep and the insert sends:
+no tuple per row is built on the batch path, and none is transposed before an insert.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any
 
 import orjson
 
-from schemas.codec import (
-    CodecError,
-    client_ids_valid,
-    ints_within,
-    known_run_id,
-    parse_object,
-    run_ids_valid,
-    validate,
-)
+from processors.batch_columns import MAX_MS, batch_columns
+from processors.columns import ResultColumns, empty_columns
+from schemas.codec import CodecError, known_run_id, parse_object, validate
 from schemas.models import MAX_ID_LENGTH, ClientResult
-from schemas.result_batch import ResultBatch, expand_batch, is_batch
+from schemas.result_batch import expand_batch, is_batch
 from streams.dlq import BatchRow
 
 Row = tuple[Any, ...]
 
 _KEYS = frozenset(ClientResult.model_fields)
-_BATCH_KEYS = frozenset(ResultBatch.model_fields)
-_MAX_MS = 253402300799999
 _NUMBERS = frozenset((float, int))
-_STRS = frozenset((str,))
 _STATUSES = frozenset(("ok", "partial"))
-_NUMBER_CHARS = b"0123456789.-+eE,"
-_NO_MISSING: list[str] = []  # shared by every batch row: the driver only reads it
 
 
 def fast_row(obj: dict[str, Any], run_ids: set[str]) -> Row | None:
@@ -74,9 +62,9 @@ def fast_row(obj: dict[str, Any], run_ids: set[str]) -> Row | None:
         and 0 < len(client_id) <= MAX_ID_LENGTH
         and client_id.isprintable()
         and type(requested) is int
-        and 0 <= requested <= _MAX_MS
+        and 0 <= requested <= MAX_MS
         and type(collected) is int
-        and 0 <= collected <= _MAX_MS
+        and 0 <= collected <= MAX_MS
         and type(attempt) is int
         and 0 <= attempt <= 1000
         and type(status) is str
@@ -104,81 +92,6 @@ def fast_row(obj: dict[str, Any], run_ids: set[str]) -> Row | None:
             attempt,
         )
     return None
-
-
-def _columns_ok(names: Any, columns: Any, n: int) -> bool:
-    """Distinct string names, one list of ``n`` values each (``_json_maps`` checks the values)."""
-    return (
-        type(names) is list
-        and type(columns) is list
-        and len(names) == len(columns)
-        and _STRS.issuperset(map(type, names))
-        and len(set(names)) == len(names)
-        and all(type(c) is list and len(c) == n for c in columns)
-    )
-
-
-def _json_maps(names: list[str], columns: list[list[Any]], n: int) -> list[bytes] | None:
-    """Each client's ``{name: value, ...}`` JSON text, formatted from whole columns; None unless every
-    value is a number.
-
-    A column's JSON holds only number characters when, and only when, every value is an int or a
-    float (``null``, ``true``, strings, lists and objects all bring other characters), so one
-    ``bytes.translate`` checks the whole column in C.
-    """
-    if not names:
-        return [b"{}"] * n
-    texts = [orjson.dumps(column)[1:-1] for column in columns]
-    if any(text.translate(None, _NUMBER_CHARS) for text in texts):
-        return None
-    keys = [orjson.dumps(name) + b":" for name in names]
-    constants = [b"{" + keys[0], *[b"," + key for key in keys[1:]], b"}"]
-    pieces: list[Any] = [None] * (2 * len(names) + 1)
-    pieces[0::2] = [repeat(c, n) for c in constants]
-    pieces[1::2] = [text.split(b",") for text in texts]
-    return list(map(b"".join, zip(*pieces, strict=True)))
-
-
-def batch_rows(obj: dict[str, Any], run_ids: set[str]) -> list[Row] | None:
-    """The rows of a result batch the model surely accepts row by row, or None to check each row."""
-    if obj.keys() != _BATCH_KEYS or obj["v"] != 1 or type(obj["v"]) is not int:
-        return None
-    clients, run, collected = obj["client_id"], obj["run_id"], obj["collected_at_ms"]
-    requested, attempts = obj["requested_at_ms"], obj["attempt"]
-    n = len(clients) if type(clients) is list else 0
-    if not (
-        n
-        and all(type(c) is list and len(c) == n for c in (run, requested, attempts))
-        and type(collected) is int
-        and 0 <= collected <= _MAX_MS
-        and client_ids_valid(clients)
-        and run_ids_valid(run, run_ids)
-        and ints_within(requested, _MAX_MS)
-        and ints_within(attempts, 1000)
-        and _columns_ok(obj["metric_names"], obj["metrics"], n)
-        and _columns_ok(obj["computed_names"], obj["computed"], n)
-    ):
-        return None
-    metrics = _json_maps(obj["metric_names"], obj["metrics"], n)
-    computed = _json_maps(obj["computed_names"], obj["computed"], n)
-    if metrics is None or computed is None:
-        return None
-    seconds = [ms // 1000 for ms in requested]
-    return list(
-        zip(
-            run,
-            clients,
-            seconds,
-            repeat(collected // 1000, n),
-            attempts,
-            repeat("ok", n),
-            metrics,
-            repeat(_NO_MISSING, n),
-            computed,
-            attempts,
-            strict=True,
-        )
-    )
 
 
 def row_of(record: dict[str, Any]) -> Row:
@@ -210,12 +123,27 @@ class BadResult:
 
 @dataclass
 class DecodedRows:
-    """Rows of the valid results in record order, where each came from, and the bad ones."""
+    """The valid results' rows as columns, in record order; where each row came from; the bad ones."""
 
-    rows: list[Row] = field(default_factory=list)
+    columns: ResultColumns = field(default_factory=empty_columns)
     counts: list[int] = field(default_factory=list)  # rows per record, in record order
     positions: list[int] = field(default_factory=list)  # each row's position in its record
     bad: list[BadResult] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list[Row]:
+        """The rows as tuples (for tests and tools; the sink itself keeps the columns)."""
+        return list(zip(*self.columns, strict=True))
+
+    def append(self, row: Row, position: int) -> None:
+        for column, value in zip(self.columns, row, strict=True):
+            column.append(value)
+        self.positions.append(position)
+
+    def extend(self, columns: ResultColumns) -> None:
+        for column, values in zip(self.columns, columns, strict=True):
+            column.extend(values)
+        self.positions.extend(range(len(columns[0])))
 
 
 def _batch_rows_one_by_one(index: int, obj: dict[str, Any], out: DecodedRows) -> int:
@@ -228,20 +156,20 @@ def _batch_rows_one_by_one(index: int, obj: dict[str, Any], out: DecodedRows) ->
     valid = 0
     for position, record in enumerate(expanded):
         try:
-            out.rows.append(row_of(record))
+            row = row_of(record)
         except CodecError as exc:
             client = record["client_id"] if type(record["client_id"]) is str else None
             out.bad.append(BadResult(index, exc, position, client, orjson.dumps(record)))
             continue
-        out.positions.append(position)
+        out.append(row, position)
         valid += 1
     return valid
 
 
 def decode_rows(values: Sequence[bytes | None]) -> DecodedRows:
-    """Decode a batch of result records (result batches or single ClientResults) into rows."""
+    """Decode a batch of result records (result batches or single ClientResults) into columns."""
     out = DecodedRows()
-    rows, counts, positions = out.rows, out.counts, out.positions
+    counts = out.counts
     loads = orjson.loads
     run_ids: set[str] = set()
     for index, data in enumerate(values):
@@ -250,13 +178,12 @@ def decode_rows(values: Sequence[bytes | None]) -> DecodedRows:
         except (orjson.JSONDecodeError, TypeError):
             obj = None
         if is_batch(obj):
-            many = batch_rows(obj, run_ids)
-            if many is None:
+            columns = batch_columns(obj, run_ids)
+            if columns is None:
                 counts.append(_batch_rows_one_by_one(index, obj, out))
                 continue
-            rows.extend(many)
-            positions.extend(range(len(many)))
-            counts.append(len(many))
+            out.extend(columns)
+            counts.append(len(columns[0]))
             continue
         row = fast_row(obj, run_ids) if type(obj) is dict else None
         if row is None:
@@ -266,7 +193,6 @@ def decode_rows(values: Sequence[bytes | None]) -> DecodedRows:
                 out.bad.append(BadResult(index, exc))
                 counts.append(0)
                 continue
-        rows.append(row)
-        positions.append(0)
+        out.append(row, 0)
         counts.append(1)
     return out

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Message
 
+from processors.columns import ResultColumns, empty_columns
 from processors.insert import Bad, SinkStats
 from processors.result_rows import decode_rows
 from processors.windowing import PartitionWindow, Segment, WindowLimits, WindowSet
@@ -96,27 +97,19 @@ class ResultDecoder:
         messages: list[Any] = batch.payload  # Any: offsets and partitions of consumed messages are set
         values = [m.value() for m in messages]
         decoded = decode_rows(values)
-        rows, positions = decoded.rows, decoded.positions
-        self._stats.decoded += len(rows)
+        columns, positions = decoded.columns, decoded.positions
+        self._stats.decoded += len(positions)
         segments: dict[int, Segment] = {}
         at = 0
         for index, (msg, count) in enumerate(zip(messages, decoded.counts, strict=True)):
             partition, offset = msg.partition(), msg.offset()
             segment = segments.get(partition)
             if segment is None:
-                segment = Segment((msg.topic(), partition), offset, offset, [], [], [], 0)
+                segment = Segment((msg.topic(), partition), offset, offset, empty_columns(), [], [], 0)
                 segments[partition] = segment
             segment.end = offset + 1
-            if count == 1:
-                segment.rows.append(rows[at])
-                segment.offsets.append(offset)
-                segment.sources.append(msg)
-                segment.positions.append(positions[at])
-            elif count:
-                segment.rows.extend(rows[at : at + count])
-                segment.offsets.extend(repeat(offset, count))
-                segment.sources.extend(repeat(msg, count))
-                segment.positions.extend(positions[at : at + count])
+            if count:
+                _add_rows(segment, msg, columns, positions[at : at + count], at)
             at += count
             segment.nbytes += len(values[index] or b"")
         if decoded.bad:
@@ -130,6 +123,16 @@ class ResultDecoder:
                 segments[partition].trackers.append(tracker)
         self._stats.decode_seconds += time.thread_time() - started
         return Batch(list(segments.values()), batch.offsets, batch.trackers)
+
+
+def _add_rows(segment: Segment, msg: Any, columns: ResultColumns, positions: list[int], at: int) -> None:
+    """Rows ``at`` to ``at + len(positions)`` of the decoded ``columns``: all from record ``msg``."""
+    count = len(positions)
+    for column, source in zip(segment.columns, columns, strict=True):
+        column.extend(source[at : at + count])
+    segment.offsets.extend(repeat(msg.offset(), count))
+    segment.sources.extend(repeat(msg, count))
+    segment.positions.extend(positions)
 
 
 class WindowStep:
@@ -166,7 +169,7 @@ class WindowStep:
     def submit(self, batch: Batch[list[Segment]]) -> None:
         # Closed windows the insert step has not taken yet may pile up to one window's worth of rows
         # (several partitions close at once by time); beyond that, refuse: the partitions pause.
-        if not self._push() and sum(len(w.rows) for w in self._closed) >= self._windows.limits.rows:
+        if not self._push() and sum(w.count for w in self._closed) >= self._windows.limits.rows:
             raise MessageRejected
         now = self._clock()
         segments = batch.payload

@@ -9,8 +9,10 @@ it reaches the next multiple of N (``boundary``), wherever the consumed batches 
 end. Windows closed by count are therefore the same ranges on every replay; only windows closed by
 time (T) or bytes (B) depend on timing, and the window after one realigns at the next multiple of N.
 
-A record may hold many rows (a result batch, ``schemas.result_batch``): its rows share its offset and
-never split across windows. A window also closes once it holds N rows, after the record that
+Rows travel as columns (one list per column, any number of columns: the sink's are
+``processors.columns.ResultColumns``); each row also has its offset, its message and its position in
+that message. A record may hold many rows (a result batch, ``schemas.result_batch``): its rows share
+its offset and never split across windows. A window also closes once it holds N rows, after the record that
 reached N; that cut depends only on the window's start and the records, so it is the same on a replay
 from the same start (every commit is a window's end).
 """
@@ -24,7 +26,7 @@ from typing import Any
 from streams.producer import DeliveryTracker
 from streams.strategy import Partition
 
-Record = Any  # a row: a ClientResult dict, or the sink's row tuple
+Columns = list[list[Any]]  # one list per column, one value per row in each
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,12 @@ class WindowLimits:
 
 @dataclass
 class Segment:
-    """One partition's share of a consumed batch: its valid rows and the offsets it covers."""
+    """One partition's share of a consumed batch: its valid rows (as columns) and the offsets it covers."""
 
     partition: Partition
     start: int  # offset of the first record consumed (valid or not)
     end: int  # offset after the last record consumed
-    rows: list[Record]
+    columns: Columns
     offsets: list[int]  # the offset of each row (rows of one result batch share it)
     sources: list[Any]  # the consumed message of each row (for dead-lettering after an insert)
     nbytes: int
@@ -60,12 +62,17 @@ class PartitionWindow:
     end: int
     limits: WindowLimits
     opened_at: float
-    rows: list[Record] = field(default_factory=list)
+    columns: Columns = field(default_factory=list)  # as wide as the first segment's, once one came
     offsets: list[int] = field(default_factory=list)
     sources: list[Any] = field(default_factory=list)
     nbytes: int = 0
     trackers: list[DeliveryTracker] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """Rows in the window."""
+        return len(self.offsets)
 
     @property
     def boundary(self) -> int:
@@ -75,7 +82,7 @@ class PartitionWindow:
     def is_due(self, now: float) -> bool:
         return (
             self.end >= self.boundary
-            or len(self.rows) >= self.limits.rows
+            or len(self.offsets) >= self.limits.rows
             or self.nbytes >= self.limits.bytes
             or now - self.opened_at >= self.limits.seconds
         )
@@ -100,7 +107,7 @@ class WindowSet:
         closed: list[PartitionWindow] = []
         part = segment.partition
         position = segment.start
-        lo, count = 0, len(segment.rows)
+        lo, count = 0, len(segment.offsets)
         trackers = segment.trackers
         while True:
             window = self._open.get(part)
@@ -110,13 +117,16 @@ class WindowSet:
             boundary = window.boundary
             hi = bisect_left(segment.offsets, boundary, lo) if segment.end > boundary else count
             end = min(segment.end, boundary)
-            room = max(self.limits.rows - len(window.rows), 1)
+            room = max(self.limits.rows - window.count, 1)
             if hi - lo > room:  # N rows first: close after the record that holds the N-th row
                 last = segment.offsets[lo + room - 1]
                 hi = bisect_right(segment.offsets, last, lo, hi)
                 end = last + 1
             if hi > lo:
-                window.rows.extend(segment.rows[lo:hi])
+                if not window.columns:
+                    window.columns = [[] for _ in segment.columns]
+                for column, values in zip(window.columns, segment.columns, strict=True):
+                    column.extend(values[lo:hi])
                 window.offsets.extend(segment.offsets[lo:hi])
                 window.sources.extend(segment.sources[lo:hi])
                 window.positions.extend(segment.positions[lo:hi])

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from processors.batch_columns import batch_columns
 from processors.collect import (
     MAX_BATCH_CLIENTS,
     build_results,
@@ -17,7 +18,7 @@ from processors.collect import (
     partition_runs,
 )
 from processors.compute import COLUMNAR, summary
-from processors.result_rows import batch_rows, decode_rows, row_of
+from processors.result_rows import decode_rows, row_of
 from processors.subsystems import default_subsystems
 from schemas.codec import CodecError
 from schemas.result_batch import encode_batch, expand_batch, is_batch
@@ -113,8 +114,10 @@ def batch(**changes: Any) -> dict[str, Any]:
 
 
 def test_fast_batch_rows_are_the_model_checked_rows() -> None:
-    rows = batch_rows(batch(), set())
-    assert rows is not None and rows == [row_of(r) for r in expand_batch(batch())]
+    columns = batch_columns(batch(), set())
+    assert columns is not None
+    rows = list(zip(*columns, strict=True))
+    assert rows == [row_of(r) for r in expand_batch(batch())]
     assert rows[1][6] == b'{"x":2,"y":-4.25}' and rows[1][8] == b'{"sum":-2.25}'
 
 
@@ -124,8 +127,8 @@ NOT_NUMBERS: list[Any] = [None, True, False, "1.5", [1.0], {"a": 1.0}, "", 0]
 @pytest.mark.parametrize("value", NOT_NUMBERS)
 def test_the_number_check_declines_anything_but_numbers(value: Any) -> None:
     obj = batch(metrics=[[1.5, value], [3.0, -4.25]])
-    rows = batch_rows(obj, set())
-    assert (rows is not None) == (value == 0 and type(value) is int)
+    columns = batch_columns(obj, set())
+    assert (columns is not None) == (value == 0 and type(value) is int)
     decoded = decode_rows([orjson.dumps(obj)])
     assert len(decoded.rows) + len(decoded.bad) >= 1  # declined batches are checked row by row
 
@@ -147,7 +150,7 @@ WHOLE_BATCH_BAD: list[dict[str, Any]] = [
 @pytest.mark.parametrize("changes", WHOLE_BATCH_BAD)
 def test_a_broken_batch_is_one_bad_record(changes: dict[str, Any]) -> None:
     obj = batch(**changes)
-    assert batch_rows(obj, set()) is None
+    assert batch_columns(obj, set()) is None
     with pytest.raises(CodecError):
         expand_batch(obj)
     decoded = decode_rows([orjson.dumps(obj)])
@@ -169,7 +172,7 @@ ROW_BAD: list[dict[str, Any]] = [
 @pytest.mark.parametrize("changes", ROW_BAD)
 def test_a_bad_row_is_dead_lettered_alone(changes: dict[str, Any]) -> None:
     obj = batch(**changes)
-    assert is_batch(obj) and batch_rows(obj, set()) is None
+    assert is_batch(obj) and batch_columns(obj, set()) is None
     decoded = decode_rows([orjson.dumps(obj)])
     assert [r[1] for r in decoded.rows] == ["a"] and decoded.counts == [1] and decoded.positions == [0]
     (bad,) = decoded.bad

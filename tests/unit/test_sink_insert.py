@@ -32,8 +32,9 @@ def window(partition: int, start: int, clients: list[str], requested_at_ms: int 
         for c in clients
     ]  # fmt: skip
     end = start + len(clients)
+    columns = [list(column) for column in zip(*rows, strict=True)]
     return PartitionWindow(
-        ("results", partition), start, end, LIMITS, 0.0, rows, offsets, [f"m{o}" for o in offsets]
+        ("results", partition), start, end, LIMITS, 0.0, columns, offsets, [f"m{o}" for o in offsets]
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from processors.columns import rows_to_columns, split_rows_by_month, to_columns
+from processors.columns import empty_columns, split_columns_by_month, take, to_columns
 from processors.result_rows import decode_rows, fast_row, row_of
 from schemas.codec import CodecError, decode
 from schemas.ddl import RESULT_COLUMNS
@@ -41,7 +41,7 @@ def test_row_matches_to_columns_of_the_dict() -> None:
     decoded = decode_rows([orjson.dumps(r) for r in records])
     rows = decoded.rows
     assert decoded.bad == [] and decoded.counts == [1, 1]
-    assert rows_to_columns(rows) == to_columns(records)
+    assert decoded.columns == to_columns(records)
     assert len(rows[0]) == len(RESULT_COLUMNS)
 
 
@@ -113,9 +113,11 @@ def test_valid_but_unusual_records_go_through_the_model() -> None:
         assert decoded.bad == [] and decoded.rows == [row_of(result(v=version))]
 
 
-def test_split_rows_by_month() -> None:
-    rows = [row_of(result(requested_at_ms=t)) for t in (FEB, JAN, FEB + 5000, JAN - 1000)]
-    assert split_rows_by_month(rows) == [(202602, [0, 2]), (202601, [1, 3])]
-    assert split_rows_by_month(rows[:1]) == [(202602, None)]
-    assert split_rows_by_month([]) == [(0, None)]
-    assert rows_to_columns([]) == [[] for _ in RESULT_COLUMNS]
+def test_split_columns_by_month() -> None:
+    records = [result(requested_at_ms=t) for t in (FEB, JAN, FEB + 5000, JAN - 1000)]
+    columns = decode_rows([orjson.dumps(r) for r in records]).columns
+    assert split_columns_by_month(columns) == [(202602, [0, 2]), (202601, [1, 3])]
+    assert split_columns_by_month(take(columns, [0])) == [(202602, None)]
+    assert split_columns_by_month(empty_columns()) == [(0, None)]
+    assert take(columns, [3, 1]) == to_columns([records[3], records[1]])
+    assert empty_columns() == [[] for _ in RESULT_COLUMNS]

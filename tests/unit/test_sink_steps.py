@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from processors.columns import CLIENT_ID
 from processors.insert import SinkStats
 from processors.sink_steps import DeadLetters, ResultDecoder, WindowStep
 from processors.windowing import PartitionWindow, WindowLimits
@@ -62,7 +63,7 @@ def test_decoder_makes_per_partition_segments_and_dead_letters_bad_records() -> 
     by_partition = {s.partition: s for s in out.payload}
     p0, p1 = by_partition[("t.results", 0)], by_partition[("t.results", 1)]
     assert (p0.start, p0.end, p0.offsets) == (10, 13, [10, 12])
-    assert [r[1] for r in p0.rows] == ["a", "c"] and len(p0.trackers) == 1
+    assert p0.columns[CLIENT_ID] == ["a", "c"] and len(p0.trackers) == 1
     assert (p1.start, p1.end, p1.offsets, p1.trackers) == (5, 6, [5], [])
     assert stats.decoded == 3 and stats.invalid == 1
     (topic, records, headers) = producer.sent[0]

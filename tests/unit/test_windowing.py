@@ -21,12 +21,12 @@ def segment(
     trackers: list[DeliveryTracker] | None = None,
 ) -> Segment:
     offsets = list(range(start, end)) if offsets is None else offsets
-    rows = [{"offset": o} for o in offsets]
+    columns = [list(offsets), [f"row{o}" for o in offsets]]  # two columns that must move together
     return Segment(
         partition,
         start,
         end,
-        rows,
+        columns,
         offsets,
         [f"msg{o}" for o in offsets],
         len(offsets) if nbytes is None else nbytes,
@@ -55,7 +55,7 @@ def test_due_by_rows() -> None:
     closed = ws.add(segment(9, 10), now=2.0)
     assert spans(closed) == [(0, 10)]
     window = closed[0]
-    assert [r["offset"] for r in window.rows] == list(range(10))
+    assert window.columns == [list(range(10)), [f"row{o}" for o in range(10)]] and window.count == 10
     assert window.offsets == list(range(10))
     assert window.sources == [f"msg{o}" for o in range(10)]
     assert window.label() == "results:0:0-10"
