@@ -10,6 +10,9 @@
    and measures from the first assignment to the moment ClickHouse holds N rows (also reported from
    process start).
 
+Before each measured case the bench waits until ClickHouse runs no merge: the parts an earlier case
+wrote are merged in the background and would share the two cores with the next case.
+
 Uses the configured stack, or the local one (started when none is). Usage:
 python -m bench.sink [N [K ...]] [--profile FILE] (--profile: the first sink under cProfile).
 """
@@ -89,6 +92,21 @@ def bare_insert(settings: Settings, rows: list[dict[str, object]], chunk: int) -
     finally:
         client.disconnect()
         gc.unfreeze()
+
+
+def wait_for_quiet_server(settings: Settings, timeout: float = 60.0) -> float:
+    """Wait until ClickHouse runs no merge (those of an earlier case would share the CPU with the next
+    case); returns the seconds waited."""
+    client = connect(settings.clickhouse(), database="default")
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < timeout:
+            if int(client.execute("SELECT count() FROM system.merges")[0][0]) == 0:
+                break
+            time.sleep(0.2)
+        return time.monotonic() - started
+    finally:
+        client.disconnect()
 
 
 def count_rows(settings: Settings) -> int:
@@ -172,7 +190,9 @@ def main() -> None:
     rows, batches = build_rows(n, f"{tag}-run")
     produce_seconds = produce(topics, batches)
     del batches
+    wait_for_quiet_server(topics)
     one_block = bare_insert(topics, rows, n)
+    wait_for_quiet_server(topics)
     chunked = bare_insert(fresh_database(topics, f"{tag}_bare100k"), rows, 100_000)
     del rows
     bare_seconds = min(one_block, chunked)
@@ -185,6 +205,7 @@ def main() -> None:
     databases = [f"{tag}_bare", f"{tag}_bare100k"]
     for count in sink_counts:
         settings = fresh_database(topics, f"{tag}_s{count}")
+        wait_for_quiet_server(settings)
         databases.append(f"{tag}_s{count}")
         with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
             from_assigned, from_start, stats = run_sinks(settings, n, Path(tmp), count, profile)
