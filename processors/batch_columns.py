@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from processors.columns import ResultColumns
-from schemas.codec import client_ids_valid, ints_within, run_ids_valid
+from schemas.fast_checks import client_ids_valid, ints_within, run_ids_valid
 from schemas.result_batch import ResultBatch
 
 MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: the last epoch millisecond the model accepts

@@ -22,7 +22,8 @@ import orjson
 
 from processors.batch_columns import MAX_MS, batch_columns
 from processors.columns import ResultColumns, empty_columns
-from schemas.codec import CodecError, known_run_id, parse_object, validate
+from schemas.codec import CodecError, parse_object, validate
+from schemas.fast_checks import known_run_id
 from schemas.models import MAX_ID_LENGTH, ClientResult
 from schemas.result_batch import expand_batch, is_batch
 from streams.dlq import BatchRow

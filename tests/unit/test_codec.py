@@ -17,14 +17,12 @@ from schemas.codec import (
     decode_results,
     encode,
     encode_record,
-    is_plain_request,
-    is_plain_result,
     parse_object,
-    plain_requests,
     request_encoder,
     request_record,
     validate,
 )
+from schemas.fast_checks import is_plain_request, is_plain_result, plain_requests
 from schemas.models import ClientResult, CollectionRequest
 
 NOW = 1_700_000_000_000
