@@ -18,9 +18,9 @@ import orjson
 
 from processors.columns import ResultColumns
 from schemas.fast_checks import client_ids_valid, ints_within, run_ids_valid
+from schemas.models import MAX_EPOCH_MS
 from schemas.result_batch import ResultBatch
 
-MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: the last epoch millisecond the model accepts
 NO_MISSING: list[str] = []  # the ``missing`` value of every complete row: the driver only reads it
 _BATCH_KEYS = frozenset(ResultBatch.model_fields)
 _STRS = frozenset((str,))
@@ -75,10 +75,10 @@ def batch_columns(obj: dict[str, Any], run_ids: set[str]) -> ResultColumns | Non
         n
         and all(type(c) is list and len(c) == n for c in (run, requested, attempts))
         and type(collected) is int
-        and 0 <= collected <= MAX_MS
+        and 0 <= collected <= MAX_EPOCH_MS
         and client_ids_valid(clients)
         and run_ids_valid(run, run_ids)
-        and ints_within(requested, MAX_MS)
+        and ints_within(requested, MAX_EPOCH_MS)
         and ints_within(attempts, 1000)
         and _columns_ok(obj["metric_names"], obj["metrics"], n)
         and _columns_ok(obj["computed_names"], obj["computed"], n)

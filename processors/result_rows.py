@@ -20,11 +20,11 @@ from typing import Any
 
 import orjson
 
-from processors.batch_columns import MAX_MS, batch_columns
+from processors.batch_columns import batch_columns
 from processors.columns import ResultColumns, empty_columns
 from schemas.codec import CodecError, parse_object, validate
 from schemas.fast_checks import known_run_id
-from schemas.models import MAX_ID_LENGTH, ClientResult
+from schemas.models import MAX_EPOCH_MS, MAX_ID_LENGTH, ClientResult
 from schemas.result_batch import expand_batch, is_batch
 from streams.dlq import BatchRow
 
@@ -63,9 +63,9 @@ def fast_row(obj: dict[str, Any], run_ids: set[str]) -> Row | None:
         and 0 < len(client_id) <= MAX_ID_LENGTH
         and client_id.isprintable()
         and type(requested) is int
-        and 0 <= requested <= MAX_MS
+        and 0 <= requested <= MAX_EPOCH_MS
         and type(collected) is int
-        and 0 <= collected <= MAX_MS
+        and 0 <= collected <= MAX_EPOCH_MS
         and type(attempt) is int
         and 0 <= attempt <= 1000
         and type(status) is str

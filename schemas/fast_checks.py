@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.models import (
+    MAX_EPOCH_MS,
     MAX_ID_LENGTH,
     ClientResult,
     CollectionRequest,
@@ -22,12 +23,11 @@ Record = dict[str, Any]
 
 _REQUEST_KEYS = frozenset(CollectionRequest.model_fields)
 _RESULT_KEYS = frozenset(ClientResult.model_fields)
-_MAX_MS = 253402300799999
 _RESULT_STATUSES = frozenset(("ok", "partial"))
 
 
 def _is_ms(value: Any) -> bool:
-    return type(value) is int and 0 <= value <= _MAX_MS
+    return type(value) is int and 0 <= value <= MAX_EPOCH_MS
 
 
 def _is_attempt(value: Any) -> bool:
@@ -47,7 +47,7 @@ def is_plain_request(obj: Record, run_ids: set[str]) -> bool:
         and 0 < len(client_id) <= MAX_ID_LENGTH
         and client_id.isprintable()
         and type(requested_at) is int
-        and 0 <= requested_at <= _MAX_MS
+        and 0 <= requested_at <= MAX_EPOCH_MS
         and type(attempt) is int
         and 0 <= attempt <= 1000
         and (deadline is None or _is_ms(deadline))
@@ -91,9 +91,9 @@ def plain_requests(objs: list[Any], run_ids: set[str]) -> bool:
         ints_within(versions, 1)
         and min(versions) == 1
         and client_ids_valid([o["client_id"] for o in objs])
-        and ints_within([o["requested_at_ms"] for o in objs], _MAX_MS)
+        and ints_within([o["requested_at_ms"] for o in objs], MAX_EPOCH_MS)
         and ints_within([o["attempt"] for o in objs], 1000)
-        and (not deadlines or ints_within(deadlines, _MAX_MS))
+        and (not deadlines or ints_within(deadlines, MAX_EPOCH_MS))
         and run_ids_valid([o["run_id"] for o in objs], run_ids)
     )
 

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_ID_LENGTH = 128
+MAX_EPOCH_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: the last epoch millisecond a message may hold
 _RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}")
 
 
@@ -41,7 +42,7 @@ def check_run_id(value: str) -> str:
 
 ClientId = Annotated[str, AfterValidator(check_client_id)]
 RunId = Annotated[str, AfterValidator(check_run_id)]
-EpochMs = Annotated[int, Field(ge=0, le=253402300799999)]
+EpochMs = Annotated[int, Field(ge=0, le=MAX_EPOCH_MS)]
 
 
 ResultStatus = Literal["ok", "partial"]
