@@ -82,7 +82,7 @@ class PartitionWindow:
     def is_due(self, now: float) -> bool:
         return (
             self.end >= self.boundary
-            or len(self.offsets) >= self.limits.rows
+            or self.count >= self.limits.rows
             or self.nbytes >= self.limits.bytes
             or now - self.opened_at >= self.limits.seconds
         )
