@@ -18,7 +18,7 @@ import orjson
 
 from processors.columns import ResultColumns
 from schemas.fast_checks import client_ids_valid, ints_within, run_ids_valid
-from schemas.models import MAX_EPOCH_MS
+from schemas.models import MAX_ATTEMPT, MAX_EPOCH_MS
 from schemas.result_batch import ResultBatch
 
 NO_MISSING: list[str] = []  # the ``missing`` value of every complete row: the driver only reads it
@@ -79,7 +79,7 @@ def batch_columns(obj: dict[str, Any], run_ids: set[str]) -> ResultColumns | Non
         and client_ids_valid(clients)
         and run_ids_valid(run, run_ids)
         and ints_within(requested, MAX_EPOCH_MS)
-        and ints_within(attempts, 1000)
+        and ints_within(attempts, MAX_ATTEMPT)
         and _columns_ok(obj["metric_names"], obj["metrics"], n)
         and _columns_ok(obj["computed_names"], obj["computed"], n)
     ):

@@ -24,7 +24,7 @@ from processors.batch_columns import batch_columns
 from processors.columns import ResultColumns, empty_columns
 from schemas.codec import CodecError, parse_object, validate
 from schemas.fast_checks import known_run_id
-from schemas.models import MAX_EPOCH_MS, MAX_ID_LENGTH, ClientResult
+from schemas.models import MAX_ATTEMPT, MAX_EPOCH_MS, MAX_ID_LENGTH, ClientResult
 from schemas.result_batch import expand_batch, is_batch
 from streams.dlq import BatchRow
 
@@ -67,7 +67,7 @@ def fast_row(obj: dict[str, Any], run_ids: set[str]) -> Row | None:
         and type(collected) is int
         and 0 <= collected <= MAX_EPOCH_MS
         and type(attempt) is int
-        and 0 <= attempt <= 1000
+        and 0 <= attempt <= MAX_ATTEMPT
         and type(status) is str
         and status in _STATUSES
         and type(metrics) is dict

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.models import (
+    MAX_ATTEMPT,
     MAX_EPOCH_MS,
     MAX_ID_LENGTH,
     ClientResult,
@@ -31,7 +32,7 @@ def _is_ms(value: Any) -> bool:
 
 
 def _is_attempt(value: Any) -> bool:
-    return type(value) is int and 0 <= value <= 1000
+    return type(value) is int and 0 <= value <= MAX_ATTEMPT
 
 
 def is_plain_request(obj: Record, run_ids: set[str]) -> bool:
@@ -49,7 +50,7 @@ def is_plain_request(obj: Record, run_ids: set[str]) -> bool:
         and type(requested_at) is int
         and 0 <= requested_at <= MAX_EPOCH_MS
         and type(attempt) is int
-        and 0 <= attempt <= 1000
+        and 0 <= attempt <= MAX_ATTEMPT
         and (deadline is None or _is_ms(deadline))
         and known_run_id(obj.get("run_id"), run_ids)
     )
@@ -92,7 +93,7 @@ def plain_requests(objs: list[Any], run_ids: set[str]) -> bool:
         and min(versions) == 1
         and client_ids_valid([o["client_id"] for o in objs])
         and ints_within([o["requested_at_ms"] for o in objs], MAX_EPOCH_MS)
-        and ints_within([o["attempt"] for o in objs], 1000)
+        and ints_within([o["attempt"] for o in objs], MAX_ATTEMPT)
         and (not deadlines or ints_within(deadlines, MAX_EPOCH_MS))
         and run_ids_valid([o["run_id"] for o in objs], run_ids)
     )

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_ID_LENGTH = 128
+MAX_ATTEMPT = 1000  # retries of one client's request in one run, at most
 MAX_EPOCH_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: the last epoch millisecond a message may hold
 _RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}")
 
@@ -58,7 +59,7 @@ class CollectionRequest(BaseModel):
     run_id: RunId
     client_id: ClientId
     requested_at_ms: EpochMs
-    attempt: Annotated[int, Field(ge=0, le=1000)] = 0
+    attempt: Annotated[int, Field(ge=0, le=MAX_ATTEMPT)] = 0
     deadline_ms: EpochMs | None = None
 
 
@@ -71,7 +72,7 @@ class ClientResult(BaseModel):
     run_id: RunId
     client_id: ClientId
     requested_at_ms: EpochMs
-    attempt: Annotated[int, Field(ge=0, le=1000)] = 0
+    attempt: Annotated[int, Field(ge=0, le=MAX_ATTEMPT)] = 0
     collected_at_ms: EpochMs
     status: ResultStatus
     metrics: dict[str, float]
