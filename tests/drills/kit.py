@@ -180,6 +180,45 @@ class OffsetWatch(threading.Thread):
         return self.backwards
 
 
+def watched(d: Deployment) -> OffsetWatch:
+    """A started ``OffsetWatch`` over ``d``'s groups (stopped by ``check_run``)."""
+    watch = OffsetWatch(d)
+    watch.start()
+    return watch
+
+
+@dataclass
+class DrillRun:
+    """A run under way on a deployment whose committed offsets are watched since before it began."""
+
+    d: Deployment
+    run_id: str
+    clients: int
+    watch: OffsetWatch
+
+    def check(self) -> VerifyReport:
+        return check_run(self.d, self.run_id, self.clients, self.watch)
+
+
+def start_run(
+    stack: DrillStack,
+    name: str,
+    clients: int,
+    stored_first: int,
+    processors: int = 1,
+    env: dict[str, str] | None = None,
+) -> DrillRun:
+    """Deploy ``name`` (``env`` added), start its processors and sink, watch its offsets, enqueue run
+    ``name-run`` of ``clients`` and wait until ``stored_first`` rows of it are stored: the moment a
+    drill breaks something."""
+    d = stack.deploy(name, **(env or {}))
+    start_pipeline(d, processors=processors)
+    run = DrillRun(d, f"{name}-run", clients, watched(d))
+    enqueue(d, run.run_id, clients)
+    wait_stored_some(d, run.run_id, stored_first)
+    return run
+
+
 def start_pipeline(d: Deployment, processors: int = 1, **env: str) -> None:
     names = [f"processor{i}" for i in range(processors)]
     for name in names:

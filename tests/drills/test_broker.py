@@ -12,15 +12,7 @@ import pytest
 from processors.runs_status import run_status
 from processors.verify import simulated_check, verify_run
 from producers.sources import RangeSource
-from tests.drills.kit import (
-    ClickHouse,
-    OffsetWatch,
-    check_run,
-    drill_stack,
-    enqueue,
-    start_pipeline,
-    wait_stored_some,
-)
+from tests.drills.kit import ClickHouse, drill_stack, start_run
 
 CLIENTS = 30_000
 SLOW = {"KCOLLECT_SIM_LATENCY_MS": "50", "KCOLLECT_SINK_BATCH_SECONDS": "0.3"}
@@ -31,28 +23,20 @@ def test_broker_kill_9_and_restart_on_persistent_storage(
     tmp_path: Path, shared_clickhouse: ClickHouse
 ) -> None:
     with drill_stack(tmp_path, shared_clickhouse, persistent=True) as stack:
-        d = stack.deploy(f"bp{int(time.time()) % 100000}", **SLOW)
-        start_pipeline(d, processors=1)
-        watch = OffsetWatch(d)
-        watch.start()
-        run_id = f"{d.name}-run"
-        enqueue(d, run_id, CLIENTS)
-        wait_stored_some(d, run_id, CLIENTS // 4)
+        run = start_run(stack, f"bp{int(time.time()) % 100000}", CLIENTS, CLIENTS // 4, env=SLOW)
         stack.broker.kill()
         time.sleep(3)
         stack.broker.start()
-        check_run(d, run_id, CLIENTS, watch)
-        assert all(p.poll() is None for p in d.procs.values()), "services must ride out a broker restart"
+        run.check()
+        assert all(p.poll() is None for p in run.d.procs.values()), "services must ride out a broker restart"
 
 
 @pytest.mark.drill
 def test_broker_restart_on_memory_is_reported_as_loss(tmp_path: Path, shared_clickhouse: ClickHouse) -> None:
     with drill_stack(tmp_path, shared_clickhouse) as stack:
-        d = stack.deploy(f"bm{int(time.time()) % 100000}", **SLOW)
-        start_pipeline(d, processors=1)
-        run_id = f"{d.name}-run"
-        enqueue(d, run_id, CLIENTS)
-        wait_stored_some(d, run_id, CLIENTS // 4)
+        run = start_run(stack, f"bm{int(time.time()) % 100000}", CLIENTS, CLIENTS // 4, env=SLOW)
+        d, run_id = run.d, run.run_id
+        run.watch.stop()  # the offsets are gone with the broker's memory: nothing to watch
         stack.broker.kill()
         stack.broker.start()  # memory storage: every topic, record and offset is gone
         assert d.cli("topics", "create").returncode == 0
@@ -72,13 +56,7 @@ def test_network_faults_in_front_of_the_broker(tmp_path: Path, shared_clickhouse
     with drill_stack(tmp_path, shared_clickhouse, broker_proxy=True) as stack:
         proxy = stack.broker.proxy
         assert proxy is not None
-        d = stack.deploy(f"bn{int(time.time()) % 100000}", **SLOW)
-        start_pipeline(d, processors=1)
-        watch = OffsetWatch(d)
-        watch.start()
-        run_id = f"{d.name}-run"
-        enqueue(d, run_id, CLIENTS)
-        wait_stored_some(d, run_id, CLIENTS // 5)
+        run = start_run(stack, f"bn{int(time.time()) % 100000}", CLIENTS, CLIENTS // 5, env=SLOW)
         proxy.set_mode("delay", delay_ms=200)
         time.sleep(3)
         proxy.set_mode("reset")  # every open connection gets an RST, and every new one for 2 s
@@ -88,4 +66,4 @@ def test_network_faults_in_front_of_the_broker(tmp_path: Path, shared_clickhouse
         proxy.set_mode("drop")
         time.sleep(3)
         proxy.set_mode("pass")
-        check_run(d, run_id, CLIENTS, watch)
+        run.check()

@@ -14,7 +14,7 @@ import pytest
 
 from bench.e2e_kit import Deployment
 from streams import faults
-from tests.drills.kit import ClickHouse, OffsetWatch, check_run, drill_stack, enqueue
+from tests.drills.kit import ClickHouse, check_run, drill_stack, enqueue, watched
 
 CLIENTS = 20_000
 SINK_POINTS = ("before_insert", "after_insert", "before_commit")
@@ -59,8 +59,7 @@ def test_kill_at_crash_point(tmp_path: Path, shared_clickhouse: ClickHouse, serv
         d.start("processor0", ["processor"], env=fault if service == "processor" else None)
         d.start("sink", ["sink"], env=fault if service == "sink" else None)
         d.wait_ready("processor0", "sink")
-        watch = OffsetWatch(d)
-        watch.start()
+        watch = watched(d)
         run_id = f"{name}-run"
         enqueue(d, run_id, CLIENTS)
         code = wait_exit_or_stored(d, target, run_id, CLIENTS)

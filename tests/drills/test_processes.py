@@ -15,15 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.drills.kit import (
-    ClickHouse,
-    OffsetWatch,
-    check_run,
-    drill_stack,
-    enqueue,
-    start_pipeline,
-    wait_stored_some,
-)
+from tests.drills.kit import ClickHouse, drill_stack, start_run, wait_stored_some
 
 CLIENTS = 30_000
 SLOW = {"KCOLLECT_SIM_LATENCY_MS": "100", "KCOLLECT_SINK_BATCH_SECONDS": "0.3"}
@@ -34,52 +26,39 @@ def test_random_kill_9_of_processors(tmp_path: Path, shared_clickhouse: ClickHou
     seed = int(os.environ.get("DRILL_SEED", time.time()))
     dice = random.Random(seed)
     with drill_stack(tmp_path, shared_clickhouse) as stack:
-        d = stack.deploy(f"dk{seed % 100000}", **SLOW)
-        start_pipeline(d, processors=2)
-        watch = OffsetWatch(d)
-        watch.start()
-        run_id = f"dk{seed % 100000}-run"
-        enqueue(d, run_id, CLIENTS)
+        run = start_run(stack, f"dk{seed % 100000}", CLIENTS, 0, processors=2, env=SLOW)
+        d = run.d
         for kill in range(4):
-            wait_stored_some(d, run_id, (kill + 1) * CLIENTS // 8, timeout=90)
+            wait_stored_some(d, run.run_id, (kill + 1) * CLIENTS // 8, timeout=90)
             victim = f"processor{dice.randrange(2)}"
             d.procs[victim].send_signal(signal.SIGKILL)
             d.procs.pop(victim).wait(10)
             time.sleep(dice.uniform(0.2, 2.0))
             d.start(victim, ["processor"])
-        check_run(d, run_id, CLIENTS, watch)
+        run.check()
 
 
 @pytest.mark.drill
 def test_sigterm_during_rebalance(tmp_path: Path, shared_clickhouse: ClickHouse) -> None:
     with drill_stack(tmp_path, shared_clickhouse) as stack:
-        d = stack.deploy(f"dr{int(time.time()) % 100000}", **SLOW)
-        start_pipeline(d, processors=2)
-        watch = OffsetWatch(d)
-        watch.start()
-        run_id = f"{d.name}-run"
-        enqueue(d, run_id, CLIENTS)
-        wait_stored_some(d, run_id, CLIENTS // 5)
+        name = f"dr{int(time.time()) % 100000}"
+        run = start_run(stack, name, CLIENTS, CLIENTS // 5, processors=2, env=SLOW)
+        d = run.d
         d.start("processor2", ["processor"])  # a third member joins: the group rebalances
         time.sleep(0.5)
         code = d.stop("processor0", timeout=60)  # SIGTERM while the rebalance is under way
         assert code == 0, d.log("processor0")[-2000:]
-        check_run(d, run_id, CLIENTS, watch)
+        run.check()
 
 
 @pytest.mark.drill
 def test_processor_frozen_past_session_timeout(tmp_path: Path, shared_clickhouse: ClickHouse) -> None:
     with drill_stack(tmp_path, shared_clickhouse) as stack:
-        d = stack.deploy(f"ds{int(time.time()) % 100000}", **SLOW)  # session timeout 3 s
-        start_pipeline(d, processors=2)
-        watch = OffsetWatch(d)
-        watch.start()
-        run_id = f"{d.name}-run"
-        enqueue(d, run_id, CLIENTS)
-        wait_stored_some(d, run_id, CLIENTS // 5)
-        frozen = d.procs["processor0"]
+        name = f"ds{int(time.time()) % 100000}"  # session timeout 3 s
+        run = start_run(stack, name, CLIENTS, CLIENTS // 5, processors=2, env=SLOW)
+        frozen = run.d.procs["processor0"]
         frozen.send_signal(signal.SIGSTOP)
         time.sleep(10)  # > 3 x the session timeout: the group moves its partitions to processor1
         frozen.send_signal(signal.SIGCONT)
-        check_run(d, run_id, CLIENTS, watch)
+        run.check()
         assert frozen.poll() is None, "the thawed processor should rejoin, not die"

@@ -18,7 +18,7 @@ from schemas.models import RunManifest
 from streams.kafka_config import producer_config
 from streams.producer import BatchProducer
 from streams.runs import publish_manifest
-from tests.drills.kit import ClickHouse, OffsetWatch, check_run, drill_stack, enqueue, start_pipeline
+from tests.drills.kit import ClickHouse, check_run, drill_stack, enqueue, start_pipeline, watched
 
 CLIENTS = 20_000
 TEN_MB = 10 * 1024 * 1024
@@ -66,8 +66,7 @@ def garbage_drill(tmp_path: Path, shared_clickhouse: ClickHouse, name: str, over
     with drill_stack(tmp_path, shared_clickhouse) as stack:
         d = stack.deploy(f"{name}{int(time.time()) % 100000}")
         start_pipeline(d)
-        watch = OffsetWatch(d)
-        watch.start()
+        watch = watched(d)
         run_id = f"{d.name}-run"
         enqueue(d, run_id, CLIENTS // 2)
         bad = bad_records(run_id) + ([oversized_record(run_id)] if oversized else [])
@@ -105,8 +104,7 @@ def test_same_run_enqueued_twice(tmp_path: Path, shared_clickhouse: ClickHouse) 
     with drill_stack(tmp_path, shared_clickhouse) as stack:
         d = stack.deploy(f"rt{int(time.time()) % 100000}")
         start_pipeline(d)
-        watch = OffsetWatch(d)
-        watch.start()
+        watch = watched(d)
         run_id = f"{d.name}-run"
         first = enqueue(d, run_id, CLIENTS)
         second = enqueue(d, run_id, CLIENTS)
@@ -121,8 +119,7 @@ def test_record_timestamps_far_in_the_past_and_future(tmp_path: Path, shared_cli
     with drill_stack(tmp_path, shared_clickhouse) as stack:
         d = stack.deploy(f"rs{int(time.time()) % 100000}")
         start_pipeline(d)
-        watch = OffsetWatch(d)
-        watch.start()
+        watch = watched(d)
         run_id = f"{d.name}-run"
         now = int(time.time() * 1000)
         encode = request_encoder(run_id, now)

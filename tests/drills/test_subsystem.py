@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.e2e import simulator_config
-from tests.drills.kit import ClickHouse, OffsetWatch, check_run, drill_stack, enqueue
+from tests.drills.kit import ClickHouse, check_run, drill_stack, enqueue, watched
 
 CLIENTS = 20_000
 OUTAGE = float(os.environ.get("DRILL_SUBSYSTEM_OUTAGE", "30"))
@@ -37,8 +37,7 @@ def test_subsystem_down(tmp_path: Path, shared_clickhouse: ClickHouse) -> None:
         d.start("processor0", ["processor"])
         d.start("sink", ["sink"])
         d.wait_ready("processor0", "sink")
-        watch = OffsetWatch(d)
-        watch.start()
+        watch = watched(d)
         # Beta goes down first: the whole run meets the outage (a run of 20k takes ~1 s otherwise).
         control = {"subsystem": "beta", "outage_seconds": OUTAGE}
         request = urllib.request.Request(
