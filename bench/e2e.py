@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.deployment import make_deployment
 from bench.e2e_kit import (
     Sampler,
-    make_deployment,
     proc_cpu_seconds,
     proc_peak_rss_mb,
     wait_stored,
@@ -82,7 +82,7 @@ def run_case(
     try:
         if simulator:
             port_file = workdir / "sim.port"
-            d.start(
+            d.launch(
                 "simulate",
                 [
                     "simulate",
@@ -101,7 +101,7 @@ def run_case(
         if faust:
             settings = d.settings
             argv = [sys.executable, "-m", "bench.faust_peer", "worker", "--without-web", "-l", "warn"]
-            d.start(
+            d.launch(
                 "faust",
                 argv,
                 ready=False,
@@ -117,9 +117,9 @@ def run_case(
             services.append("faust")
         else:
             for i in range(processors):
-                d.start(f"processor{i}", ["processor"])
+                d.launch(f"processor{i}", ["processor"])
                 services.append(f"processor{i}")
-        d.start("sink", ["sink"])
+        d.launch("sink", ["sink"])
         services.append("sink")
         d.wait_ready(*[s for s in services if s != "faust"])
         if faust:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.e2e_kit import Deployment, make_deployment
+from bench.deployment import Deployment, make_deployment
 from kcollect.faultproxy import FaultProxy
 from kcollect.localstack.clickhouse import clickhouse_url, start_clickhouse
 from kcollect.localstack.persistent import S3Store, start_broker, start_moto
@@ -222,8 +222,8 @@ def start_run(
 def start_pipeline(d: Deployment, processors: int = 1, **env: str) -> None:
     names = [f"processor{i}" for i in range(processors)]
     for name in names:
-        d.start(name, ["processor"], env=env)
-    d.start("sink", ["sink"])
+        d.launch(name, ["processor"], env=env)
+    d.launch("sink", ["sink"])
     d.wait_ready(*names, "sink")
 
 

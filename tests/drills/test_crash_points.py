@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.e2e_kit import Deployment
+from bench.deployment import Deployment
 from streams import faults
 from tests.drills.kit import ClickHouse, check_run, drill_stack, enqueue, watched
 
@@ -56,8 +56,8 @@ def test_kill_at_crash_point(tmp_path: Path, shared_clickhouse: ClickHouse, serv
         )
         target = "processor0" if service == "processor" else "sink"
         fault = {"KCOLLECT_FAULT_AT": f"{point}:2"}
-        d.start("processor0", ["processor"], env=fault if service == "processor" else None)
-        d.start("sink", ["sink"], env=fault if service == "sink" else None)
+        d.launch("processor0", ["processor"], env=fault if service == "processor" else None)
+        d.launch("sink", ["sink"], env=fault if service == "sink" else None)
         d.wait_ready("processor0", "sink")
         watch = watched(d)
         run_id = f"{name}-run"
@@ -67,6 +67,6 @@ def test_kill_at_crash_point(tmp_path: Path, shared_clickhouse: ClickHouse, serv
             pytest.skip(f"{point} is known but never reached in the processor (not wired there)")
         assert code == faults.EXIT_CODE, f"{target} did not die at {point}: {code}; {d.log(target)[-1500:]}"
         d.procs.pop(target)
-        d.start(target, [service])  # the same service, no fault
+        d.launch(target, [service])  # the same service, no fault
         d.wait_ready(target)
         check_run(d, run_id, CLIENTS, watch)

@@ -34,7 +34,7 @@ def test_random_kill_9_of_processors(tmp_path: Path, shared_clickhouse: ClickHou
             d.procs[victim].send_signal(signal.SIGKILL)
             d.procs.pop(victim).wait(10)
             time.sleep(dice.uniform(0.2, 2.0))
-            d.start(victim, ["processor"])
+            d.launch(victim, ["processor"])
         run.check()
 
 
@@ -44,7 +44,7 @@ def test_sigterm_during_rebalance(tmp_path: Path, shared_clickhouse: ClickHouse)
         name = f"dr{int(time.time()) % 100000}"
         run = start_run(stack, name, CLIENTS, CLIENTS // 5, processors=2, env=SLOW)
         d = run.d
-        d.start("processor2", ["processor"])  # a third member joins: the group rebalances
+        d.launch("processor2", ["processor"])  # a third member joins: the group rebalances
         time.sleep(0.5)
         code = d.stop("processor0", timeout=60)  # SIGTERM while the rebalance is under way
         assert code == 0, d.log("processor0")[-2000:]

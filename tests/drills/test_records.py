@@ -11,7 +11,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from bench.e2e_kit import Deployment
+from bench.deployment import Deployment
 from processors.verify import dead_letters
 from schemas.codec import request_encoder
 from schemas.models import RunManifest

@@ -24,7 +24,7 @@ def test_subsystem_down(tmp_path: Path, shared_clickhouse: ClickHouse) -> None:
     with drill_stack(tmp_path, shared_clickhouse) as stack:
         d = stack.deploy(f"sd{int(time.time()) % 100000}", KCOLLECT_SINK_BATCH_SECONDS="0.3")
         port_file = d.workdir / "sim.port"
-        d.start(
+        d.launch(
             "simulate",
             ["simulate", "--port", "0", "--latency-ms", "20", "--ready-file", str(port_file)],
             False,
@@ -34,8 +34,8 @@ def test_subsystem_down(tmp_path: Path, shared_clickhouse: ClickHouse) -> None:
             time.sleep(0.05)
         port = int(port_file.read_text())
         d.env["KCOLLECT_PROCESSOR_CONFIG"] = str(simulator_config(d.workdir, port))
-        d.start("processor0", ["processor"])
-        d.start("sink", ["sink"])
+        d.launch("processor0", ["processor"])
+        d.launch("sink", ["sink"])
         d.wait_ready("processor0", "sink")
         watch = watched(d)
         # Beta goes down first: the whole run meets the outage (a run of 20k takes ~1 s otherwise).

@@ -67,4 +67,4 @@ def test_sigterm_under_load_drains_and_resumes(
         assert pipe.stop("processor") == 0
         assert pipe.stop("sink") == 0
     finally:
-        pipe.stop_all()
+        pipe.kill_all()

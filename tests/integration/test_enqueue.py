@@ -38,7 +38,7 @@ def pipe(
     pipeline.start("sink")
     pipeline.wait_ready("processor", "sink")
     yield pipeline
-    pipeline.stop_all()
+    pipeline.kill_all()
 
 
 def enqueue(

@@ -37,7 +37,7 @@ def pipe(kafka_bootstrap: str, clickhouse_url: str, unique_name: str, tmp_path: 
         KCOLLECT_COMMIT_INTERVAL_SECONDS="0.2",
     )
     yield pipeline
-    pipeline.stop_all()
+    pipeline.kill_all()
 
 
 def start_enqueue(pipe: Pipeline, *args: str, stdin: int | None = None) -> subprocess.Popen[bytes]:

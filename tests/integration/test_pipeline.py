@@ -28,7 +28,7 @@ def pipeline(
 ) -> Iterator[Pipeline]:
     pipe = make_pipeline(kafka_bootstrap, clickhouse_url, unique_name, tmp_path)
     yield pipe
-    pipe.stop_all()
+    pipe.kill_all()
 
 
 def check_rows(pipe: Pipeline, run_id: str, clients: list[str]) -> None:
@@ -140,4 +140,4 @@ def test_sigterm_stops_services_quickly_and_restart_finishes_the_run(
         assert pipe.wait_rows("term-1", 20000, timeout=180) == 20000
         check_rows(pipe, "term-1", [str(i) for i in range(20000)])
     finally:
-        pipe.stop_all()
+        pipe.kill_all()

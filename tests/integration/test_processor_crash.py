@@ -43,4 +43,4 @@ def test_processor_crash_then_restart_loses_nothing(
         assert pipe.wait_rows(run_id, CLIENTS, timeout=120) == CLIENTS
         check_rows(pipe, run_id, [str(i) for i in range(CLIENTS)])
     finally:
-        pipe.stop_all()
+        pipe.kill_all()

@@ -37,7 +37,7 @@ ALL = ["uptime", *BETA]
 def pipe(kafka_bootstrap: str, clickhouse_url: str, unique_name: str, tmp_path: Path) -> Iterator[Pipeline]:
     pipeline = make_pipeline(kafka_bootstrap, clickhouse_url, unique_name, tmp_path)
     yield pipeline
-    pipeline.stop_all()
+    pipeline.kill_all()
 
 
 def results_by_client(results: list[dict]) -> dict[str, dict]:  # type: ignore[type-arg]

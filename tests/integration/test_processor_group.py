@@ -64,4 +64,4 @@ def test_kill_one_of_two_processors_and_add_a_third(
         assert stats_c["results"] > 0, "the processor that joined mid-run took partitions and work"
         assert read_topic(pipe, "requests.dlq", timeout=3) == []
     finally:
-        pipe.stop_all()
+        pipe.kill_all()

@@ -60,5 +60,5 @@ def test_processor_readiness_follows_a_broker_outage(
         wait_for(lambda: status(http_port, "/readyz") == 200, 60, "ready again")
         assert pipe.stop("processor") == 0
     finally:
-        pipe.stop_all()
+        pipe.kill_all()
         stop_process(broker)

@@ -74,4 +74,4 @@ def test_processor_serves_health_and_pauses_on_results_lag(
         assert facts
         assert pipe.stop("processor") == 0
     finally:
-        pipe.stop_all()
+        pipe.kill_all()

@@ -118,7 +118,7 @@ def pipe(kafka_bootstrap: str, clickhouse_url: str, unique_name: str, tmp_path: 
         KCOLLECT_CONSUME_BATCH="500",
     )
     yield pipeline
-    pipeline.stop_all()
+    pipeline.kill_all()
 
 
 def test_crash_after_insert_then_restart_and_replay_keep_one_row_per_client(pipe: Pipeline) -> None:

@@ -55,5 +55,5 @@ def test_clickhouse_outage_pauses_then_resumes_with_nothing_lost(
         assert stats["paused_seconds"] >= 5
     finally:
         if pipe is not None:
-            pipe.stop_all()
+            pipe.kill_all()
         stop_process(server)
