@@ -3,9 +3,17 @@
 ``kafka_bootstrap`` and ``clickhouse_url`` (session) and ``unique_name`` (per test) come from
 ``tests/stack_fixtures.py``; see its docstring for where the broker and the server come from.
 Unit tests (``tests/unit``) use none of them and need no running service.
+
+A SIGTERM to the test run (a CI timeout, ``kill PID``) becomes a KeyboardInterrupt, as Ctrl-C does: pytest
+then tears down its fixtures and the drills unwind their stacks, so the servers a session started are
+stopped instead of outliving it.
 """
 
 from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
 
 import pytest
 
@@ -14,7 +22,13 @@ from tests.stack_fixtures import clickhouse_url, kafka_bootstrap, unique_name
 __all__ = ["clickhouse_url", "kafka_bootstrap", "unique_name"]
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     config.addinivalue_line(
         "markers",
         "integration: needs a Kafka-protocol broker and/or ClickHouse (started by the session fixtures)",

@@ -8,7 +8,9 @@ Where each comes from, first match wins:
    stopped by PID when the session ends.
 
 The ClickHouse URL always names the database ``kcollect``; tests that want their own database build
-it with ``database_url(clickhouse_url, unique_name)``.
+it with ``database_url(clickhouse_url, unique_name)``. When the session ends, the databases named after
+the session's unique names are dropped (a server given by the environment keeps no test leftovers;
+``KCOLLECT_TEST_KEEP_DATABASES=1`` keeps them for a post-mortem).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ ENV_BOOTSTRAP = "KCOLLECT_TEST_BOOTSTRAP_SERVERS"
 ENV_CLICKHOUSE = "KCOLLECT_TEST_CLICKHOUSE_URL"
 DATABASE = "kcollect"
 READY_TIMEOUT = 60.0
+_NAMES_GIVEN: set[str] = set()  # every unique_name of this session: a database may carry each
 
 
 def database_url(url: str, database: str) -> str:
@@ -124,6 +127,24 @@ def _create_database(url: str) -> None:
         client.disconnect()
 
 
+def _drop_test_databases(url: str) -> None:
+    """Drop the databases named after this session's unique names (those that exist)."""
+    from clickhouse_driver import Client
+
+    from kcollect.stack import parse_clickhouse_url
+
+    if os.environ.get("KCOLLECT_TEST_KEEP_DATABASES") == "1" or not _NAMES_GIVEN:
+        return
+    address = parse_clickhouse_url(url)
+    client = Client(host=address.host, port=address.port, user=address.user, password=address.password)
+    try:
+        existing = {row[0] for row in client.execute("SELECT name FROM system.databases")}
+        for name in sorted(_NAMES_GIVEN & existing):
+            client.execute(f"DROP DATABASE IF EXISTS {name}")
+    finally:
+        client.disconnect()
+
+
 def _clickhouse_url(factory: pytest.TempPathFactory, cleanup: ExitStack) -> str:
     from kcollect.stack import start_clickhouse, wait_clickhouse
 
@@ -152,10 +173,14 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``clickhouse://[user:password@]host:port/kcollect`` of a ClickHouse server for the session."""
     with ExitStack() as cleanup:
-        yield _clickhouse_url(tmp_path_factory, cleanup)
+        url = _clickhouse_url(tmp_path_factory, cleanup)
+        cleanup.callback(_drop_test_databases, url)  # runs before a local server is stopped
+        yield url
 
 
 @pytest.fixture
 def unique_name() -> str:
     """A short unique lowercase identifier (``t`` + 10 hex digits) for topics, groups and databases."""
-    return "t" + uuid.uuid4().hex[:10]
+    name = "t" + uuid.uuid4().hex[:10]
+    _NAMES_GIVEN.add(name)
+    return name
