@@ -60,7 +60,13 @@ def build_sink_chain(
     dead_letters = DeadLetters(producer, RESULTS_DLQ.name(settings.topic_prefix), stats)
     writers = [WindowWriter(settings.clickhouse(), stats) for _ in range(INSERT_WORKERS)]
     insert = InsertStep(writers, ClickHouseHealth(stats), dead_letters.refused_rows, commit)
-    limits = WindowLimits(settings.sink_batch_rows, settings.sink_batch_bytes, settings.sink_batch_seconds)
+    limits = WindowLimits(
+        settings.sink_batch_rows,
+        settings.sink_batch_bytes,
+        settings.sink_batch_seconds,
+        idle_rows=settings.sink_idle_rows,
+        idle_seconds=settings.sink_idle_seconds,
+    )
     window = WindowStep(limits, insert, stats)
     return TransformStep(ResultDecoder(dead_letters, stats).decode, window)
 

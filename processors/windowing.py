@@ -7,7 +7,13 @@ Each Kafka partition has its own window, so a window is one contiguous offset ra
 the commit after it acknowledges. Row-count boundaries are aligned to offsets: a window closes when
 it reaches the next multiple of N (``boundary``), wherever the consumed batches happened to start or
 end. Windows closed by count are therefore the same ranges on every replay; only windows closed by
-time (T) or bytes (B) depend on timing, and the window after one realigns at the next multiple of N.
+time (T), bytes (B) or idleness depend on timing, and the window after one realigns at the next
+multiple of N.
+
+**Idle**: a window that holds at least ``idle_rows`` rows also closes once its partition brought no
+record for ``idle_seconds``: the consumer has caught up (the end of a run's burst), so waiting out T
+would only delay the last rows. The row floor keeps a trickle on the time window: no insert smaller
+than ``idle_rows`` is made early. ``idle_seconds`` 0 turns the rule off.
 
 Rows travel as columns (one list per column, any number of columns: the sink's are
 ``processors.columns.ResultColumns``); each row also has its offset, its message and its position in
@@ -36,6 +42,8 @@ class WindowLimits:
     rows: int
     bytes: int
     seconds: float
+    idle_rows: int = 1
+    idle_seconds: float = 0.0  # 0: no idle rule
 
 
 @dataclass
@@ -68,6 +76,7 @@ class PartitionWindow:
     nbytes: int = 0
     trackers: list[DeliveryTracker] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
+    added_at: float = 0.0  # when its partition last brought a record (the idle rule's clock)
 
     @property
     def count(self) -> int:
@@ -80,11 +89,13 @@ class PartitionWindow:
         return (self.start // self.limits.rows + 1) * self.limits.rows
 
     def is_due(self, now: float) -> bool:
+        limits = self.limits
         return (
             self.end >= self.boundary
-            or self.count >= self.limits.rows
-            or self.nbytes >= self.limits.bytes
-            or now - self.opened_at >= self.limits.seconds
+            or self.count >= limits.rows
+            or self.nbytes >= limits.bytes
+            or now - self.opened_at >= limits.seconds
+            or (0 < limits.idle_seconds <= now - self.added_at and self.count >= limits.idle_rows)
         )
 
     def label(self) -> str:
@@ -114,6 +125,7 @@ class WindowSet:
             if window is None:
                 window = PartitionWindow(part, position, position, self.limits, now)
                 self._open[part] = window
+            window.added_at = now
             boundary = window.boundary
             hi = bisect_left(segment.offsets, boundary, lo) if segment.end > boundary else count
             end = min(segment.end, boundary)
@@ -143,7 +155,7 @@ class WindowSet:
             position = window.end
 
     def due(self, now: float) -> list[PartitionWindow]:
-        """Close and return the windows due by time (or bytes)."""
+        """Close and return the windows due by time (or idleness)."""
         due = [w for w in self._open.values() if w.is_due(now)]
         for window in due:
             del self._open[window.partition]

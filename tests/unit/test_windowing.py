@@ -153,3 +153,22 @@ def test_partition_window_is_due() -> None:
     assert window.is_due(10.0)
     window.end, window.nbytes = 9, 50
     assert window.is_due(10.0)
+
+
+def test_idle_partition_closes_a_window_with_enough_rows() -> None:
+    ws = WindowSet(WindowLimits(rows=1000, bytes=BIG, seconds=5.0, idle_rows=10, idle_seconds=0.2))
+    ws.add(segment(0, 8, partition=P0), now=0.0)
+    ws.add(segment(8, 12, partition=P0), now=0.5)  # a record restarts the idle clock
+    ws.add(segment(0, 3, partition=P1), now=0.0)  # below the row floor: stays on the time window
+    assert ws.due(0.69) == []
+    closed = ws.due(0.71)
+    assert [(w.partition, w.start, w.end) for w in closed] == [(P0, 0, 12)]
+    assert ws.due(4.99) == []
+    assert [(w.partition, w.start, w.end) for w in ws.due(5.0)] == [(P1, 0, 3)]
+
+
+def test_idle_rule_off_by_default() -> None:
+    ws = WindowSet(WindowLimits(rows=1000, bytes=BIG, seconds=5.0))
+    ws.add(segment(0, 100), now=0.0)
+    assert ws.due(4.9) == []
+    assert spans(ws.due(5.0)) == [(0, 100)]
