@@ -71,3 +71,30 @@ def test_installed_on_import() -> None:
     import streams.clickhouse  # noqa: F401  (installs on import)
 
     assert DateTimeColumn.prepare_items is clickhouse_columns.prepare_epoch_items
+
+
+@pytest.mark.parametrize(
+    ("columns", "n"),
+    [
+        ([[1, 2, 3], ["a", "b", "c"]], 10),  # one block: handed over as they are
+        ([[1, 2, 3], ["a", "b", "c"]], 3),
+        ([[1, 2, 3], ["a", "b", "c"]], 2),  # two blocks: the driver's own slicing
+        ([[], []], 5),  # nothing to send: no block at all
+        ([(1, 2), (3, 4)], 5),  # tuples: the driver's own path
+    ],
+)
+def test_whole_column_chunks_yields_the_drivers_blocks(columns: list[Any], n: int) -> None:
+    from clickhouse_driver.util.helpers import column_chunks
+
+    ours = list(clickhouse_columns.whole_column_chunks(columns, n))
+    assert ours == list(column_chunks(columns, n))
+    if len(ours) == 1 and all(type(c) is list for c in columns):
+        assert all(a is b for a, b in zip(ours[0], columns, strict=True))  # no copy
+
+
+def test_install_replaces_the_clients_column_chunks() -> None:
+    import clickhouse_driver.client
+
+    import streams.clickhouse  # noqa: F401  (installs on import)
+
+    assert clickhouse_driver.client.column_chunks is clickhouse_columns.whole_column_chunks
