@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import resource
 from pathlib import Path
@@ -120,4 +121,7 @@ def run(
 
 
 def main() -> None:
+    # A crash inside a C extension (librdkafka, the ClickHouse driver's) prints every thread's Python
+    # stack to stderr, which the services' logs keep, instead of leaving only an exit code of -11.
+    faulthandler.enable()
     app()
