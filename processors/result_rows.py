@@ -23,76 +23,33 @@ import orjson
 from processors.batch_columns import batch_columns
 from processors.columns import ResultColumns, empty_columns
 from schemas.codec import CodecError, parse_object, validate
-from schemas.fast_checks import known_run_id
-from schemas.models import MAX_ATTEMPT, MAX_EPOCH_MS, MAX_ID_LENGTH, ClientResult
+from schemas.fast_checks import is_plain_result
+from schemas.models import ClientResult
 from schemas.result_batch import expand_batch, is_batch
 from streams.dlq import BatchRow
 
 Row = tuple[Any, ...]
 
-_KEYS = frozenset(ClientResult.model_fields)
-_NUMBERS = frozenset((float, int))
-_STATUSES = frozenset(("ok", "partial"))
-
 
 def fast_row(obj: dict[str, Any], run_ids: set[str]) -> Row | None:
-    """The row of a result the model surely accepts, or None to let the model decide.
-
-    ``run_ids`` caches run ids already found valid (one run per batch, typically).
+    """The row of a result the model surely accepts (``schemas.fast_checks.is_plain_result``), or None
+    to let the model decide. ``run_ids`` caches run ids already found valid (one run per batch, typically).
     """
-    if obj.keys() == _KEYS:  # every field present: the processor's own records
-        version, run_id, client_id = obj["v"], obj["run_id"], obj["client_id"]
-        requested, collected, attempt = obj["requested_at_ms"], obj["collected_at_ms"], obj["attempt"]
-        status, metrics, computed, missing = obj["status"], obj["metrics"], obj["computed"], obj["missing"]
-    elif _KEYS.issuperset(obj):
-        get = obj.get
-        version, run_id, client_id = get("v"), get("run_id"), get("client_id")
-        requested, collected, attempt = get("requested_at_ms"), get("collected_at_ms"), get("attempt", 0)
-        status, metrics, computed, missing = (
-            get("status"),
-            get("metrics"),
-            get("computed"),
-            get("missing", []),
-        )
-    else:
+    if not is_plain_result(obj, run_ids):
         return None
-    if (
-        type(version) is int
-        and version == 1
-        and type(client_id) is str
-        and 0 < len(client_id) <= MAX_ID_LENGTH
-        and client_id.isprintable()
-        and type(requested) is int
-        and 0 <= requested <= MAX_EPOCH_MS
-        and type(collected) is int
-        and 0 <= collected <= MAX_EPOCH_MS
-        and type(attempt) is int
-        and 0 <= attempt <= MAX_ATTEMPT
-        and type(status) is str
-        and status in _STATUSES
-        and type(metrics) is dict
-        and _NUMBERS.issuperset(map(type, metrics.values()))
-        and type(computed) is dict
-        and _NUMBERS.issuperset(map(type, computed.values()))
-        and type(missing) is list
-        and (not missing or all(type(m) is str for m in missing))
-        and type(run_id) is str
-        and known_run_id(run_id, run_ids)
-    ):
-        dumps = orjson.dumps
-        return (
-            run_id,
-            client_id,
-            requested // 1000,
-            collected // 1000,
-            attempt,
-            status,
-            dumps(metrics),
-            missing,
-            dumps(computed),
-            attempt,
-        )
-    return None
+    attempt, missing = obj.get("attempt", 0), obj.get("missing", [])
+    return (
+        obj["run_id"],
+        obj["client_id"],
+        obj["requested_at_ms"] // 1000,
+        obj["collected_at_ms"] // 1000,
+        attempt,
+        obj["status"],
+        orjson.dumps(obj["metrics"]),
+        missing if type(missing) is list else list(missing),
+        orjson.dumps(obj["computed"]),
+        attempt,
+    )
 
 
 def row_of(record: dict[str, Any]) -> Row:
