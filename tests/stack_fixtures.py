@@ -115,12 +115,11 @@ def _kafka_bootstrap(factory: pytest.TempPathFactory, cleanup: ExitStack) -> str
 
 
 def _create_database(url: str) -> None:
-    from clickhouse_driver import Client
-
     from kcollect.stack import parse_clickhouse_url
+    from streams.clickhouse import connect
 
     address = parse_clickhouse_url(url)
-    client = Client(host=address.host, port=address.port, user=address.user, password=address.password)
+    client = connect(address, database="default")
     try:
         client.execute(f"CREATE DATABASE IF NOT EXISTS {address.database}")
     finally:
@@ -129,14 +128,12 @@ def _create_database(url: str) -> None:
 
 def _drop_test_databases(url: str) -> None:
     """Drop the databases named after this session's unique names (those that exist)."""
-    from clickhouse_driver import Client
-
     from kcollect.stack import parse_clickhouse_url
+    from streams.clickhouse import connect
 
     if os.environ.get("KCOLLECT_TEST_KEEP_DATABASES") == "1" or not _NAMES_GIVEN:
         return
-    address = parse_clickhouse_url(url)
-    client = Client(host=address.host, port=address.port, user=address.user, password=address.password)
+    client = connect(parse_clickhouse_url(url), database="default")
     try:
         existing = {row[0] for row in client.execute("SELECT name FROM system.databases")}
         for name in sorted(_NAMES_GIVEN & existing):
