@@ -74,6 +74,10 @@ class RetryGate:
     def next_due_ms(self) -> int | None:
         return min((due for due, _ in self._held.values()), default=None)
 
+    def held(self) -> list[Message]:
+        """Every record held, in order per partition."""
+        return [msg for _, messages in self._held.values() for msg in messages]
+
     def drop(self, partitions: set[Partition]) -> None:
         for partition in partitions:
             self._held.pop(partition, None)

@@ -9,8 +9,12 @@
 - Rebalance, eager or cooperative: on revoke the chain is closed and joined (finishing and
   committing what it can within the deadline); of a batch still waiting only the revoked partitions'
   records are dropped (never committed, so their next owner consumes them again) and the rest is
-  kept for the next chain, so an incremental revoke never loses a retained partition's records.
-  A fresh chain is built while partitions are assigned. Lost partitions: everything is dropped.
+  kept for the next chain. Work the join did not finish in time is cancelled: on an incremental
+  revoke the partitions kept are then sought back to their committed offset (the first record not
+  handled; the first record consumed when nothing was committed yet), dropping what is waiting or
+  held of them, so that work is consumed again instead of being passed by later commits.
+  A fresh chain is built while partitions are assigned. Lost partitions: everything is dropped, and
+  partitions kept (if any) are sought back the same way.
 - Downstream backpressure (optional ``hold``, e.g. the sink's lag on the results topic above a high
   mark): while it says so, every partition is paused and the loop keeps polling and finishing work.
 - Health (optional ``probe``): a beat every turn, Kafka marked reachable when records arrive, and the
@@ -27,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams import metrics as m
 from streams.strategy import Batch, MessageRejected, Partition, ProcessingStep, offsets_of
@@ -47,6 +51,8 @@ class Gate(Protocol):
     def held_partitions(self) -> set[Partition]: ...
 
     def drop(self, partitions: set[Partition]) -> None: ...
+
+    def held(self) -> list[Message]: ...
 
 
 class LoopProbe(Protocol):
@@ -80,6 +86,36 @@ def _keep(batch: Batch[list[Message]] | None, gone: set[Partition]) -> Batch[lis
     return Batch(kept, offsets_of(kept)) if kept else None
 
 
+def committed_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> dict[Partition, int] | None:
+    """The group's committed offsets (None for a partition never committed); None when the broker did
+    not answer."""
+    try:
+        answer = consumer.committed(partitions, timeout=10)
+    except KafkaException as exc:
+        log.warning("reading committed offsets failed (%s): assuming nothing kept was committed", exc)
+        return None
+    return {(tp.topic, tp.partition): tp.offset for tp in answer if tp.offset >= 0 and tp.error is None}
+
+
+def rewind_targets(
+    committed: dict[Partition, int] | None, first_consumed: dict[Partition, int], nexts: dict[Partition, int]
+) -> dict[Partition, int]:
+    """Where to seek each kept partition so work handed to the chain but not committed is done again.
+
+    ``nexts``: the first offset not handed to the chain; ``committed``: the group's committed offsets
+    (None: unknown, so the first offset consumed since the assignment is used); a partition with no
+    committed offset starts again from its first consumed record.
+    """
+    targets: dict[Partition, int] = {}
+    for partition, next_offset in nexts.items():
+        start = committed.get(partition) if committed is not None else None
+        if start is None:
+            start = first_consumed.get(partition)
+        if start is not None and start < next_offset:
+            targets[partition] = start
+    return targets
+
+
 class StreamProcessor:
     """Runs one consumer and its processing chain until ``stop()``."""
 
@@ -111,6 +147,7 @@ class StreamProcessor:
         self._chain: ProcessingStep[list[Message]] | None = None
         self._pending: Batch[list[Message]] | None = None
         self._paused_at: float | None = None
+        self._first_consumed: dict[Partition, int] = {}  # per partition since it was assigned
         self._running = False
         self._paused_gauge = m.CONSUMER_PAUSED_PARTITIONS.labels(name)
         self._paused_counter = m.CONSUMER_PAUSED_SECONDS.labels(name)
@@ -210,6 +247,11 @@ class StreamProcessor:
                     self.stats.consumer_errors += 1
                     log.warning("consumer error: %s", error)
         self.stats.consumed += len(good)
+        first = self._first_consumed
+        for msg in good:
+            key = (msg.topic(), msg.partition())
+            if key not in first:
+                first[key] = msg.offset()  # type: ignore[index,assignment]  # set on consumed records
         if good and self._probe is not None:
             self._probe.kafka_ok()
         return good
@@ -262,13 +304,55 @@ class StreamProcessor:
         log.info("revoking %d partition(s): finishing in-flight work", len(gone))
         self._finish_chain()
         self._forget(gone)
+        self._rewind_kept(consumer, gone)
 
     def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("lost %d partition(s): dropping in-flight work uncommitted", len(partitions))
         if self._chain is not None:
             self._chain.terminate()
         self._chain = None
-        self._forget({(tp.topic, tp.partition) for tp in partitions})
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self._forget(gone)
+        self._rewind_kept(consumer, gone)
+
+    def _rewind_kept(self, consumer: Consumer, gone: set[Partition]) -> None:
+        """After the chain was joined or dropped: seek every partition still owned whose handled work
+        (its committed offset) stops short of what was handed to the chain back to that offset."""
+        kept = [tp for tp in consumer.assignment() if (tp.topic, tp.partition) not in gone]
+        if not kept:
+            return
+        rewind = rewind_targets(
+            committed_offsets(consumer, kept), self._first_consumed, self._next_unhanded(consumer, kept)
+        )
+        if not rewind:
+            return
+        log.warning(
+            "%d kept partition(s) had work cancelled at the rebalance: consuming it again from %s",
+            len(rewind),
+            ", ".join(f"{t}/{p}@{o}" for (t, p), o in sorted(rewind.items())),
+        )
+        again = set(rewind)
+        self._pending = _keep(self._pending, again)
+        if self._gate is not None:
+            self._gate.drop(again)
+            self._gated -= again
+        for (topic, partition), offset in rewind.items():
+            consumer.seek(TopicPartition(topic, partition, offset))
+        if self._pending is None and self._paused_at is not None:
+            self._resume()
+
+    def _next_unhanded(self, consumer: Consumer, kept: list[TopicPartition]) -> dict[Partition, int]:
+        """Per kept partition: the first offset not handed to the chain (waiting, held or unconsumed)."""
+        nexts = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(kept) if tp.offset >= 0}
+        waiting = list(self._pending.payload) if self._pending is not None else []
+        if self._gate is not None:
+            waiting.extend(self._gate.held())
+        for msg in waiting:
+            key = (msg.topic(), msg.partition())
+            offset: int = msg.offset()  # type: ignore[assignment]
+            if key in nexts and offset < nexts[key]:
+                nexts[key] = offset
+        return nexts
 
     def _forget(self, gone: set[Partition]) -> None:
         self._pending = _keep(self._pending, gone)
@@ -276,6 +360,8 @@ class StreamProcessor:
             self._gate.drop(gone)
             self._gated -= gone
         self.stats.assigned = [p for p in self.stats.assigned if p not in gone]
+        for partition in gone:
+            self._first_consumed.pop(partition, None)
         if self._probe is not None:
             self._probe.set_assigned(len(self.stats.assigned))
         if self._pending is None and self._paused_at is not None:
