@@ -68,7 +68,7 @@ class RequestDecoder:
             batch.trackers.append(tracker)
             self.expired += len(expired)
         self.decoded += len(requests)
-        self._guard.record(len(batch.payload), len(bad) + len(expired))
+        self._guard.record(len(requests), 0)  # only requests that go on to a fetch count for the guard
         return batch.replace(Decoded(requests, messages, [msg.partition() or 0 for msg in messages]))
 
 
