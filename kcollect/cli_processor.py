@@ -105,7 +105,9 @@ def dlq_inspect(
 @dlq_app.command("replay")
 @exit_on_known_errors
 def dlq_replay(
-    stage: Annotated[str | None, typer.Option(help="Only this stage (decode, deadline, fetch).")] = None,
+    stage: Annotated[
+        str | None, typer.Option(help="Only this stage (decode, deadline, fetch, compute).")
+    ] = None,
     error_class: Annotated[str | None, typer.Option(help="Only this error class.")] = None,
     reason: Annotated[str | None, typer.Option(help="Only this reason (e.g. expired).")] = None,
     run_id: Annotated[str | None, typer.Option(help="Only this run.")] = None,

@@ -79,4 +79,4 @@ class DeadLetters:
         )
 
 
-_ADJECTIVE = {"decode": "invalid", "deadline": "expired", "fetch": "failed"}
+_ADJECTIVE = {"decode": "invalid", "deadline": "expired", "fetch": "failed", "compute": "uncomputable"}

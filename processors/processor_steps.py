@@ -128,6 +128,12 @@ class ProduceOutcome:
         now_ms = int(time.time() * 1000)
         dead = 0
         for failure in failures:
+            if failure.reason is not None:  # the compute or the encoding failed: retrying cannot help
+                self._dead.send(
+                    tracker, failure.message, failure.error_class, failure.error, "compute", failure.reason
+                )
+                dead += 1
+                continue
             attempt = int(failure.request.get("attempt", 0)) + 1
             if attempt >= self._retry.max_attempts:
                 self._dead.send(

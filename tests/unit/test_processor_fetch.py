@@ -183,3 +183,37 @@ def test_parse_body_checks_lengths_and_types() -> None:
     with pytest.raises(BadResponse, match="list of 2"):
         parse_body(b'{"clients":["a","b"],"values":{"m":[1.0]}}', ["a", "b"], ("m",))
     assert parse_body(b'{"clients":["a"],"values":{"m":[3]}}', ["a"], ("m", "n")) == {"m": [3.0]}
+
+
+def _compute_that_fails_for(bad: dict[str, Any]) -> Any:
+    """A plugin compute function: ``summary``, but for the metric value in ``bad`` it raises or returns
+    what cannot be encoded."""
+
+    def compute(metrics: dict[str, float]) -> dict[str, Any]:
+        action = bad.get(str(metrics.get("uptime")))
+        if action == "raise":
+            raise ZeroDivisionError("plugin bug")
+        if action == "huge":
+            return {"x": 2**70}
+        if action == "int_key":
+            return {1: 2.0}  # type: ignore[dict-item]
+        return summary(metrics)
+
+    return compute
+
+
+@pytest.mark.parametrize(
+    ("action", "reason"), [("raise", "compute_failed"), ("huge", "unencodable"), ("int_key", "unencodable")]
+)
+def test_a_client_whose_compute_raises_or_cannot_be_encoded_is_a_permanent_failure(
+    action: str, reason: str
+) -> None:
+    sim = SimulatedSubsystem("alpha", ["uptime"])
+    requests = reqs(5)
+    bad_value = simulated_value("r1", "c2", "uptime")
+    fetcher = Fetcher(
+        [SubsystemCaller(sim, cfg("alpha", ["uptime"]))], _compute_that_fails_for({str(bad_value): action})
+    )
+    outcome = run(fetcher.process(Decoded(requests, [Msg(f"m{i}") for i in range(5)])))  # type: ignore[arg-type]
+    assert sorted(r["client_id"] for r in outcome.results()) == ["c0", "c1", "c3", "c4"]
+    assert [(f.request["client_id"], f.reason) for f in outcome.failures] == [("c2", reason)]
