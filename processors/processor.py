@@ -35,6 +35,7 @@ from streams.settings import Settings
 from streams.strategy import Batch, LoopThread, ProcessingStep, RunTaskInLoop, TransformStep
 
 log = logging.getLogger(__name__)
+RETRY_WAIT_MARGIN_MS = 60_000  # a retry record waits at most the longest retry delay plus this
 
 
 def make_client(config: SubsystemConfig, settings: Settings) -> Any:
@@ -75,7 +76,8 @@ class Processor:
         self.topics = Topics(RESULTS.name(prefix), REQUESTS_RETRY.name(prefix), REQUESTS_DLQ.name(prefix))
         self.guard = FailureGuard(settings.processor_dlq_guard_window, settings.processor_dlq_guard_ratio)
         self.dead = DeadLetters(producer, self.topics.dlq)
-        self.decoder = RequestDecoder(self.dead, self.guard)
+        self.gate = RetryGate(self.topics.retry, max_wait_ms=config.retry.max_delay_ms + RETRY_WAIT_MARGIN_MS)
+        self.decoder = RequestDecoder(self.dead, self.guard, self.gate)
         self.fetcher = make_fetcher(config, settings)
         self.loop = LoopThread("kcollect-fetch")
         self._inline_loop = asyncio.new_event_loop()
@@ -159,7 +161,7 @@ def run_processor(settings: Settings, ready_file: Path | None = None) -> dict[st
             topics,
             processor.chain,
             ready_file,
-            RetryGate(REQUESTS_RETRY.name(prefix)),
+            processor.gate,
             results_gate.paused if results_gate is not None else None,
             **consumer_extra(settings),
         )

@@ -14,6 +14,7 @@ from confluent_kafka import Message
 from processors.dead_letters import DeadLetters, FailureGuard
 from processors.fetcher import Decoded, Failure, Outcome
 from processors.retry import retry_delay_ms
+from processors.retry_gate import RetryGate, not_before_ms
 from schemas.codec import decode_requests, encode_record
 from streams import metrics as m
 from streams.dlq import header_map
@@ -35,16 +36,17 @@ class Topics:
 class RequestDecoder:
     """Messages -> valid requests; poison and expired requests go to the DLQ at once."""
 
-    def __init__(self, dead: DeadLetters, guard: FailureGuard) -> None:
+    def __init__(self, dead: DeadLetters, guard: FailureGuard, gate: RetryGate | None = None) -> None:
         self._dead = dead
         self._guard = guard
+        self._gate = gate  # names retry records whose not_before_ms is absurd
         self.decoded = 0
         self.invalid = 0
         self.expired = 0
 
     def __call__(self, batch: Batch[list[Message]]) -> Batch[Decoded]:
         fault_point("after_poll")
-        messages = batch.payload
+        messages = batch.payload if self._gate is None else self._out_of_range(batch)
         requests, bad = decode_requests([msg.value() for msg in messages])
         if bad:
             tracker = DeliveryTracker()
@@ -70,6 +72,26 @@ class RequestDecoder:
         self.decoded += len(requests)
         self._guard.record(len(requests), 0)  # only requests that go on to a fetch count for the guard
         return batch.replace(Decoded(requests, messages, [msg.partition() or 0 for msg in messages]))
+
+    def _out_of_range(self, batch: Batch[list[Message]]) -> list[Message]:
+        """The batch's records without the retry records whose not_before_ms is absurd (dead-lettered)."""
+        messages = batch.payload
+        assert self._gate is not None
+        far = self._gate.out_of_range(messages)
+        if not far:
+            return messages
+        tracker = DeliveryTracker()
+        for i in far:
+            text = (
+                f"not_before_ms {not_before_ms(messages[i])} is over {self._gate.absurd_ms // 1000} s ahead"
+            )
+            self._dead.send(
+                tracker, messages[i], "NotBeforeOutOfRange", text, "decode", "not_before_out_of_range"
+            )
+        batch.trackers.append(tracker)
+        self.invalid += len(far)
+        gone = set(far)
+        return [msg for i, msg in enumerate(messages) if i not in gone]
 
 
 class ProduceOutcome:
