@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 
 from producers.enqueue import EnqueueIncompleteError
 from producers.sources import SourceError, SourceReadError
+from producers.throttle import ThrottleTimeout
 from streams.admin import BrokerUnreachableError, TopicMissingError
 from streams.clickhouse import ClickHouseUnavailableError
 from streams.commit import DeliveryFailed
@@ -30,6 +31,7 @@ ERROR_EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (TopicMissingError, 4),
     (ClickHouseUnavailableError, 5),
     (EnqueueIncompleteError, 6),
+    (ThrottleTimeout, 1),
     (DeliveryFailed, 6),
     (ManifestNotDeliveredError, 6),
 )

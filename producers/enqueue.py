@@ -161,7 +161,12 @@ def enqueue_run(
     manifest = run_manifest(run_id, source.describe(), previous, requested_at_ms)
     _publish(settings, manifests, manifest, must=True)
     gate = (
-        EnqueueThrottle(LagProbe(settings, settings.processor_group, topic), hysteresis, reporter)
+        EnqueueThrottle(
+            LagProbe(settings, settings.processor_group, topic),
+            hysteresis,
+            reporter,
+            max_wait_seconds=settings.enqueue_throttle_max_wait_seconds,
+        )
         if hysteresis
         else None
     )

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     shutdown_deadline_seconds: float = Field(20.0, gt=0, le=600)
     broker_timeout_seconds: float = Field(30.0, gt=0, le=600)
 
+    # enqueue: a throttled wait (--max-lag) longer than this stops the enqueue (exit 1; run it again)
+    enqueue_throttle_max_wait_seconds: float = Field(3600.0, gt=0, le=7 * 86400)
+
     # --- processor (processors/processor.py; docs/processor.md) -----------------------------------------
     processor_config: str | None = None  # YAML/JSON file of subsystems, metrics and compute (None: built-in)
     processor_group_instance_id: str | None = None  # static membership (group.instance.id); off by default
