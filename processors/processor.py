@@ -22,7 +22,7 @@ from processors.compute import resolve_compute
 from processors.config import ProcessorConfig, SubsystemConfig, import_path, load_config
 from processors.dead_letters import DeadLetters, FailureGuard
 from processors.fetcher import Decoded, Fetcher, Outcome
-from processors.processor_steps import ProduceOutcome, RequestDecoder, Topics
+from processors.processor_steps import OutcomeCounts, ProduceOutcome, RequestDecoder, Topics
 from processors.retry_gate import RetryGate
 from processors.subsystems import SimulatedSubsystem
 from schemas.topics import REQUESTS, REQUESTS_DLQ, REQUESTS_RETRY, RESULTS
@@ -81,7 +81,7 @@ class Processor:
         self.fetcher = make_fetcher(config, settings)
         self.loop = LoopThread("kcollect-fetch")
         self._inline_loop = asyncio.new_event_loop()
-        self.outcomes: list[ProduceOutcome] = []
+        self.counts = OutcomeCounts()  # shared by every chain's produce step
 
     def chain(self, consumer: Consumer) -> ProcessingStep[list[Message]]:
         """DecodeRequests -> FetchAndCompute -> ProduceOutcome -> CommitOffsets."""
@@ -92,8 +92,9 @@ class Processor:
             self.producer.poll,
             max_waiting=settings.max_in_flight_batches * 2,
         )
-        produce = ProduceOutcome(self.producer, self.topics, self.dead, self.guard, self.config.retry, commit)
-        self.outcomes.append(produce)
+        produce = ProduceOutcome(
+            self.producer, self.topics, self.dead, self.guard, self.config.retry, commit, self.counts
+        )
         fetch: ProcessingStep[Any]
         if all(caller.inline for caller in self.fetcher.callers):
             fetch = TransformStep(self._fetch_inline, produce)  # nothing to wait for: no thread hop
@@ -112,10 +113,7 @@ class Processor:
         return batch.replace(self._inline_loop.run_until_complete(self.fetcher.process(batch.payload)))
 
     def stats(self) -> dict[str, Any]:
-        totals = {"results": 0, "partial": 0, "retried": 0, "dead_lettered": 0}
-        for outcome in self.outcomes:
-            for key in totals:
-                totals[key] += getattr(outcome, key)
+        totals = asdict(self.counts)
         decoder = self.decoder
         return totals | {"decoded": decoder.decoded, "invalid": decoder.invalid, "expired": decoder.expired}
 

@@ -27,6 +27,16 @@ Record = dict[str, Any]
 
 
 @dataclass
+class OutcomeCounts:
+    """What the produce steps of every chain of one processor did (a chain lives until a rebalance)."""
+
+    results: int = 0
+    partial: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass
 class Topics:
     results: str
     retry: str
@@ -106,6 +116,7 @@ class ProduceOutcome:
         guard: FailureGuard,
         retry: Any,
         next_step: ProcessingStep[Any],
+        counts: OutcomeCounts | None = None,
     ) -> None:
         self._producer = producer
         self._topics = topics
@@ -115,10 +126,7 @@ class ProduceOutcome:
         self._next = next_step
         self._carry: Batch[None] | None = None
         self._results_partitions = producer.partition_count(topics.results)
-        self.results = 0
-        self.partial = 0
-        self.retried = 0
-        self.dead_lettered = 0
+        self.counts = counts if counts is not None else OutcomeCounts()
 
     def _push(self) -> bool:
         """Hand the produced batch on; False while the commit step is full (it is kept, not redone)."""
@@ -136,8 +144,8 @@ class ProduceOutcome:
         )
         fault_point("after_produce")
         clients = outcome.clients
-        self.results += clients
-        self.partial += outcome.partial
+        self.counts.results += clients
+        self.counts.partial += outcome.partial
         m.PROCESSOR_RECORDS.labels("ok").inc(clients - outcome.partial)
         if outcome.partial:
             m.PROCESSOR_RECORDS.labels("partial").inc(outcome.partial)
@@ -164,8 +172,8 @@ class ProduceOutcome:
                 dead += 1
                 continue
             self._send_retry(failure, attempt, now_ms, tracker)
-        self.retried += len(failures) - dead
-        self.dead_lettered += dead
+        self.counts.retried += len(failures) - dead
+        self.counts.dead_lettered += dead
         m.PROCESSOR_RECORDS.labels("retry").inc(len(failures) - dead)
         m.PROCESSOR_RECORDS.labels("dead_lettered").inc(dead)
         return dead
