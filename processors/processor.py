@@ -125,6 +125,7 @@ class Processor:
                     self.loop.submit(aclose()).result(5)
                 except Exception as exc:  # closing is best effort
                     log.debug("closing %s: %s", caller.name, exc)
+            caller.close()
         self.loop.stop()
         self._inline_loop.close()
 

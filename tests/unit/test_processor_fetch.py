@@ -217,3 +217,33 @@ def test_a_client_whose_compute_raises_or_cannot_be_encoded_is_a_permanent_failu
     outcome = run(fetcher.process(Decoded(requests, [Msg(f"m{i}") for i in range(5)])))  # type: ignore[arg-type]
     assert sorted(r["client_id"] for r in outcome.results()) == ["c0", "c1", "c3", "c4"]
     assert [(f.request["client_id"], f.reason) for f in outcome.failures] == [("c2", reason)]
+
+
+class SlowBlocking:
+    """A blocking client (runs in a thread) that answers after ``seconds``."""
+
+    blocking = True
+
+    def __init__(self, seconds: float) -> None:
+        self.name, self.metrics, self.seconds = "slow", ("s",), seconds
+
+    def fetch(self, requests: Sequence[dict[str, Any]]) -> dict[str, list[float | None]]:
+        import time
+
+        time.sleep(self.seconds)
+        return {"s": [1.0] * len(requests)}
+
+
+def test_blocking_calls_get_their_own_threads_and_their_timeout_counts_only_the_call() -> None:
+    # 40 concurrent 0.1 s calls with a 0.5 s timeout: on asyncio's default executor (a handful of
+    # threads on a small machine) the later calls wait their turn past the timeout
+    caller = SubsystemCaller(
+        SlowBlocking(0.1), cfg("slow", ["s"], retries=0, timeout_seconds=0.5, max_concurrency=40)
+    )
+
+    async def many() -> list[Any]:
+        return await asyncio.gather(*(caller.call(reqs(1)) for _ in range(40)), return_exceptions=True)
+
+    answers = run(many())
+    assert [a for a in answers if isinstance(a, BaseException)] == []
+    caller.close()
