@@ -83,6 +83,13 @@ def scheduler_run(
     ] = "skip",
     jitter: Annotated[str, typer.Option(help="Delay each slot by up to this (e.g. 30s).")] = "0",
     tick: Annotated[float, typer.Option(min=0.05, help="Seconds between turns.")] = 1.0,
+    deadline: Annotated[
+        str,
+        typer.Option(
+            help="When a run's requests expire: period (at the next slot), a duration after the slot "
+            "(e.g. 10m), or none."
+        ),
+    ] = "period",
     http_port: Annotated[int | None, typer.Option(help="Port of /metrics /healthz /readyz.")] = None,
 ) -> None:
     """Run the scheduler service until SIGTERM: one enqueue per slot across all instances."""
@@ -100,7 +107,18 @@ def scheduler_run(
         jitter_s = 0.0 if jitter.strip() in ("0", "") else float(parse_duration(jitter))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--jitter") from None
-    config = SchedulerConfig(name, _schedule(every, cron), catch_up, overlap, jitter_s, tick)  # type: ignore[arg-type]
+    try:
+        config = SchedulerConfig(
+            name,
+            _schedule(every, cron),
+            catch_up,  # type: ignore[arg-type]
+            overlap,
+            jitter_s,
+            tick,
+            deadline=deadline.strip().lower(),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--deadline") from None
     settings = load_settings()
     _setup_logging()
     factory = _source_factory(clients, from_file, column, from_clickhouse)

@@ -73,6 +73,13 @@ def enqueue(
     resume_lag: Annotated[
         int | None, typer.Option(min=0, help="Resume when the lag is down to this (default max-lag/2).")
     ] = None,
+    deadline: Annotated[
+        str | None,
+        typer.Option(
+            help="Requests expire (dead-lettered, reason expired) at this ISO-8601 time (UTC when no "
+            "offset) or this long after the run's request time (90m, 2h, 1d). Default: none."
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Progress on stderr (bar on a TTY, else log lines).")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
@@ -97,7 +104,7 @@ def enqueue(
     7 the source could not be read (unreadable file, failing ClickHouse query).
     """
     from producers.enqueue import CHUNK, enqueue_run
-    from producers.identity import resolve_run_id
+    from producers.identity import parse_deadline, resolve_run_id
     from producers.progress import make_reporter
     from producers.sources import SourceError
     from producers.throttle import Hysteresis
@@ -107,6 +114,7 @@ def enqueue(
     source = _source(clients, from_file, column, from_clickhouse)
     try:
         run = resolve_run_id(run_id, schedule, scheduled_for) if not dry_run or run_id or schedule else None
+        expiry = parse_deadline(deadline) if deadline is not None else None
         if max_lag is not None:
             Hysteresis.of(max_lag, resume_lag)
         elif resume_lag is not None:
@@ -140,6 +148,7 @@ def enqueue(
             reporter=make_reporter(progress),
             max_lag=max_lag,
             resume_lag=resume_lag,
+            deadline=expiry,
         )
     finally:
         if spool is not None:
@@ -149,6 +158,12 @@ def enqueue(
         data.update(read=spool.stats.read, duplicates=spool.stats.duplicates)
     _report_bad_lines(data)
     _print(data, json_out)
+
+
+def _iso_ms(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _print(data: dict[str, Any], json_out: bool) -> None:
@@ -167,5 +182,6 @@ def _print(data: dict[str, Any], json_out: bool) -> None:
         f"{data['seconds']:.2f} s ({data['requests_per_s']:,.0f}/s); {data['skipped_invalid']:,} invalid "
         f"line(s) skipped, {data['duplicates']:,} duplicate(s)"
         + (f"; throttled {data['throttled_seconds']:.1f} s" if data["throttled_seconds"] else "")
+        + (f"; deadline {_iso_ms(data['deadline_ms'])}" if data.get("deadline_ms") else "")
     )
     sys.stdout.flush()

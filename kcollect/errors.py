@@ -8,6 +8,7 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 from producers.enqueue import EnqueueIncompleteError
+from producers.identity import DeadlineError
 from producers.sources import SourceError, SourceReadError
 from producers.throttle import ThrottleTimeout
 from streams.admin import BrokerUnreachableError, TopicMissingError
@@ -25,6 +26,7 @@ EXIT_CODES_HELP = """Exit codes: 0 done; 1 run incomplete or failed; 2 bad setti
 
 ERROR_EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (SettingsError, 2),
+    (DeadlineError, 2),
     (SourceReadError, 7),
     (SourceError, 2),
     (BrokerUnreachableError, 3),

@@ -21,7 +21,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from producers.identity import finished, run_manifest
+from producers.identity import Deadline, finished, run_manifest
 from producers.progress import NullReporter, Reporter
 from producers.sources import ClientSource
 from producers.throttle import EnqueueThrottle, Hysteresis
@@ -67,6 +67,7 @@ class EnqueueSummary:
     throttled_seconds: float = 0.0
     source: str = ""
     bad_lines: list[BadLine] = field(default_factory=list)
+    deadline_ms: int | None = None  # the run's deadline (from its first enqueue), None: none
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -125,6 +126,7 @@ def enqueue_run(
     max_lag: int | None = None,
     resume_lag: int | None = None,
     chunk_size: int = CHUNK,
+    deadline: Deadline | None = None,
 ) -> EnqueueSummary:
     """Produce one request per distinct valid client id of ``source`` and confirm every delivery."""
     reporter = reporter or NullReporter()
@@ -158,7 +160,7 @@ def enqueue_run(
             run_id,
             previous.status,
         )
-    manifest = run_manifest(run_id, source.describe(), previous, requested_at_ms)
+    manifest = run_manifest(run_id, source.describe(), previous, requested_at_ms, deadline)
     _publish(settings, manifests, manifest, must=True)
     gate = (
         EnqueueThrottle(
@@ -170,7 +172,7 @@ def enqueue_run(
         if hysteresis
         else None
     )
-    encode = request_encoder(run_id, manifest.requested_at_ms)
+    encode = request_encoder(run_id, manifest.requested_at_ms, deadline_ms=manifest.deadline_ms)
     flush_timeout = settings.broker_timeout_seconds + 5
     produced = budget = 0
     reporter.start(run_id, source.total_hint())
@@ -216,4 +218,5 @@ def enqueue_run(
         throttled_seconds=gate.throttled_seconds if gate is not None else 0.0,
         source=source.describe(),
         bad_lines=list(stats.bad_lines),
+        deadline_ms=manifest.deadline_ms,
     )

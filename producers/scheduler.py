@@ -12,7 +12,11 @@ missed slots after downtime follow ``catch_up``), waits out the slot's jitter, a
    (``processors.runs_status``: stored + dead-lettered vs the manifest's total): ``skip`` the slot,
    ``queue`` it (at most one; enqueued once the previous run completes; a newer slot replaces it), or
    ``allow`` it;
-4. ``enqueue_run(run id = NAME-<slot>, requested_at_ms = the slot time)``.
+4. ``enqueue_run(run id = NAME-<slot>, requested_at_ms = the slot time, deadline)``: by default a
+   run's requests expire when the next slot is due (the slot plus its period: ``--deadline period``);
+   ``--deadline 10m`` gives the slot plus 10 minutes, ``--deadline none`` no deadline. The deadline is
+   in the run's manifest and every request; what is still unprocessed then is dead-lettered
+   (reason ``expired``), so a late backlog never competes with the next cycle.
 
 Where it starts: the newest slot with a manifest of this schedule, or (no history) now: the first
 start does not enqueue a slot that was already past. A failed enqueue is retried on the next turns.
@@ -30,7 +34,8 @@ from datetime import UTC, datetime
 from prometheus_client import Counter, Gauge
 
 from producers.enqueue import enqueue_run
-from producers.schedule import CatchUp, Schedule, jitter_seconds, plan, run_id, slot_of, utc
+from producers.identity import Deadline
+from producers.schedule import CatchUp, Schedule, jitter_seconds, parse_duration, plan, run_id, slot_of, utc
 from producers.scheduler_lock import ScheduleLock
 from producers.sources import ClientSource
 from schemas.models import RunManifest
@@ -55,6 +60,22 @@ class SchedulerConfig:
     jitter: float = 0.0
     tick: float = 1.0
     grace: float = 60.0  # catch_up=skip: a slot older than this is skipped
+    deadline: str = "period"  # period (the next slot), none, or a duration after the slot
+
+    def __post_init__(self) -> None:
+        if self.deadline not in ("period", "none"):
+            try:
+                parse_duration(self.deadline)  # before any slot is run
+            except ValueError as exc:
+                raise ValueError(f"must be period, none or a duration after the slot: {exc}") from None
+
+    def deadline_for(self, slot: datetime) -> Deadline | None:
+        """When the run of ``slot`` expires (None: never)."""
+        if self.deadline == "none":
+            return None
+        if self.deadline == "period":
+            return Deadline(at_ms=int(self.schedule.next_after(slot).timestamp() * 1000))
+        return Deadline(after_ms=parse_duration(self.deadline) * 1000)
 
 
 @dataclass
@@ -189,7 +210,13 @@ class Scheduler:
                 return
         log.info("scheduler %s: enqueueing slot %s%s", self.config.name, rid,
                  f" (resuming: manifest {existing.status})" if existing else "")  # fmt: skip
-        summary = enqueue_run(self.settings, rid, self.source(), int(slot.timestamp() * 1000))
+        summary = enqueue_run(
+            self.settings,
+            rid,
+            self.source(),
+            int(slot.timestamp() * 1000),
+            deadline=self.config.deadline_for(slot),
+        )
         log.info("scheduler %s: enqueued %s: %d request(s) in %.2f s", self.config.name, rid,
                  summary.enqueued, summary.seconds)  # fmt: skip
         self.stats.enqueued.append(rid)
