@@ -33,16 +33,17 @@ from bench.e2e_kit import (
     wait_stored,
 )
 from bench.machine import machine_line
+from processors.processor.subsystems.simulated import simulated_check
 from producers.enqueue.enqueue import enqueue_run
 from producers.enqueue.sources import RangeSource
-from streams.runs.checker import simulated_check, verify_run
+from streams.runs.checker import verify_run
 
 SIM_LATENCY_MS = 20.0
 
 
 def simulator_config(workdir: Path, port: int) -> Path:
     """A processor config with alpha and beta served by ``kcollect simulate`` on ``port``."""
-    from processors.processor.subsystems.protocol import DEFAULT_METRICS
+    from processors.processor.subsystems.simulated import DEFAULT_METRICS
 
     config = {
         "subsystems": [

@@ -23,7 +23,7 @@ import faust
 import orjson
 
 from processors.processor.compute import summary
-from processors.processor.subsystems.protocol import DEFAULT_METRICS, simulated_value
+from processors.processor.subsystems.simulated import DEFAULT_METRICS, simulated_value
 
 METRICS = tuple(m for metrics in DEFAULT_METRICS.values() for m in metrics)
 

@@ -34,7 +34,7 @@ from bench.machine import machine_line
 from kcollect.localstack.runner import ensure_stack, service_env
 from processors.processor.collect import EncodedBatch, build_results, encode_results, fetch_all
 from processors.processor.compute import get_compute
-from processors.processor.subsystems.protocol import default_subsystems
+from processors.processor.subsystems.simulated import default_subsystems
 from processors.sink.columns import to_columns
 from schemas.codec import request_record
 from schemas.ddl import insert_results_sql

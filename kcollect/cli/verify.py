@@ -4,12 +4,28 @@ duplicate under FINAL, unexpected row or wrong value."""
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kcollect.cli.errors import exit_on_known_errors
-from streams.settings.model import load_settings
+from streams.settings.model import Settings, load_settings
+
+if TYPE_CHECKING:
+    from streams.runs.checker import ValueCheck
+
+
+def value_check_for(settings: Settings) -> ValueCheck | None:
+    """``simulated_check`` when every subsystem of the deployment is the built-in simulated one;
+    otherwise None (values cannot be predicted; ``--values simulated`` for ``kcollect simulate``)."""
+    from pathlib import Path
+
+    from processors.processor.config import load_config
+    from processors.processor.subsystems.simulated import simulated_check
+
+    path = Path(settings.processor_config) if settings.processor_config else None
+    config = load_config(path)
+    return simulated_check if all(s.kind == "simulated" for s in config.subsystems) else None
 
 
 @exit_on_known_errors
@@ -27,15 +43,9 @@ def verify(
     ] = 0.0,
 ) -> None:
     """Compare every acknowledged request of a run with ClickHouse and the dead-letter topics."""
+    from processors.processor.subsystems.simulated import simulated_check
     from producers.enqueue.sources import RangeSource
-    from streams.runs.checker import (
-        ValueCheck,
-        pipeline_groups,
-        simulated_check,
-        value_check_for,
-        verify_run,
-        watch_recovery,
-    )
+    from streams.runs.checker import pipeline_groups, verify_run, watch_recovery
 
     settings = load_settings()
     recovery = watch_recovery(settings, pipeline_groups(settings), watch) if watch > 0 else None

@@ -24,7 +24,7 @@ from streams.settings.model import Settings
 
 
 @dataclass(frozen=True)
-class DeadLetter:
+class DlqRecord:
     partition: int
     offset: int
     key: bytes | None
@@ -40,19 +40,19 @@ class DeadLetter:
 
 def read_dlq(
     settings: Settings, topic: str, idle_seconds: float = 2.0, limit: int = 10_000_000
-) -> list[DeadLetter]:
+) -> list[DlqRecord]:
     consumer = Consumer(consumer_config(settings, f"kcollect-dlq-tools-{time.time_ns()}"))
     try:
         metadata = consumer.list_topics(topic, timeout=settings.broker_timeout_seconds).topics[topic]
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
-        out: list[DeadLetter] = []
+        out: list[DlqRecord] = []
         idle_since = time.monotonic()
         while time.monotonic() - idle_since < idle_seconds and len(out) < limit:
             batch = [msg for msg in consumer.consume(1000, 0.2) if msg.error() is None]
             if batch:
                 idle_since = time.monotonic()
             out.extend(
-                DeadLetter(
+                DlqRecord(
                     int(msg.partition() or 0),
                     int(msg.offset() or 0),
                     msg.key(),
@@ -66,7 +66,7 @@ def read_dlq(
         consumer.close()
 
 
-def summarize(records: list[DeadLetter], samples: int = 3) -> dict[str, Any]:
+def summarize(records: list[DlqRecord], samples: int = 3) -> dict[str, Any]:
     by_stage = Counter(r.headers.get("stage", "?") for r in records)
     by_class = Counter(r.headers.get("error_class", "?") for r in records)
     by_reason = Counter(r.headers.get("reason", "?") for r in records)
@@ -108,7 +108,7 @@ def replay_value(value: bytes, clear_deadline: bool) -> bytes:
 
 
 def replay(
-    settings: Settings, records: list[DeadLetter], target: str, clear_deadline: bool, timeout: float = 60
+    settings: Settings, records: list[DlqRecord], target: str, clear_deadline: bool, timeout: float = 60
 ) -> dict[str, int]:
     """Produce ``records`` to ``target``; counts of replayed and skipped (truncated) records."""
     producer = BatchProducer(settings)

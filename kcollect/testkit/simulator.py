@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from processors.processor.subsystems.protocol import SimulatedSubsystem
+from processors.processor.subsystems.simulated import SimulatedSubsystem
 
 DEFAULTS: dict[str, Any] = {
     "latency_ms": 0.0,

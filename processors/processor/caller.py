@@ -15,7 +15,7 @@ from typing import Any
 from processors.processor.breaker import STATE_VALUES, BreakerOpen, CircuitBreaker, State
 from processors.processor.config import SubsystemConfig
 from processors.processor.retry import Backoff, FetchError
-from processors.processor.subsystems.protocol import Columns, Record
+from processors.processor.subsystems.protocol import MetricColumns, Record
 from streams.observability import metrics as m
 
 
@@ -53,15 +53,15 @@ class SubsystemCaller:
     def _breaker_changed(self, state: State) -> None:
         m.PROCESSOR_BREAKER_STATE.labels(self.name).set(STATE_VALUES[state])
 
-    async def _invoke(self, requests: Sequence[Record]) -> Columns:
+    async def _invoke(self, requests: Sequence[Record]) -> MetricColumns:
         if self._is_async:
-            result: Columns = await self.client.fetch_async(requests)
+            result: MetricColumns = await self.client.fetch_async(requests)
             return result
         if self._blocking:
             return await asyncio.to_thread(self.client.fetch, requests)
         return self.client.fetch(requests)  # type: ignore[no-any-return]
 
-    async def _attempt(self, requests: Sequence[Record]) -> Columns:
+    async def _attempt(self, requests: Sequence[Record]) -> MetricColumns:
         if self._sem is None:
             self._sem = asyncio.Semaphore(self._concurrency)
         async with self._sem:
@@ -90,8 +90,8 @@ class SubsystemCaller:
                 return True
         return self.breaker.allow()
 
-    async def call(self, requests: Sequence[Record]) -> Columns:
-        """Columns for ``requests``; raises FetchError (or BreakerOpen) once retries are spent."""
+    async def call(self, requests: Sequence[Record]) -> MetricColumns:
+        """MetricColumns for ``requests``; raises FetchError (or BreakerOpen) once retries are spent."""
         self._batch.observe(len(requests))
         attempt = 0
         while True:
@@ -115,11 +115,11 @@ class SubsystemCaller:
             return columns
 
 
-def check_columns(columns: Columns, metrics: tuple[str, ...], n: int) -> Columns:
+def check_columns(columns: MetricColumns, metrics: tuple[str, ...], n: int) -> MetricColumns:
     """Every metric a column of ``n`` values (a metric the subsystem left out becomes all missing)."""
     if type(columns) is not dict:
         raise FetchError(f"subsystem returned {type(columns).__name__}, not a dict of columns")
-    out: Columns = {}
+    out: MetricColumns = {}
     for metric in metrics:
         column = columns.get(metric)
         if column is None:

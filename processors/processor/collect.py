@@ -15,15 +15,15 @@ from itertools import repeat
 from typing import Any
 
 from processors.processor.compute import COLUMNAR, ComputeFn
-from processors.processor.subsystems.protocol import Columns, Subsystem
+from processors.processor.subsystems.protocol import MetricColumns, Subsystem
 from schemas.result_batch import encode_batch
 
 Record = dict[str, Any]
 
 
-def fetch_all(subsystems: Sequence[Subsystem], requests: Sequence[Record], chunk: int) -> Columns:
+def fetch_all(subsystems: Sequence[Subsystem], requests: Sequence[Record], chunk: int) -> MetricColumns:
     """One column per metric over ``requests``, calling each subsystem once per ``chunk`` requests."""
-    columns: Columns = {}
+    columns: MetricColumns = {}
     for start in range(0, len(requests), chunk):
         part = requests[start : start + chunk]
         for subsystem in subsystems:
@@ -35,7 +35,7 @@ def fetch_all(subsystems: Sequence[Subsystem], requests: Sequence[Record], chunk
 
 
 def build_results(
-    requests: Sequence[Record], columns: Columns, compute: ComputeFn, now_ms: int
+    requests: Sequence[Record], columns: MetricColumns, compute: ComputeFn, now_ms: int
 ) -> list[Record]:
     """Results for ``requests`` from fetched ``columns``; a client with missing values is ``partial``."""
     names = tuple(columns)
@@ -79,7 +79,7 @@ class EncodedBatch:
     value: bytes
 
 
-def compute_columns(columns: Columns, compute: ComputeFn, n: int) -> dict[str, list[Any]]:
+def compute_columns(columns: MetricColumns, compute: ComputeFn, n: int) -> dict[str, list[Any]]:
     """The computed values of ``n`` clients as columns (``None`` where a client has no such value).
 
     Whole columns at once through the compute function's columnar twin when every value is there;
@@ -113,7 +113,7 @@ def partition_runs(partitions: Sequence[int], limit: int = MAX_BATCH_CLIENTS) ->
 def encode_results(
     requests: Sequence[Record],
     partitions: Sequence[int],
-    columns: Columns,
+    columns: MetricColumns,
     compute: ComputeFn,
     now_ms: int,
 ) -> tuple[list[EncodedBatch], int]:

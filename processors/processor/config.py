@@ -17,7 +17,7 @@ import orjson
 import yaml  # type: ignore[import-untyped,unused-ignore]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from processors.processor.subsystems.protocol import DEFAULT_METRICS
+from processors.processor.subsystems.simulated import DEFAULT_METRICS
 
 
 class ConfigError(ValueError):

@@ -44,7 +44,7 @@ class FailureGuard:
             )
 
 
-class DeadLetters:
+class RequestDeadLetters:
     """Produces dead letters for failed requests, counting them and logging where they came from."""
 
     def __init__(self, producer: BatchProducer, topic: str) -> None:

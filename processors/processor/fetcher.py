@@ -22,7 +22,7 @@ from confluent_kafka import Message
 from processors.processor.caller import SubsystemCaller
 from processors.processor.collect import EncodedBatch, encode_results
 from processors.processor.compute import ComputeFn
-from processors.processor.subsystems.protocol import Columns, Record
+from processors.processor.subsystems.protocol import MetricColumns, Record
 from schemas.result_batch import expand_batch
 
 
@@ -76,13 +76,13 @@ class Fetcher:
         self.callers = list(callers)
         self.compute = compute
 
-    async def _one(self, caller: SubsystemCaller, requests: list[Record]) -> tuple[Columns, list[Span]]:
+    async def _one(self, caller: SubsystemCaller, requests: list[Record]) -> tuple[MetricColumns, list[Span]]:
         size = caller.batch_size
         starts = range(0, len(requests), size)
         answers: list[Any] = await asyncio.gather(
             *(caller.call(requests[s : s + size]) for s in starts), return_exceptions=True
         )
-        columns: Columns = {metric: [] for metric in caller.metrics}
+        columns: MetricColumns = {metric: [] for metric in caller.metrics}
         spans: list[Span] = []
         for start, answer in zip(starts, answers, strict=True):
             end = min(start + size, len(requests))
@@ -102,7 +102,7 @@ class Fetcher:
         if not requests:
             return Outcome([])
         fetched = await asyncio.gather(*(self._one(c, requests) for c in self.callers))
-        columns: Columns = {}
+        columns: MetricColumns = {}
         spans: list[Span] = []
         for cols, sub_spans in fetched:
             columns.update(cols)
@@ -113,7 +113,7 @@ class Fetcher:
             return Outcome(*encode_results(requests, partitions, columns, self.compute, now_ms))
         return self._split(batch, columns, spans, now_ms)
 
-    def _split(self, batch: Decoded, columns: Columns, spans: list[Span], now_ms: int) -> Outcome:
+    def _split(self, batch: Decoded, columns: MetricColumns, spans: list[Span], now_ms: int) -> Outcome:
         n = len(batch.requests)
         failed_count = [0] * n
         fatal: dict[int, BaseException] = {}

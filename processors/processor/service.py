@@ -20,11 +20,11 @@ from confluent_kafka import Consumer, Message
 from processors.processor.caller import SubsystemCaller
 from processors.processor.compute import resolve_compute
 from processors.processor.config import ProcessorConfig, SubsystemConfig, import_path, load_config
-from processors.processor.dead_letters import DeadLetters, FailureGuard
+from processors.processor.dead_letters import FailureGuard, RequestDeadLetters
 from processors.processor.fetcher import Decoded, Fetcher, Outcome
 from processors.processor.retry_gate import RetryGate
 from processors.processor.steps import ProduceOutcome, RequestDecoder, Topics
-from processors.processor.subsystems.protocol import SimulatedSubsystem
+from processors.processor.subsystems.simulated import SimulatedSubsystem
 from schemas.topics import REQUESTS, REQUESTS_DLQ, REQUESTS_RETRY, RESULTS
 from streams.kafka.producer import BatchProducer
 from streams.lag.gate import LagGate
@@ -74,7 +74,7 @@ class Processor:
         self.producer = producer
         self.topics = Topics(RESULTS.name(prefix), REQUESTS_RETRY.name(prefix), REQUESTS_DLQ.name(prefix))
         self.guard = FailureGuard(settings.processor_dlq_guard_window, settings.processor_dlq_guard_ratio)
-        self.dead = DeadLetters(producer, self.topics.dlq)
+        self.dead = RequestDeadLetters(producer, self.topics.dlq)
         self.decoder = RequestDecoder(self.dead, self.guard)
         self.fetcher = make_fetcher(config, settings)
         self.loop = LoopThread("kcollect-fetch")

@@ -11,7 +11,7 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from processors.processor.dead_letters import DeadLetters, FailureGuard
+from processors.processor.dead_letters import FailureGuard, RequestDeadLetters
 from processors.processor.fetcher import Decoded, Failure, Outcome
 from processors.processor.retry import retry_delay_ms
 from schemas.codec import decode_requests, encode_record
@@ -35,7 +35,7 @@ class Topics:
 class RequestDecoder:
     """Messages -> valid requests; poison and expired requests go to the DLQ at once."""
 
-    def __init__(self, dead: DeadLetters, guard: FailureGuard) -> None:
+    def __init__(self, dead: RequestDeadLetters, guard: FailureGuard) -> None:
         self._dead = dead
         self._guard = guard
         self.decoded = 0
@@ -80,7 +80,7 @@ class ProduceOutcome:
         self,
         producer: BatchProducer,
         topics: Topics,
-        dead: DeadLetters,
+        dead: RequestDeadLetters,
         guard: FailureGuard,
         retry: Any,
         next_step: ProcessingStep[Any],

@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, Message
 
 from processors.sink.insert import ClickHouseHealth, SinkStats, WindowWriter
 from processors.sink.insert_step import InsertStep
-from processors.sink.steps import DeadLetters, ResultDecoder, WindowStep
+from processors.sink.steps import ResultDeadLetters, ResultDecoder, WindowStep
 from processors.sink.windowing import WindowLimits
 from schemas.topics import RESULTS, RESULTS_DLQ
 from streams.kafka.producer import BatchProducer
@@ -57,7 +57,7 @@ def build_sink_chain(
 ) -> ProcessingStep[list[Message]]:
     """ResultDecoder -> WindowStep -> InsertStep -> CommitOffsets."""
     commit = CommitOffsets(consumer, settings.commit_interval_seconds, producer.poll, max_waiting=64)
-    dead_letters = DeadLetters(producer, RESULTS_DLQ.name(settings.topic_prefix), stats)
+    dead_letters = ResultDeadLetters(producer, RESULTS_DLQ.name(settings.topic_prefix), stats)
     writers = [WindowWriter(settings.clickhouse(), stats) for _ in range(INSERT_WORKERS)]
     insert = InsertStep(writers, ClickHouseHealth(stats), dead_letters.refused_rows, commit)
     limits = WindowLimits(

@@ -34,7 +34,7 @@ from streams.steps.strategy import Batch, MessageRejected, ProcessingStep, join_
 log = logging.getLogger(__name__)
 
 
-class DeadLetters:
+class ResultDeadLetters:
     """Produces dead letters of results to the results DLQ, with a ``run_id`` header when known."""
 
     def __init__(self, producer: BatchProducer, topic: str, stats: SinkStats) -> None:
@@ -88,7 +88,7 @@ def batch_row(msg: Message, position: int) -> BatchRow | None:
 class ResultDecoder:
     """Decodes a consumed batch into one ``Segment`` per partition; bad records are dead-lettered."""
 
-    def __init__(self, dead_letters: DeadLetters, stats: SinkStats) -> None:
+    def __init__(self, dead_letters: ResultDeadLetters, stats: SinkStats) -> None:
         self._dead_letters = dead_letters
         self._stats = stats
 

@@ -17,7 +17,7 @@ the dead-letter topics (``run_id`` header, key = client id). The report counts:
   ``duplicated_final`` (more than one row under FINAL: a real duplicate);
 - ``unexpected``: stored but never enqueued;
 - ``wrong``: a metric that differs from what the ``ValueCheck`` says (optional; the built-in simulated
-  subsystems' ``simulated_value`` when the deployment uses them).
+  subsystems' ``simulated_check`` when the deployment uses them).
 
 The requests topic must still hold the run (retention: 7 days); an older run reads as lost.
 A run is ``ok`` only when it has a manifest in state ``enqueued`` (a run whose manifest is gone fails
@@ -37,7 +37,6 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from processors.processor.subsystems.protocol import simulated_value
 from schemas.codec import decode_requests
 from schemas.ddl import RESULTS_TABLE
 from schemas.topics import REQUESTS, REQUESTS_DLQ, RESULTS_DLQ
@@ -53,25 +52,8 @@ SAMPLE = 20
 ValueCheck = Callable[[str, str, dict[str, Any]], list[str]]
 
 
-def simulated_check(run_id: str, client_id: str, metrics: dict[str, Any]) -> list[str]:
-    """The value check of the built-in simulated subsystems (and ``kcollect simulate``)."""
-    return [m for m, v in metrics.items() if v is not None and v != simulated_value(run_id, client_id, m)]
-
-
-def value_check_for(settings: Settings) -> ValueCheck | None:
-    """``simulated_check`` when every subsystem of the deployment is the built-in simulated one;
-    otherwise None (values cannot be predicted; pass ``simulated_check`` for ``kcollect simulate``)."""
-    from pathlib import Path
-
-    from processors.processor.config import load_config
-
-    path = Path(settings.processor_config) if settings.processor_config else None
-    config = load_config(path)
-    return simulated_check if all(s.kind == "simulated" for s in config.subsystems) else None
-
-
 @dataclass(frozen=True)
-class DeadLetter:
+class RunDeadLetter:
     """One dead-letter record of the run."""
 
     topic: str
@@ -101,7 +83,7 @@ class VerifyReport:
     recovery_seconds: float | None = None
     samples: dict[str, list[str]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list, repr=False)
+    dead_letters: list[RunDeadLetter] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -173,10 +155,10 @@ def _int(text: str | None) -> int:
         return -1
 
 
-def dead_letters(settings: Settings, run_id: str | None, timeout: float = 60.0) -> list[DeadLetter]:
+def dead_letters(settings: Settings, run_id: str | None, timeout: float = 60.0) -> list[RunDeadLetter]:
     """Dead-letter records (both topics) whose ``run_id`` header is ``run_id`` (None: every record)."""
     prefix = settings.topic_prefix
-    found: list[DeadLetter] = []
+    found: list[RunDeadLetter] = []
 
     def take(msg: Any) -> None:
         headers = header_map(msg.headers())
@@ -189,7 +171,7 @@ def dead_letters(settings: Settings, run_id: str | None, timeout: float = 60.0) 
         )
         key = (msg.key() or b"").decode("utf-8", "replace")
         found.append(
-            DeadLetter(
+            RunDeadLetter(
                 str(msg.topic()),
                 key,
                 headers.get("stage", ""),

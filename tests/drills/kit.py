@@ -20,9 +20,10 @@ from kcollect.localstack.persistent import S3Store, start_broker, start_moto
 from kcollect.localstack.ports import LOOPBACK, free_port
 from kcollect.localstack.process import stop_process, wait_exit
 from kcollect.testkit.faultproxy import FaultProxy
+from processors.processor.subsystems.simulated import simulated_check
 from producers.enqueue.enqueue import EnqueueSummary, enqueue_run
 from producers.enqueue.sources import RangeSource
-from streams.runs.checker import VerifyReport, pipeline_groups, simulated_check, verify_run, watch_recovery
+from streams.runs.checker import VerifyReport, pipeline_groups, verify_run, watch_recovery
 from streams.settings.stackfile import ProcessRecord
 
 RECOVERY_TIMEOUT = 180.0

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from processors.processor.subsystems.simulated import simulated_check
 from producers.enqueue.sources import RangeSource
-from streams.runs.checker import simulated_check, verify_run
+from streams.runs.checker import verify_run
 from streams.runs.status import run_status
 from tests.drills.kit import ClickHouse, drill_stack, start_run
 

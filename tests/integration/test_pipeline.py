@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from processors.processor.compute import summary
-from processors.processor.subsystems.protocol import DEFAULT_METRICS, simulated_value
+from processors.processor.subsystems.simulated import DEFAULT_METRICS, simulated_value
 from schemas.codec import encode_record, request_record
 from streams.kafka.dead_letter import header_map
 from tests.integration.pipeline import Pipeline, make_pipeline

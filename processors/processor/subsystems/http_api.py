@@ -18,7 +18,7 @@ import httpx
 import orjson
 
 from processors.processor.retry import FetchError, PermanentFetchError
-from processors.processor.subsystems.protocol import Columns, Record
+from processors.processor.subsystems.protocol import MetricColumns, Record
 
 
 class BadResponse(FetchError):
@@ -35,7 +35,7 @@ def parse_retry_after(value: str | None) -> float | None:
         return 1.0
 
 
-def parse_body(body: bytes, client_ids: list[str], metrics: tuple[str, ...]) -> Columns:
+def parse_body(body: bytes, client_ids: list[str], metrics: tuple[str, ...]) -> MetricColumns:
     """Validate a response body against the clients asked for; BadResponse saying what is wrong."""
     try:
         obj = orjson.loads(body)
@@ -46,7 +46,7 @@ def parse_body(body: bytes, client_ids: list[str], metrics: tuple[str, ...]) -> 
     values = obj.get("values")
     if type(values) is not dict:
         raise BadResponse("body has no 'values' object")
-    columns: Columns = {}
+    columns: MetricColumns = {}
     n = len(client_ids)
     for metric in metrics:
         column = values.get(metric)
@@ -88,7 +88,7 @@ class HttpSubsystem:
             self._client = httpx.AsyncClient(limits=self._limits, timeout=None)
         return self._client
 
-    async def fetch_async(self, requests: Sequence[Record]) -> Columns:
+    async def fetch_async(self, requests: Sequence[Record]) -> MetricColumns:
         client_ids = [r["client_id"] for r in requests]
         payload: dict[str, Any] = {
             "subsystem": self.name,

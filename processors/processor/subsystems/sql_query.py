@@ -16,7 +16,7 @@ from typing import Any
 from clickhouse_driver import Client
 
 from processors.processor.retry import FetchError
-from processors.processor.subsystems.protocol import Columns, Record
+from processors.processor.subsystems.protocol import MetricColumns, Record
 from streams.settings.model import ClickHouseAddress
 
 
@@ -43,7 +43,7 @@ class SqlSubsystem:
                 )
             )
 
-    def fetch(self, requests: Sequence[Record]) -> Columns:
+    def fetch(self, requests: Sequence[Record]) -> MetricColumns:
         client_ids = [r["client_id"] for r in requests]
         params = {"client_ids": tuple(set(client_ids)), "run_ids": tuple({r["run_id"] for r in requests})}
         client = self._pool.get()
@@ -55,7 +55,7 @@ class SqlSubsystem:
         finally:
             self._pool.put(client)
         by_client = {str(row[0]): row[1:] for row in rows}
-        columns: Columns = {}
+        columns: MetricColumns = {}
         for i, metric in enumerate(self.metrics):
             columns[metric] = [_number(by_client.get(c), i) for c in client_ids]
         return columns

@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Producer
 
 from processors.processor.compute import summary
-from processors.processor.subsystems.protocol import DEFAULT_METRICS, simulated_value
+from processors.processor.subsystems.simulated import DEFAULT_METRICS, simulated_value
 from streams.kafka.dead_letter import header_map
 from tests.integration.pipeline import Pipeline, make_pipeline
 from tests.integration.processors.processor.test_kit import (

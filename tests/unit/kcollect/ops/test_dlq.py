@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import orjson
 
-from kcollect.ops.dlq import DeadLetter, replay_value, summarize
+from kcollect.ops.dlq import DlqRecord, replay_value, summarize
 from processors.processor.service import consumer_extra
 from streams.settings.model import Settings
 
 
-def letter(offset: int, stage: str, error_class: str, reason: str, run_id: str = "r1") -> DeadLetter:
+def letter(offset: int, stage: str, error_class: str, reason: str, run_id: str = "r1") -> DlqRecord:
     headers = {"stage": stage, "error_class": error_class, "reason": reason, "run_id": run_id}
-    return DeadLetter(0, offset, b"k", b'{"v":1}', headers)
+    return DlqRecord(0, offset, b"k", b'{"v":1}', headers)
 
 
 def test_summary_counts_and_samples() -> None:

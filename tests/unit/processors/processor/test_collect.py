@@ -9,7 +9,8 @@ import pytest
 
 from processors.processor.collect import build_results, fetch_all
 from processors.processor.compute import summary
-from processors.processor.subsystems.protocol import Columns, SimulatedSubsystem, simulated_value
+from processors.processor.subsystems.protocol import MetricColumns
+from processors.processor.subsystems.simulated import SimulatedSubsystem, simulated_value
 from schemas.models import ClientResult
 
 NOW = 1_700_000_000_000
@@ -32,7 +33,7 @@ class GappySubsystem:
         self.omit = set(omit)
         self.batch_sizes: list[int] = []
 
-    def fetch(self, reqs: Sequence[dict[str, Any]]) -> Columns:
+    def fetch(self, reqs: Sequence[dict[str, Any]]) -> MetricColumns:
         self.batch_sizes.append(len(reqs))
         return {
             m: [None if r["client_id"] in self.gaps.get(m, set()) else 1.0 for r in reqs]

@@ -17,7 +17,7 @@ from processors.processor.collect import (
     partition_runs,
 )
 from processors.processor.compute import COLUMNAR, summary
-from processors.processor.subsystems.protocol import default_subsystems
+from processors.processor.subsystems.simulated import default_subsystems
 from processors.sink.batch_columns import batch_columns
 from processors.sink.result_rows import decode_rows, row_of
 from schemas.codec import CodecError

@@ -17,7 +17,7 @@ from processors.processor.config import SubsystemConfig
 from processors.processor.fetcher import Decoded, Fetcher
 from processors.processor.retry import FetchError, PermanentFetchError
 from processors.processor.subsystems.http_api import BadResponse, HttpSubsystem, parse_body
-from processors.processor.subsystems.protocol import SimulatedSubsystem, simulated_value
+from processors.processor.subsystems.simulated import SimulatedSubsystem, simulated_value
 
 
 def reqs(n: int, run_id: str = "r1") -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import pytest
 
 from processors.sink.columns import CLIENT_ID
 from processors.sink.insert import SinkStats
-from processors.sink.steps import DeadLetters, ResultDecoder, WindowStep
+from processors.sink.steps import ResultDeadLetters, ResultDecoder, WindowStep
 from processors.sink.windowing import PartitionWindow, WindowLimits
 from streams.kafka.dead_letter import header_map
 from streams.kafka.producer import DeliveryTracker
@@ -56,7 +56,7 @@ def good(client: str) -> bytes:
 def test_decoder_makes_per_partition_segments_and_dead_letters_bad_records() -> None:
     producer = Producer()
     stats = SinkStats()
-    decoder = ResultDecoder(DeadLetters(producer, "t.results.dlq", stats), stats)  # type: ignore[arg-type]
+    decoder = ResultDecoder(ResultDeadLetters(producer, "t.results.dlq", stats), stats)  # type: ignore[arg-type]
     bad = orjson.dumps({"v": 1, "run_id": "r-1", "client_id": "x", "metrics": {"a": "high"}})
     messages = [Msg(0, 10, good("a")), Msg(1, 5, good("b")), Msg(0, 11, bad, b"x"), Msg(0, 12, good("c"))]
     out = decoder.decode(Batch(messages, {("t.results", 0): 13, ("t.results", 1): 6}))  # type: ignore[arg-type]
@@ -102,7 +102,7 @@ class Full:
 def test_window_step_hands_over_closed_windows_and_refuses_when_backed_up() -> None:
     producer = Producer()
     stats = SinkStats()
-    decoder = ResultDecoder(DeadLetters(producer, "dlq", stats), stats)  # type: ignore[arg-type]
+    decoder = ResultDecoder(ResultDeadLetters(producer, "dlq", stats), stats)  # type: ignore[arg-type]
     now = [0.0]
     nxt = Full(room=1)
     step = WindowStep(WindowLimits(2, 10**9, 1.0), nxt, stats, clock=lambda: now[0])  # type: ignore[arg-type]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from processors.processor.subsystems.protocol import simulated_value
-from streams.runs.checker import VerifyReport, _problems, simulated_check
+from processors.processor.subsystems.simulated import simulated_check, simulated_value
+from streams.runs.checker import VerifyReport, _problems
 
 
 def _report(**counts: Any) -> VerifyReport:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from processors.processor.subsystems.protocol import (
+from processors.processor.subsystems.simulated import (
     DEFAULT_METRICS,
     SimulatedSubsystem,
     default_subsystems,
