@@ -178,8 +178,8 @@ def scheduler_resume(name: Annotated[str, typer.Argument(help="The schedule name
 @exit_on_known_errors
 def settings_show(json_out: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
     """Print every setting with its effective value; secrets are masked (***)."""
+    from streams.settings.dump import settings_dump
     from streams.settings.model import load_settings
-    from streams.settings.security import settings_dump
 
     dump = settings_dump(load_settings())
     if json_out:

@@ -20,16 +20,10 @@ import orjson
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-PREFIX = "KCOLLECT_"
-SETTINGS_FILE_VARIABLE = f"{PREFIX}SETTINGS_FILE"
+from streams.settings.names import SettingsError, field_of, variable
+
+SETTINGS_FILE_VARIABLE = variable("settings_file")
 SECRET_FIELDS = ("clickhouse_password", "kafka_sasl_password", "kafka_ssl_key_password")
-
-
-def SettingsSourceError(message: str) -> ValueError:
-    """A ``streams.settings.model.SettingsError`` (imported late: that module imports this one)."""
-    from streams.settings.model import SettingsError
-
-    return SettingsError(message)
 
 
 def _env_lines(text: str, path: Path) -> dict[str, Any]:
@@ -40,7 +34,7 @@ def _env_lines(text: str, path: Path) -> dict[str, Any]:
             continue
         key, sep, value = line.removeprefix("export ").partition("=")
         if not sep or not key.strip():
-            raise SettingsSourceError(f"{SETTINGS_FILE_VARIABLE}: {path} line {number} is not KEY=VALUE")
+            raise SettingsError(f"{SETTINGS_FILE_VARIABLE}: {path} line {number} is not KEY=VALUE")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
@@ -49,11 +43,11 @@ def _env_lines(text: str, path: Path) -> dict[str, Any]:
 
 
 def read_settings_file(path: Path) -> dict[str, Any]:
-    """The raw key → value mapping of a settings file; SettingsSourceError when unreadable or malformed."""
+    """The raw key → value mapping of a settings file; SettingsError when unreadable or malformed."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsSourceError(f"{SETTINGS_FILE_VARIABLE}: cannot read {path}: {_reason(exc)}") from None
+        raise SettingsError(f"{SETTINGS_FILE_VARIABLE}: cannot read {path}: {_reason(exc)}") from None
     try:
         if path.suffix == ".toml":
             data: Any = tomllib.loads(text)
@@ -62,11 +56,11 @@ def read_settings_file(path: Path) -> dict[str, Any]:
         else:
             data = _env_lines(text, path)
     except (tomllib.TOMLDecodeError, orjson.JSONDecodeError) as exc:
-        raise SettingsSourceError(
+        raise SettingsError(
             f"{SETTINGS_FILE_VARIABLE}: {path} is not valid {path.suffix[1:]}: {exc}"
         ) from None
     if not isinstance(data, dict):
-        raise SettingsSourceError(f"{SETTINGS_FILE_VARIABLE}: {path} must hold a table/object of settings")
+        raise SettingsError(f"{SETTINGS_FILE_VARIABLE}: {path} must hold a table/object of settings")
     return data
 
 
@@ -75,19 +69,19 @@ def _reason(exc: BaseException) -> str:
 
 
 def normalise_keys(data: dict[str, Any], fields: set[str], path: Path) -> dict[str, Any]:
-    """Field-name keys; SettingsSourceError naming the first unknown key."""
+    """Field-name keys; SettingsError naming the first unknown key."""
     result: dict[str, Any] = {}
     for key, value in data.items():
-        name = key.removeprefix(PREFIX).lower() if key.upper().startswith(PREFIX) else key.lower()
+        name = field_of(key)
         if name not in fields or name == "settings_file":
-            raise SettingsSourceError(f"{SETTINGS_FILE_VARIABLE}: {path} names an unknown setting {key!r}")
+            raise SettingsError(f"{SETTINGS_FILE_VARIABLE}: {path} names an unknown setting {key!r}")
         if isinstance(value, dict) and name != "kafka_config":
-            raise SettingsSourceError(f"{SETTINGS_FILE_VARIABLE}: {path}: {key} must be a single value")
+            raise SettingsError(f"{SETTINGS_FILE_VARIABLE}: {path}: {key} must be a single value")
         if name == "kafka_config" and isinstance(value, str):
             try:
                 value = orjson.loads(value)
             except orjson.JSONDecodeError:
-                raise SettingsSourceError(
+                raise SettingsError(
                     f"{SETTINGS_FILE_VARIABLE}: {path}: {key} must be a JSON object"
                 ) from None
         result[name] = value
@@ -100,7 +94,7 @@ def read_secret_file(variable: str, path_text: str) -> str:
     try:
         return path.read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsSourceError(f"{variable}: cannot read the secret file {path}: {_reason(exc)}") from None
+        raise SettingsError(f"{variable}: cannot read the secret file {path}: {_reason(exc)}") from None
 
 
 class SettingsFileSource(PydanticBaseSettingsSource):
@@ -127,10 +121,10 @@ class SecretFilesSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for name in SECRET_FIELDS:
-            variable = f"{PREFIX}{name.upper()}_FILE"
-            location = os.environ.get(variable)
+            file_variable = f"{variable(name)}_FILE"
+            location = os.environ.get(file_variable)
             if location and name in self.settings_cls.model_fields:
-                values[name] = read_secret_file(variable, location)
+                values[name] = read_secret_file(file_variable, location)
         return values
 
 
