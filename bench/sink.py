@@ -41,6 +41,7 @@ from schemas.ddl import insert_results_sql
 from schemas.topics import ALL_TOPICS
 from streams.clickhouse.client import connect, migrate
 from streams.kafka.admin import create_topics
+from streams.kafka.clients import make_admin
 from streams.kafka.producer import BatchProducer
 from streams.settings.model import Settings, load_settings
 
@@ -226,9 +227,7 @@ def main() -> None:
     finally:
         client.disconnect()
     if os.environ.get("BENCH_KEEP_TOPICS") is None:
-        from streams.kafka.admin import admin_client
-
-        admin_client(topics).delete_topics([spec.name(f"{tag}.") for spec in ALL_TOPICS])
+        make_admin(topics).delete_topics([spec.name(f"{tag}.") for spec in ALL_TOPICS])
 
 
 if __name__ == "__main__":
