@@ -39,7 +39,7 @@ for package in sys.argv[1:]:
             importlib.import_module(info.name)
         except Exception as exc:
             failed[info.name] = f"{type(exc).__name__}: {exc}"
-from kcollect.cli import app
+from kcollect.cli.main import app
 command = typer.main.get_command(app)
 def paths(cmd, prefix):
     yield prefix
