@@ -24,7 +24,10 @@ settings_app = typer.Typer(help="The effective settings.", no_args_is_help=True)
 
 Name = Annotated[str, typer.Option(help="Schedule name: run ids are NAME-YYYYMMDDTHHMMSSZ.")]
 Every = Annotated[str | None, typer.Option(help="Period: 30s, 5m, 1h (slots aligned to the epoch).")]
-CronOpt = Annotated[str | None, typer.Option("--cron", help='Five-field cron in UTC, e.g. "*/5 * * * *".')]
+CronOpt = Annotated[
+    str | None,
+    typer.Option("--cron", help='Five-field cron in UTC, e.g. "*/5 * * * *" or "0 6 * * MON-FRI".'),
+]
 Clients = Annotated[str | None, typer.Option(help="N (0..N-1) or FIRST-LAST, decimal ids.")]
 FromFile = Annotated[str | None, typer.Option(help="One id per line (or CSV), read again for every run.")]
 Column = Annotated[str | None, typer.Option(help="CSV: the header of the id column.")]
