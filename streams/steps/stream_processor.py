@@ -10,9 +10,10 @@
   committing what it can within the deadline); of a batch still waiting only the revoked partitions'
   records are dropped (never committed, so their next owner consumes them again) and the rest is
   kept for the next chain. Work the join did not finish in time is cancelled: on an incremental
-  revoke the partitions kept are then sought back to their committed offset (the first record not
-  handled; the first record consumed when nothing was committed yet), dropping what is waiting or
-  held of them, so that work is consumed again instead of being passed by later commits.
+  revoke the partitions kept are then sought back to the offset their chains last committed (the
+  first record not handled; the first record consumed since the assignment when none), dropping
+  what is waiting or held of them, so that work is consumed again instead of being passed by later
+  commits.
   A fresh chain is built while partitions are assigned. Lost partitions: everything is dropped, and
   partitions kept (if any) are sought back the same way.
 - Downstream backpressure (optional ``hold``, e.g. the sink's lag on the results topic above a high
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from streams.observability import metrics as m
 from streams.steps.commit import Commit
@@ -88,31 +89,18 @@ def _keep(batch: Batch[list[Message]] | None, gone: set[Partition]) -> Batch[lis
     return Batch(kept, offsets_of(kept)) if kept else None
 
 
-def committed_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> dict[Partition, int] | None:
-    """The group's committed offsets (None for a partition never committed); None when the broker did
-    not answer."""
-    try:
-        answer = consumer.committed(partitions, timeout=10)
-    except KafkaException as exc:
-        log.warning("reading committed offsets failed (%s): assuming nothing kept was committed", exc)
-        return None
-    return {(tp.topic, tp.partition): tp.offset for tp in answer if tp.offset >= 0 and tp.error is None}
-
-
 def rewind_targets(
-    committed: dict[Partition, int] | None, first_consumed: dict[Partition, int], nexts: dict[Partition, int]
+    handled: dict[Partition, int], first_consumed: dict[Partition, int], nexts: dict[Partition, int]
 ) -> dict[Partition, int]:
-    """Where to seek each kept partition so work handed to the chain but not committed is done again.
+    """Where to seek each kept partition so work handed to the chain but never finished is done again.
 
-    ``nexts``: the first offset not handed to the chain; ``committed``: the group's committed offsets
-    (None: unknown, so the first offset consumed since the assignment is used); a partition with no
-    committed offset starts again from its first consumed record.
+    ``nexts``: the first offset not handed to the chain; ``handled``: the offsets the chain committed
+    (finished work) since the partition was assigned; a partition without one starts again from its
+    first record consumed since the assignment.
     """
     targets: dict[Partition, int] = {}
     for partition, next_offset in nexts.items():
-        start = committed.get(partition) if committed is not None else None
-        if start is None:
-            start = first_consumed.get(partition)
+        start = handled.get(partition, first_consumed.get(partition))
         if start is not None and start < next_offset:
             targets[partition] = start
     return targets
@@ -150,6 +138,7 @@ class StreamProcessor:
         self._pending: Batch[list[Message]] | None = None
         self._paused_at: float | None = None
         self._first_consumed: dict[Partition, int] = {}  # per partition since it was assigned
+        self._handled: dict[Partition, int] = {}  # offsets the chains committed since then
         self._running = False
         self._paused_gauge = m.CONSUMER_PAUSED_PARTITIONS.labels(name)
         self._paused_counter = m.CONSUMER_PAUSED_SECONDS.labels(name)
@@ -157,6 +146,7 @@ class StreamProcessor:
 
     def _commit(self, offsets: dict[Partition, int], asynchronous: bool) -> None:
         """The chain's commit callback: ``offsets`` (next offset per partition) to the group."""
+        self._handled.update(offsets)  # finished work, whether or not this commit reaches the broker
         positions = [TopicPartition(topic, partition, at) for (topic, partition), at in offsets.items()]
         if asynchronous:
             self._consumer.commit(offsets=positions, asynchronous=True)
@@ -326,14 +316,12 @@ class StreamProcessor:
         self._rewind_kept(consumer, gone)
 
     def _rewind_kept(self, consumer: Consumer, gone: set[Partition]) -> None:
-        """After the chain was joined or dropped: seek every partition still owned whose handled work
-        (its committed offset) stops short of what was handed to the chain back to that offset."""
+        """After the chain was joined or dropped: seek every partition still owned whose finished work
+        (the offset its chains committed) stops short of what was handed to the chain back there."""
         kept = [tp for tp in consumer.assignment() if (tp.topic, tp.partition) not in gone]
         if not kept:
             return
-        rewind = rewind_targets(
-            committed_offsets(consumer, kept), self._first_consumed, self._next_unhanded(consumer, kept)
-        )
+        rewind = rewind_targets(self._handled, self._first_consumed, self._next_unhanded(consumer, kept))
         if not rewind:
             return
         log.warning(
@@ -372,6 +360,7 @@ class StreamProcessor:
         self.stats.assigned = [p for p in self.stats.assigned if p not in gone]
         for partition in gone:
             self._first_consumed.pop(partition, None)
+            self._handled.pop(partition, None)
         if self._probe is not None:
             self._probe.set_assigned(len(self.stats.assigned))
         if self._pending is None and self._paused_at is not None:

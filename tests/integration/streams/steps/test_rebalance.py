@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from streams.settings.librdkafka import consumer_config
-from streams.steps.commit import CommitOffsets
+from streams.steps.commit import Commit, CommitOffsets
 from streams.steps.strategy import LoopThread, ProcessingStep, RunTaskInLoop
 from streams.steps.stream_processor import StreamProcessor
 from tests.integration.lagkit import lag_settings, make_topic, produce
@@ -51,8 +51,8 @@ def test_a_partial_revoke_that_cancels_slow_work_has_the_kept_partitions_consume
             await asyncio.sleep(0.01)
         handled.update((int(msg.partition() or 0), int(msg.offset() or 0)) for msg in messages)
 
-    def chain(consumer: Consumer) -> ProcessingStep[list[Message]]:
-        return RunTaskInLoop(slow_work, CommitOffsets(consumer, 0.05), io, max_in_flight=64)
+    def chain(commit: Commit) -> ProcessingStep[list[Message]]:
+        return RunTaskInLoop(slow_work, CommitOffsets(commit, 0.05), io, max_in_flight=64)
 
     def member(name: str) -> tuple[StreamProcessor, threading.Thread]:
         config = consumer_config(settings, group, **{"partition.assignment.strategy": "cooperative-sticky"})

@@ -55,4 +55,4 @@ def test_rewind_targets_seek_back_only_partitions_with_handed_but_uncommitted_wo
     # a3: never committed, nothing consumed since the assignment
     assert rewind_targets({a0: 45, a1: 40}, first, nexts) == {a0: 45}
     assert rewind_targets({a0: 45}, first, nexts) == {a0: 45, a1: 20}  # a1 never committed
-    assert rewind_targets(None, first, nexts) == {a0: 10, a1: 20}  # committed offsets unknown
+    assert rewind_targets({}, first, nexts) == {a0: 10, a1: 20}
