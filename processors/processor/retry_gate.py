@@ -91,9 +91,6 @@ class RetryGate:
     def held_partitions(self) -> set[Partition]:
         return set(self._held)
 
-    def next_due_ms(self) -> int | None:
-        return min((due for due, _ in self._held.values()), default=None)
-
     def held(self) -> list[Message]:
         """Every record held, in order per partition."""
         return [msg for _, messages in self._held.values() for msg in messages]
