@@ -331,13 +331,17 @@ class StreamProcessor:
         )
         again = set(rewind)
         self._pending = _keep(self._pending, again)
+        ungated = again & self._gated  # paused for the gate's sake: their held records are dropped
         if self._gate is not None:
             self._gate.drop(again)
             self._gated -= again
+            self._paused_gauge.set(len(self._gated))
         for (topic, partition), offset in rewind.items():
             consumer.seek(TopicPartition(topic, partition, offset))
         if self._pending is None and self._paused_at is not None:
             self._resume()
+        elif ungated and self._paused_at is None:
+            consumer.resume([TopicPartition(topic, partition) for topic, partition in ungated])
 
     def _next_unhanded(self, consumer: Consumer, kept: list[TopicPartition]) -> dict[Partition, int]:
         """Per kept partition: the first offset not handed to the chain (waiting, held or unconsumed)."""
