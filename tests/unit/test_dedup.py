@@ -12,7 +12,7 @@ import pytest
 
 from producers import dedup
 from producers.dedup import ID_OVERHEAD_BYTES, Deduplicator
-from producers.sources import FileSource
+from producers.sources import FileSource, RangeSource
 from producers.validate import Validator, strict_pass, validate_only
 
 
@@ -147,6 +147,15 @@ def test_validator_counts_stay_exact_when_the_ids_spill(tmp_path: Path) -> None:
         (9001, "empty"),
         (9002, "unprintable character"),
     ]
+
+
+def test_a_trusted_source_keeps_no_set_and_its_counts(tmp_path: Path) -> None:
+    validator = Validator(RangeSource(0, 49_999), Deduplicator(budget_for(10), spill_dir=str(tmp_path)))
+    ids = [cid for chunk in RangeSource(0, 49_999).chunks(10_000) for cid in validator.filter(chunk)]
+    assert list(validator.rest()) == [] and len(ids) == 50_000
+    validator.close()
+    assert (validator.stats.read, validator.stats.valid, validator.stats.duplicates) == (50_000, 50_000, 0)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_dry_run_and_strict_pass_through_the_spill(tmp_path: Path) -> None:
