@@ -4,15 +4,15 @@
 long as the set of ids seen fits in ``memory_bytes`` (an estimate: characters plus
 ``ID_OVERHEAD_BYTES`` per id, what a Python ``str`` in a ``set`` costs). Past that, the set is written
 to ``BUCKETS`` spill files by a hash of the id and freed, and every later id goes, unchecked, to the
-spill file of its bucket. ``drain()``, once the source is exhausted, takes the buckets one by one: the
-ids already returned for that bucket go into a fresh set, then its later ids are checked against it in
-source order, exactly as in the first phase, by a ``Deduplicator`` one level down, which partitions
-again on the next bits of the hash if the bucket itself does not fit. So every id is compared with the
-others as a whole string, by a ``set``: the hash only chooses a file, and two ids with the same hash
-land in the same bucket, where they are told apart like any other two. The counts (``distinct``,
-``duplicates``) are exact whatever the hash. ``MAX_DEPTH`` stops re-partitioning a bucket that does
-not split (possible only with a degenerate hash, never with ``hash()``'s keyed SipHash): the deepest
-level keeps its whole bucket in memory, still exact.
+"new" spill file of its bucket. ``drain()``, once the source is exhausted, takes the buckets one by
+one: a set of the bucket's new ids minus the set of its ids already returned are the ids still to
+return (set operations in C, no Python loop per id). A bucket too big for the budget is partitioned
+again on the next ``BUCKET_BITS`` bits of the hash and drained the same way. Every id is compared
+with the others as a whole string, by a ``set``: the hash only chooses a file, and two ids with the
+same hash land in the same bucket, where they are told apart like any other two, so ``distinct`` and
+``duplicates`` are exact whatever the hash (the tests inject colliding ones). ``MAX_DEPTH`` stops
+re-partitioning a bucket that does not split (possible only with a degenerate hash, never with
+``hash()``'s keyed SipHash): the deepest level holds its whole bucket in memory, still exact.
 
 Why this and not the others considered:
 
@@ -25,13 +25,13 @@ Why this and not the others considered:
   with FINAL) would make the processors fetch metrics of a repeated client twice, and the
   manifest's ``total`` and the duplicate count must be exact anyway, which needs the same structure.
 
-What it costs: the ids past the memory budget are produced only after the whole source was read,
-bucket by bucket, so the order of requests is the source's up to that point and the buckets' after it
-(``hash()`` of a ``str`` is keyed per process, so that order differs between runs). Each request is
-keyed by its client id and a re-run re-sends every request with the run's ``requested_at_ms``, so the
-requests are byte-identical whatever their order. The spill takes about the size of the distinct ids
-on disk, in a temporary directory (``TMPDIR``) removed by ``close()``; ids must not contain a newline
-(a valid id is printable, so it never does).
+What it costs: the ids past the memory budget are returned only after the whole source was read,
+bucket by bucket and in no particular order inside a bucket; ``hash()`` of a ``str`` is keyed per
+process, so that order differs between runs. Each request is keyed by its client id, and a re-run
+re-sends every request with the run's ``requested_at_ms``, so the requests are byte-identical
+whatever their order. The spill takes about the size of the distinct ids on disk, in a temporary
+directory (``TMPDIR``) that ``close()`` removes; ids must not contain a newline (a valid id is
+printable, so it never does).
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ MAX_DEPTH = 3  # 64**3 buckets of the memory budget each: far beyond any fleet
 ID_OVERHEAD_BYTES = 120  # str header (49), set slot at its load factor, allocator rounding (measured)
 MB = 1 << 20
 DEFAULT_MEMORY_MB = 128
-READ_BYTES = 1 << 20  # a spill file is read back in blocks of about this many bytes of ids
+READ_CHARS = 1 << 20  # a spill file is read back in blocks of this many characters
+DRAIN_IDS = 10_000  # ids per list that drain() yields
 _SEEN, _NEW = "seen", "new"
 
 
@@ -101,14 +102,6 @@ class Deduplicator:
         self._grow(fresh)
         return fresh
 
-    def mark_seen(self, ids: list[str]) -> None:
-        """Record distinct ids that were returned already (by the level above), without counting them."""
-        if self._dir is not None:
-            self._route(ids, _SEEN)
-            return
-        self._seen.update(ids)
-        self._grow(ids)
-
     def drain(self) -> Iterator[list[str]]:
         """After the last ``add``: the new ids that waited on disk, bucket by bucket, in lists."""
         if self._dir is None:
@@ -131,6 +124,32 @@ class Deduplicator:
         self._seen = set()
 
     def _drain_bucket(self, seen_path: str, new_path: str) -> Iterator[list[str]]:
+        """The bucket's new ids minus its seen ones, by set operations; partitioned again if too big."""
+        seen: set[str] = set()
+        new: set[str] = set()
+        lines = chars = 0
+        for kind, path in ((_SEEN, seen_path), (_NEW, new_path)):
+            into = seen if kind == _SEEN else new
+            for ids in _read_ids(path):
+                into.update(ids)
+                chars += sum(map(len, ids))
+                if kind == _NEW:
+                    lines += len(ids)
+                held = (len(seen) + len(new)) * (ID_OVERHEAD_BYTES + chars / (len(seen) + lines))
+                if held > self._budget and self._level + 1 <= MAX_DEPTH:
+                    seen = new = set()
+                    yield from self._partition_again(seen_path, new_path)
+                    return
+        new -= seen
+        seen = set()
+        self.counts.distinct += len(new)
+        self.counts.duplicates += lines - len(new)
+        fresh = list(new)
+        new = set()
+        for start in range(0, len(fresh), DRAIN_IDS):
+            yield fresh[start : start + DRAIN_IDS]
+
+    def _partition_again(self, seen_path: str, new_path: str) -> Iterator[list[str]]:
         inner = Deduplicator(
             self._budget,
             hash_id=self._hash,
@@ -139,11 +158,10 @@ class Deduplicator:
             counts=self.counts,
         )
         try:
-            for ids in _read_ids(seen_path):
-                inner.mark_seen(ids)
-            for ids in _read_ids(new_path):
-                if fresh := inner.add(ids):
-                    yield fresh
+            inner._dir = tempfile.mkdtemp(prefix="kcollect-dedup-", dir=self._dir)
+            for kind, path in ((_SEEN, seen_path), (_NEW, new_path)):
+                for ids in _read_ids(path):
+                    inner._route(ids, kind)
             yield from inner.drain()
         finally:
             inner.close()
@@ -160,10 +178,15 @@ class Deduplicator:
 
     def _route(self, ids: Iterable[str], kind: str) -> None:
         """Append each id to the spill file of its bucket: ``BUCKET_BITS`` bits of its hash, per level."""
-        hash_id, shift, mask = self._hash, BUCKET_BITS * self._level, BUCKETS - 1
+        shift, mask = BUCKET_BITS * self._level, BUCKETS - 1
         parts: list[list[str]] = [[] for _ in range(BUCKETS)]
-        for value in ids:
-            parts[(hash_id(value) >> shift) & mask].append(value)
+        appends, hash_id = [part.append for part in parts], self._hash
+        if shift:
+            for value in ids:
+                appends[(hash_id(value) >> shift) & mask](value)
+        else:
+            for value in ids:
+                appends[hash_id(value) & mask](value)
         for bucket, part in enumerate(parts):
             if part:
                 writer = self._writer(kind, bucket)
@@ -189,9 +212,13 @@ class Deduplicator:
 
 
 def _read_ids(path: str) -> Iterator[list[str]]:
-    """The ids of a spill file, in blocks of about ``READ_BYTES``; nothing when it does not exist."""
+    """The ids of a spill file, in blocks of about ``READ_CHARS``; nothing when it does not exist."""
     if not os.path.exists(path):
         return
     with open(path, encoding="utf-8", errors="surrogatepass", newline="\n") as handle:
-        while lines := handle.readlines(READ_BYTES):
-            yield [line[:-1] for line in lines]
+        tail = ""
+        while block := handle.read(READ_CHARS):
+            ids = (tail + block).split("\n")
+            tail = ids.pop()  # the start of a line that the next block ends ("" after a full line)
+            if ids:
+                yield ids

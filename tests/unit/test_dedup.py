@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -79,21 +80,22 @@ def test_ids_with_the_same_hash_are_still_told_apart(tmp_path: Path) -> None:
 def test_a_bucket_too_big_for_memory_is_partitioned_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    depths: list[int] = []
-    real_spill = Deduplicator._spill
+    levels: list[int] = []
+    real = Deduplicator._partition_again
 
-    def spill(self: Deduplicator) -> None:
-        depths.append(self._level)
-        real_spill(self)
+    def partition_again(self: Deduplicator, seen_path: str, new_path: str) -> Iterator[list[str]]:
+        levels.append(self._level)
+        return real(self, seen_path, new_path)
 
-    monkeypatch.setattr(Deduplicator, "_spill", spill)
+    monkeypatch.setattr(Deduplicator, "_partition_again", partition_again)
     ids = [f"id-{i}" for i in range(20_000)]
     dedup_ = Deduplicator(budget_for(100), spill_dir=str(tmp_path))  # 20,000/64 per bucket > 100
     early, late = run(dedup_, chunked(ids + ids[::-1], 1000))
     dedup_.close()
     assert sorted(early + late) == sorted(ids)
     assert dedup_.counts.duplicates == 20_000
-    assert depths[0] == 0 and 1 in depths  # the first level and then buckets spilled
+    assert 0 in levels and 1 not in levels  # buckets of the first level split; theirs (~5 ids) fit
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_deepest_level_keeps_its_bucket_in_memory(
@@ -158,7 +160,9 @@ def test_a_trusted_source_keeps_no_set_and_its_counts(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_dry_run_and_strict_pass_through_the_spill(tmp_path: Path) -> None:
+def test_dry_run_and_strict_pass_through_the_spill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     path = tmp_path / "ids.txt"
     ids = [f"c{i:06d}" for i in range(30_000)]
     path.write_text("\n".join(ids + ids[:12_345]) + "\n")
@@ -170,4 +174,4 @@ def test_dry_run_and_strict_pass_through_the_spill(tmp_path: Path) -> None:
         assert sorted(spooled) == ids and spool.stats.duplicates == 12_345
     finally:
         spool.remove()
-    assert not any(name.startswith("kcollect-dedup-") for name in os.listdir(os.path.dirname(spool.path)))
+    assert os.listdir(tmp_path / "tmp") == []  # the spill files and the spool are gone
