@@ -10,8 +10,8 @@ Each case runs REPEAT times, interleaved; the table shows the median and the ran
 
 ``--scale``: CLIENTS (default 7,000,000) distinct ids from a file, 14-character ids and 36-character
 UUIDs, each enqueued by this tree's code and by the code at OLD_REF (``git archive``, default ``main``;
-its children import from that copy), interleaved, each once: peak RSS and rate side by side, with the
-ratios new / old from the same run.
+its children import from that copy), each once, old first for one kind and new first for the other:
+peak RSS and rate side by side, with the ratios new / old from the same run.
 Usage: python -m bench.enqueue [CLIENTS [REPEAT]]   (the configured or the local stack; fresh topics)
        python -m bench.enqueue --scale [CLIENTS [OLD_REF]]
 """
@@ -145,10 +145,10 @@ def scale(clients: int, old_ref: str) -> None:
         for name, (cwd, tree_env) in trees.items():
             found = imported_from(tree_env, cwd)
             assert found.startswith(cwd), f"the {name} code imports {found}, not from {cwd}"
-        for kind in ("14-character", "uuid"):
+        for kind, order in (("14-character", ("old", "new")), ("uuid", ("new", "old"))):
             id_file = Path(tmp) / f"{kind}.txt"
             write_ids(id_file, clients, kind)
-            for name in ("old", "new"):
+            for name in order:  # the broker's storage grows: each side goes first once
                 cwd, tree_env = trees[name]
                 results[f"{kind} ids, {name}"] = enqueue(
                     tree_env, clients, kind, ["--from-file", str(id_file)], cwd
@@ -164,7 +164,7 @@ def scale_table(results: dict[str, dict[str, float]], clients: int) -> str:
         "| case | requests | seconds | requests/s | wall s | peak RSS MB | new / old: rate, RSS |",
         "|---|---|---|---|---|---|---|",
     ]
-    for case, run in results.items():
+    for case, run in sorted(results.items(), key=lambda item: (item[0].split(",")[0], item[0][-3:] == "new")):
         ratio = ""
         if case.endswith(", new"):
             old = results[case.replace(", new", ", old")]
