@@ -90,7 +90,7 @@ def enqueue(
     command is the same run. After a crash, run it again to complete the run (duplicates are
     removed downstream: read results with FINAL).
 
-    Exit codes: 0 every request confirmed;
+    Exit codes: 0 every request confirmed; 1 the duplicate removal could not write its spill files;
     2 bad arguments, CSV without the column, or an invalid line with --strict (nothing enqueued);
     3 broker unreachable (within KCOLLECT_BROKER_TIMEOUT_SECONDS, default 30 s);
     4 topic missing (run `kcollect topics create`); 5 ClickHouse unavailable;

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
+from producers.enqueue.dedup import SpillError
 from producers.enqueue.enqueue import EnqueueIncompleteError
 from producers.enqueue.sources import SourceError, SourceReadError
 from streams.clickhouse.client import ClickHouseUnavailableError
@@ -32,6 +33,7 @@ ERROR_EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (EnqueueIncompleteError, 6),
     (DeliveryFailed, 6),
     (ManifestNotDeliveredError, 6),
+    (SpillError, 1),  # enqueue's duplicate removal could not use its temporary directory
 )
 
 

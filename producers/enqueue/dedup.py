@@ -54,6 +54,10 @@ DRAIN_IDS = 10_000  # ids per list that drain() yields
 _SEEN, _NEW = "seen", "new"
 
 
+class SpillError(RuntimeError):
+    """The spill files could not be written or read (disk full, a temporary directory not usable)."""
+
+
 @dataclass
 class DedupCounts:
     """``distinct``: ids returned (each once); ``duplicates``: ids given to ``add`` and not returned."""
@@ -91,29 +95,35 @@ class Deduplicator:
 
     def add(self, ids: list[str]) -> list[str]:
         """The ids of ``ids`` known to be new now, first occurrence only, in order ([] once spilled)."""
-        if self._dir is not None:
-            self._route(ids, _NEW)
-            return []
-        seen = self._seen
-        fresh = [value for value in dict.fromkeys(ids) if value not in seen]
-        seen.update(fresh)
-        self.counts.distinct += len(fresh)
-        self.counts.duplicates += len(ids) - len(fresh)
-        self._grow(fresh)
-        return fresh
+        try:
+            if self._dir is not None:
+                self._route(ids, _NEW)
+                return []
+            seen = self._seen
+            fresh = [value for value in dict.fromkeys(ids) if value not in seen]
+            seen.update(fresh)
+            self.counts.distinct += len(fresh)
+            self.counts.duplicates += len(ids) - len(fresh)
+            self._grow(fresh)
+            return fresh
+        except OSError as exc:
+            raise self._failed(exc) from exc
 
     def drain(self) -> Iterator[list[str]]:
         """After the last ``add``: the new ids that waited on disk, bucket by bucket, in lists."""
         if self._dir is None:
             return
-        self._close_writers()
-        for bucket in range(BUCKETS):
-            seen_path, new_path = self._path(_SEEN, bucket), self._path(_NEW, bucket)
-            if os.path.exists(new_path):
-                yield from self._drain_bucket(seen_path, new_path)
-            for path in (seen_path, new_path):
-                if os.path.exists(path):
-                    os.unlink(path)
+        try:
+            self._close_writers()
+            for bucket in range(BUCKETS):
+                seen_path, new_path = self._path(_SEEN, bucket), self._path(_NEW, bucket)
+                if os.path.exists(new_path):
+                    yield from self._drain_bucket(seen_path, new_path)
+                for path in (seen_path, new_path):
+                    if os.path.exists(path):
+                        os.unlink(path)
+        except OSError as exc:
+            raise self._failed(exc) from exc
 
     def close(self) -> None:
         """Remove the spill files (idempotent); the ids still waiting are given up."""
@@ -122,6 +132,14 @@ class Deduplicator:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
         self._seen = set()
+
+    def _failed(self, exc: OSError) -> SpillError:
+        where = self._dir or self._spill_parent or tempfile.gettempdir()
+        return SpillError(
+            f"removing duplicates: the ids past the memory budget spill to {where}, which failed: "
+            f"{exc.strerror or exc}; free space there (about the size of the distinct ids), point "
+            "TMPDIR elsewhere or raise KCOLLECT_ENQUEUE_MEMORY_MB"
+        )
 
     def _drain_bucket(self, seen_path: str, new_path: str) -> Iterator[list[str]]:
         """The bucket's new ids minus its seen ones, by set operations; partitioned again if too big."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from producers.enqueue import dedup
-from producers.enqueue.dedup import ID_OVERHEAD_BYTES, Deduplicator
+from producers.enqueue.dedup import ID_OVERHEAD_BYTES, Deduplicator, SpillError
 from producers.enqueue.sources import FileSource, RangeSource
 from producers.enqueue.validate import Validator, strict_pass, validate_only
 
@@ -175,3 +175,10 @@ def test_dry_run_and_strict_pass_through_the_spill(tmp_path: Path, monkeypatch: 
     finally:
         spool.remove()
     assert os.listdir(tmp_path / "tmp") == []  # the spill files and the spool are gone
+
+
+def test_a_spill_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    dedup_ = Deduplicator(budget_for(10), spill_dir=str(tmp_path / "missing"))
+    with pytest.raises(SpillError, match=r"spill to .*missing, which failed: No such file or directory"):
+        dedup_.add([str(i) for i in range(100)])
+    dedup_.close()
