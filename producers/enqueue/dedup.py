@@ -143,29 +143,34 @@ class Deduplicator:
 
     def _drain_bucket(self, seen_path: str, new_path: str) -> Iterator[list[str]]:
         """The bucket's new ids minus its seen ones, by set operations; partitioned again if too big."""
-        seen: set[str] = set()
-        new: set[str] = set()
-        lines = chars = 0
-        for kind, path in ((_SEEN, seen_path), (_NEW, new_path)):
-            into = seen if kind == _SEEN else new
-            for ids in _read_ids(path):
-                into.update(ids)
-                chars += sum(map(len, ids))
-                if kind == _NEW:
-                    lines += len(ids)
-                held = (len(seen) + len(new)) * (ID_OVERHEAD_BYTES + chars / (len(seen) + lines))
-                if held > self._budget and self._level + 1 <= MAX_DEPTH:
-                    seen = new = set()
-                    yield from self._partition_again(seen_path, new_path)
-                    return
-        new -= seen
-        seen = set()
+        loaded = self._load_bucket(seen_path, new_path)
+        if loaded is None:
+            yield from self._partition_again(seen_path, new_path)
+            return
+        new, lines = loaded
         self.counts.distinct += len(new)
         self.counts.duplicates += lines - len(new)
         fresh = list(new)
-        new = set()
+        del new
         for start in range(0, len(fresh), DRAIN_IDS):
             yield fresh[start : start + DRAIN_IDS]
+
+    def _load_bucket(self, seen_path: str, new_path: str) -> tuple[set[str], int] | None:
+        """(the bucket's new ids not seen, how many new lines it had), or None when over the budget."""
+        seen: set[str] = set()
+        new: set[str] = set()
+        lines = chars = 0
+        may_split = self._level + 1 <= MAX_DEPTH
+        for into, path in ((seen, seen_path), (new, new_path)):
+            for ids in _read_ids(path):
+                into.update(ids)
+                chars += sum(map(len, ids))
+                lines += len(ids) if into is new else 0
+                held = (len(seen) + len(new)) * (ID_OVERHEAD_BYTES + chars / (len(seen) + lines))
+                if may_split and held > self._budget:
+                    return None
+        new -= seen
+        return new, lines
 
     def _partition_again(self, seen_path: str, new_path: str) -> Iterator[list[str]]:
         inner = Deduplicator(
