@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from producers.enqueue import dedup
-from producers.enqueue.dedup import ID_OVERHEAD_BYTES, Deduplicator, SpillError
+from producers.enqueue.dedup import SET_ENTRY_BYTES, Deduplicator, SpillError
 from producers.enqueue.sources import FileSource, RangeSource
 from producers.enqueue.validate import Validator, strict_pass, validate_only
 
@@ -35,7 +36,7 @@ def chunked(ids: list[str], size: int) -> list[list[str]]:
 
 def budget_for(ids: int) -> int:
     """A memory budget that holds about ``ids`` ids of ~12 characters."""
-    return ids * (ID_OVERHEAD_BYTES + 12)
+    return ids * (SET_ENTRY_BYTES + sys.getsizeof("x" * 12))
 
 
 HASHES: dict[str, Callable[[str], int]] = {
@@ -128,6 +129,19 @@ def test_unusual_characters_survive_the_spill(tmp_path: Path) -> None:
     dedup_.close()
     assert sorted(early + late) == sorted(set(ids))
     assert dedup_.counts.duplicates == 1
+
+
+def test_wide_characters_count_in_the_memory_estimate(tmp_path: Path) -> None:
+    """An id of 4-byte characters costs more than its ASCII twin: the set spills after fewer of them."""
+    kept: dict[str, int] = {}
+    for name, char in (("narrow", "x"), ("wide", "\U0001f600")):
+        dedup_ = Deduplicator(budget_for(1000), spill_dir=str(tmp_path))
+        ids = [char * 12 + f"{i:04d}" for i in range(3000)]
+        kept[name] = sum(len(dedup_.add(chunk)) for chunk in chunked(ids, 50))
+        late = [cid for rest in dedup_.drain() for cid in rest]
+        dedup_.close()
+        assert sorted(ids) == sorted(ids[: kept[name]] + late)
+    assert 900 <= kept["narrow"] <= 1100 and kept["wide"] < 0.75 * kept["narrow"]
 
 
 def test_validator_counts_stay_exact_when_the_ids_spill(tmp_path: Path) -> None:
