@@ -90,13 +90,14 @@ def enqueue(
 
     Invalid lines (empty, over 128 characters, unprintable characters, a CSV row without the column)
     are skipped and reported with line numbers; --strict refuses the whole source instead.
-    Duplicate ids are enqueued once.
+    Duplicate ids are enqueued once, exactly, in bounded memory: past KCOLLECT_ENQUEUE_MEMORY_MB
+    (default 128) of ids seen, the rest are checked through hash partitions in a temporary directory.
 
     The run id is --run-id, or NAME-YYYYMMDDTHHMMSSZ from --schedule and --scheduled-for: the same
     command is the same run. After a crash, run it again to complete the run (duplicates are
     removed downstream: read results with FINAL).
 
-    Exit codes: 0 every request confirmed;
+    Exit codes: 0 every request confirmed; 1 the duplicate removal could not write its spill files;
     2 bad arguments, CSV without the column, or an invalid line with --strict (nothing enqueued);
     3 broker unreachable (within KCOLLECT_BROKER_TIMEOUT_SECONDS, default 30 s);
     4 topic missing (run `kcollect topics create`); 5 ClickHouse unavailable;
@@ -122,8 +123,10 @@ def enqueue(
             raise ValueError("--resume-lag goes with --max-lag")
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    settings = load_settings()
+    memory_mb = settings.enqueue_memory_mb
     if dry_run:
-        stats = validate_only(source, CHUNK)
+        stats = validate_only(source, CHUNK, memory_mb)
         data: dict[str, Any] = {
             "dry_run": True,
             "run_id": run,
@@ -140,10 +143,10 @@ def enqueue(
         _print(data, json_out)
         return
     assert run is not None
-    spool = strict_pass(source, CHUNK) if strict else None
+    spool = strict_pass(source, CHUNK, memory_mb) if strict else None
     try:
         summary = enqueue_run(
-            load_settings(),
+            settings,
             run,
             spool or source,
             reporter=make_reporter(progress),

@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 
 from processors.processor.config import ConfigError
 from processors.processor.dead_letters import ProcessorFailing
+from producers.enqueue.dedup import SpillError
 from producers.enqueue.enqueue import EnqueueIncompleteError
 from producers.enqueue.sources import SourceError, SourceReadError
 from producers.enqueue.throttle import ThrottleTimeout
@@ -41,6 +42,7 @@ ERROR_EXIT_CODES: tuple[tuple[type[Exception], int, str], ...] = (
     (DeliveryFailed, 6, ""),
     (ManifestNotDeliveredError, 6, ""),
     (ProcessorFailing, 1, "processor stopped: "),
+    (SpillError, 1, ""),  # enqueue's duplicate removal could not use its temporary directory
 )
 
 

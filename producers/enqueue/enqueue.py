@@ -3,9 +3,11 @@
 Order: check the topics; open the source (a bad file or query fails here, before anything is sent);
 publish the run's manifest as ``enqueueing`` (reusing ``requested_at_ms`` of an earlier attempt, so
 a re-run sends byte-identical requests); produce in chunks (throttled on the processors' lag when
-``max_lag`` is set); flush; publish ``enqueued`` with the total, or ``failed``. Re-running the same
-command after a crash re-sends every request: duplicates are removed downstream (the results table is
-a ReplacingMergeTree keyed by (run_id, client_id), read with FINAL).
+``max_lag`` is set), then the ids that waited on disk because the ids seen outgrew
+``settings.enqueue_memory_mb`` (``producers.enqueue.dedup``: a request's bytes do not depend on its order);
+flush; publish ``enqueued`` with the total, or ``failed``. Re-running the same command after a crash
+re-sends every request: duplicates are removed downstream (the results table is a ReplacingMergeTree
+keyed by (run_id, client_id), read with FINAL).
 
 The idempotent producer reports only failed deliveries (``delivery.report.only.error``): a record is
 confirmed when ``flush`` leaves nothing queued and no failure was reported for it. Any failure stops
@@ -16,13 +18,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from producers.enqueue.dedup import MB, Deduplicator
 from producers.enqueue.progress import NullReporter, Reporter
-from producers.enqueue.sources import ClientSource
+from producers.enqueue.sources import Chunk, ClientSource
 from producers.enqueue.throttle import EnqueueThrottle, Hysteresis
 from producers.enqueue.validate import BadLine, Validator
 from schemas.codec import request_encoder
@@ -106,6 +110,18 @@ def _produce(producer: Producer, topic: str, ids: list[str], encode: Any, failur
     return len(ids)
 
 
+def _batches(
+    validator: Validator, first: Chunk | None, chunks: Iterator[Chunk]
+) -> Iterator[tuple[int, list[str]]]:
+    """(lines read, ids to produce) per chunk of the source, then (0, ids) for the ids that waited."""
+    pending = first
+    while pending is not None:
+        yield len(pending[1]), validator.filter(pending)
+        pending = next(chunks, None)
+    for ids in validator.rest():
+        yield 0, ids
+
+
 def _publish(settings: Settings, producer: BatchProducer, manifest: RunManifest, must: bool) -> None:
     """Publish ``manifest``; when ``must`` ManifestNotDeliveredError propagates (exit 6), else is logged."""
     try:
@@ -135,7 +151,7 @@ def enqueue_run(
     hysteresis = Hysteresis.of(max_lag, resume_lag) if max_lag is not None else None
     if hysteresis is not None:
         chunk_size = max(1, min(chunk_size, hysteresis.max_lag))
-    validator = Validator(source)
+    validator = Validator(source, Deduplicator(settings.enqueue_memory_mb * MB))  # closed below
     chunks = source.chunks(chunk_size)
     pending = next(chunks, None)  # opens the source: a failing query or file stops us before any send
 
@@ -176,8 +192,7 @@ def enqueue_run(
     reporter.start(run_id, source.total_hint())
     started, first_at = time.monotonic(), time.time()
     try:
-        while pending is not None and not failures.count:
-            ids = validator.filter(pending)
+        for read, ids in _batches(validator, pending, chunks):
             position = 0
             while position < len(ids) and not failures.count:
                 if gate is not None and budget <= 0:
@@ -186,14 +201,16 @@ def enqueue_run(
                 take = len(ids) - position if gate is None else min(budget, len(ids) - position)
                 sent = _produce(producer, topic, ids[position : position + take], encode, failures)
                 produced, position, budget = produced + sent, position + sent, budget - sent
-            reporter.advance(len(pending[1]), len(ids))
-            pending = next(chunks, None) if not failures.count else None
+            reporter.advance(read, len(ids))
+            if failures.count:
+                break
         producer.flush(flush_timeout)
     except BaseException:
         producer.flush(min(flush_timeout, 5))
         _publish(settings, manifests, finished(manifest, "failed", None), must=False)
         raise
     finally:
+        validator.close()  # the spill files, if the ids did not fit in memory
         reporter.close()
         if gate is not None:
             gate.close()

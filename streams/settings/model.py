@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     commit_interval_seconds: float = Field(1.0, gt=0, le=60)
     shutdown_deadline_seconds: float = Field(20.0, gt=0, le=600)
     broker_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    # memory for the ids enqueue has seen; past it they are deduplicated through hash partitions on disk
+    enqueue_memory_mb: int = Field(128, ge=1, le=1_000_000)
 
     # enqueue: a throttled wait (--max-lag) longer than this stops the enqueue (exit 1; run it again)
     enqueue_throttle_max_wait_seconds: float = Field(3600.0, gt=0, le=7 * 86400)
