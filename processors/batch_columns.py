@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from processors.columns import ResultColumns
+from schemas.ddl import result_version
 from schemas.fast_checks import client_ids_valid, ints_within, run_ids_valid
 from schemas.models import MAX_ATTEMPT, MAX_EPOCH_MS
 from schemas.result_batch import ResultBatch
@@ -89,6 +90,7 @@ def batch_columns(obj: dict[str, Any], run_ids: set[str]) -> ResultColumns | Non
     if metrics is None or computed is None:
         return None
     seconds = [ms // 1000 for ms in requested]
+    versions = [result_version(a, True, collected) for a in attempts]  # every row of a batch is ok
     return [
         run,
         clients,
@@ -99,5 +101,5 @@ def batch_columns(obj: dict[str, Any], run_ids: set[str]) -> ResultColumns | Non
         metrics,
         [NO_MISSING] * n,
         computed,
-        attempts,
+        versions,
     ]

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from schemas.ddl import RESULT_COLUMNS
+from schemas.ddl import RESULT_COLUMNS, result_version
 
 Record = dict[str, Any]
 ResultColumns = list[list[Any]]  # one list per column of ``RESULT_COLUMNS``, every list one value per row
@@ -37,7 +37,10 @@ def to_columns(rows: list[Record]) -> list[list[Any]]:
         [dumps(r["metrics"]) for r in rows],
         [list(r.get("missing", ())) for r in rows],
         [dumps(r["computed"]) for r in rows],
-        attempts,
+        [
+            result_version(a, r["status"] == "ok", r["collected_at_ms"])
+            for a, r in zip(attempts, rows, strict=True)
+        ],
     ]
 
 

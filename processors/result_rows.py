@@ -23,6 +23,7 @@ import orjson
 from processors.batch_columns import batch_columns
 from processors.columns import ResultColumns, empty_columns
 from schemas.codec import CodecError, parse_object, validate
+from schemas.ddl import result_version
 from schemas.fast_checks import is_plain_result
 from schemas.models import ClientResult
 from schemas.result_batch import expand_batch, is_batch
@@ -38,17 +39,18 @@ def fast_row(obj: dict[str, Any], run_ids: set[str]) -> Row | None:
     if not is_plain_result(obj, run_ids):
         return None
     attempt, missing = obj.get("attempt", 0), obj.get("missing", [])
+    collected = obj["collected_at_ms"]
     return (
         obj["run_id"],
         obj["client_id"],
         obj["requested_at_ms"] // 1000,
-        obj["collected_at_ms"] // 1000,
+        collected // 1000,
         attempt,
         obj["status"],
         orjson.dumps(obj["metrics"]),
         missing if type(missing) is list else list(missing),
         orjson.dumps(obj["computed"]),
-        attempt,
+        result_version(attempt, obj["status"] == "ok", collected),
     )
 
 

@@ -29,7 +29,7 @@ from clickhouse_driver import Client
 from clickhouse_driver.errors import Error as DriverError
 from clickhouse_driver.errors import ServerException, TypeMismatchError
 
-from schemas.ddl import DEDUP_SINCE, database_ddl
+from schemas.ddl import DEDUP_SINCE, database_ddl, version_migration
 from streams import clickhouse_columns
 from streams.settings import ClickHouseAddress
 
@@ -130,12 +130,17 @@ def is_data_error(exc: BaseException) -> bool:
 
 
 def migrate(address: ClickHouseAddress) -> list[str]:
-    """Create the database, tables and views if missing (idempotent); returns the statements run."""
+    """Create the database, tables and views if missing and migrate rows of an older version format
+    (``schemas.ddl.version_migration``); idempotent. Returns the statements run."""
     client = connect(address, database="default")
     try:
         statements = database_ddl(address.database, server_version(client))
         for statement in statements:
             client.execute(statement)
+        check, migration = version_migration(address.database)
+        if client.execute(check)[0][0]:
+            client.execute(migration)
+            statements.append(migration)
         return statements
     except Exception as exc:
         if "Connection refused" in str(exc) or "timed out" in str(exc):

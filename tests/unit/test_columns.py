@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from processors.columns import month_of, split_by_month, to_columns
-from schemas.ddl import RESULT_COLUMNS
+from schemas.ddl import RESULT_COLUMNS, result_version
 
 JAN = calendar.timegm((2026, 1, 31, 23, 59, 59)) * 1000
 FEB = calendar.timegm((2026, 2, 1, 0, 0, 0)) * 1000
@@ -41,7 +41,7 @@ def test_to_columns_in_result_columns_order() -> None:
     assert by_name["requested_at"] == [JAN // 1000, JAN // 1000]
     assert by_name["collected_at"] == [(JAN + 1999) // 1000] * 2
     assert by_name["attempt"] == [2, 7]
-    assert by_name["version"] == [2, 7]
+    assert by_name["version"] == [result_version(2, True, JAN + 1999), result_version(7, False, JAN + 1999)]
     assert by_name["status"] == ["ok", "partial"]
     assert [orjson.loads(m) for m in by_name["metrics"]] == [{"a": 1.5, "b": 2.0}, {"a": 0.25}]
     assert all(isinstance(m, bytes) for m in by_name["metrics"])  # the driver writes bytes as they are
@@ -54,7 +54,7 @@ def test_to_columns_defaults_for_fast_path_rows() -> None:
     del bare["attempt"], bare["missing"]
     columns = dict(zip((name for name, _ in RESULT_COLUMNS), to_columns([bare]), strict=True))
     assert columns["attempt"] == [0]
-    assert columns["version"] == [0]
+    assert columns["version"] == [result_version(0, True, bare["collected_at_ms"])]
     assert columns["missing"] == [[]]
 
 
