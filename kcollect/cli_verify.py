@@ -1,5 +1,7 @@
 """`kcollect runs verify R`: the end-to-end check of one run (``processors.verify``); exit 1 on any loss,
-duplicate under FINAL, unexpected row or wrong value."""
+duplicate under FINAL, unexpected row, client both stored and dead-lettered, wrong value, ``ok`` row
+missing a metric, status contradicting ``missing``, or ``computed`` not following from the metrics (the
+deployment's compute function and metrics, from its processor config)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ def verify(
     """Compare every acknowledged request of a run with ClickHouse and the dead-letter topics."""
     from processors.verify import (
         ValueCheck,
+        compute_for,
         pipeline_groups,
         simulated_check,
         value_check_for,
@@ -45,7 +48,10 @@ def verify(
     if values == "auto":
         check = value_check_for(settings)
     expected = list(RangeSource.parse(clients)) if clients else None
-    report = verify_run(settings, run_id, expected=expected, value_check=check)
+    compute, metric_names = compute_for(settings)
+    report = verify_run(
+        settings, run_id, expected=expected, value_check=check, compute=compute, metric_names=metric_names
+    )
     report.recovery_seconds = recovery
     if watch > 0 and recovery is None:
         report.problems.append(f"lag not back to zero within {watch:g} s")
@@ -61,6 +67,9 @@ def verify(
             f"  lost {report.lost:,}  duplicated raw {report.duplicated_raw:,}  duplicated FINAL "
             f"{report.duplicated_final:,}  unexpected {report.unexpected:,}  wrong {report.wrong:,}"
             + ("" if report.values_checked else "  (values not checked)")
+            + f"  stored and dead-lettered {report.stored_and_dead_lettered:,}  incomplete ok "
+            f"{report.incomplete_ok:,}  status contradicts missing {report.status_contradicts_missing:,}  "
+            f"wrong computed {report.wrong_computed:,}"
             + ("" if recovery is None else f"  recovered in {recovery:.1f} s")
         )
         for name, sample in report.samples.items():
