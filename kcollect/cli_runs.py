@@ -35,8 +35,13 @@ def _line(p: RunProgress) -> str:
     pending = "?" if p.pending is None else f"{p.pending:,}"
     return (
         f"{p.run_id}: {p.state}, enqueued {total}, processed {p.processed:,}, stored {p.stored:,}, "
-        f"dead-lettered {p.dead_lettered:,}, pending {pending}, "
+        f"dead-lettered {p.dead_lettered:,} (expired {p.expired:,}), pending {pending}, "
         + ("complete" if p.complete else "not complete")
+        + (
+            f"; {p.unmatched:,} dead letter(s) name the run but are none of its clients"
+            if p.unmatched
+            else ""
+        )
     )
 
 

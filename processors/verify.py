@@ -40,25 +40,20 @@ even when ``expected`` is given) and every count above except ``duplicated_raw``
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from processors.compute import ComputeFn
 from processors.subsystems import simulated_value
-from schemas.codec import decode_requests
 from schemas.ddl import RESULTS_TABLE
 from schemas.topics import REQUESTS, REQUESTS_DLQ, RESULTS_DLQ
-from streams.admin import require_topics
 from streams.clickhouse import connect
 from streams.dlq import header_map
-from streams.kafka_config import consumer_config
-from streams.runs import read_manifest
+from streams.runs import read_manifest, read_to_end, run_clients
 from streams.settings import Settings
 
 SAMPLE = 20
@@ -199,55 +194,9 @@ class VerifyReport:
         return data
 
 
-def _read_topics(settings: Settings, topics: list[str], take: Callable[[Any], None], timeout: float) -> None:
-    """Read every partition of ``topics`` from the beginning to its end (assigned, no group)."""
-    counts = require_topics(settings, topics)
-    reader = Consumer(
-        consumer_config(
-            settings,
-            f"kcollect-verify-{uuid.uuid4().hex[:8]}",
-            **{"enable.partition.eof": True, "fetch.wait.max.ms": 10},
-        )
-    )
-    partitions = {(t, p) for t, n in counts.items() for p in range(n)}
-    reader.assign([TopicPartition(t, p, 0) for t, p in sorted(partitions)])
-    at_end: set[tuple[str, int]] = set()
-    deadline = time.monotonic() + timeout
-    try:
-        while at_end < partitions:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {', '.join(topics)} to the end within {timeout:g} s")
-            for msg in reader.consume(10000, 0.2):
-                where = (str(msg.topic()), int(msg.partition() or 0))
-                error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(where)
-                    continue
-                at_end.discard(where)
-                take(msg)
-    finally:
-        reader.close()
-
-
 def requested_clients(settings: Settings, run_id: str, timeout: float = 120.0) -> set[str]:
     """Client ids of every request of ``run_id`` on the requests topic."""
-    found: set[str] = set()
-    batch: list[bytes | None] = []
-
-    def flush() -> None:
-        good, _ = decode_requests(batch)
-        found.update(r["client_id"] for r in good if r["run_id"] == run_id)
-        batch.clear()
-
-    def take(msg: Any) -> None:
-        batch.append(msg.value())
-        if len(batch) >= 10000:
-            flush()
-
-    _read_topics(settings, [REQUESTS.name(settings.topic_prefix)], take, timeout)
-    flush()
-    return found
+    return run_clients(settings, run_id, timeout)
 
 
 def _int(text: str | None) -> int:
@@ -283,7 +232,7 @@ def dead_letters(settings: Settings, run_id: str | None, timeout: float = 60.0) 
             )
         )
 
-    _read_topics(settings, [REQUESTS_DLQ.name(prefix), RESULTS_DLQ.name(prefix)], take, timeout)
+    read_to_end(settings, [REQUESTS_DLQ.name(prefix), RESULTS_DLQ.name(prefix)], take, timeout)
     return found
 
 
