@@ -1,0 +1,119 @@
+"""The sink's insert pieces that hold no connection: the deduplication token and the up/down state.
+
+The insert itself (one per month, bisecting refused rows, retry during outages, commit after the
+acknowledgement) runs against the real ClickHouse in tests/integration/processors/sink/test_sink.py and
+test_sink_outage.py.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import threading
+
+import pytest
+from clickhouse_driver.errors import NetworkError
+
+from processors.sink.insert import (
+    UNEXPECTED_ATTEMPTS,
+    ClickHouseHealth,
+    SinkStats,
+    UnexpectedInsertError,
+    WindowWriter,
+    insert_token,
+    write_with_retry,
+)
+from processors.sink.result_rows import row_of
+from processors.sink.windowing import PartitionWindow, WindowLimits
+from streams.observability.metrics import SINK_CLICKHOUSE_UP
+from streams.settings.model import ClickHouseAddress
+
+JAN = calendar.timegm((2026, 1, 15, 0, 0, 0)) * 1000
+LIMITS = WindowLimits(1000, 10**9, 1.0)
+
+
+def window(partition: int, start: int, clients: list[str], requested_at_ms: int = JAN) -> PartitionWindow:
+    offsets = list(range(start, start + len(clients)))
+    rows = [
+        row_of(
+            {"v": 1, "run_id": "r1", "client_id": c, "requested_at_ms": requested_at_ms,
+             "collected_at_ms": requested_at_ms, "status": "ok", "metrics": {}, "computed": {}}
+        )
+        for c in clients
+    ]  # fmt: skip
+    end = start + len(clients)
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    return PartitionWindow(
+        ("results", partition), start, end, LIMITS, 0.0, columns, offsets, [f"m{o}" for o in offsets]
+    )
+
+
+def test_dedup_token_names_the_partition_offsets_month_and_data() -> None:
+    token = insert_token(window(3, 100, ["a", "b"]), 202601, 0, 1, 2)
+    assert token.startswith("results:3:100-102:202601:100-101:2:")
+    assert token == insert_token(window(3, 100, ["a", "b"]), 202601, 0, 1, 2)  # deterministic
+    assert token != insert_token(window(3, 100, ["a", "z"]), 202601, 0, 1, 2)  # same offsets, new data
+    assert token != insert_token(window(4, 100, ["a", "b"]), 202601, 0, 1, 2)  # another partition
+    assert token != insert_token(window(3, 100, ["a", "b"]), 202602, 0, 1, 2)  # another month
+
+
+def test_health_logs_each_state_change_once(caplog: pytest.LogCaptureFixture) -> None:
+    stats = SinkStats()
+    health = ClickHouseHealth(stats)
+    with caplog.at_level(logging.WARNING, logger="processors.sink.insert"):
+        for _ in range(3):
+            health.failed(NetworkError("Connection refused"))
+        assert not health.up and SINK_CLICKHOUSE_UP._value.get() == 0  # type: ignore[attr-defined]
+        health.succeeded()
+        health.succeeded()
+    assert health.up and SINK_CLICKHOUSE_UP._value.get() == 1  # type: ignore[attr-defined]
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2 and "pausing" in messages[0] and "back after" in messages[1]
+    assert stats.outages == 1 and stats.insert_failures == 3
+
+
+class _FailingWriter:
+    """A writer whose every attempt raises ``error`` (pure: no connection)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.attempts = 0
+        self.resets = 0
+
+    def write(self, window: PartitionWindow) -> list[tuple[int, Exception]]:
+        self.attempts += 1
+        raise self.error
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+def test_a_window_without_valid_rows_is_written_without_touching_clickhouse() -> None:
+    # every record of the window was dead-lettered at decode: nothing to insert, nothing refused
+    empty = PartitionWindow(("results", 0), 0, 5, LIMITS, 0.0)
+    nowhere = ClickHouseAddress("127.0.0.1", 1, "nowhere")  # port 1: a connection attempt would fail
+    assert WindowWriter(nowhere, SinkStats()).write(empty) == []
+
+
+def test_an_error_that_is_not_an_outage_is_retried_a_bounded_number_of_times() -> None:
+    writer = _FailingWriter(TypeError("unsupported operand"))
+    stop = threading.Event()
+    timer = threading.Timer(20.0, stop.set)  # before the fix: retried for ever, until this stop
+    timer.start()
+    try:
+        with pytest.raises(UnexpectedInsertError) as caught:
+            write_with_retry(writer, window(0, 0, ["a"]), ClickHouseHealth(SinkStats()), stop, backoff=0.0)  # type: ignore[arg-type]
+    finally:
+        timer.cancel()
+    assert writer.attempts == UNEXPECTED_ATTEMPTS
+    assert isinstance(caught.value.__cause__, TypeError)
+
+
+def test_an_outage_is_retried_until_the_sink_stops() -> None:
+    writer = _FailingWriter(NetworkError("Code: 210. Connection refused"))
+    stop = threading.Event()
+    timer = threading.Timer(0.5, stop.set)
+    timer.start()
+    health = ClickHouseHealth(SinkStats())
+    assert write_with_retry(writer, window(0, 0, ["a"]), health, stop, backoff=0.01) is None  # type: ignore[arg-type]
+    assert writer.attempts > UNEXPECTED_ATTEMPTS and not health.up
