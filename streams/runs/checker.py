@@ -20,6 +20,8 @@ the dead-letter topics (``run_id`` header, key = client id). The report counts:
   depends on the server and on ``do_not_merge_across_partitions_select_final``: 18.16 merges across
   them at query time, which would hide such a duplicate from a FINAL count alone;
 - ``unexpected``: stored but never enqueued;
+- ``dead_lettered`` counts the run's clients only; ``dead_letters_of_others`` the dead-letter keys that
+  name the run but are none of its clients (garbage carrying the run's id): reported, not a failure;
 - ``stored_and_dead_lettered``: a client with a row and a dead letter of the run: two outcomes;
 - ``wrong``: a metric that differs from what the ``ValueCheck`` says (optional; the built-in simulated
   subsystems' ``simulated_check`` when the deployment uses them);
@@ -136,7 +138,7 @@ class VerifyReport:
     expected: int  # distinct clients that must be accounted for
     stored_raw_rows: int
     stored: int  # distinct clients under FINAL
-    dead_lettered: int  # distinct clients dead-lettered and not stored
+    dead_lettered: int  # distinct clients of the run (expected) dead-lettered and not stored
     lost: int
     duplicated_raw: int
     duplicated_final: int
@@ -144,6 +146,7 @@ class VerifyReport:
     wrong: int
     values_checked: bool
     stored_and_dead_lettered: int = 0
+    dead_letters_of_others: int = 0  # dead-letter keys naming the run that are none of its clients
     incomplete_ok: int = 0
     status_contradicts_missing: int = 0
     wrong_computed: int = 0
@@ -303,7 +306,8 @@ def verify_run(
         expected=max(len(wanted), total or 0),
         stored_raw_rows=facts.raw_rows,
         stored=len(stored),
-        dead_lettered=len(dead),
+        dead_lettered=len(dead & wanted) if wanted else len(dead),
+        dead_letters_of_others=len(dead - wanted) if wanted else 0,
         lost=len(lost) + unaccounted,
         duplicated_raw=facts.raw_duplicates,
         duplicated_final=len(dup_final),
