@@ -155,16 +155,20 @@ def _version_sql() -> str:
 
 
 def version_migration(database: str) -> tuple[str, str]:
-    """(check, migration) for rows written before ``VERSION_FORMAT``: the check counts the (run, client)
-    keys that still need it; the migration re-inserts their rows with the new version (same key, greater
-    version: the copy replaces the original under FINAL and in merges). Keys that already have a row of
-    the new format are left alone (that row wins anyway), so a second run copies nothing."""
+    """(check, migration) for rows written before ``VERSION_FORMAT``.
+
+    The check is cheap (one UInt64 column): whether any row of the old format is left. The migration
+    re-inserts the rows of the (run, client) keys that have no row of the new format yet, with their
+    new version (same key, greater version: the copy replaces the original under FINAL and in merges,
+    the copy landing in the original's partition). Keys that already have a new-format row are left
+    alone (that row wins anyway), so running it again copies nothing; the originals stay on disk until
+    background merges drop them, and until then the check still finds them."""
     table = f"{database}.{RESULTS_TABLE}"
     new_keys = f"(SELECT run_id, client_id FROM {table} WHERE version >= {VERSION_FORMAT})"
     where = f"version < {VERSION_FORMAT} AND (run_id, client_id) NOT IN {new_keys}"
     others = ", ".join(name for name, _ in RESULT_COLUMNS if name != "version")
     names = ", ".join(name for name, _ in RESULT_COLUMNS)
-    check = f"SELECT count() FROM {table} WHERE {where}"
+    check = f"SELECT count() FROM {table} WHERE version < {VERSION_FORMAT}"
     migration = f"INSERT INTO {table} ({names}) SELECT {others}, {_version_sql()} FROM {table} WHERE {where}"
     return check, migration
 
