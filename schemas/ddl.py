@@ -174,7 +174,7 @@ def version_migration(database: str) -> tuple[str, str]:
 
 
 OPTIONAL_RESULT_COLUMNS = frozenset(("missing",))
-"""MetricColumns an insert may leave out when every row holds their default (an empty array): the server fills
+"""Columns an insert may leave out when every row holds their default (an empty array): the server fills
 them in, and the client does not serialize a column of empty arrays row by row."""
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from processors.sink.columns import ResultColumns
+from processors.sink.columns import ResultColumns, in_column_order
 from schemas.ddl import result_version
 from schemas.fast_checks import client_ids_valid, ints_within, run_ids_valid
 from schemas.models import MAX_ATTEMPT, MAX_EPOCH_MS
@@ -90,16 +90,19 @@ def batch_columns(obj: dict[str, Any], run_ids: set[str]) -> ResultColumns | Non
     if metrics is None or computed is None:
         return None
     seconds = [ms // 1000 for ms in requested]
-    versions = [result_version(a, True, collected) for a in attempts]  # every row of a batch is ok
-    return [
-        run,
-        clients,
-        seconds,
-        [collected // 1000] * n,
-        attempts,
-        ["ok"] * n,
-        metrics,
-        [NO_MISSING] * n,
-        computed,
-        versions,
-    ]
+    return list(
+        in_column_order(
+            {
+                "run_id": run,
+                "client_id": clients,
+                "requested_at": seconds,
+                "collected_at": [collected // 1000] * n,
+                "attempt": attempts,
+                "status": ["ok"] * n,
+                "metrics": metrics,
+                "missing": [NO_MISSING] * n,
+                "computed": computed,
+                "version": [result_version(a, True, collected) for a in attempts],  # all ok
+            }
+        )
+    )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.deployment import Deployment, make_deployment
-from kcollect.cli.verify import compute_for
+from kcollect.cli.runs import compute_for
 from kcollect.localstack.clickhouse import clickhouse_url, start_clickhouse
 from kcollect.localstack.persistent import S3Store, start_broker, start_moto
 from kcollect.localstack.ports import LOOPBACK, free_port
