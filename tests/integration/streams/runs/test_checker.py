@@ -3,6 +3,7 @@ run of otherwise good rows, and the checker must fail the run for exactly those 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,12 @@ def test_every_planted_contradiction_is_named(pipe: Pipeline) -> None:
     assert not report.ok and len(report.problems) == 4, report.problems
     # without the configured names, the run's own names (cpu, mem) are what an ok row must hold
     assert verify_run(pipe.settings, run).samples["incomplete_ok"] == ["c1"]
+    # the command: the deployment's compute function (summary, the default config's) checks computed
+    done = pipe.cli("runs", "verify", run, "--json", "--values", "none")
+    assert done.returncode == 1, done.stdout + done.stderr
+    cli = json.loads(done.stdout)
+    assert cli["computed_checked"] and cli["samples"]["wrong_computed"] == ["c4"], cli
+    assert cli["samples"]["stored_and_dead_lettered"] == ["c7"], cli
 
 
 def test_a_clean_run_passes(pipe: Pipeline) -> None:
