@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import logging
 import threading
+import time
 
 import pytest
 from clickhouse_driver.errors import NetworkError
@@ -23,10 +24,13 @@ from processors.sink.insert import (
     insert_token,
     write_with_retry,
 )
+from processors.sink.insert_step import InsertStep, InsertWorkerError
 from processors.sink.result_rows import row_of
 from processors.sink.windowing import PartitionWindow, WindowLimits
+from streams.kafka.producer import DeliveryTracker
 from streams.observability.metrics import SINK_CLICKHOUSE_UP
 from streams.settings.model import ClickHouseAddress
+from streams.steps.strategy import Batch
 
 JAN = calendar.timegm((2026, 1, 15, 0, 0, 0)) * 1000
 LIMITS = WindowLimits(1000, 10**9, 1.0)
@@ -117,3 +121,43 @@ def test_an_outage_is_retried_until_the_sink_stops() -> None:
     health = ClickHouseHealth(SinkStats())
     assert write_with_retry(writer, window(0, 0, ["a"]), health, stop, backoff=0.01) is None  # type: ignore[arg-type]
     assert writer.attempts > UNEXPECTED_ATTEMPTS and not health.up
+
+
+class _Sink:
+    """The next step of the insert step: keeps what it is handed."""
+
+    def __init__(self) -> None:
+        self.batches: list[Batch[None]] = []
+
+    def submit(self, batch: Batch[None]) -> None:
+        self.batches.append(batch)
+
+    def poll(self) -> None:
+        pass
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def terminate(self) -> None:
+        pass
+
+
+def test_an_unexpected_insert_error_stops_the_sink_with_the_window_uncommitted() -> None:
+    writer = _FailingWriter(TypeError("unsupported operand"))
+    after = _Sink()
+    step = InsertStep([writer], ClickHouseHealth(SinkStats()), lambda w, bad: DeliveryTracker(), after)  # type: ignore[list-item]
+    win = window(0, 0, ["a", "b"])
+    step.submit(Batch(win, {win.partition: win.end}))
+    deadline = time.monotonic() + 20
+    try:
+        with pytest.raises(InsertWorkerError) as caught:
+            while time.monotonic() < deadline:
+                step.poll()
+                time.sleep(0.05)
+    finally:
+        step.terminate()
+    assert isinstance(caught.value.__cause__, UnexpectedInsertError)
+    assert writer.attempts == UNEXPECTED_ATTEMPTS and after.batches == []  # nothing handed on to commit
