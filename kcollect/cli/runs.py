@@ -26,7 +26,7 @@ from streams.runs.status import RunProgress, list_runs, run_status, wait_complet
 from streams.settings.model import Settings, load_settings
 
 if TYPE_CHECKING:
-    from streams.runs.checker import ValueCheck
+    from streams.runs.checker import ComputeCheck, ValueCheck
 
 runs_app = typer.Typer(help="Collection runs: progress and completion.", no_args_is_help=True)
 
@@ -38,8 +38,13 @@ def _line(p: RunProgress) -> str:
     pending = "?" if p.pending is None else f"{p.pending:,}"
     return (
         f"{p.run_id}: {p.state}, enqueued {total}, processed {p.processed:,}, stored {p.stored:,}, "
-        f"dead-lettered {p.dead_lettered:,}, pending {pending}, "
+        f"dead-lettered {p.dead_lettered:,} (expired {p.expired:,}), pending {pending}, "
         + ("complete" if p.complete else "not complete")
+        + (
+            f"; {p.unmatched:,} dead letter(s) name the run but are none of its clients"
+            if p.unmatched
+            else ""
+        )
     )
 
 
@@ -125,6 +130,17 @@ def value_check_for(settings: Settings) -> ValueCheck | None:
     return simulated_check if all(s.kind == "simulated" for s in config.subsystems) else None
 
 
+def compute_for(settings: Settings) -> tuple[ComputeCheck, tuple[str, ...]]:
+    """The deployment's compute function and its configured metric names (its processor config)."""
+    from pathlib import Path
+
+    from processors.processor.config import load_config, resolve_compute
+
+    path = Path(settings.processor_config) if settings.processor_config else None
+    config = load_config(path)
+    return resolve_compute(config.compute), config.metrics
+
+
 @runs_app.command("verify")
 @exit_on_known_errors
 def verify(
@@ -153,7 +169,10 @@ def verify(
     if values == "auto":
         check = value_check_for(settings)
     expected = list(RangeSource.parse(clients)) if clients else None
-    report = verify_run(settings, run_id, expected=expected, value_check=check)
+    compute, metric_names = compute_for(settings)
+    report = verify_run(
+        settings, run_id, expected=expected, value_check=check, compute=compute, metric_names=metric_names
+    )
     report.recovery_seconds = recovery
     if watch > 0 and recovery is None:
         report.problems.append(f"lag not back to zero within {watch:g} s")
@@ -169,6 +188,9 @@ def verify(
             f"  lost {report.lost:,}  duplicated raw {report.duplicated_raw:,}  duplicated FINAL "
             f"{report.duplicated_final:,}  unexpected {report.unexpected:,}  wrong {report.wrong:,}"
             + ("" if report.values_checked else "  (values not checked)")
+            + f"  stored and dead-lettered {report.stored_and_dead_lettered:,}  incomplete ok "
+            f"{report.incomplete_ok:,}  status contradicts missing {report.status_contradicts_missing:,}  "
+            f"wrong computed {report.wrong_computed:,}"
             + ("" if recovery is None else f"  recovered in {recovery:.1f} s")
         )
         for name, sample in report.samples.items():

@@ -9,6 +9,13 @@ flush; publish ``enqueued`` with the total, or ``failed``. Re-running the same c
 re-sends every request: duplicates are removed downstream (the results table is a ReplacingMergeTree
 keyed by (run_id, client_id), read with FINAL).
 
+The run's client set: each confirmed enqueue appends its own distinct clients (size and digest,
+``schemas.client_set``) and the run's union after it to the manifest's ``enqueues``; ``total`` is the
+union's size. When this enqueue's set is the run's set already (a re-run) or the run has none yet, the
+union is known at once; otherwise (other clients for the same run id, or a manifest written before
+client sets) the union is read from the requests topic: every request of the run it holds
+(``streams.runs.run_clients``, a scan of the topic, logged).
+
 The idempotent producer reports only failed deliveries (``delivery.report.only.error``): a record is
 confirmed when ``flush`` leaves nothing queued and no failure was reported for it. Any failure stops
 producing and ends with ``EnqueueIncompleteError`` saying how many were not confirmed.
@@ -29,15 +36,16 @@ from producers.enqueue.progress import NullReporter, Reporter
 from producers.enqueue.sources import Chunk, ClientSource
 from producers.enqueue.throttle import EnqueueThrottle, Hysteresis
 from producers.enqueue.validate import BadLine, Validator
+from schemas.client_set import digest_of, to_hex
 from schemas.codec import request_encoder
-from schemas.models import RunManifest
+from schemas.models import EnqueueTotal, RunManifest
 from schemas.topics import REQUESTS, RUNS
 from streams.kafka.admin import require_topics
 from streams.kafka.clients import make_producer
 from streams.kafka.producer import BatchProducer
 from streams.lag.probe import LagProbe
-from streams.runs.identity import Deadline, finished, run_manifest
-from streams.runs.manifests import ManifestNotDeliveredError, publish_manifest, read_manifest
+from streams.runs.identity import Deadline, finished, now_ms, run_manifest
+from streams.runs.manifests import ManifestNotDeliveredError, publish_manifest, read_manifest, run_clients
 from streams.settings.model import Settings
 
 log = logging.getLogger(__name__)
@@ -132,6 +140,38 @@ def _publish(settings: Settings, producer: BatchProducer, manifest: RunManifest,
         log.error("%s", exc)
 
 
+def run_client_set(
+    settings: Settings,
+    manifest: RunManifest,
+    previous: RunManifest | None,
+    source: str,
+    count: int,
+    digest: int,
+) -> EnqueueTotal:
+    """This confirmed enqueue (``count`` distinct clients, ``digest``) and the run's union after it."""
+    prior = previous.client_set if previous is not None else None
+    union: tuple[int, int] | None = None
+    if prior is None and (previous is None or previous.status != "enqueued" or previous.total is None):
+        union = count, digest  # no earlier confirmed enqueue
+    elif prior is not None and (prior.union_clients, prior.union_digest) == (count, to_hex(digest)):
+        union = count, digest  # the run's set again
+    if union is None:
+        log.info(
+            "run %s: other clients than the run's earlier enqueues: reading its requests to count the union",
+            manifest.run_id,
+        )
+        clients = run_clients(settings, manifest.run_id)
+        union = len(clients), digest_of(clients)
+    return EnqueueTotal(
+        source=source,
+        clients=count,
+        digest=to_hex(digest),
+        union_clients=union[0],
+        union_digest=to_hex(union[1]),
+        finished_at_ms=now_ms(),
+    )
+
+
 def enqueue_run(
     settings: Settings,
     run_id: str,
@@ -188,11 +228,12 @@ def enqueue_run(
     )
     encode = request_encoder(run_id, manifest.requested_at_ms, deadline_ms=manifest.deadline_ms)
     flush_timeout = settings.broker_timeout_seconds + 5
-    produced = budget = 0
+    produced = budget = digest = 0
     reporter.start(run_id, source.total_hint())
     started, first_at = time.monotonic(), time.time()
     try:
         for read, ids in _batches(validator, pending, chunks):
+            digest += digest_of(ids)
             position = 0
             while position < len(ids) and not failures.count:
                 if gate is not None and budget <= 0:
@@ -220,7 +261,8 @@ def enqueue_run(
     if unconfirmed:
         _publish(settings, manifests, finished(manifest, "failed", None), must=False)
         raise EnqueueIncompleteError(unconfirmed, produced, failures.first_errors, failures.count > 0)
-    _publish(settings, manifests, finished(manifest, "enqueued", stats.valid), must=True)
+    enqueue = run_client_set(settings, manifest, previous, source.describe(), stats.valid, digest)
+    _publish(settings, manifests, finished(manifest, "enqueued", enqueue.union_clients, enqueue), must=True)
     return EnqueueSummary(
         run_id=run_id,
         enqueued=produced,

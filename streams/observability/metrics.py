@@ -17,7 +17,7 @@ SINK_INSERTS = Counter("kcollect_sink_inserts", "Acknowledged inserts (one per w
 SINK_INSERT_FAILURES = Counter(
     "kcollect_sink_insert_failures",
     "Failed insert attempts",
-    ["kind"],  # kind: outage | data
+    ["kind"],  # kind: outage | data | unexpected (a bug: a few attempts, then the sink stops)
 )
 SINK_DEAD_LETTERED = Counter(
     "kcollect_sink_dead_lettered", "Results sent to the results dead-letter topic", ["stage"]

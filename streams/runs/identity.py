@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from schemas.models import RunManifest, RunStatus, check_run_id
+from schemas.models import MAX_ENQUEUES, EnqueueTotal, RunManifest, RunStatus, check_run_id
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ def run_manifest(
             requested_at_ms=previous.requested_at_ms,
             created_at_ms=previous.created_at_ms,
             deadline_ms=previous.deadline_ms,
+            enqueues=previous.enqueues,
         )
     requested = requested_at_ms if requested_at_ms is not None else now
     return RunManifest(
@@ -113,5 +114,11 @@ def run_manifest(
     )
 
 
-def finished(manifest: RunManifest, status: RunStatus, total: int | None) -> RunManifest:
-    return manifest.model_copy(update={"status": status, "total": total, "finished_at_ms": now_ms()})
+def finished(
+    manifest: RunManifest, status: RunStatus, total: int | None, enqueue: EnqueueTotal | None = None
+) -> RunManifest:
+    """The manifest at the end of an enqueue; a confirmed one (``enqueue``) is appended to ``enqueues``."""
+    update: dict[str, object] = {"status": status, "total": total, "finished_at_ms": now_ms()}
+    if enqueue is not None:
+        update["enqueues"] = (*manifest.enqueues, enqueue)[-MAX_ENQUEUES:]
+    return manifest.model_copy(update=update)
