@@ -5,11 +5,16 @@ from __future__ import annotations
 import faulthandler
 import json
 import resource
+import sys
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
+from kcollect.cli_choices import LogLevel
 from kcollect.cli_deploy import scheduler_app, settings_app
 from kcollect.cli_enqueue import enqueue
 from kcollect.cli_lag import doctor, exporter, lag
@@ -18,13 +23,12 @@ from kcollect.cli_runs import runs_app
 from kcollect.cli_stack import stack_app
 from kcollect.errors import EXIT_CODES_HELP, exit_on_known_errors
 from streams.logs import log_format_from_env, setup_logging
-from streams.settings import load_settings
+from streams.settings import load_settings, warn_unknown_variables
 
 app = typer.Typer(
     help=f"kcollect: fleet-scale metric collection through Kafka into ClickHouse.\n\n{EXIT_CODES_HELP}",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 app.add_typer(stack_app, name="stack", help="The embedded local stack (Tansu broker + ClickHouse).")
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
@@ -46,9 +50,31 @@ ReadyFile = Annotated[Path | None, typer.Option(help="Write this file once parti
 StatsFile = Annotated[Path | None, typer.Option(help="Write statistics as JSON here at exit.")]
 
 
+def kcollect_version() -> str:
+    try:
+        return package_version("kcollect")
+    except PackageNotFoundError:  # a source tree that is not installed
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"kcollect {kcollect_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO") -> None:
-    setup_logging(log_level, log_format_from_env())
+def _main(
+    log_level: Annotated[
+        LogLevel, typer.Option(envvar="KCOLLECT_LOG_LEVEL", case_sensitive=False, help="Log level.")
+    ] = LogLevel.INFO,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    setup_logging(log_level.value, log_format_from_env())
+    warn_unknown_variables()
 
 
 def _peak_rss_mb() -> float:
@@ -60,25 +86,37 @@ def _write_stats(path: Path | None, stats: dict[str, Any]) -> None:
         path.write_text(json.dumps(stats | {"peak_rss_mb": _peak_rss_mb()}))
 
 
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
 @topics_app.command("create")
 @exit_on_known_errors
-def topics_create() -> None:
+def topics_create(json_out: JsonOut = False) -> None:
     """Create every declared topic that does not exist yet (idempotent)."""
+    from schemas.topics import ALL_TOPICS
     from streams.admin import create_topics
 
-    created = create_topics(load_settings())
-    typer.echo(f"created {len(created)} topic(s){': ' + ', '.join(created) if created else ''}")
+    settings = load_settings()
+    created = create_topics(settings)
+    if json_out:
+        declared = [spec.name(settings.topic_prefix) for spec in ALL_TOPICS]
+        typer.echo(json.dumps({"created": created, "declared": declared}))
+    else:
+        typer.echo(f"created {len(created)} topic(s){': ' + ', '.join(created) if created else ''}")
 
 
 @db_app.command("migrate")
 @exit_on_known_errors
-def db_migrate() -> None:
+def db_migrate(json_out: JsonOut = False) -> None:
     """Create the ClickHouse database and tables (idempotent)."""
     from streams.clickhouse import migrate
 
     address = load_settings().clickhouse()
     migrate(address)
-    typer.echo(f"schema ready in {address.url()}")
+    if json_out:
+        typer.echo(json.dumps({"ready": True, "clickhouse": address.url(), "database": address.database}))
+    else:
+        typer.echo(f"schema ready in {address.url()}")
 
 
 @app.command()
@@ -124,4 +162,26 @@ def main() -> None:
     # A crash inside a C extension (librdkafka, the ClickHouse driver's) prints every thread's Python
     # stack to stderr, which the services' logs keep, instead of leaving only an exit code of -11.
     faulthandler.enable()
-    app()
+    sys.exit(run_cli(sys.argv[1:]))
+
+
+def run_cli(args: list[str]) -> int:
+    """Run the command line; a usage error (bad option, bad choice) is one line on stderr and exit 2."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args, prog_name="kcollect", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        return 2
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "kcollect"
+        message = " ".join(exc.format_message().replace("Value error, ", "").split())
+        print(f"{where}: error: {message} (see {where} --help)", file=sys.stderr)
+        return exc.exit_code
+    except ClickException as exc:
+        print(f"kcollect: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Abort:
+        print("kcollect: aborted", file=sys.stderr)
+        return 1
+    return result if isinstance(result, int) else 0

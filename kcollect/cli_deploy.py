@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from kcollect.cli_choices import CatchUp, Overlap, SettingsFormat
 from kcollect.errors import exit_on_known_errors
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ Clients = Annotated[str | None, typer.Option(help="N (0..N-1) or FIRST-LAST, dec
 FromFile = Annotated[str | None, typer.Option(help="One id per line (or CSV), read again for every run.")]
 Column = Annotated[str | None, typer.Option(help="CSV: the header of the id column.")]
 FromClickHouse = Annotated[str | None, typer.Option(help="A query whose first column is the client id.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
 def _schedule(every: str | None, cron: str | None) -> Schedule:
@@ -77,10 +79,12 @@ def scheduler_run(
     from_file: FromFile = None,
     column: Column = None,
     from_clickhouse: FromClickHouse = None,
-    catch_up: Annotated[str, typer.Option(help="Missed slots: latest (the newest once) or skip.")] = "latest",
+    catch_up: Annotated[
+        CatchUp, typer.Option(help="Missed slots: latest (the newest once) or skip.")
+    ] = CatchUp.latest,
     overlap: Annotated[
-        str, typer.Option(help="Previous run incomplete: skip the slot, queue one, or allow.")
-    ] = "skip",
+        Overlap, typer.Option(help="Previous run incomplete: skip the slot, queue one, or allow.")
+    ] = Overlap.skip,
     jitter: Annotated[str, typer.Option(help="Delay each slot by up to this (e.g. 30s).")] = "0",
     tick: Annotated[float, typer.Option(min=0.05, help="Seconds between turns.")] = 1.0,
     http_port: Annotated[int | None, typer.Option(help="Port of /metrics /healthz /readyz.")] = None,
@@ -92,15 +96,11 @@ def scheduler_run(
     from streams.settings import load_settings
 
     _check_name(name)
-    if catch_up not in ("latest", "skip"):
-        raise typer.BadParameter("must be latest or skip", param_hint="--catch-up")
-    if overlap not in ("skip", "queue", "allow"):
-        raise typer.BadParameter("must be skip, queue or allow", param_hint="--overlap")
     try:
         jitter_s = 0.0 if jitter.strip() in ("0", "") else float(parse_duration(jitter))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--jitter") from None
-    config = SchedulerConfig(name, _schedule(every, cron), catch_up, overlap, jitter_s, tick)  # type: ignore[arg-type]
+    config = SchedulerConfig(name, _schedule(every, cron), catch_up.value, overlap.value, jitter_s, tick)
     settings = load_settings()
     _setup_logging()
     factory = _source_factory(clients, from_file, column, from_clickhouse)
@@ -130,6 +130,7 @@ def scheduler_backfill(
     column: Column = None,
     from_clickhouse: FromClickHouse = None,
     dry_run: Annotated[bool, typer.Option(help="List the slots only.")] = False,
+    json_out: JsonOut = False,
 ) -> None:
     """Enqueue every slot in [--from, --to] whose run does not exist yet (same run ids as the scheduler)."""
     from producers.backfill import backfill
@@ -147,43 +148,64 @@ def scheduler_backfill(
         outcome = backfill(load_settings(), name, schedule, first, last, factory, dry_run)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    if json_out:
+        slots = [{"run_id": rid, "outcome": what} for rid, what in outcome]
+        typer.echo(json.dumps({"schedule": name, "dry_run": dry_run, "slots": slots}))
+        return
     for rid, what in outcome:
         typer.echo(f"{rid}\t{what}")
 
 
-def _pause(name: str, paused: bool) -> None:
+def _pause(name: str, paused: bool, json_out: bool) -> None:
     from producers.scheduler_lock import publish_pause
     from streams.settings import load_settings
 
     _check_name(name)
     publish_pause(load_settings(), name, paused)
-    typer.echo(f"schedule {name} {'paused' if paused else 'resumed'}")
+    if json_out:
+        typer.echo(json.dumps({"schedule": name, "paused": paused}))
+    else:
+        typer.echo(f"schedule {name} {'paused' if paused else 'resumed'}")
+
+
+ScheduleName = Annotated[str, typer.Argument(help="The schedule name.")]
 
 
 @scheduler_app.command("pause")
 @exit_on_known_errors
-def scheduler_pause(name: Annotated[str, typer.Argument(help="The schedule name.")]) -> None:
+def scheduler_pause(name: ScheduleName, json_out: JsonOut = False) -> None:
     """Pause a schedule: its leader skips slots until `resume` (recorded on the lock topic)."""
-    _pause(name, True)
+    _pause(name, True, json_out)
 
 
 @scheduler_app.command("resume")
 @exit_on_known_errors
-def scheduler_resume(name: Annotated[str, typer.Argument(help="The schedule name.")]) -> None:
+def scheduler_resume(name: ScheduleName, json_out: JsonOut = False) -> None:
     """Resume a paused schedule from its next slot."""
-    _pause(name, False)
+    _pause(name, False, json_out)
 
 
 @settings_app.command("show")
 @exit_on_known_errors
-def settings_show(json_out: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
-    """Print every setting with its effective value; secrets are masked (***)."""
+def settings_show(
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON object (same as --format json).")
+    ] = False,
+    output_format: Annotated[
+        SettingsFormat,
+        typer.Option("--format", help="text; json; env: a file KCOLLECT_SETTINGS_FILE reads back."),
+    ] = SettingsFormat.text,
+) -> None:
+    """Print every setting with its effective value; secrets masked (***), or left out with --format env."""
     from streams.security import settings_dump
     from streams.settings import load_settings
+    from streams.settings_sources import settings_env_file
 
-    dump = settings_dump(load_settings())
-    if json_out:
-        typer.echo(json.dumps(dump, default=str))
+    settings = load_settings()
+    if json_out or output_format is SettingsFormat.json:
+        typer.echo(json.dumps(settings_dump(settings), default=str))
+    elif output_format is SettingsFormat.env:
+        typer.echo(settings_env_file(settings), nl=False)
     else:
-        for key, value in dump.items():
+        for key, value in settings_dump(settings).items():
             typer.echo(f"{key}={'' if value is None else value}")

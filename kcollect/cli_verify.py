@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from kcollect.cli_choices import ValueCheck as ValueCheckMode
 from kcollect.errors import exit_on_known_errors
 from streams.settings import load_settings
 
@@ -20,8 +21,8 @@ def verify(
         str | None, typer.Option(help="Also expect these client ids (N or FIRST-LAST), as enqueued.")
     ] = None,
     values: Annotated[
-        str, typer.Option(help="Value check: auto (simulated subsystems only), simulated or none.")
-    ] = "auto",
+        ValueCheckMode, typer.Option(help="Value check: auto (simulated subsystems only), simulated or none.")
+    ] = ValueCheckMode.auto,
     watch: Annotated[
         float, typer.Option(help="First wait up to this many seconds for the lag to reach zero.")
     ] = 0.0,
@@ -39,10 +40,8 @@ def verify(
 
     settings = load_settings()
     recovery = watch_recovery(settings, pipeline_groups(settings), watch) if watch > 0 else None
-    if values not in ("auto", "simulated", "none"):
-        raise typer.BadParameter("--values takes auto, simulated or none")
-    check: ValueCheck | None = simulated_check if values == "simulated" else None
-    if values == "auto":
+    check: ValueCheck | None = simulated_check if values is ValueCheckMode.simulated else None
+    if values is ValueCheckMode.auto:
         check = value_check_for(settings)
     expected = list(RangeSource.parse(clients)) if clients else None
     report = verify_run(settings, run_id, expected=expected, value_check=check)
