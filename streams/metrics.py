@@ -56,8 +56,8 @@ PROCESSOR_DEAD_LETTERED = Counter(
 )
 PROCESSOR_IN_FLIGHT = Gauge("kcollect_processor_in_flight_batches", "Batches being fetched")
 CONSUMER_PAUSED_PARTITIONS = Gauge(
-    "kcollect_consumer_paused_partitions", "Partitions paused (backpressure or retry wait)", ["group"]
+    "kcollect_consumer_paused_partitions", "Partitions paused (backpressure or retry wait)", ["consumergroup"]
 )
 CONSUMER_PAUSED_SECONDS = Counter(
-    "kcollect_consumer_paused_seconds", "Time the consumer spent paused by backpressure", ["group"]
+    "kcollect_consumer_paused_seconds", "Time the consumer spent paused by backpressure", ["consumergroup"]
 )

@@ -50,8 +50,9 @@ def test_json_outputs(kafka_bootstrap: str, clickhouse_url: str, unique_name: st
     migrated = run_json(env, "db", "migrate")
     assert migrated["ready"] is True and migrated["database"] == unique_name
 
-    slots = run_json(env, "scheduler", "backfill", "--name", "nightly", "--every", "1h", "--clients", "3",
-                     "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T02:00:00Z", "--dry-run")  # fmt: skip
+    window = ["--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T02:00:00Z"]
+    schedule = ["--name", "nightly", "--every", "1h", "--clients", "3"]
+    slots = run_json(env, "scheduler", "backfill", *schedule, *window, "--dry-run")
     assert slots["schedule"] == "nightly" and slots["dry_run"] is True
     assert [s["run_id"] for s in slots["slots"]] == [
         "nightly-20260101T000000Z",

@@ -28,7 +28,7 @@ def test_gate_pauses_above_high_and_resumes_at_low(kafka_bootstrap: str, unique_
     make_topic(kafka_bootstrap, topic, 2)
     settings = lag_settings(kafka_bootstrap, f"{unique_name}.", results_lag_interval_seconds=0.2)
     gate = LagGate(settings, group, topic, high=500, low=100)
-    labels = {"group": group, "topic": topic}
+    labels = {"consumergroup": group, "topic": topic}
 
     def metric() -> float | None:
         return REGISTRY.get_sample_value("kcollect_lag_gate_paused", labels)
