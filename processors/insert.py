@@ -24,7 +24,13 @@ from processors.windowing import PartitionWindow
 from schemas.ddl import OPTIONAL_RESULT_COLUMNS, insert_results_sql
 from streams.clickhouse import ServerFeatures, connect, insert_settings, is_data_error, server_version
 from streams.faults import fault_point
-from streams.metrics import SINK_CLICKHOUSE_UP, SINK_INSERT_FAILURES, SINK_INSERTS, SINK_ROWS_INSERTED
+from streams.metrics import (
+    SINK_CLICKHOUSE_UP,
+    SINK_INSERT_FAILURES,
+    SINK_INSERT_LATENCY,
+    SINK_INSERTS,
+    SINK_ROWS_INSERTED,
+)
 from streams.settings import ClickHouseAddress
 
 log = logging.getLogger(__name__)
@@ -147,6 +153,7 @@ class WindowWriter:
         log.debug("inserted %d row(s) in %.3f s (%s)", count, seconds, token)
         SINK_INSERTS.inc()
         SINK_ROWS_INSERTED.inc(count)
+        SINK_INSERT_LATENCY.observe(seconds)
 
     def write(self, window: PartitionWindow) -> Bad:
         """Insert the window's rows; returns (row index, error) of rows refused on their own.
