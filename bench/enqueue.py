@@ -27,8 +27,8 @@ PLAIN_LOOP = """
 import sys, time
 from confluent_kafka import Producer
 from schemas.codec import request_encoder
-from streams.kafka_config import producer_config
-from streams.settings import load_settings
+from streams.settings.librdkafka import producer_config
+from streams.settings.model import load_settings
 topic, count, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 ids = (f"client-{i:07d}" for i in range(count)) if kind == "file" else map(str, range(count))
 failed = []

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from streams.settings import Settings
+from streams.settings.model import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ def bench_faust(settings: Settings, n: int, enqueue: Callable[..., float]) -> di
     from confluent_kafka.admin import AdminClient
 
     from bench.processor import committed
-    from streams.kafka_config import admin_config
+    from streams.settings.librdkafka import admin_config
 
     try:
         import faust  # noqa: F401

@@ -30,8 +30,8 @@ from kcollect.localstack.ports import (
     wait_answering,
 )
 from kcollect.localstack.process import MARKER_VARIABLE, marker, spawn_detached, stop_process, wait_ready
-from streams.settings import ClickHouseAddress, parse_clickhouse_url
-from streams.stackfile import ProcessRecord
+from streams.settings.model import ClickHouseAddress, parse_clickhouse_url
+from streams.settings.stackfile import ProcessRecord
 
 NAME = "clickhouse"
 DATABASE = "kcollect"

@@ -12,12 +12,12 @@ import pytest
 from confluent_kafka import Producer
 
 from bench.deployment import Deployment
-from processors.verify import dead_letters
 from schemas.codec import request_encoder
 from schemas.models import RunManifest
-from streams.kafka_config import producer_config
-from streams.producer import BatchProducer
-from streams.runs import publish_manifest
+from streams.kafka.producer import BatchProducer
+from streams.runs.checker import dead_letters
+from streams.runs.manifests import publish_manifest
+from streams.settings.librdkafka import producer_config
 from tests.drills.kit import ClickHouse, check_run, drill_stack, enqueue, start_pipeline, watched
 
 CLIENTS = 20_000
