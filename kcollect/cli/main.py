@@ -15,6 +15,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from kcollect.cli.choices import LogLevel
+from kcollect.cli.console import console
 from kcollect.cli.enqueue import enqueue
 from kcollect.cli.errors import EXIT_CODES_HELP, exit_on_known_errors
 from kcollect.cli.lag import doctor, exporter, lag
@@ -43,6 +44,7 @@ app.add_typer(dlq_app, name="dlq")
 app.command("lag")(lag)
 app.command("exporter")(exporter)
 app.command("doctor")(doctor)
+app.command("console")(console)
 app.add_typer(scheduler_app, name="scheduler")
 app.add_typer(settings_app, name="settings")
 

@@ -100,12 +100,19 @@ def scheduler_run(
         jitter_s = 0.0 if jitter.strip() in ("0", "") else float(parse_duration(jitter))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--jitter") from None
-    config = SchedulerConfig(name, _schedule(every, cron), catch_up.value, overlap.value, jitter_s, tick)
+    schedule = _schedule(every, cron)
+    config = SchedulerConfig(name, schedule, catch_up.value, overlap.value, jitter_s, tick)
     settings = load_settings()
     _setup_logging()
     factory = _source_factory(clients, from_file, column, from_clickhouse)
     if http_port is not None:
         settings = settings.model_copy(update={"http_port": http_port})
+    from producers.scheduler.lock import PauseNotDeliveredError, publish_spec
+
+    try:  # for the console's next slot; the scheduler runs without it
+        publish_spec(settings, name, every, cron, schedule.describe())
+    except PauseNotDeliveredError as exc:
+        logging.getLogger(__name__).warning("%s", exc)
     probe, server = service_health(settings, require_assignment=False)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -158,7 +158,7 @@ class RunWatcher:
             rows = self._query(sql, {"r": run_id})
         return {str(r): int(n) for r, n in rows}
 
-    def _stored_among(self, run_id: str, clients: set[str]) -> set[str]:
+    def stored_among(self, run_id: str, clients: set[str]) -> set[str]:
         """The clients of ``clients`` stored anyway (asked in chunks: the ids go inline in the SQL)."""
         sql = (
             f"SELECT DISTINCT client_id FROM {self._address.database}.{RESULTS_TABLE} "
@@ -178,7 +178,7 @@ class RunWatcher:
             stored = self.stored_counts(run_id).get(run_id, 0)
         by_stage = self.dead.get(run_id, {})
         requests, results = by_stage.get("requests", set()), by_stage.get("results", set())
-        also_stored = self._stored_among(run_id, requests | results)
+        also_stored = self.stored_among(run_id, requests | results)
         manifest = self.manifests.get(run_id)
         return summarize(run_id, manifest, stored, requests, results, also_stored, fallback_total)
 
