@@ -60,7 +60,11 @@ async function replay(form, run) {
 }
 async function verify(run) {
   const report = await act('/api/runs/' + encodeURIComponent(run) + '/verify');
-  if (report) show((report.ok ? 'OK: ' : 'FAILED: ') + JSON.stringify(report));
+  if (!report) return;
+  show((report.ok ? 'OK: ' : 'FAILED: ' + report.problems.join('; ') + ': ') + 'stored ' + report.stored +
+       ' of ' + report.expected + ', dead-lettered ' + report.dead_lettered + ', lost ' + report.lost +
+       ', duplicated under FINAL ' + report.duplicated_final + ', unexpected ' + report.unexpected +
+       ', wrong values ' + report.wrong + (report.values_checked ? '' : ' (values not checked)'), !report.ok);
 }
 async function pause(name, paused) {
   const done = await act('/api/schedules/' + encodeURIComponent(name) + (paused ? '/pause' : '/resume'));

@@ -1,8 +1,9 @@
 """The console's HTTP server (stdlib ``ThreadingHTTPServer``): pages, their JSON twins, and actions.
 
-Routes: ``/runs`` (``?schedule=&state=``), ``/runs/<id>``, ``/lag``, ``/schedules``; the same under
-``/api/...`` as JSON. Actions are JSON POSTs: ``/api/runs/<id>/replay`` (``stage``, ``error_class``,
-``include_stored``, ``dry_run``), ``/api/runs/<id>/verify``, ``/api/schedules/<name>/pause|resume``.
+Routes: ``/healthz``, ``/readyz`` (the lag sampler measured), ``/metrics``; ``/runs``
+(``?schedule=&state=``), ``/runs/<id>``, ``/lag``, ``/schedules``; the same under ``/api/...`` as JSON.
+Actions are JSON POSTs: ``/api/runs/<id>/replay`` (``stage``, ``error_class``, ``include_stored``,
+``dry_run``), ``/api/runs/<id>/verify``, ``/api/schedules/<name>/pause|resume``.
 
 Safe by default:
 - an action needs the token of ``KCOLLECT_CONSOLE_TOKEN`` (header ``X-Kcollect-Token``) whenever one is
@@ -26,6 +27,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from kcollect.console import pages
 from kcollect.console.data import ConsoleData
@@ -102,6 +105,8 @@ def make_handler(data: ConsoleData, guard: ActionGuard) -> type[BaseHTTPRequestH
             path, query = parts.path.rstrip("/") or "/", parse_qs(parts.query)
             if path == "/":
                 return self._send(HTTPStatus.FOUND, b"", "text/plain", {"Location": "/runs"})
+            if path in ("/healthz", "/readyz", "/metrics"):
+                return self._probe(path)
             wants_json = path.startswith("/api/")
             try:
                 view = self._view(path.removeprefix("/api"), query)
@@ -184,6 +189,19 @@ def make_handler(data: ConsoleData, guard: ActionGuard) -> type[BaseHTTPRequestH
                 name, paused = unquote(match.group("name")), match.group("action") == "pause"
                 return f"{match.group('action')} {name}", data.pause(name, paused)
             raise Refused(HTTPStatus.NOT_FOUND, f"no action {path}")
+
+        def _probe(self, path: str) -> None:
+            """/healthz: the server answers; /readyz: the lag sampler measured; /metrics: the registry."""
+            if path == "/metrics":
+                return self._send(HTTPStatus.OK, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+            if path == "/healthz":
+                return self._json(HTTPStatus.OK, {"alive": True})
+            view = data.lag.view()
+            ready = not view.get("error")
+            self._json(
+                HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE,
+                {"ready": ready, "error": view.get("error")},
+            )
 
         def _error(self, status: HTTPStatus, message: str, wants_json: bool) -> None:
             if wants_json:

@@ -219,6 +219,15 @@ def test_dead_letters_shown_and_replayed_from_the_page(pipe: Pipeline, console: 
     run = get_json(f"{console}/api/runs/dlq-1")
     assert run["run"]["stored"] == 200 and run["run"]["complete"] and run["run"]["dead_lettered"] == 0
     assert [g["open"] for g in run["dead_letters"]] == [0]  # the dead letters stay, none is open any more
+    browser.find_element("id", "verify").click()  # the run checker's report, on the page
+    report = wait_for(
+        lambda: (t := browser.find_element("id", "message").text).startswith(("OK", "FAILED")) and t,
+        120,
+        "report",
+    )
+    assert report.startswith("OK: stored 200 of 200, dead-lettered 0, lost 0, duplicated under FINAL 0"), report
+    assert "console action verify dlq-1" in pipe.log("console")
+    assert "console action replay dlq-1" in pipe.log("console")
 
 
 def _alert(browser: Any) -> Any:
