@@ -225,7 +225,8 @@ def test_dead_letters_shown_and_replayed_from_the_page(pipe: Pipeline, console: 
         120,
         "report",
     )
-    assert report.startswith("OK: stored 200 of 200, dead-lettered 0, lost 0, duplicated under FINAL 0"), report
+    expected = "OK: stored 200 of 200, dead-lettered 0, lost 0, duplicated under FINAL 0"
+    assert report.startswith(expected), report
     assert "console action verify dlq-1" in pipe.log("console")
     assert "console action replay dlq-1" in pipe.log("console")
 
