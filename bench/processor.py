@@ -36,8 +36,8 @@ from kcollect.localstack.runner import ensure_stack, service_env
 from schemas.codec import request_encoder
 from schemas.topics import ALL_TOPICS
 from streams.kafka.admin import create_topics
+from streams.kafka.clients import make_admin
 from streams.kafka.producer import BatchProducer
-from streams.settings.librdkafka import admin_config
 from streams.settings.model import Settings, load_settings
 
 PARTITIONS = 8
@@ -112,7 +112,7 @@ def run_processor(
     ]
     log = (workdir / "processor.log").open("wb")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    admin = AdminClient(admin_config(settings))
+    admin = make_admin(settings)
     rss: list[float] = []
     try:
         while not ready.exists():

@@ -12,7 +12,7 @@ from producers.enqueue.sources import SourceError, SourceReadError
 from streams.clickhouse.client import ClickHouseUnavailableError
 from streams.kafka.admin import BrokerUnreachableError, TopicMissingError
 from streams.runs.manifests import ManifestNotDeliveredError
-from streams.settings.model import SettingsError
+from streams.settings.names import SettingsError
 from streams.steps.commit import DeliveryFailed
 
 P = ParamSpec("P")

@@ -204,8 +204,8 @@ def settings_show(
     ] = SettingsFormat.text,
 ) -> None:
     """Print every setting with its effective value; secrets masked (***), or left out with --format env."""
+    from streams.settings.dump import settings_dump
     from streams.settings.model import load_settings
-    from streams.settings.security import settings_dump
     from streams.settings.sources import settings_env_file
 
     settings = load_settings()

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
+from streams.kafka.clients import make_consumer
 from streams.kafka.dead_letter import header_map
 from streams.kafka.producer import BatchProducer, DeliveryTracker, Headers
-from streams.settings.librdkafka import consumer_config
 from streams.settings.model import Settings
 
 
@@ -41,7 +41,7 @@ class DlqRecord:
 def read_dlq(
     settings: Settings, topic: str, idle_seconds: float = 2.0, limit: int = 10_000_000
 ) -> list[DlqRecord]:
-    consumer = Consumer(consumer_config(settings, f"kcollect-dlq-tools-{time.time_ns()}"))
+    consumer = make_consumer(settings, f"kcollect-dlq-tools-{time.time_ns()}")
     try:
         metadata = consumer.list_topics(topic, timeout=settings.broker_timeout_seconds).topics[topic]
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions])

@@ -50,18 +50,6 @@ def summary(metrics: dict[str, float]) -> dict[str, float]:
     }
 
 
-def resolve_compute(spec: str) -> ComputeFn:
-    """A registered name, or ``module:attr`` naming a plugin compute function."""
-    if ":" not in spec:
-        return get_compute(spec)
-    from processors.processor.config import import_path
-
-    fn = import_path(spec)
-    if not callable(fn):
-        raise ValueError(f"{spec!r} is not callable")
-    return fn  # type: ignore[no-any-return]
-
-
 ColumnarFn = Callable[[list[list[float]]], dict[str, list[float]]]
 COLUMNAR: dict[ComputeFn, ColumnarFn] = {}
 """Optional column-at-a-time twins of compute functions, used for batches where no value is missing.

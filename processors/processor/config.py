@@ -17,6 +17,7 @@ import orjson
 import yaml  # type: ignore[import-untyped,unused-ignore]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from processors.processor.compute import ComputeFn, get_compute
 from processors.processor.subsystems.simulated import DEFAULT_METRICS
 
 
@@ -163,9 +164,17 @@ def import_path(spec: str) -> Any:
     return obj
 
 
-def check_imports(config: ProcessorConfig, source: str) -> None:
-    from processors.processor.compute import resolve_compute
+def resolve_compute(spec: str) -> ComputeFn:
+    """A registered name, or ``module:attr`` naming a plugin compute function."""
+    if ":" not in spec:
+        return get_compute(spec)
+    fn = import_path(spec)
+    if not callable(fn):
+        raise ValueError(f"{spec!r} is not callable")
+    return fn  # type: ignore[no-any-return]
 
+
+def check_imports(config: ProcessorConfig, source: str) -> None:
     for sub in config.subsystems:
         if sub.factory is not None and not callable(import_path(sub.factory)):
             raise ConfigError(f"{source}: subsystems.{sub.name}.factory: {sub.factory!r} is not callable")

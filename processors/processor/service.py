@@ -15,11 +15,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 
 from processors.processor.caller import SubsystemCaller
-from processors.processor.compute import resolve_compute
-from processors.processor.config import ProcessorConfig, SubsystemConfig, import_path, load_config
+from processors.processor.config import (
+    ProcessorConfig,
+    SubsystemConfig,
+    import_path,
+    load_config,
+    resolve_compute,
+)
 from processors.processor.dead_letters import FailureGuard, RequestDeadLetters
 from processors.processor.fetcher import Decoded, Fetcher, Outcome
 from processors.processor.retry_gate import RetryGate
@@ -30,7 +35,7 @@ from streams.kafka.producer import BatchProducer
 from streams.lag.gate import LagGate
 from streams.observability import metrics as m
 from streams.settings.model import Settings
-from streams.steps.commit import CommitOffsets
+from streams.steps.commit import Commit, CommitOffsets
 from streams.steps.service import run_consumer_service
 from streams.steps.strategy import Batch, LoopThread, ProcessingStep, RunTaskInLoop, TransformStep
 
@@ -81,11 +86,11 @@ class Processor:
         self._inline_loop = asyncio.new_event_loop()
         self.outcomes: list[ProduceOutcome] = []
 
-    def chain(self, consumer: Consumer) -> ProcessingStep[list[Message]]:
+    def chain(self, commit_offsets: Commit) -> ProcessingStep[list[Message]]:
         """DecodeRequests -> FetchAndCompute -> ProduceOutcome -> CommitOffsets."""
         settings = self.settings
         commit = CommitOffsets(
-            consumer,
+            commit_offsets,
             settings.commit_interval_seconds,
             self.producer.poll,
             max_waiting=settings.max_in_flight_batches * 2,
@@ -129,6 +134,20 @@ class Processor:
         self._inline_loop.close()
 
 
+def results_lag_gate(settings: Settings) -> LagGate | None:
+    """The gate on the sink group's lag on the results topic (KCOLLECT_RESULTS_LAG_*); None when off.
+    The settings model checks that the low mark is below the high one."""
+    if settings.results_lag_high == 0:
+        return None
+    return LagGate(
+        settings,
+        settings.sink_group,
+        RESULTS.name(settings.topic_prefix),
+        settings.results_lag_high,
+        settings.results_lag_low,
+    )
+
+
 def consumer_extra(settings: Settings) -> dict[str, Any]:
     extra: dict[str, Any] = {"partition.assignment.strategy": settings.processor_assignment_strategy}
     if settings.processor_group_instance_id:
@@ -151,7 +170,7 @@ def run_processor(settings: Settings, ready_file: Path | None = None) -> dict[st
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per call otherwise
     producer = BatchProducer(settings)
     processor = Processor(settings, config, producer)
-    results_gate = LagGate.for_results(settings)  # None when KCOLLECT_RESULTS_LAG_HIGH is 0
+    results_gate = results_lag_gate(settings)  # None when KCOLLECT_RESULTS_LAG_HIGH is 0
     try:
         loop_stats = run_consumer_service(
             settings,

@@ -19,7 +19,7 @@ from streams.kafka.dead_letter import header_map
 from streams.kafka.producer import BatchProducer, DeliveryTracker, Headers
 from streams.observability import metrics as m
 from streams.steps.faults import fault_point
-from streams.steps.strategy import Batch, MessageRejected, ProcessingStep, hand_on, join_after
+from streams.steps.strategy import Batch, ForwardingStep, MessageRejected, ProcessingStep
 
 log = logging.getLogger(__name__)
 Record = dict[str, Any]
@@ -72,7 +72,7 @@ class RequestDecoder:
         return batch.replace(Decoded(requests, messages, [msg.partition() or 0 for msg in messages]))
 
 
-class ProduceOutcome:
+class ProduceOutcome(ForwardingStep[None]):
     """Result batches to the results topic (a batch from request partition p to results partition p mod
     the results topic's partition count); failures to the retry topic, or the DLQ after the last attempt."""
 
@@ -85,26 +85,21 @@ class ProduceOutcome:
         retry: Any,
         next_step: ProcessingStep[Any],
     ) -> None:
+        super().__init__(next_step)
         self._producer = producer
         self._topics = topics
         self._dead = dead
         self._guard = guard
         self._retry = retry  # processors.processor.config.RetryConfig
-        self._next = next_step
-        self._carry: Batch[None] | None = None
         self._results_partitions = producer.partition_count(topics.results)
         self.results = 0
         self.partial = 0
         self.retried = 0
         self.dead_lettered = 0
 
-    def _push(self) -> bool:
-        """Hand the produced batch on; False while the commit step is full (it is kept, not redone)."""
-        self._carry = hand_on(self._next, self._carry)
-        return self._carry is None
-
     def submit(self, batch: Batch[Outcome]) -> None:
-        if not self._push():
+        # a produced batch the commit step refused is held, not produced again: refuse until it is taken
+        if not self.hand_on():
             raise MessageRejected
         fault_point("after_fetch")
         outcome = batch.payload
@@ -120,8 +115,7 @@ class ProduceOutcome:
         if outcome.partial:
             m.PROCESSOR_RECORDS.labels("partial").inc(outcome.partial)
         dead = self._failures(outcome.failures, tracker) if outcome.failures else 0
-        self._carry = Batch(None, batch.offsets, [*batch.trackers, tracker])
-        self._push()
+        self.hand_on(Batch(None, batch.offsets, [*batch.trackers, tracker]))
         self._guard.record(0, dead)  # after the batch is handed on: its offsets stay in order
 
     def _failures(self, failures: list[Failure], tracker: DeliveryTracker) -> int:
@@ -158,17 +152,3 @@ class ProduceOutcome:
         self._producer.produce_batch(
             self._topics.retry, [(failure.request["client_id"], value)], tracker, headers
         )
-
-    def poll(self) -> None:
-        self._push()
-        self._next.poll()
-
-    def join(self, timeout: float | None = None) -> None:
-        join_after(self._push, self._next, timeout)
-
-    def close(self) -> None:
-        self._next.close()
-
-    def terminate(self) -> None:
-        self._carry = None
-        self._next.terminate()

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 
 from processors.sink.insert import ClickHouseHealth, SinkStats, WindowWriter
 from processors.sink.insert_step import InsertStep
@@ -26,7 +26,7 @@ from processors.sink.windowing import WindowLimits
 from schemas.topics import RESULTS, RESULTS_DLQ
 from streams.kafka.producer import BatchProducer
 from streams.settings.model import Settings
-from streams.steps.commit import CommitOffsets
+from streams.steps.commit import Commit, CommitOffsets
 from streams.steps.service import run_consumer_service
 from streams.steps.strategy import ProcessingStep, TransformStep
 
@@ -53,10 +53,10 @@ def tune_for_throughput() -> None:
 
 
 def build_sink_chain(
-    consumer: Consumer, settings: Settings, producer: BatchProducer, stats: SinkStats
+    commit_offsets: Commit, settings: Settings, producer: BatchProducer, stats: SinkStats
 ) -> ProcessingStep[list[Message]]:
     """ResultDecoder -> WindowStep -> InsertStep -> CommitOffsets."""
-    commit = CommitOffsets(consumer, settings.commit_interval_seconds, producer.poll, max_waiting=64)
+    commit = CommitOffsets(commit_offsets, settings.commit_interval_seconds, producer.poll, max_waiting=64)
     dead_letters = ResultDeadLetters(producer, RESULTS_DLQ.name(settings.topic_prefix), stats)
     writers = [WindowWriter(settings.clickhouse(), stats) for _ in range(INSERT_WORKERS)]
     insert = InsertStep(writers, ClickHouseHealth(stats), dead_letters.refused_rows, commit)
@@ -85,7 +85,7 @@ def run_sink(settings: Settings, ready_file: Path | None = None) -> dict[str, An
             settings,
             settings.sink_group,
             [results_topic],
-            lambda consumer: build_sink_chain(consumer, settings, producer, stats),
+            lambda commit: build_sink_chain(commit, settings, producer, stats),
             ready_file,
             batch_size=settings.sink_consume_batch,
         )

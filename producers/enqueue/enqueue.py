@@ -29,11 +29,11 @@ from schemas.codec import request_encoder
 from schemas.models import RunManifest
 from schemas.topics import REQUESTS, RUNS
 from streams.kafka.admin import require_topics
+from streams.kafka.clients import make_producer
 from streams.kafka.producer import BatchProducer
 from streams.lag.probe import LagProbe
 from streams.runs.identity import finished, run_manifest
 from streams.runs.manifests import ManifestNotDeliveredError, publish_manifest, read_manifest
-from streams.settings.librdkafka import producer_config
 from streams.settings.model import Settings
 
 log = logging.getLogger(__name__)
@@ -140,15 +140,13 @@ def enqueue_run(
     # Both producers start (idempotent producer id, connections) in the background while we read.
     manifests = BatchProducer(settings)
     failures = _Failures()
-    producer = Producer(
-        producer_config(
-            settings,
-            **{
-                "delivery.report.only.error": True,
-                "on_delivery": failures.on_delivery,
-                "queue.buffering.max.messages": QUEUE_MESSAGES,
-            },
-        )
+    producer = make_producer(
+        settings,
+        **{
+            "delivery.report.only.error": True,
+            "on_delivery": failures.on_delivery,
+            "queue.buffering.max.messages": QUEUE_MESSAGES,
+        },
     )
     previous = read_manifest(settings, run_id)
     if previous is not None:

@@ -26,9 +26,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from schemas.topics import SCHEDULER_LOCK
 from streams.kafka.admin import require_topics
+from streams.kafka.clients import make_consumer
 from streams.kafka.producer import BatchProducer, DeliveryTracker
 from streams.observability.health import HealthProbe, client_hooks
-from streams.settings.librdkafka import consumer_config
 from streams.settings.model import Settings
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class ScheduleLock:
         if probe is not None:
             extra.update(client_hooks(probe, 2000))
         self._probe = probe
-        self._consumer = Consumer(consumer_config(settings, lock_group(settings, name), **extra))
+        self._consumer = make_consumer(settings, lock_group(settings, name), **extra)
         self._consumer.subscribe(
             [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
         )

@@ -65,8 +65,16 @@ class ServerFeatures:
         return self.version >= DEDUP_TOKEN_SINCE
 
 
-def connect(address: ClickHouseAddress, database: str | None = None, **settings: Any) -> Client:
-    """A client for ``address``; ``database`` defaults to the URL's (use "default" before it exists)."""
+def connect(
+    address: ClickHouseAddress,
+    database: str | None = None,
+    *,
+    connect_timeout: float = 5,
+    send_receive_timeout: float = 60,
+    **settings: Any,
+) -> Client:
+    """Every ClickHouse client kcollect creates: one for ``address``; ``database`` defaults to the URL's
+    (use "default" before it exists); ``settings`` are per-query server settings."""
     return Client(
         host=address.host,
         port=address.port,
@@ -74,8 +82,8 @@ def connect(address: ClickHouseAddress, database: str | None = None, **settings:
         password=address.password,
         database=database or address.database,
         secure=address.secure,
-        connect_timeout=5,
-        send_receive_timeout=60,
+        connect_timeout=connect_timeout,
+        send_receive_timeout=send_receive_timeout,
         settings=settings or None,
     )
 

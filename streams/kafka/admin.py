@@ -10,7 +10,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from schemas.topics import ALL_TOPICS, TopicSpec
-from streams.settings.librdkafka import admin_config
+from streams.kafka.clients import make_admin
 from streams.settings.model import Settings
 
 
@@ -20,10 +20,6 @@ class TopicMissingError(RuntimeError):
 
 class BrokerUnreachableError(RuntimeError):
     """The broker did not answer within the configured time."""
-
-
-def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient(admin_config(settings))
 
 
 def existing_topics(admin: AdminClient, timeout: float) -> dict[str, int]:
@@ -39,7 +35,7 @@ def existing_topics(admin: AdminClient, timeout: float) -> dict[str, int]:
 
 def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
     """Create the declared topics that do not exist yet; return the names created (idempotent)."""
-    admin = admin_client(settings)
+    admin = make_admin(settings)
     present = existing_topics(admin, settings.broker_timeout_seconds)
     wanted = [
         NewTopic(
@@ -66,7 +62,7 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS)
 
 def require_topics(settings: Settings, names: list[str]) -> dict[str, int]:
     """Partition counts of ``names``; TopicMissingError naming the missing ones."""
-    present = existing_topics(admin_client(settings), settings.broker_timeout_seconds)
+    present = existing_topics(make_admin(settings), settings.broker_timeout_seconds)
     missing = [name for name in names if name not in present]
     if missing:
         raise TopicMissingError(f"topic(s) {', '.join(missing)} do not exist: run `kcollect topics create`")

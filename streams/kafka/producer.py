@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from streams.settings.librdkafka import producer_config
+from streams.kafka.clients import make_producer
 from streams.settings.model import Settings
 
 Headers = list[tuple[str, str | bytes | None]]
@@ -47,7 +47,7 @@ class BatchProducer:
     """Produces batches of (key, value) records to a topic and tracks their delivery."""
 
     def __init__(self, settings: Settings, **extra: Any) -> None:
-        self._producer = Producer(producer_config(settings, **extra))
+        self._producer = make_producer(settings, **extra)
 
     @property
     def raw(self) -> Producer:

@@ -18,15 +18,13 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer
-
-from streams.kafka.admin import BrokerUnreachableError, admin_client, existing_topics
+from streams.kafka.admin import BrokerUnreachableError, existing_topics
+from streams.kafka.clients import make_admin, make_consumer
 from streams.kafka.end_offsets import exact_ends
 from streams.lag.discovery import GroupInfo, committed_offsets, describe_groups, list_groups
 from streams.lag.probe import partition_lag
 from streams.lag.status import LagTracker, Rules, Sample, Status
 from streams.lag.timelag import TimestampReader, age_seconds
-from streams.settings.librdkafka import consumer_config
 from streams.settings.model import Settings
 
 
@@ -96,14 +94,12 @@ class LagCollector:
         self._groups = groups
         self._topics = topics
         self._time_lag = time_lag
-        self._admin = admin_client(settings)
+        self._admin = make_admin(settings)
         tail = {"enable.partition.eof": True, "fetch.wait.max.ms": 10}
         small = {"max.partition.fetch.bytes": 65536, "queued.max.messages.kbytes": 8192}
         tag = uuid.uuid4().hex[:8]
-        self._ends_reader = Consumer(consumer_config(settings, f"kcollect-lag-ends-{tag}", **tail))
-        self._stamps = TimestampReader(
-            Consumer(consumer_config(settings, f"kcollect-lag-stamps-{tag}", **tail, **small))
-        )
+        self._ends_reader = make_consumer(settings, f"kcollect-lag-ends-{tag}", **tail)
+        self._stamps = TimestampReader(make_consumer(settings, f"kcollect-lag-stamps-{tag}", **tail, **small))
 
     def close(self) -> None:
         self._ends_reader.close()

@@ -1,11 +1,12 @@
 """A high/low-mark gate on a consumer group's lag, for end-to-end backpressure.
 
 The processors consult ``LagGate(settings, sink_group, results_topic, high, low).paused()`` before
-fetching more requests: the gate pauses once the sink's lag on the results topic is above ``high`` and
-resumes once it is at or below ``low`` (hysteresis, so it does not flap). The lag is measured by a
-background thread every ``interval`` seconds (``streams.lag.probe.LagProbe``: committed offsets and exact end
-offsets), so ``paused()`` is a cached read that never blocks. The state and the lag are gauges
-(``kcollect_lag_gate_paused`` / ``kcollect_lag_gate_lag``, labels group and topic).
+fetching more requests (``processors.processor.service.results_lag_gate``): the gate pauses once the
+sink's lag on the results topic is above ``high`` and resumes once it is at or below ``low``
+(hysteresis, so it does not flap). The lag is measured by a background thread every ``interval``
+seconds (``streams.lag.probe.LagProbe``: committed offsets and exact end offsets), so ``paused()``
+is a cached read that never blocks. The state and the lag are gauges (``kcollect_lag_gate_paused`` /
+``kcollect_lag_gate_lag``, labels group and topic).
 
 When measuring fails (broker away, topic missing), the gate keeps its last state; after ``stale_after``
 seconds without a measurement it opens (fails open: a monitoring outage must not stop the pipeline),
@@ -20,10 +21,9 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from schemas.topics import RESULTS
 from streams.lag.metrics import GATE_ERRORS, GATE_LAG, GATE_PAUSED
 from streams.lag.probe import LagProbe
-from streams.settings.model import ENV_PREFIX, Settings, SettingsError
+from streams.settings.model import Settings
 
 log = logging.getLogger(__name__)
 
@@ -74,24 +74,6 @@ class LagGate:
         self._paused_gauge.set(0)
         self._thread = threading.Thread(target=self._loop, name=f"lag-gate-{topic}", daemon=True)
         self._thread.start()
-
-    @classmethod
-    def for_results(cls, settings: Settings) -> LagGate | None:
-        """The gate on the sink group's lag on the results topic, from settings; None when turned off."""
-        if settings.results_lag_high == 0:
-            return None
-        if settings.results_lag_low >= settings.results_lag_high:
-            raise SettingsError(
-                f"{ENV_PREFIX}RESULTS_LAG_LOW ({settings.results_lag_low}) must be below "
-                f"{ENV_PREFIX}RESULTS_LAG_HIGH ({settings.results_lag_high})"
-            )
-        return cls(
-            settings,
-            settings.sink_group,
-            RESULTS.name(settings.topic_prefix),
-            settings.results_lag_high,
-            settings.results_lag_low,
-        )
 
     def paused(self) -> bool:
         """Whether consumption should be held back now (cached; never blocks)."""

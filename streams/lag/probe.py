@@ -12,12 +12,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streams.kafka.admin import BrokerUnreachableError, admin_client, require_topics
+from streams.kafka.admin import BrokerUnreachableError, require_topics
+from streams.kafka.clients import make_admin, make_consumer
 from streams.kafka.end_offsets import exact_ends
-from streams.settings.librdkafka import consumer_config
 from streams.settings.model import Settings
 
 
@@ -47,14 +47,12 @@ class LagProbe:
         self._group = group
         self._topic = topic
         self._partitions = require_topics(settings, [topic])[topic]
-        self._admin: AdminClient = admin_client(settings)
+        self._admin: AdminClient = make_admin(settings)
         # An assigned consumer that never joins a group: the id is required by the client, never used.
-        self._reader = Consumer(
-            consumer_config(
-                settings,
-                f"kcollect-lag-reader-{uuid.uuid4().hex[:8]}",
-                **{"enable.partition.eof": True, "fetch.wait.max.ms": 10},
-            )
+        self._reader = make_consumer(
+            settings,
+            f"kcollect-lag-reader-{uuid.uuid4().hex[:8]}",
+            **{"enable.partition.eof": True, "fetch.wait.max.ms": 10},
         )
 
     def committed(self) -> dict[int, int | None]:

@@ -35,16 +35,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from schemas.codec import decode_requests
 from schemas.ddl import RESULTS_TABLE
 from schemas.topics import REQUESTS, REQUESTS_DLQ, RESULTS_DLQ
 from streams.clickhouse.client import connect
 from streams.kafka.admin import require_topics
+from streams.kafka.clients import make_consumer
 from streams.kafka.dead_letter import header_map
 from streams.runs.manifests import read_manifest
-from streams.settings.librdkafka import consumer_config
 from streams.settings.model import Settings
 
 SAMPLE = 20
@@ -100,12 +100,10 @@ class VerifyReport:
 def _read_topics(settings: Settings, topics: list[str], take: Callable[[Any], None], timeout: float) -> None:
     """Read every partition of ``topics`` from the beginning to its end (assigned, no group)."""
     counts = require_topics(settings, topics)
-    reader = Consumer(
-        consumer_config(
-            settings,
-            f"kcollect-verify-{uuid.uuid4().hex[:8]}",
-            **{"enable.partition.eof": True, "fetch.wait.max.ms": 10},
-        )
+    reader = make_consumer(
+        settings,
+        f"kcollect-verify-{uuid.uuid4().hex[:8]}",
+        **{"enable.partition.eof": True, "fetch.wait.max.ms": 10},
     )
     partitions = {(t, p) for t, n in counts.items() for p in range(n)}
     reader.assign([TopicPartition(t, p, 0) for t, p in sorted(partitions)])

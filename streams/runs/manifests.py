@@ -10,14 +10,14 @@ from __future__ import annotations
 import time
 import uuid
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from schemas.codec import CodecError, decode, encode
 from schemas.models import RunManifest
 from schemas.topics import RUNS
 from streams.kafka.admin import require_topics
+from streams.kafka.clients import make_consumer
 from streams.kafka.producer import BatchProducer, DeliveryTracker
-from streams.settings.librdkafka import consumer_config
 from streams.settings.model import Settings
 
 
@@ -41,10 +41,8 @@ def read_manifests(settings: Settings, timeout: float | None = None) -> dict[str
     """Every run's latest manifest, by run id (records that do not decode are skipped)."""
     topic = RUNS.name(settings.topic_prefix)
     partitions = require_topics(settings, [topic])[topic]
-    consumer = Consumer(
-        consumer_config(
-            settings, f"kcollect-runs-reader-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
-        )
+    consumer = make_consumer(
+        settings, f"kcollect-runs-reader-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
     )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     manifests: dict[str, RunManifest] = {}

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from clickhouse_driver.errors import ServerException
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from schemas.codec import CodecError, decode
 from schemas.ddl import RESULTS_TABLE, RUN_SUMMARY_VIEW
@@ -33,8 +33,8 @@ from schemas.models import RunManifest
 from schemas.topics import REQUESTS_DLQ, RESULTS_DLQ, RUNS
 from streams.clickhouse.client import connect
 from streams.kafka.admin import require_topics
+from streams.kafka.clients import make_consumer
 from streams.kafka.dead_letter import header_map
-from streams.settings.librdkafka import consumer_config
 from streams.settings.model import Settings
 
 UNKNOWN_TABLE = 60
@@ -99,7 +99,7 @@ class RunWatcher:
         self._dlq_topics = {REQUESTS_DLQ.name(prefix): "requests", RESULTS_DLQ.name(prefix): "results"}
         counts = require_topics(settings, [self._runs_topic, *self._dlq_topics])
         group = f"kcollect-runs-status-{uuid.uuid4().hex[:8]}"
-        self._consumer = Consumer(consumer_config(settings, group, **{"enable.partition.eof": True}))
+        self._consumer = make_consumer(settings, group, **{"enable.partition.eof": True})
         self._partitions = {(t, p) for t, n in counts.items() for p in range(n)}
         self._consumer.assign([TopicPartition(t, p, 0) for t, p in sorted(self._partitions)])
         self._at_end: set[tuple[str, int]] = set()

@@ -1,4 +1,5 @@
-"""Settings mapped onto librdkafka configuration, in one place, including the local broker's quirks.
+"""Settings mapped onto librdkafka configuration, in one place, including the local broker's quirks and
+the security keys (``kafka_security_config``).
 
 Every Kafka client kcollect creates gets its dict from here. ``TANSU_CLIENT_OVERRIDES`` is the one
 place where the local Tansu broker's quirks are worked around (see ../shared/local-stack.md).
@@ -11,9 +12,9 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
 
 from streams.settings.model import Settings
-from streams.settings.security import kafka_security_config
 
 # Tansu 0.6.0: the default fetch.queue.backoff.ms (1000) stalls consumes for about a second; the first
 # group assignment waits session.timeout.ms / 2, so a short session keeps start-up fast; KIP-848
@@ -30,6 +31,26 @@ KAFKA_DEFAULTS: dict[str, Any] = {
     "session.timeout.ms": 10000,
     "heartbeat.interval.ms": 2000,
 }
+
+
+def kafka_security_config(settings: Settings) -> dict[str, Any]:
+    """The librdkafka security keys for the configured settings (empty when none is set)."""
+    config: dict[str, Any] = {}
+    pairs: tuple[tuple[str, Any], ...] = (
+        ("security.protocol", settings.kafka_security_protocol),
+        ("sasl.mechanism", settings.kafka_sasl_mechanism),
+        ("sasl.username", settings.kafka_sasl_username),
+        ("sasl.password", settings.kafka_sasl_password),
+        ("ssl.ca.location", settings.kafka_ssl_ca_location),
+        ("ssl.certificate.location", settings.kafka_ssl_certificate_location),
+        ("ssl.key.location", settings.kafka_ssl_key_location),
+        ("ssl.key.password", settings.kafka_ssl_key_password),
+        ("ssl.endpoint.identification.algorithm", settings.kafka_ssl_endpoint_identification),
+    )
+    for key, value in pairs:
+        if value is not None:
+            config[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return config
 
 
 @functools.cache

@@ -7,6 +7,7 @@ running local stack (``kcollect stack up``).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import os
@@ -15,19 +16,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from streams.settings.security import (
-    apply_clickhouse_overrides,
-    check_sasl_credentials,
-    check_sasl_mechanism,
-    settings_dump,
-)
+from streams.settings.dump import settings_dump
+from streams.settings.names import ENV_PREFIX, SettingsError, variable
 from streams.settings.sources import extra_sources
 from streams.settings.stackfile import read_stack_file
 
-ENV_PREFIX = "KCOLLECT_"
 # Variables read outside the Settings model (the CLI, the local stack, the console, fault drills) and the
 # prefix of the test suite's own variables; every other KCOLLECT_* name is a field of Settings.
 OTHER_VARIABLES = frozenset(
@@ -36,11 +32,20 @@ OTHER_VARIABLES = frozenset(
 )
 TEST_VARIABLE_PREFIX = f"{ENV_PREFIX}TEST_"
 log = logging.getLogger(__name__)
+__all__ = [
+    "ClickHouseAddress",
+    "Settings",
+    "SettingsError",
+    "known_variables",
+    "load_settings",
+    "parse_clickhouse_url",
+    "unknown_variables",
+    "warn_unknown_variables",
+]
+
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"]  # issue #8
-
-
-class SettingsError(ValueError):
-    """Settings that cannot be used; the message names the variable(s)."""
+SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+PASSWORD_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,29 @@ class ClickHouseAddress:
     def _netloc(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+
+def check_sasl_mechanism(mechanism: str | None, protocol: str | None) -> str | None:
+    """A SASL protocol needs a mechanism; a mechanism needs a SASL protocol."""
+    if protocol in SASL_PROTOCOLS and mechanism is None:
+        raise ValueError(f"required when {variable('kafka_security_protocol')} is {protocol}")
+    if mechanism is not None and protocol not in SASL_PROTOCOLS:
+        raise ValueError(
+            f"{mechanism} needs {variable('kafka_security_protocol')}=SASL_SSL or SASL_PLAINTEXT "
+            f"(got {protocol})"
+        )
+    return mechanism
+
+
+def check_sasl_credentials(mechanism: str | None, username: str | None, password: SecretStr | None) -> None:
+    """PLAIN and SCRAM need both a user name and a password (never echoes the password)."""
+    if mechanism in PASSWORD_MECHANISMS and (not username or password is None):
+        user, password_variable = variable("kafka_sasl_username"), variable("kafka_sasl_password")
+        missing = user if not username else "the password"
+        raise ValueError(
+            f"SASL {mechanism} needs {user} and {password_variable} "
+            f"(or {password_variable}_FILE); {missing} is missing"
+        )
 
 
 def parse_clickhouse_url(url: str) -> ClickHouseAddress:
@@ -145,7 +173,7 @@ class Settings(BaseSettings):
     results_lag_low: int = Field(200, ge=0)
     results_lag_interval_seconds: float = Field(1.0, gt=0, le=60)
 
-    # --- deployment (issue #8: streams/settings/sources.py, security.py, docs/operations.md) ---
+    # --- deployment (issue #8: streams/settings/sources.py, dump.py, docs/operations.md) ---
     # A settings file (KCOLLECT_SETTINGS_FILE: TOML, JSON or env lines) is read below the variables;
     # secrets may come from files (KCOLLECT_CLICKHOUSE_PASSWORD_FILE, KCOLLECT_KAFKA_SASL_PASSWORD_FILE,
     # KCOLLECT_KAFKA_SSL_KEY_PASSWORD_FILE). Secrets are SecretStr: never printed, masked in dumps.
@@ -195,12 +223,21 @@ class Settings(BaseSettings):
         return value
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        """repr() and str() with secrets masked, as in ``streams.settings.security.settings_dump``."""
+        """repr() and str() with secrets masked, as in ``streams.settings.dump.settings_dump``."""
         masked = settings_dump(self)
         for name, value in super().__repr_args__():
-            yield name, masked.get(f"{ENV_PREFIX}{str(name).upper()}", value)
+            yield name, masked.get(variable(str(name)), value)
 
     # --- end of the deployment block ----------------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _check_results_lag_marks(self) -> Settings:
+        if self.results_lag_high and self.results_lag_low >= self.results_lag_high:
+            raise ValueError(
+                f"{variable('results_lag_low')} ({self.results_lag_low}) must be below "
+                f"{variable('results_lag_high')} ({self.results_lag_high})"
+            )
+        return self
 
     @field_validator("clickhouse_url")
     @classmethod
@@ -231,7 +268,7 @@ class Settings(BaseSettings):
         servers = self._from_stack()[0]
         if servers is None:
             raise SettingsError(
-                f"{ENV_PREFIX}BOOTSTRAP_SERVERS is not set and no local stack is running "
+                f"{variable('bootstrap_servers')} is not set and no local stack is running "
                 "(start one with `kcollect stack up`)"
             )
         return servers
@@ -241,10 +278,22 @@ class Settings(BaseSettings):
         url = self._from_stack()[1]
         if url is None:
             raise SettingsError(
-                f"{ENV_PREFIX}CLICKHOUSE_URL is not set and no local stack is running "
+                f"{variable('clickhouse_url')} is not set and no local stack is running "
                 "(start one with `kcollect stack up`)"
             )
-        return apply_clickhouse_overrides(self, parse_clickhouse_url(url))
+        return self._with_overrides(parse_clickhouse_url(url))
+
+    def _with_overrides(self, address: ClickHouseAddress) -> ClickHouseAddress:
+        """``address`` with ``KCOLLECT_CLICKHOUSE_USER`` / ``_PASSWORD`` / ``_SECURE`` applied over the
+        URL's."""
+        changes: dict[str, Any] = {}
+        if self.clickhouse_user is not None:
+            changes["user"] = self.clickhouse_user
+        if self.clickhouse_password is not None:
+            changes["password"] = self.clickhouse_password.get_secret_value()
+        if self.clickhouse_secure is not None:
+            changes["secure"] = self.clickhouse_secure
+        return dataclasses.replace(address, **changes) if changes else address
 
     def topic(self, spec_suffix: str) -> str:
         return f"{self.topic_prefix}{spec_suffix}"
@@ -254,12 +303,15 @@ def describe_errors(exc: ValidationError) -> str:
     """One line per problem, naming the environment variable."""
     lines = []
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "?"
         message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:  # a check across fields: its message names the variables
+            lines.append(message)
+            continue
+        name = variable(str(error["loc"][0]))
         lines.append(
-            f"{ENV_PREFIX}{field.upper()}: {message} (got {error.get('input')!r})"
+            f"{name}: {message} (got {error.get('input')!r})"
             if "got" not in message
-            else f"{ENV_PREFIX}{field.upper()}: {message}"
+            else f"{name}: {message}"
         )
     return "\n".join(lines)
 

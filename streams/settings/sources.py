@@ -22,16 +22,10 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-PREFIX = "KCOLLECT_"
-SETTINGS_FILE_VARIABLE = f"{PREFIX}SETTINGS_FILE"
+from streams.settings.names import SettingsError, field_of, variable
+
+SETTINGS_FILE_VARIABLE = variable("settings_file")
 SECRET_FIELDS = ("clickhouse_password", "kafka_sasl_password", "kafka_ssl_key_password")
-
-
-def SettingsSourceError(message: str) -> ValueError:
-    """A ``streams.settings.model.SettingsError`` (imported late: that module imports this one)."""
-    from streams.settings.model import SettingsError
-
-    return SettingsError(message)
 
 
 def _env_lines(text: str, path: Path) -> dict[str, Any]:
@@ -42,7 +36,7 @@ def _env_lines(text: str, path: Path) -> dict[str, Any]:
             continue
         key, sep, value = line.removeprefix("export ").partition("=")
         if not sep or not key.strip():
-            raise SettingsSourceError(f"{SETTINGS_FILE_VARIABLE}: {path} line {number} is not KEY=VALUE")
+            raise SettingsError(f"{SETTINGS_FILE_VARIABLE}: {path} line {number} is not KEY=VALUE")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
@@ -51,11 +45,11 @@ def _env_lines(text: str, path: Path) -> dict[str, Any]:
 
 
 def read_settings_file(path: Path) -> dict[str, Any]:
-    """The raw key → value mapping of a settings file; SettingsSourceError when unreadable or malformed."""
+    """The raw key → value mapping of a settings file; SettingsError when unreadable or malformed."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsSourceError(f"{SETTINGS_FILE_VARIABLE}: cannot read {path}: {_reason(exc)}") from None
+        raise SettingsError(f"{SETTINGS_FILE_VARIABLE}: cannot read {path}: {_reason(exc)}") from None
     try:
         if path.suffix == ".toml":
             data: Any = tomllib.loads(text)
@@ -64,11 +58,11 @@ def read_settings_file(path: Path) -> dict[str, Any]:
         else:
             data = _env_lines(text, path)
     except (tomllib.TOMLDecodeError, orjson.JSONDecodeError) as exc:
-        raise SettingsSourceError(
+        raise SettingsError(
             f"{SETTINGS_FILE_VARIABLE}: {path} is not valid {path.suffix[1:]}: {exc}"
         ) from None
     if not isinstance(data, dict):
-        raise SettingsSourceError(f"{SETTINGS_FILE_VARIABLE}: {path} must hold a table/object of settings")
+        raise SettingsError(f"{SETTINGS_FILE_VARIABLE}: {path} must hold a table/object of settings")
     return data
 
 
@@ -77,19 +71,19 @@ def _reason(exc: BaseException) -> str:
 
 
 def normalise_keys(data: dict[str, Any], fields: set[str], path: Path) -> dict[str, Any]:
-    """Field-name keys; SettingsSourceError naming the first unknown key."""
+    """Field-name keys; SettingsError naming the first unknown key."""
     result: dict[str, Any] = {}
     for key, value in data.items():
-        name = key.removeprefix(PREFIX).lower() if key.upper().startswith(PREFIX) else key.lower()
+        name = field_of(key)
         if name not in fields or name == "settings_file":
-            raise SettingsSourceError(f"{SETTINGS_FILE_VARIABLE}: {path} names an unknown setting {key!r}")
+            raise SettingsError(f"{SETTINGS_FILE_VARIABLE}: {path} names an unknown setting {key!r}")
         if isinstance(value, dict) and name != "kafka_config":
-            raise SettingsSourceError(f"{SETTINGS_FILE_VARIABLE}: {path}: {key} must be a single value")
+            raise SettingsError(f"{SETTINGS_FILE_VARIABLE}: {path}: {key} must be a single value")
         if name == "kafka_config" and isinstance(value, str):
             try:
                 value = orjson.loads(value)
             except orjson.JSONDecodeError:
-                raise SettingsSourceError(
+                raise SettingsError(
                     f"{SETTINGS_FILE_VARIABLE}: {path}: {key} must be a JSON object"
                 ) from None
         result[name] = value
@@ -102,7 +96,7 @@ def read_secret_file(variable: str, path_text: str) -> str:
     try:
         return path.read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsSourceError(f"{variable}: cannot read the secret file {path}: {_reason(exc)}") from None
+        raise SettingsError(f"{variable}: cannot read the secret file {path}: {_reason(exc)}") from None
 
 
 class SettingsFileSource(PydanticBaseSettingsSource):
@@ -129,10 +123,10 @@ class SecretFilesSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for name in SECRET_FIELDS:
-            variable = f"{PREFIX}{name.upper()}_FILE"
-            location = os.environ.get(variable)
+            file_variable = f"{variable(name)}_FILE"
+            location = os.environ.get(file_variable)
             if location and name in self.settings_cls.model_fields:
-                values[name] = read_secret_file(variable, location)
+                values[name] = read_secret_file(file_variable, location)
         return values
 
 
@@ -163,28 +157,28 @@ def settings_env_file(settings: BaseSettings) -> str:
     Secrets are never written: a secret setting, a URL's password and a secret ``kafka_config`` key each
     leave a comment saying so (set them with their variable or ``*_FILE``). Unset settings are comments.
     """
-    from streams.settings.security import is_secret_key
+    from streams.settings.dump import is_secret_key
 
     lines = ["# kcollect settings (kcollect settings show --format env); read with KCOLLECT_SETTINGS_FILE"]
     for name in type(settings).model_fields:
-        variable = f"{PREFIX}{name.upper()}"
+        key = variable(name)
         value = getattr(settings, name)
         if name == "settings_file":
             continue
         if isinstance(value, SecretStr):
-            lines.append(f"# {variable} is a secret and is not written")
+            lines.append(f"# {key} is a secret and is not written")
             continue
         if value is None:
-            lines.append(f"# {variable} is not set")
+            lines.append(f"# {key} is not set")
             continue
         if name == "clickhouse_url" and urlsplit(value).password is not None:
-            lines.append(f"# the password of {variable} is not written (use KCOLLECT_CLICKHOUSE_PASSWORD)")
+            lines.append(f"# the password of {key} is not written (use KCOLLECT_CLICKHOUSE_PASSWORD)")
             value = _without_password(value)
         if name == "kafka_config":
             secret = sorted(k for k in value if is_secret_key(k))
             if secret:
-                lines.append(f"# {variable}: secret keys not written: {', '.join(secret)}")
+                lines.append(f"# {key}: secret keys not written: {', '.join(secret)}")
             value = {k: v for k, v in value.items() if not is_secret_key(k)}
         # Quoted: the reader strips one pair of matching quotes, so any inner quote survives.
-        lines.append(f'{variable}="{_env_value(value)}"')
+        lines.append(f'{key}="{_env_value(value)}"')
     return "\n".join(lines) + "\n"

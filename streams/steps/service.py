@@ -18,10 +18,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from confluent_kafka import Consumer
-
+from streams.kafka.clients import make_consumer
 from streams.observability.health import client_hooks, service_health
-from streams.settings.librdkafka import consumer_config
 from streams.settings.model import Settings
 from streams.steps.stream_processor import ChainFactory, Gate, LoopStats, StreamProcessor
 
@@ -66,7 +64,7 @@ def run_consumer_service(
     ``/metrics``, ``/healthz`` and ``/readyz`` (streams/observability/health.py) while it runs.
     ``batch_size``: records per consume (default ``settings.consume_batch``)."""
     probe, server = service_health(settings)
-    consumer = Consumer(consumer_config(settings, group, **client_hooks(probe), **consumer_extra))
+    consumer = make_consumer(settings, group, **client_hooks(probe), **consumer_extra)
     loop = StreamProcessor(
         consumer,
         topics,

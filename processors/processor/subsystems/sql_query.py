@@ -13,10 +13,9 @@ import queue
 from collections.abc import Sequence
 from typing import Any
 
-from clickhouse_driver import Client
-
 from processors.processor.retry import FetchError
 from processors.processor.subsystems.protocol import MetricColumns, Record
+from streams.clickhouse.client import connect
 from streams.settings.model import ClickHouseAddress
 
 
@@ -34,13 +33,7 @@ class SqlSubsystem:
         self._pool: queue.Queue[Any] = queue.Queue()
         for _ in range(pool_size):
             self._pool.put(
-                Client(
-                    host=address.host,
-                    port=address.port,
-                    user=address.user,
-                    password=address.password,
-                    database=address.database,
-                )
+                connect(address, connect_timeout=10, send_receive_timeout=300)  # the driver's defaults
             )
 
     def fetch(self, requests: Sequence[Record]) -> MetricColumns:

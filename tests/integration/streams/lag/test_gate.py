@@ -8,6 +8,7 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
+from processors.processor.service import results_lag_gate
 from streams.lag.gate import LagGate
 from tests.integration.lagkit import commit, lag_settings, make_topic, produce
 
@@ -55,7 +56,7 @@ def test_gate_for_results_uses_the_settings(kafka_bootstrap: str, unique_name: s
         kafka_bootstrap, f"{unique_name}.", sink_group=f"{unique_name}-sink", results_lag_high=10,
         results_lag_low=2, results_lag_interval_seconds=0.2,
     )  # fmt: skip
-    gate = LagGate.for_results(settings)
+    gate = results_lag_gate(settings)
     assert gate is not None
     try:
         produce(kafka_bootstrap, f"{unique_name}.results", {0: 11})
@@ -66,4 +67,4 @@ def test_gate_for_results_uses_the_settings(kafka_bootstrap: str, unique_name: s
     finally:
         gate.close()
     assert not gate.paused()
-    assert LagGate.for_results(lag_settings(kafka_bootstrap, "x.", results_lag_high=0)) is None
+    assert results_lag_gate(lag_settings(kafka_bootstrap, "x.", results_lag_high=0)) is None

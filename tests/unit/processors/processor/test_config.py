@@ -7,8 +7,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from processors.processor.compute import resolve_compute, summary
-from processors.processor.config import ConfigError, default_config, load_config, parse_config
+from processors.processor.compute import summary
+from processors.processor.config import (
+    ConfigError,
+    default_config,
+    load_config,
+    parse_config,
+    resolve_compute,
+)
 
 
 def test_default_is_the_simulated_reference_set() -> None:

@@ -14,13 +14,11 @@ from pathlib import Path
 import pytest
 
 from streams.observability.logs import JsonFormatter, redact, setup_logging
-from streams.settings.model import SettingsError, load_settings
-from streams.settings.security import (
-    clickhouse_address,
-    clickhouse_tls_kwargs,
-    kafka_security_config,
-    settings_dump,
-)
+from streams.settings.clickhouse import clickhouse_tls_kwargs
+from streams.settings.dump import settings_dump
+from streams.settings.librdkafka import kafka_security_config
+from streams.settings.model import load_settings
+from streams.settings.names import SettingsError
 
 ROOT = Path(__file__).resolve().parents[4]
 SECRET = "s3cr3t-Value"
@@ -139,7 +137,7 @@ def test_security_pass_through(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
         "sasl.password": SECRET,  # the file's newline is dropped
         "ssl.ca.location": "/etc/ca.pem",
     }
-    address = clickhouse_address(settings)
+    address = settings.clickhouse()
     assert (address.user, address.password, address.secure, address.port) == ("writer", SECRET, True, 9440)
     assert clickhouse_tls_kwargs(settings) == {"secure": True, "verify": True, "ca_certs": "/etc/ch-ca.pem"}
     assert kafka_security_config(load_settings(kafka_security_protocol=None, kafka_sasl_mechanism=None)) == {
