@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+import time
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,7 +23,7 @@ from rich.progress import (
 from rich.text import Text
 
 from kcollect.cli.errors import exit_on_known_errors
-from streams.runs.status import RunProgress, list_runs, run_status, wait_complete
+from streams.runs.status import RunProgress, RunWatcher, run_status, wait_complete
 from streams.settings.model import load_settings
 
 runs_app = typer.Typer(help="Collection runs: progress and completion.", no_args_is_help=True)
@@ -40,14 +41,42 @@ def _line(p: RunProgress) -> str:
     )
 
 
+def _list_line(row: dict[str, Any]) -> str:
+    took = "-" if row["duration_s"] is None else f"{row['duration_s']:.1f} s"
+    eta = "" if row["eta_s"] is None else f", ETA {row['eta_s']:.0f} s"
+    return (
+        f"{row['run_id']}: {row['state']}, total {_count(row['total'])}, stored {row['stored']:,} "
+        f"(ok {row['ok']:,}, partial {row['partial']:,}), dead-lettered {row['dead_lettered']:,}, "
+        f"pending {_count(row['pending'])}, started {row['started'] or '-'}, "
+        f"finished {row['finished'] or '-'}, took {took}{eta}, "
+        + ("complete" if row["complete"] else "not complete")
+    )
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
 @runs_app.command("list")
 @exit_on_known_errors
 def runs_list(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per run.")] = False,
 ) -> None:
-    """Every run seen in manifests, ClickHouse or dead letters, with its counts."""
-    for progress in list_runs(load_settings()):
-        typer.echo(json.dumps(progress.as_dict()) if json_out else _line(progress))
+    """Every run seen in manifests, ClickHouse or dead letters: counts (stored ok / partial), times, ETA."""
+    from kcollect.console.data import run_row
+
+    watcher = RunWatcher(load_settings())
+    try:
+        watcher.refresh()
+        progress, summaries = watcher.all_runs(), watcher.summaries()
+        now_ms = int(time.time() * 1000)
+        rows = [
+            run_row(p, summaries.get(p.run_id, {}), watcher.manifests.get(p.run_id), now_ms) for p in progress
+        ]
+    finally:
+        watcher.close()
+    for row in rows:
+        typer.echo(json.dumps(row) if json_out else _list_line(row))
 
 
 class RateColumn(ProgressColumn):

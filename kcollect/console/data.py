@@ -22,9 +22,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from kcollect.ops.dlq import DlqRecord, read_dlq, replay
-from schemas.ddl import RUN_SUMMARY_VIEW
 from schemas.topics import REQUESTS, REQUESTS_DLQ, RESULTS_DLQ, SCHEDULER_LOCK
-from streams.clickhouse.client import connect
 from streams.lag.collector import LagCollector, LagMonitor, Snapshot, group_statuses, sort_worst_first
 from streams.observability.logs import redact
 from streams.runs.status import RunProgress, RunWatcher
@@ -214,23 +212,6 @@ class ConsoleData:
             self._refreshed = time.monotonic()
         return self._watcher
 
-    def _summaries(self, run_id: str | None = None) -> dict[str, dict[str, Any]]:
-        address = self.settings.clickhouse()
-        where = "WHERE run_id = %(r)s" if run_id else ""
-        sql = (
-            "SELECT run_id, ok_clients, partial_clients, toUInt64(first_collected_at), "
-            f"toUInt64(last_collected_at) FROM {address.database}.{RUN_SUMMARY_VIEW} {where}"
-        )
-        client = connect(address)
-        try:
-            rows = client.execute(sql, {"r": run_id})
-        finally:
-            client.disconnect()
-        return {
-            str(r): {"ok": int(ok), "partial": int(partial), "first_ms": first * 1000, "last_ms": last * 1000}
-            for r, ok, partial, first, last in rows
-        }
-
     def runs(self, schedule: str | None = None, state: str | None = None) -> dict[str, Any]:
         """Every run (newest first) with its counts, times and ETA; ``state``: running, complete or a
         manifest state (enqueueing, enqueued, failed, no-manifest)."""
@@ -239,7 +220,7 @@ class ConsoleData:
             watcher = self._fresh_watcher()
             progress = watcher.all_runs()
             manifests = dict(watcher.manifests)
-        summaries = self._summaries()
+            summaries = watcher.summaries()
         rows = [run_row(p, summaries.get(p.run_id, {}), manifests.get(p.run_id), now_ms) for p in progress]
         rows.sort(key=lambda r: (r["started"] or "", r["run_id"]), reverse=True)
         schedules = sorted({r["schedule"] for r in rows if r["schedule"]})
@@ -270,7 +251,8 @@ class ConsoleData:
             records = self._dead_letters(run_id)
             clients = {(r.key or b"").decode("utf-8", "replace") for r in records}
             stored = watcher.stored_among(run_id, clients) if clients else set()
-        row = run_row(progress, self._summaries(run_id).get(run_id, {}), manifest, int(time.time() * 1000))
+            summary = watcher.summaries(run_id).get(run_id, {})
+        row = run_row(progress, summary, manifest, int(time.time() * 1000))
         lag = self.lag.view()
         requests = REQUESTS.name(self.settings.topic_prefix)
         waiting = [

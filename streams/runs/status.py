@@ -158,6 +158,25 @@ class RunWatcher:
             rows = self._query(sql, {"r": run_id})
         return {str(r): int(n) for r, n in rows}
 
+    def summaries(self, run_id: str | None = None) -> dict[str, dict[str, int]]:
+        """Per run from ``run_summary_final``: clients stored ok and partial, and the first and last
+        ``collected_at`` (epoch ms); empty on a database without the view."""
+        where = "WHERE run_id = %(r)s" if run_id is not None else ""
+        sql = (
+            "SELECT run_id, ok_clients, partial_clients, toUInt64(first_collected_at), "
+            f"toUInt64(last_collected_at) FROM {self._address.database}.{RUN_SUMMARY_VIEW} {where}"
+        )
+        try:
+            rows = self._query(sql, {"r": run_id})
+        except ServerException as exc:
+            if exc.code != UNKNOWN_TABLE:
+                raise
+            return {}
+        return {
+            str(r): {"ok": int(ok), "partial": int(partial), "first_ms": first * 1000, "last_ms": last * 1000}
+            for r, ok, partial, first, last in rows
+        }
+
     def stored_among(self, run_id: str, clients: set[str]) -> set[str]:
         """The clients of ``clients`` stored anyway (asked in chunks: the ids go inline in the SQL)."""
         sql = (

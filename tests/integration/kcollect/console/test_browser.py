@@ -173,6 +173,15 @@ def test_runs_page_shows_progress_moving_while_a_run_drains(
     run = next(r for r in get_json(f"{console}/api/runs")["runs"] if r["run_id"] == "drain-1")
     assert run["complete"] and run["stored"] == clients and run["finished"] and run["duration_s"] > 0
     assert set(run["shares"]) == {"ok", "partial", "dead_lettered", "pending"}
+    listed = pipe.cli("runs", "list", "--json")  # the CLI reports the same row, times and ok/partial split
+    assert listed.returncode == 0, listed.stderr
+    cli_row = next(r for r in map(json.loads, listed.stdout.splitlines()) if r["run_id"] == "drain-1")
+    same = ("stored", "ok", "partial", "started", "finished", "duration_s", "complete")
+    assert {k: cli_row[k] for k in same} == {k: run[k] for k in same}
+    assert cli_row["ok"] + cli_row["partial"] == clients
+    text = pipe.cli("runs", "list").stdout
+    assert f"stored {clients:,} (ok {cli_row['ok']:,}, partial {cli_row['partial']:,})" in text
+    assert f"started {run['started']}, finished {run['finished']}" in text
 
 
 def produce_run_with_expired_requests(pipe: Pipeline, run_id: str, clients: int, expired: int) -> None:
