@@ -23,6 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from kcollect.ops.dlq import DlqRecord, read_dlq, replay
 from schemas.topics import REQUESTS, REQUESTS_DLQ, RESULTS_DLQ, SCHEDULER_LOCK
+from streams.kafka.dead_letter import header_map
 from streams.lag.collector import LagCollector, LagMonitor, Snapshot, group_statuses, sort_worst_first
 from streams.observability.logs import redact
 from streams.runs.status import RunProgress, RunWatcher
@@ -107,6 +108,63 @@ def dead_letter_groups(records: list[DlqRecord], stored: set[str], samples: int 
                 }
             )
     return sorted(groups.values(), key=lambda g: (-g["open"], -g["count"], g["stage"], g["error_class"]))
+
+
+class DeadLetterIndex:
+    """The dead-letter topics read incrementally (one assigned consumer, no group), indexed by run.
+
+    Per run and (stage, error class) the first ``samples`` records are kept whole; later ones only as
+    their key and those two headers, so the page's counts stay exact while memory stays small.
+    """
+
+    def __init__(self, settings: Settings, samples: int = 3) -> None:
+        self._samples = samples
+        topics = [spec.name(settings.topic_prefix) for spec in (REQUESTS_DLQ, RESULTS_DLQ)]
+        self._consumer = Consumer(
+            consumer_config(
+                settings, f"kcollect-console-dlq-{time.time_ns()}", **{"enable.partition.eof": True}
+            )
+        )
+        metadata = self._consumer.list_topics(timeout=settings.broker_timeout_seconds).topics
+        self._partitions = {(t, p) for t in topics if t in metadata for p in metadata[t].partitions}
+        self._consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in sorted(self._partitions)])
+        self._at_end: set[tuple[str, int]] = set()
+        self.by_run: dict[str, list[DlqRecord]] = {}
+        self._kept: dict[tuple[str, str, str], int] = {}
+
+    def refresh(self, max_wait: float = 2.0) -> None:
+        deadline = time.monotonic() + max_wait
+        while self._partitions and time.monotonic() < deadline:
+            messages = self._consumer.consume(2000, 0.05)
+            for msg in messages:
+                where = (str(msg.topic()), int(msg.partition() or 0))
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        self._at_end.add(where)
+                    continue
+                self._at_end.discard(where)
+                self._add(DlqRecord(where[1], int(msg.offset() or 0), msg.key(), msg.value() or b"",
+                                    header_map(msg.headers())))  # type: ignore[arg-type]  # fmt: skip
+            if not messages and self._at_end >= self._partitions:
+                return
+
+    def _add(self, record: DlqRecord) -> None:
+        run_id = record.headers.get("run_id")
+        if not run_id:
+            return
+        stage, error_class = record.headers.get("stage", "?"), record.headers.get("error_class", "?")
+        kind = (run_id, stage, error_class)
+        if self._kept.get(kind, 0) >= self._samples:
+            record = DlqRecord(
+                record.partition, record.offset, record.key, b"", {"stage": stage, "error_class": error_class}
+            )
+        else:
+            self._kept[kind] = self._kept.get(kind, 0) + 1
+        self.by_run.setdefault(run_id, []).append(record)
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 @dataclass
@@ -194,6 +252,7 @@ class ConsoleData:
         self._lock = threading.Lock()
         self._watcher: RunWatcher | None = None
         self._refreshed = 0.0
+        self._dead: DeadLetterIndex | None = None
         self.lag = LagSampler(settings, lag_interval)
 
     def start(self) -> None:
@@ -203,6 +262,8 @@ class ConsoleData:
         self.lag.close()
         if self._watcher is not None:
             self._watcher.close()
+        if self._dead is not None:
+            self._dead.close()
 
     def _fresh_watcher(self) -> RunWatcher:
         if self._watcher is None:
@@ -235,12 +296,10 @@ class ConsoleData:
         return {"runs": rows, "schedules": schedules, "filter": {"schedule": schedule, "state": state}}
 
     def _dead_letters(self, run_id: str) -> list[DlqRecord]:
-        prefix = self.settings.topic_prefix
-        records: list[DlqRecord] = []
-        for spec in (REQUESTS_DLQ, RESULTS_DLQ):
-            found = read_dlq(self.settings, spec.name(prefix), idle_seconds=0.5)
-            records += [r for r in found if r.headers.get("run_id") == run_id]
-        return records
+        if self._dead is None:
+            self._dead = DeadLetterIndex(self.settings)
+        self._dead.refresh()
+        return list(self._dead.by_run.get(run_id, []))
 
     def run(self, run_id: str) -> dict[str, Any]:
         """One run: its row, dead letters by stage and class, requests waiting per partition."""
