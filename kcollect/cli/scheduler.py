@@ -1,4 +1,4 @@
-"""`kcollect scheduler run | backfill | pause | resume` and `kcollect settings show` (docs/operations.md)."""
+"""`kcollect scheduler run | backfill | pause | resume` (docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kcollect.cli.choices import CatchUp, Overlap, SettingsFormat
+from kcollect.cli.choices import CatchUp, Overlap
 from kcollect.cli.errors import exit_on_known_errors
+from kcollect.cli.options import JsonOut
 
 if TYPE_CHECKING:
     from producers.enqueue.sources import ClientSource
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 scheduler_app = typer.Typer(
     help="Enqueue runs on a schedule (one leader among instances).", no_args_is_help=True
 )
-settings_app = typer.Typer(help="The effective settings.", no_args_is_help=True)
 
 Name = Annotated[str, typer.Option(help="Schedule name: run ids are NAME-YYYYMMDDTHHMMSSZ.")]
 Every = Annotated[str | None, typer.Option(help="Period: 30s, 5m, 1h (slots aligned to the epoch).")]
@@ -30,7 +30,6 @@ Clients = Annotated[str | None, typer.Option(help="N (0..N-1) or FIRST-LAST, dec
 FromFile = Annotated[str | None, typer.Option(help="One id per line (or CSV), read again for every run.")]
 Column = Annotated[str | None, typer.Option(help="CSV: the header of the id column.")]
 FromClickHouse = Annotated[str | None, typer.Option(help="A query whose first column is the client id.")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
 def _schedule(every: str | None, cron: str | None) -> Schedule:
@@ -190,29 +189,3 @@ def scheduler_pause(name: ScheduleName, json_out: JsonOut = False) -> None:
 def scheduler_resume(name: ScheduleName, json_out: JsonOut = False) -> None:
     """Resume a paused schedule from its next slot."""
     _pause(name, False, json_out)
-
-
-@settings_app.command("show")
-@exit_on_known_errors
-def settings_show(
-    json_out: Annotated[
-        bool, typer.Option("--json", help="One JSON object (same as --format json).")
-    ] = False,
-    output_format: Annotated[
-        SettingsFormat,
-        typer.Option("--format", help="text; json; env: a file KCOLLECT_SETTINGS_FILE reads back."),
-    ] = SettingsFormat.text,
-) -> None:
-    """Print every setting with its effective value; secrets masked (***), or left out with --format env."""
-    from streams.settings.dump import settings_dump
-    from streams.settings.model import load_settings
-    from streams.settings.sources import settings_env_file
-
-    settings = load_settings()
-    if json_out or output_format is SettingsFormat.json:
-        typer.echo(json.dumps(settings_dump(settings), default=str))
-    elif output_format is SettingsFormat.env:
-        typer.echo(settings_env_file(settings), nl=False)
-    else:
-        for key, value in settings_dump(settings).items():
-            typer.echo(f"{key}={'' if value is None else value}")

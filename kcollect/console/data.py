@@ -355,7 +355,7 @@ class ConsoleData:
         return result
 
     def verify(self, run_id: str) -> dict[str, Any]:
-        from kcollect.cli.verify import value_check_for
+        from kcollect.ops.value_check import value_check_for
         from streams.runs.checker import verify_run
 
         report = verify_run(self.settings, run_id, value_check=value_check_for(self.settings))
