@@ -76,6 +76,33 @@ def run_row(progress: RunProgress, summary: dict[str, Any], manifest: Any, now_m
     return data
 
 
+RATE_WINDOW_SECONDS = 60.0
+RATE_STAGES = ("processed", "stored", "dead_lettered")
+
+
+def stage_rates(points: list[tuple[float, dict[str, int]]]) -> dict[str, float | None]:
+    """Clients per second of each stage between the oldest and the newest point (pure); None with
+    fewer than two points or no time between them."""
+    if len(points) < 2 or points[-1][0] <= points[0][0]:
+        return dict.fromkeys(RATE_STAGES)
+    (t0, first), (t1, last) = points[0], points[-1]
+    return {stage: round(max(last[stage] - first[stage], 0) / (t1 - t0), 1) for stage in RATE_STAGES}
+
+
+class RateTracker:
+    """Recent counts of each run, for its stage rates over the last ``RATE_WINDOW_SECONDS``."""
+
+    def __init__(self) -> None:
+        self._points: dict[str, deque[tuple[float, dict[str, int]]]] = {}
+
+    def observe(self, row: dict[str, Any], now: float) -> dict[str, float | None]:
+        points = self._points.setdefault(row["run_id"], deque())
+        points.append((now, {stage: int(row[stage]) for stage in RATE_STAGES}))
+        while len(points) > 2 and points[0][0] < now - RATE_WINDOW_SECONDS:
+            points.popleft()
+        return stage_rates(list(points))
+
+
 def shares(progress: RunProgress, partial: int) -> dict[str, float]:
     """Fractions of the total for the progress bar: stored ok, partial, dead-lettered, pending."""
     total = progress.total or max(progress.processed, 1)
@@ -253,6 +280,7 @@ class ConsoleData:
         self._watcher: RunWatcher | None = None
         self._refreshed = 0.0
         self._dead: DeadLetterIndex | None = None
+        self._rates = RateTracker()
         self.lag = LagSampler(settings, lag_interval)
 
     def start(self) -> None:
@@ -283,6 +311,8 @@ class ConsoleData:
             manifests = dict(watcher.manifests)
             summaries = watcher.summaries()
         rows = [run_row(p, summaries.get(p.run_id, {}), manifests.get(p.run_id), now_ms) for p in progress]
+        for row in rows:
+            row["rates"] = self._rates.observe(row, time.monotonic())
         rows.sort(key=lambda r: (r["started"] or "", r["run_id"]), reverse=True)
         schedules = sorted({r["schedule"] for r in rows if r["schedule"]})
         if schedule:
@@ -312,6 +342,7 @@ class ConsoleData:
             stored = watcher.stored_among(run_id, clients) if clients else set()
             summary = watcher.summaries(run_id).get(run_id, {})
         row = run_row(progress, summary, manifest, int(time.time() * 1000))
+        row["rates"] = self._rates.observe(row, time.monotonic())
         lag = self.lag.view()
         requests = REQUESTS.name(self.settings.topic_prefix)
         waiting = [

@@ -117,6 +117,11 @@ def bar(shares: dict[str, float]) -> str:
     return f'<div class="bar" data-shares="{esc(json.dumps(shares))}">{spans}</div>'
 
 
+def rates(values: dict[str, float | None]) -> str:
+    shown = [f"{esc(stage.replace('_', '-'))} {num(rate, 1)}/s" for stage, rate in values.items()]
+    return "<span id=rates>" + (", ".join(shown) or "-") + "</span> <small>clients per second</small>"
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -178,6 +183,7 @@ def run_main(data: dict[str, Any]) -> str:
             ("pending", num(r["pending"])),
             ("started / finished", f"{esc(r['started'] or '-')} / {esc(r['finished'] or '-')}"),
             ("duration / ETA", f"{duration(r['duration_s'])} / {duration(r['eta_s'])}"),
+            ("rates (last minute)", rates(r.get("rates", {}))),
         )
     )
     groups = "".join(dead_letter_group(run_id, g) for g in data["dead_letters"]) or "<p>no dead letters</p>"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -225,6 +226,8 @@ def test_dead_letters_shown_and_replayed_from_the_page(pipe: Pipeline, console: 
         lambda: "replayed 20 request(s), 0 failed" in browser.find_element("id", "message").text, 60, "replay"
     )
     wait_for(lambda: browser.find_element("id", "stored").text == "200", 120, "the replayed requests stored")
+    rates = browser.find_element("id", "rates").text  # per-stage rates over the last minute
+    assert float(re.search(r"\bstored ([\d.,]+)/s", rates).group(1).replace(",", "")) > 0, rates  # type: ignore[union-attr]
     run = get_json(f"{console}/api/runs/dlq-1")
     assert run["run"]["stored"] == 200 and run["run"]["complete"] and run["run"]["dead_lettered"] == 0
     assert [g["open"] for g in run["dead_letters"]] == [0]  # the dead letters stay, none is open any more

@@ -115,3 +115,23 @@ def test_dead_letters_grouped_by_stage_and_class_with_open_counts() -> None:
         ("fetch", "Timeout", 2, 1, 1),  # most open first, then most in all
         ("decode", "Bad", 1, 1, 1),
     ]
+
+
+def test_stage_rates_over_the_recent_window() -> None:
+    from kcollect.console.data import RateTracker, stage_rates
+
+    assert stage_rates([]) == {"processed": None, "stored": None, "dead_lettered": None}
+    tracker = RateTracker()
+    row = {"run_id": "r", "processed": 0, "stored": 0, "dead_lettered": 0}
+    tracker.observe(row, 0.0)
+    assert tracker.observe(row | {"processed": 50, "stored": 40, "dead_lettered": 10}, 10.0) == {
+        "processed": 5.0,
+        "stored": 4.0,
+        "dead_lettered": 1.0,
+    }
+    later = tracker.observe(row | {"processed": 650, "stored": 640, "dead_lettered": 10}, 100.0)
+    assert later == {
+        "processed": 6.7,
+        "stored": 6.7,
+        "dead_lettered": 0.0,
+    }  # (650-50) / 90 s: t=0 left the window
