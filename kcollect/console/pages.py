@@ -16,7 +16,7 @@ STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
 header{background:#243447;color:#fff;padding:8px 16px;display:flex;gap:16px;align-items:center}
 header a{color:#fff;text-decoration:none;font-weight:600}header a.on{text-decoration:underline}
-header .sp{flex:1}header input{width:14em}
+header .sp{flex:1}header input[type=password]{width:14em}
 main{padding:12px 16px}table{border-collapse:collapse;width:100%;background:#fff}
 th,td{border-bottom:1px solid #e4e4e4;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f0f2f5}td.n{text-align:right;font-variant-numeric:tabular-nums}

@@ -2,7 +2,8 @@
 pipeline: the runs page shows a run's progress moving while it drains; a run with dead letters shows
 them and a replay from the page re-enqueues them until the run is stored whole; the lag page shows a
 partition stalling when its consumer stops; the token check refuses an action. Each test saves a
-screenshot of its page to docs/console/ (docs/console.md shows them).
+screenshot of its page: into the folder named by KCOLLECT_TEST_SCREENSHOTS when set (docs/console/ for
+docs/console.md), else into the session's temporary folder, so a test run leaves the tree alone.
 
 Without chromium and chromedriver the tests skip, except in CI (CI=true), where they fail.
 """
@@ -18,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -28,10 +30,10 @@ from producers.scheduler.lock import publish_spec
 from schemas.codec import encode
 from schemas.models import CollectionRequest, RunManifest
 from schemas.topics import REQUESTS, RUNS
-from tests.integration.pipeline import ROOT, Pipeline, make_pipeline
+from tests.integration.pipeline import Pipeline, make_pipeline
 
 pytestmark = pytest.mark.integration
-SHOTS = ROOT / "docs" / "console"
+SCREENSHOTS_VARIABLE = "KCOLLECT_TEST_SCREENSHOTS"
 T = TypeVar("T")
 
 
@@ -131,9 +133,19 @@ def wait_for(check: Callable[[], T], timeout: float, what: str) -> T:
         time.sleep(0.25)
 
 
+_shots: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> None:
+    given = os.environ.get(SCREENSHOTS_VARIABLE)
+    _shots[:] = [Path(given) if given else tmp_path_factory.mktemp("screenshots")]
+
+
 def shot(browser: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SHOTS / f"{name}.png"))
+    folder = _shots[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(folder / f"{name}.png"))
 
 
 def run_row(browser: Any, run_id: str) -> Any:
