@@ -43,6 +43,7 @@ from streams.clickhouse.client import (
 from streams.observability.metrics import (
     SINK_CLICKHOUSE_UP,
     SINK_INSERT_FAILURES,
+    SINK_INSERT_LATENCY,
     SINK_INSERTS,
     SINK_ROWS_INSERTED,
 )
@@ -174,6 +175,7 @@ class WindowWriter:
         log.debug("inserted %d row(s) in %.3f s (%s)", count, seconds, token)
         SINK_INSERTS.inc()
         SINK_ROWS_INSERTED.inc(count)
+        SINK_INSERT_LATENCY.observe(seconds)
 
     def write(self, window: PartitionWindow) -> Bad:
         """Insert the window's rows; returns (row index, error) of rows refused on their own.

@@ -58,6 +58,11 @@ ENQUEUED = Counter("kcollect_scheduler_runs_enqueued", "Runs the scheduler enque
 SKIPPED = Counter("kcollect_scheduler_slots_skipped", "Slots skipped (missed, paused, overlap)", ["schedule"])
 LEADER = Gauge("kcollect_scheduler_leader", "1 while this instance leads its schedule", ["schedule"])
 LAST_SLOT = Gauge("kcollect_scheduler_last_slot_timestamp_seconds", "The newest slot handled", ["schedule"])
+OVERDUE = Gauge(
+    "kcollect_scheduler_previous_run_incomplete",
+    "1 when the schedule's previous run was not complete at its latest slot (whatever the overlap policy)",
+    ["schedule"],
+)
 
 
 @dataclass
@@ -201,10 +206,11 @@ class Scheduler:
             log.info("scheduler %s: slot %s already enqueued, nothing to do", self.config.name, rid)
             return self._done(slot)
         earlier = [s for s in mine if s < slot]
-        if existing is None and earlier and self.config.overlap != "allow":
+        if existing is None and earlier:
             previous = run_id(self.config.name, max(earlier))
             busy = self._incomplete(previous, mine[max(earlier)])
-            if busy:
+            OVERDUE.labels(self.config.name).set(1 if busy else 0)
+            if busy and self.config.overlap != "allow":
                 if self.config.overlap == "skip":
                     return self._skip(slot, f"overlap skip: previous run {previous} is incomplete ({busy})")
                 if self.queued is not None and self.queued < slot:

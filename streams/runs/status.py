@@ -226,7 +226,26 @@ class RunWatcher:
         count, digest = self._query(sql, {"r": run_id})[0]
         return int(count), int(digest or 0) & MASK
 
-    def _stored_among(self, run_id: str, clients: set[str]) -> set[str]:
+    def summaries(self, run_id: str | None = None) -> dict[str, dict[str, int]]:
+        """Per run from ``run_summary_final``: clients stored ok and partial, and the first and last
+        ``collected_at`` (epoch ms); empty on a database without the view."""
+        where = "WHERE run_id = %(r)s" if run_id is not None else ""
+        sql = (
+            "SELECT run_id, ok_clients, partial_clients, toUInt64(first_collected_at), "
+            f"toUInt64(last_collected_at) FROM {self._address.database}.{RUN_SUMMARY_VIEW} {where}"
+        )
+        try:
+            rows = self._query(sql, {"r": run_id})
+        except ServerException as exc:
+            if exc.code != UNKNOWN_TABLE:
+                raise
+            return {}
+        return {
+            str(r): {"ok": int(ok), "partial": int(partial), "first_ms": first * 1000, "last_ms": last * 1000}
+            for r, ok, partial, first, last in rows
+        }
+
+    def stored_among(self, run_id: str, clients: set[str]) -> set[str]:
         """The clients of ``clients`` stored anyway (asked in chunks: the ids go inline in the SQL)."""
         sql = (
             f"SELECT DISTINCT client_id FROM {self._address.database}.{RESULTS_TABLE} "
@@ -246,7 +265,7 @@ class RunWatcher:
             stored = self.stored_counts(run_id).get(run_id, 0)
         dead = self.dead.get(run_id, DeadOfRun())
         requests, results = dead.requests, dead.results
-        also_stored = self._stored_among(run_id, requests | results)
+        also_stored = self.stored_among(run_id, requests | results)
         manifest = self.manifests.get(run_id)
         digest: int | None = None
         total = manifest.total if manifest is not None and manifest.status == "enqueued" else None

@@ -142,6 +142,7 @@ class StreamProcessor:
         self._running = False
         self._paused_gauge = m.CONSUMER_PAUSED_PARTITIONS.labels(name)
         self._paused_counter = m.CONSUMER_PAUSED_SECONDS.labels(name)
+        self._turn_seconds = m.CONSUMER_LOOP_SECONDS.labels(name)
         self.stats = LoopStats()
 
     def _commit(self, offsets: dict[Partition, int], asynchronous: bool) -> None:
@@ -164,7 +165,9 @@ class StreamProcessor:
         self._running = True
         try:
             while self._running:
+                started = time.monotonic()
                 self._turn()
+                self._turn_seconds.observe(time.monotonic() - started)
         finally:
             self._shutdown()
         return self.stats

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.deployment import Deployment, make_deployment
-from kcollect.cli.runs import compute_for
 from kcollect.localstack.clickhouse import clickhouse_url, start_clickhouse
 from kcollect.localstack.persistent import S3Store, start_broker, start_moto
 from kcollect.localstack.ports import LOOPBACK, free_port
 from kcollect.localstack.process import stop_process, wait_exit
+from kcollect.ops.value_check import compute_for
 from kcollect.testkit.faultproxy import FaultProxy
 from processors.processor.subsystems.simulated import simulated_check
 from producers.enqueue.enqueue import EnqueueSummary, enqueue_run

@@ -191,3 +191,26 @@ def test_the_scheduler_gives_each_run_a_deadline_of_its_slot_plus_the_period(wor
     none.last_handled = t("2026-11-23T12:02:00")
     none.turn(paused=False)
     assert deadlines["s-20261123T120300Z"] is None
+
+
+@pytest.mark.parametrize("overlap", ["skip", "queue", "allow"])
+def test_the_overdue_gauge_says_whether_the_previous_run_was_complete_at_the_next_slot(
+    world: World, overlap: str
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def overdue() -> float | None:
+        return REGISTRY.get_sample_value("kcollect_scheduler_previous_run_incomplete", {"schedule": "s"})
+
+    world.manifest("s-20261123T120000Z")
+    world.now = t("2026-11-23T12:01:05")
+    sched = world.scheduler(overlap=overlap)
+    sched.last_handled = t("2026-11-23T12:00:00")
+    sched.turn(paused=False)
+    assert overdue() == 1.0  # whatever the policy did with the slot (allow: enqueued it anyway)
+    assert (world.enqueued == ["s-20261123T120100Z"]) is (overlap == "allow")
+    world.complete["s-20261123T120000Z"] = True
+    world.complete["s-20261123T120100Z"] = True
+    world.now = t("2026-11-23T12:02:05")
+    sched.turn(paused=False)
+    assert overdue() == 0.0
