@@ -25,15 +25,30 @@ same offset range is dropped by the server before it becomes a duplicate row at 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 RESULTS_TABLE = "client_results"
 RESULTS_FINAL_VIEW = "client_results_final"
 RUN_SUMMARY_TABLE = "run_summary"
 RUN_SUMMARY_MV = "run_summary_mv"
 RUN_SUMMARY_VIEW = "run_summary_final"
+CLIENT_RUNS_TABLE = "client_runs"
+CLIENT_RUNS_MV = "client_runs_mv"
+CLIENT_LATEST_VIEW = "client_latest"
+RESULT_VALUES_VIEW = "result_values"
+RESULT_TEXTS_VIEW = "result_texts"
 DEDUP_WINDOW = 1000
 DEDUP_SINCE = (22, 2)
+# LowCardinality is experimental on 18.16 (allow_experimental_low_cardinality_type) and 18.16 cannot send
+# it to clickhouse-driver: names are Array(String) there, Array(LowCardinality(String)) on current servers.
+LOW_CARDINALITY_SINCE = DEDUP_SINCE
+NAMES = "Array(String)"
 
-# (column, ClickHouse type) in insert order; the sink builds one Python list per column.
+# (column, ClickHouse type on 18.16) in insert order; the sink builds one Python list per column. Metric
+# and computed values are parallel arrays: ``metric_names[i]`` is the name of ``metric_values[i]``.
+# Metrics that are not numbers (strings, booleans, flat lists and objects) are in ``text_names`` /
+# ``text_values``, each value as its JSON text. Name columns are ``NAMES`` (``result_columns`` gives
+# each server's types).
 RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("run_id", "String"),
     ("client_id", "String"),
@@ -41,10 +56,56 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("collected_at", "DateTime('UTC')"),
     ("attempt", "UInt16"),
     ("status", "String"),
-    ("metrics", "String"),
-    ("missing", "Array(String)"),
-    ("computed", "String"),
+    ("metric_names", NAMES),
+    ("metric_values", "Array(Float64)"),
+    ("missing", NAMES),
+    ("computed_names", NAMES),
+    ("computed_values", "Array(Float64)"),
+    ("text_names", NAMES),
+    ("text_values", "Array(String)"),
     ("version", "UInt64"),
+)
+TYPED_COLUMNS = (
+    "metric_names",
+    "metric_values",
+    "computed_names",
+    "computed_values",
+    "text_names",
+    "text_values",
+)
+
+
+def names_type(version: tuple[int, ...]) -> str:
+    """The type of a column of names on a server of ``version``."""
+    return "Array(LowCardinality(String))" if version >= LOW_CARDINALITY_SINCE else NAMES
+
+
+def result_columns(version: tuple[int, ...]) -> tuple[tuple[str, str], ...]:
+    """``RESULT_COLUMNS`` with the types of a server of ``version``."""
+    names = names_type(version)
+    return tuple((name, names if ctype == NAMES else ctype) for name, ctype in RESULT_COLUMNS)
+
+
+def _json_pairs(names: str, values: str, numeric: bool) -> str:
+    """SQL: the ``"name":value`` pieces of two parallel arrays (names are written as they are; a number
+    as ``toString``, a text value is JSON already)."""
+    value = "toString(v)" if numeric else "v"
+    return f"arrayMap((k, v) -> concat('\"', k, '\":', {value}), {names}, {values})"
+
+
+# The JSON text of the earlier layout's ``metrics`` and ``computed`` columns, as ALIAS columns computed
+# from the typed ones at read time (nothing stored): readers of the JSON text keep working.
+JSON_ALIASES: tuple[tuple[str, str], ...] = (
+    (
+        "metrics",
+        "concat('{', arrayStringConcat(arrayConcat("
+        f"{_json_pairs('metric_names', 'metric_values', True)}, "
+        f"{_json_pairs('text_names', 'text_values', False)}), ','), '}}')",
+    ),
+    (
+        "computed",
+        f"concat('{{', arrayStringConcat({_json_pairs('computed_names', 'computed_values', True)}, ','), '}}')",
+    ),
 )
 
 # Distinct clients are counted by a 64-bit hash of the client id: the view's uniqExact states then hold
@@ -75,15 +136,94 @@ RUN_SUMMARY_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def _results_table(database: str, version: tuple[int, ...]) -> str:
-    columns = ",\n    ".join(f"{name} {ctype}" for name, ctype in RESULT_COLUMNS)
+def results_table(
+    database: str, version: tuple[int, ...], engine: str = "ReplacingMergeTree(version)"
+) -> str:
+    """``client_results``: one row per delivered result, collapsed per (run, client) by ``version``."""
+    columns = [f"{name} {ctype}" for name, ctype in result_columns(version)]
+    columns += [f"{name} String ALIAS {expression}" for name, expression in JSON_ALIASES]
+    body = ",\n    ".join(columns)
     dedup = version >= DEDUP_SINCE
     settings = f"\nSETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}" if dedup else ""
     return f"""CREATE TABLE IF NOT EXISTS {database}.{RESULTS_TABLE} (
-    {columns}
-) ENGINE = ReplacingMergeTree(version)
+    {body}
+) ENGINE = {engine}
 PARTITION BY toYYYYMM(requested_at)
 ORDER BY (run_id, client_id){settings}"""
+
+
+# (column, type) of ``client_runs``: which runs a client took part in, how each went, no values. Keyed by
+# client first: a client's history and latest result read a few granules here, then the values of those
+# (run, client) keys from ``client_results`` by its primary key. A copy of every value keyed by client
+# would double what ClickHouse writes and merges per stored row; these columns are ~50 bytes of it.
+CLIENT_RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("client_id", "String"),
+    ("run_id", "String"),
+    ("requested_at", "DateTime('UTC')"),
+    ("collected_at", "DateTime('UTC')"),
+    ("attempt", "UInt16"),
+    ("status", "String"),
+    ("missing", NAMES),
+    ("version", "UInt64"),
+)
+
+
+def client_runs_table(
+    database: str, version: tuple[int, ...], engine: str = "ReplacingMergeTree(version)"
+) -> str:
+    """``client_runs`` (see ``CLIENT_RUNS_COLUMNS``), fed by ``client_runs_mv``."""
+    names = names_type(version)
+    body = ",\n    ".join(f"{n} {names if t == NAMES else t}" for n, t in CLIENT_RUNS_COLUMNS)
+    return f"""CREATE TABLE IF NOT EXISTS {database}.{CLIENT_RUNS_TABLE} (
+    {body}
+) ENGINE = {engine}
+PARTITION BY toYYYYMM(requested_at)
+ORDER BY (client_id, run_id)"""
+
+
+def client_runs_views(database: str) -> list[str]:
+    """The materialized view that feeds ``client_runs`` and ``client_latest`` (a client's last run)."""
+    names = ", ".join(name for name, _ in CLIENT_RUNS_COLUMNS)
+    return [
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{CLIENT_RUNS_MV}
+TO {database}.{CLIENT_RUNS_TABLE}
+AS SELECT {names}
+FROM {database}.{RESULTS_TABLE}""",
+        f"""CREATE VIEW IF NOT EXISTS {database}.{CLIENT_LATEST_VIEW} AS
+SELECT
+    client_id,
+    max(requested_at) AS requested_at,
+    argMax(run_id, requested_at) AS run_id,
+    argMax(status, requested_at) AS status,
+    argMax(missing, requested_at) AS missing,
+    argMax(collected_at, requested_at) AS collected_at,
+    count() AS runs
+FROM {database}.{CLIENT_RUNS_TABLE} FINAL
+GROUP BY client_id""",
+    ]
+
+
+def results_views(database: str) -> list[str]:
+    """``client_results_final`` (every column, FINAL) and the long-form views for BI tools:
+    ``result_values`` (run, client, kind = metric | computed, name, value: one row per number) and
+    ``result_texts`` (the metrics that are not numbers, one row each, the value as JSON text)."""
+    table = f"{database}.{RESULTS_TABLE}"
+    keys = "run_id, client_id, requested_at, collected_at, status"
+    long_form = [
+        f"SELECT {keys}, '{kind}' AS kind, name, value FROM {table} FINAL "
+        f"ARRAY JOIN {kind}_names AS name, {kind}_values AS value"
+        for kind in ("metric", "computed")
+    ]
+    return [
+        f"""CREATE VIEW IF NOT EXISTS {database}.{RESULTS_FINAL_VIEW} AS
+SELECT * FROM {table} FINAL""",
+        f"""CREATE VIEW IF NOT EXISTS {database}.{RESULT_VALUES_VIEW} AS
+{long_form[0]}
+UNION ALL
+{long_form[1]}""",
+        f"""CREATE VIEW IF NOT EXISTS {database}.{RESULT_TEXTS_VIEW} AS
+SELECT {keys}, name, value_json FROM {table} FINAL ARRAY JOIN text_names AS name, text_values AS value_json""",
+    ]
 
 
 def _run_summary(database: str) -> list[str]:
@@ -115,15 +255,17 @@ GROUP BY run_id""",
 def database_ddl(database: str, version: tuple[int, ...] = (18, 16)) -> list[str]:
     """The statements that create the database, tables and views, in order; each is idempotent.
 
-    ``version`` is the server's: newer features (the deduplication window) only where present. For a
-    ``client_results`` created before the upgrade, an ``ALTER ... MODIFY SETTING`` sets the window.
+    ``version`` is the server's: newer features (the deduplication window, LowCardinality names) only
+    where present. For a ``client_results`` created before the upgrade, an ``ALTER ... MODIFY SETTING``
+    sets the window. A table of the JSON-text layout is moved over by ``typed_migration`` first.
     """
     statements = [
         f"CREATE DATABASE IF NOT EXISTS {database}",
-        _results_table(database, version),
-        f"""CREATE VIEW IF NOT EXISTS {database}.{RESULTS_FINAL_VIEW} AS
-SELECT * FROM {database}.{RESULTS_TABLE} FINAL""",
+        results_table(database, version),
+        *results_views(database),
         *_run_summary(database),
+        client_runs_table(database, version),
+        *client_runs_views(database),
     ]
     if version >= DEDUP_SINCE:
         statements.append(
@@ -131,6 +273,61 @@ SELECT * FROM {database}.{RESULTS_TABLE} FINAL""",
             f"MODIFY SETTING non_replicated_deduplication_window = {DEDUP_WINDOW}"
         )
     return statements
+
+
+# The JSON-text layout's columns that the typed layout replaced (``metrics`` and ``computed`` were String
+# columns of JSON text; ``missing`` stays) and, in SQL, how each typed column follows from that text.
+# The text was orjson's ``{"name":number,...}``: names are the quoted keys, values the numbers after them
+# (names keep their JSON escapes, which no configured metric name has).
+_KEYS = 'extractAll({0}, \'"((?:[^"\\\\\\\\]|\\\\\\\\.)*)":\')'
+_NUMBERS = "arrayMap(x -> toFloat64(x), extractAll({0}, '\":(-?[0-9][0-9.eE+-]*)'))"
+TEXT_CONVERSIONS: tuple[tuple[str, str], ...] = (
+    ("metric_names", _KEYS.format("metrics")),
+    ("metric_values", _NUMBERS.format("metrics")),
+    ("computed_names", _KEYS.format("computed")),
+    ("computed_values", _NUMBERS.format("computed")),
+)
+
+
+@dataclass(frozen=True)
+class TypedMigration:
+    """The steps from the JSON-text layout to the typed one, in place (``streams.clickhouse.client.migrate``
+    runs them, each only when the table needs it, so a second run does nothing):
+
+    1. ``add_columns``: the typed columns (empty arrays for the existing rows);
+    2. ``pending`` counts rows whose text is not converted yet; ``convert`` (a mutation, waited for)
+       fills their typed columns from the text;
+    3. ``drop_text``: the stored text columns, once no row is pending;
+    4. ``add_aliases``: ``metrics`` / ``computed`` again, as ALIAS columns (JSON text from the typed
+       columns at read time), for the readers of the text.
+    """
+
+    add_columns: list[str]
+    pending: str
+    convert: str
+    drop_text: list[str]
+    add_aliases: list[str]
+
+
+def typed_migration(database: str, version: tuple[int, ...]) -> TypedMigration:
+    table = f"{database}.{RESULTS_TABLE}"
+    types = dict(result_columns(version))
+    after = "missing"
+    add_columns = []
+    for name in TYPED_COLUMNS:
+        add_columns.append(f"ALTER TABLE {table} ADD COLUMN {name} {types[name]} AFTER {after}")
+        after = name
+    unconverted = "(metrics NOT IN ('', '{}') AND empty(metric_names)) OR (computed NOT IN ('', '{}') AND empty(computed_names))"
+    sets = ", ".join(f"{name} = {expression}" for name, expression in TEXT_CONVERSIONS)
+    return TypedMigration(
+        add_columns=add_columns,
+        pending=f"SELECT count() FROM {table} WHERE {unconverted}",
+        convert=f"ALTER TABLE {table} UPDATE {sets} WHERE {unconverted}",
+        drop_text=[f"ALTER TABLE {table} DROP COLUMN {name}" for name, _ in JSON_ALIASES],
+        add_aliases=[
+            f"ALTER TABLE {table} ADD COLUMN {name} String ALIAS {expr}" for name, expr in JSON_ALIASES
+        ],
+    )
 
 
 VERSION_FORMAT = 1 << 62  # set in every version of this format; a version without it is an attempt number
@@ -173,9 +370,9 @@ def version_migration(database: str) -> tuple[str, str]:
     return check, migration
 
 
-OPTIONAL_RESULT_COLUMNS = frozenset(("missing",))
+OPTIONAL_RESULT_COLUMNS = frozenset(("missing", "text_names", "text_values"))
 """Columns an insert may leave out when every row holds their default (an empty array): the server fills
-them in, and the client does not serialize a column of empty arrays row by row."""
+them in, and the client does not serialize a column of empty arrays."""
 
 
 def insert_results_sql(database: str, without: frozenset[str] = frozenset()) -> str:

@@ -47,6 +47,11 @@ EpochMs = Annotated[int, Field(ge=0, le=MAX_EPOCH_MS)]
 Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]  # schemas.client_set.to_hex
 
 
+Scalar = bool | float | str | None
+MetricValue = bool | float | str | list[Scalar] | dict[str, Scalar]
+"""A metric is a number (stored as Float64), or else a string, a boolean, or a flat list or object of
+those (a counter set, a version tuple...): stored as its JSON text (``schemas.ddl``: ``text_values``)."""
+
 ResultStatus = Literal["ok", "partial"]
 """``ok``: every configured metric was fetched; ``partial``: some were not (named in ``missing``)."""
 
@@ -76,7 +81,7 @@ class ClientResult(BaseModel):
     attempt: Annotated[int, Field(ge=0, le=MAX_ATTEMPT)] = 0
     collected_at_ms: EpochMs
     status: ResultStatus
-    metrics: dict[str, float]
+    metrics: dict[str, MetricValue]
     missing: list[str] = Field(default_factory=list)
     computed: dict[str, float]
 

@@ -30,11 +30,11 @@ import orjson
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from schemas.codec import CodecError, validate
-from schemas.models import EpochMs
+from schemas.models import EpochMs, MetricValue
 
 BATCH_KIND = "result_batch"
 Number = float | int
-Column = Sequence[Number | None]
+Column = Sequence[Any]  # one value per client: a number, another MetricValue, or None (missing)
 Record = dict[str, Any]
 
 
@@ -51,7 +51,7 @@ class ResultBatch(BaseModel):
     requested_at_ms: list[int]
     attempt: list[int]
     metric_names: list[str]
-    metrics: list[list[float | None]]
+    metrics: list[list[MetricValue | None]]
     computed_names: list[str]
     computed: list[list[float | None]]
 

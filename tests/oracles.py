@@ -86,6 +86,10 @@ def decode_results(values: Sequence[bytes | None]) -> tuple[list[Record], list[t
     return _decode_batch(ClientResult, values, is_plain_result)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def to_columns(rows: list[Record]) -> list[list[Any]]:
     """One list per column; times go as epoch seconds (the DateTime columns' unit)."""
     dumps = orjson.dumps
@@ -97,9 +101,13 @@ def to_columns(rows: list[Record]) -> list[list[Any]]:
         "collected_at": [r["collected_at_ms"] // 1000 for r in rows],
         "attempt": attempts,
         "status": [r["status"] for r in rows],
-        "metrics": [dumps(r["metrics"]) for r in rows],
+        "metric_names": [[k for k, v in r["metrics"].items() if _is_number(v)] for r in rows],
+        "metric_values": [[v for v in r["metrics"].values() if _is_number(v)] for r in rows],
         "missing": [list(r.get("missing", ())) for r in rows],
-        "computed": [dumps(r["computed"]) for r in rows],
+        "computed_names": [list(r["computed"]) for r in rows],
+        "computed_values": [list(r["computed"].values()) for r in rows],
+        "text_names": [[k for k, v in r["metrics"].items() if not _is_number(v)] for r in rows],
+        "text_values": [[dumps(v).decode() for v in r["metrics"].values() if not _is_number(v)] for r in rows],
         "version": [
             result_version(a, r["status"] == "ok", r["collected_at_ms"])
             for a, r in zip(attempts, rows, strict=True)

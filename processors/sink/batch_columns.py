@@ -2,19 +2,18 @@
 
 ``batch_columns`` checks every column of a result batch (``schemas.result_batch``) at once (types,
 ranges, lengths: C-level passes over lists) and returns the batch's rows as ``client_results``
-columns (``processors.sink.columns.ResultColumns``), formatting each client's metric and computed maps as
-JSON text from the columns (one ``orjson.dumps`` per column, split and joined with the constant keys).
-It returns None for a batch it does not vouch for (a missing value, an unusual type): the caller then
+columns (``processors.sink.columns.ResultColumns``): every row's names are the batch's list of names
+(one list object shared by all its rows, which the driver writes once per run of rows,
+``streams.clickhouse.driver_columns``) and its values a tuple from the columns transposed in C; no text
+is formatted. It returns None for a batch it does not vouch for (a missing value, a metric that is not a
+number, an unusual type): the caller then
 checks each row on its own through the ``ClientResult`` model (``processors.sink.result_rows``). Tests check
 this path against the model.
 """
 
 from __future__ import annotations
 
-from itertools import repeat
 from typing import Any
-
-import orjson
 
 from processors.sink.columns import ResultColumns, in_column_order
 from schemas.ddl import result_version
@@ -25,40 +24,24 @@ from schemas.result_batch import ResultBatch
 NO_MISSING: list[str] = []  # the ``missing`` value of every complete row: the driver only reads it
 _BATCH_KEYS = frozenset(ResultBatch.model_fields)
 _STRS = frozenset((str,))
-_NUMBER_CHARS = b"0123456789.-+eE,"
+_NUMBERS = frozenset((int, float))
 
 
 def _columns_ok(names: Any, columns: Any, n: int) -> bool:
-    """Distinct string names, one list of ``n`` values each (``_json_maps`` checks the values)."""
+    """Distinct string names, one list of ``n`` numbers each (an int or a float: no ``None``, no bool)."""
     return (
         type(names) is list
         and type(columns) is list
         and len(names) == len(columns)
         and _STRS.issuperset(map(type, names))
         and len(set(names)) == len(names)
-        and all(type(c) is list and len(c) == n for c in columns)
+        and all(type(c) is list and len(c) == n and _NUMBERS.issuperset(map(type, c)) for c in columns)
     )
 
 
-def _json_maps(names: list[str], columns: list[list[Any]], n: int) -> list[bytes] | None:
-    """Each client's ``{name: value, ...}`` JSON text, formatted from whole columns; None unless every
-    value is a number.
-
-    A column's JSON holds only number characters when, and only when, every value is an int or a
-    float (``null``, ``true``, strings, lists and objects all bring other characters), so one
-    ``bytes.translate`` checks the whole column in C.
-    """
-    if not names:
-        return [b"{}"] * n
-    texts = [orjson.dumps(column)[1:-1] for column in columns]
-    if any(text.translate(None, _NUMBER_CHARS) for text in texts):
-        return None
-    keys = [orjson.dumps(name) + b":" for name in names]
-    constants = [b"{" + keys[0], *[b"," + key for key in keys[1:]], b"}"]
-    pieces: list[Any] = [None] * (2 * len(names) + 1)
-    pieces[0::2] = [repeat(c, n) for c in constants]
-    pieces[1::2] = [text.split(b",") for text in texts]
-    return list(map(b"".join, zip(*pieces, strict=True)))
+def _rows_of(columns: list[list[Any]], n: int) -> list[Any]:
+    """Each client's values, one tuple per row (the columns transposed in C)."""
+    return list(zip(*columns, strict=True)) if columns else [()] * n
 
 
 def batch_columns(obj: dict[str, Any], run_ids: set[str]) -> ResultColumns | None:
@@ -85,10 +68,6 @@ def batch_columns(obj: dict[str, Any], run_ids: set[str]) -> ResultColumns | Non
         and _columns_ok(obj["computed_names"], obj["computed"], n)
     ):
         return None
-    metrics = _json_maps(obj["metric_names"], obj["metrics"], n)
-    computed = _json_maps(obj["computed_names"], obj["computed"], n)
-    if metrics is None or computed is None:
-        return None
     seconds = [ms // 1000 for ms in requested]
     return list(
         in_column_order(
@@ -99,9 +78,13 @@ def batch_columns(obj: dict[str, Any], run_ids: set[str]) -> ResultColumns | Non
                 "collected_at": [collected // 1000] * n,
                 "attempt": attempts,
                 "status": ["ok"] * n,
-                "metrics": metrics,
+                "metric_names": [obj["metric_names"]] * n,
+                "metric_values": _rows_of(obj["metrics"], n),
                 "missing": [NO_MISSING] * n,
-                "computed": computed,
+                "computed_names": [obj["computed_names"]] * n,
+                "computed_values": _rows_of(obj["computed"], n),
+                "text_names": [NO_MISSING] * n,
+                "text_values": [NO_MISSING] * n,
                 "version": [result_version(a, True, collected) for a in attempts],  # all ok
             }
         )

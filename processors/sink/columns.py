@@ -12,14 +12,15 @@ import operator
 import time
 from typing import Any, TypeVar
 
-from schemas.ddl import RESULT_COLUMNS
+from schemas.ddl import OPTIONAL_RESULT_COLUMNS, RESULT_COLUMNS
 
 T = TypeVar("T")
 ResultColumns = list[list[Any]]  # one list per column of ``RESULT_COLUMNS``, every list one value per row
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in RESULT_COLUMNS)
 COLUMN_COUNT = len(COLUMN_NAMES)
 RUN_ID, CLIENT_ID = COLUMN_NAMES.index("run_id"), COLUMN_NAMES.index("client_id")
-REQUESTED_AT, MISSING = COLUMN_NAMES.index("requested_at"), COLUMN_NAMES.index("missing")
+REQUESTED_AT = COLUMN_NAMES.index("requested_at")
+OPTIONAL = tuple(COLUMN_NAMES.index(name) for name in sorted(OPTIONAL_RESULT_COLUMNS))
 _IN_ORDER = operator.itemgetter(*COLUMN_NAMES)
 
 

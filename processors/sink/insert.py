@@ -29,9 +29,17 @@ from dataclasses import dataclass
 from clickhouse_driver import Client
 
 from processors.sink.bisection import insert_bisecting
-from processors.sink.columns import CLIENT_ID, MISSING, RUN_ID, ResultColumns, split_columns_by_month, take
+from processors.sink.columns import (
+    CLIENT_ID,
+    COLUMN_NAMES,
+    OPTIONAL,
+    RUN_ID,
+    ResultColumns,
+    split_columns_by_month,
+    take,
+)
 from processors.sink.windowing import PartitionWindow
-from schemas.ddl import OPTIONAL_RESULT_COLUMNS, insert_results_sql
+from schemas.ddl import insert_results_sql
 from streams.clickhouse.client import (
     ServerFeatures,
     classify_insert_error,
@@ -134,8 +142,7 @@ class WindowWriter:
 
     def __init__(self, address: ClickHouseAddress, stats: SinkStats) -> None:
         self._address = address
-        self._sql = insert_results_sql(address.database)
-        self._sql_no_missing = insert_results_sql(address.database, OPTIONAL_RESULT_COLUMNS)
+        self._sql: dict[frozenset[str], str] = {}
         self._stats = stats
         self._client: Client | None = None
         self._features = ServerFeatures(())
@@ -161,10 +168,14 @@ class WindowWriter:
         settings = insert_settings(self._features, token)
         started = time.monotonic()
         count = len(columns[0])
-        sql = self._sql
-        if not any(columns[MISSING]):  # no row misses a metric: leave the column of [] to the server
-            columns = columns[:MISSING] + columns[MISSING + 1 :]
-            sql = self._sql_no_missing
+        # columns whose every row is an empty array (no metric missing, no text metric) are left to the
+        # server's default
+        empty = frozenset(COLUMN_NAMES[i] for i in OPTIONAL if not any(columns[i]))
+        if empty:
+            columns = [column for i, column in enumerate(columns) if COLUMN_NAMES[i] not in empty]
+        sql = self._sql.get(empty)
+        if sql is None:
+            sql = self._sql[empty] = insert_results_sql(self._address.database, empty)
         client.execute(sql, columns, columnar=True, settings=settings or None)
         fault_point("after_insert")
         seconds = time.monotonic() - started

@@ -1,5 +1,5 @@
 """The one place where kcollect changes clickhouse-driver: DateTime columns of epoch seconds skip a loop,
-and a columnar insert that fits in one block is not copied twice.
+a columnar insert that fits in one block is not copied twice, and array columns skip a loop per row.
 
 The driver's ``DateTimeColumn`` converts every value with a Python loop before writing (``isinstance``
 per value, then an assignment back into the list), even when every value already is an ``int`` of
@@ -19,6 +19,15 @@ are. The driver then converts values in place in the caller's lists where it con
 (Float32 rounding, Enum names, DateTime objects to seconds; none of these are in ``client_results``,
 whose DateTime columns hold epoch seconds): callers must not rely on their lists staying unchanged.
 
+Array columns: the driver writes an ``Array(T)`` column with a Python loop per row (offsets, then the
+rows flattened) and a ``String`` leaf with its writer per name; ``client_results`` holds six arrays per
+row (metric, computed and text names and values) and every row of a result batch shares the same
+list of names. ``write_array_data`` writes the offsets with ``itertools.accumulate`` into an
+``array('Q')``, a ``Float64`` leaf as one ``array('d')``, and a ``String`` leaf run by run: consecutive
+rows holding the same list of names are written as that list's bytes times the run's length. Anything
+else (nullable, nested arrays, LowCardinality, type checks on, a value an array cannot hold, rows that
+share no lists) goes through the driver's own code; the bytes are the driver's (tested).
+
 ``install()`` runs when ``streams.clickhouse.client`` is imported. It sets ``prepare_items`` on the driver's
 ``DateTimeColumn`` (which inherits it from ``Column`` and does not define its own); ``DateTime64``
 inherits the change, and its loop also leaves plain ints as they are.
@@ -26,15 +35,24 @@ inherits the change, and its loop also leaves plain ints as they are.
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections.abc import Iterator, Sequence
+from itertools import accumulate, chain, groupby
 from typing import Any
 
 import clickhouse_driver.client
+from clickhouse_driver.columns.arraycolumn import ArrayColumn
 from clickhouse_driver.columns.base import Column
 from clickhouse_driver.columns.datetimecolumn import DateTimeColumn
+from clickhouse_driver.columns.floatcolumn import Float64Column
+from clickhouse_driver.columns.stringcolumn import String
 from clickhouse_driver.util.helpers import column_chunks
 
 _INTS = frozenset((int,))
+_ROWS = frozenset((list, tuple))
+_DRIVER_ARRAY_WRITE = ArrayColumn.write_data
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def prepare_epoch_items(column: Any, items: list[Any]) -> list[Any]:
@@ -54,8 +72,80 @@ def whole_column_chunks(columns: Sequence[Any], n: int) -> Iterator[list[Any]]:
     yield from column_chunks(columns, n)
 
 
+def strings_bytes(items: Sequence[str]) -> bytes:
+    """The native format of a ``String`` column of ``items``: per value its UTF-8 length (varint), then
+    its bytes."""
+    out = bytearray()
+    for item in items:
+        data = item.encode()
+        size = len(data)
+        while size >= 0x80:
+            out.append(size & 0x7F | 0x80)
+            size >>= 7
+        out.append(size)
+        out += data
+    return bytes(out)
+
+
+def _string_leaf(rows: list[Any]) -> bytes | None:
+    """The flattened names of ``rows`` in native format, run by run of one shared list; None when rows
+    share too few lists for that to pay (the driver's writer is faster per string)."""
+    runs = [(row, sum(1 for _ in group)) for row, group in groupby(rows, key=id)]
+    if len(runs) * 4 > len(rows):
+        return None
+    by_id = {id(row): row for row in rows}
+    encoded: dict[tuple[str, ...], bytes] = {}
+    pieces = []
+    for key, count in runs:
+        names = tuple(by_id[key])
+        if _STRS_ONLY.issuperset(map(type, names)):
+            data = encoded.get(names)
+            if data is None:
+                data = encoded[names] = strings_bytes(names)
+            pieces.append(data * count)
+        else:
+            return None
+    return b"".join(pieces)
+
+
+_STRS_ONLY = frozenset((str,))
+
+
+def _leaf_bytes(leaf: Any, rows: list[Any]) -> bytes | None:
+    if leaf.nullable or leaf.types_check_enabled:
+        return None
+    if type(leaf) is Float64Column and _LITTLE_ENDIAN:
+        try:
+            return array("d", chain.from_iterable(rows)).tobytes()
+        except (TypeError, OverflowError):
+            return None  # the driver raises its own error for the value
+    if type(leaf) is String and leaf.encoding == "utf-8":
+        return _string_leaf(rows)
+    return None
+
+
+def write_array_data(column: Any, data: Any, buf: Any) -> None:
+    """``ArrayColumn.write_data`` without a Python loop per row for ``Array(Float64)`` and
+    ``Array(String)`` columns of lists or tuples (see the module docstring); else the driver's."""
+    leaf = column.nested_column
+    if (
+        not column.nullable
+        and type(data) is list
+        and not isinstance(leaf, ArrayColumn)
+        and _ROWS.issuperset(map(type, data))
+        and _LITTLE_ENDIAN
+    ):
+        values = _leaf_bytes(leaf, data)
+        if values is not None:
+            buf.write(array("Q", accumulate(map(len, data))).tobytes())
+            buf.write(values)
+            return
+    _DRIVER_ARRAY_WRITE(column, data, buf)
+
+
 def install() -> None:
-    """Make the driver's DateTime columns use ``prepare_epoch_items`` and its columnar inserts
-    ``whole_column_chunks`` (idempotent)."""
+    """Make the driver's DateTime columns use ``prepare_epoch_items``, its columnar inserts
+    ``whole_column_chunks`` and its array columns ``write_array_data`` (idempotent)."""
     DateTimeColumn.prepare_items = prepare_epoch_items
     clickhouse_driver.client.column_chunks = whole_column_chunks
+    ArrayColumn.write_data = write_array_data

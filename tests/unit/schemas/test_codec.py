@@ -257,9 +257,9 @@ def test_request_missing_required_field(name: str) -> None:
 RESULT_SCHEMA_ERRORS = [
     {"status": "OK"},
     {"status": None},
-    {"metrics": {"m": "1"}},
+    {"metrics": {"m": [["1"]]}},
     {"metrics": {"m": None}},
-    {"metrics": {"m": True}},
+    {"metrics": {"m": {"k": [1]}}},
     {"metrics": [1.0]},
     {"computed": None},
     {"missing": "m"},

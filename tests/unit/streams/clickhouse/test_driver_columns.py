@@ -98,3 +98,66 @@ def test_install_replaces_the_clients_column_chunks() -> None:
     import streams.clickhouse.client  # noqa: F401  (installs on import)
 
     assert clickhouse_driver.client.column_chunks is driver_columns.whole_column_chunks
+
+
+class _Collect:
+    """The driver's buffered writer, kept in memory."""
+
+    def __init__(self) -> None:
+        from clickhouse_driver.bufferedwriter import BufferedWriter
+
+        outer = self
+        self.chunks: list[bytes] = []
+
+        class Writer(BufferedWriter):  # type: ignore[misc]
+            def write_into_stream(self) -> None:
+                outer.chunks.append(bytes(self.buffer[: self.position]))
+                self.position = 0
+
+        self.buf = Writer(1 << 16)
+
+    def value(self) -> bytes:
+        self.buf.flush()
+        return b"".join(self.chunks)
+
+
+def _array_bytes(spec: str, rows: list[Any], ours: bool) -> bytes:
+    from clickhouse_driver.columns.arraycolumn import ArrayColumn
+
+    column = get_column_by_spec(spec, {"context": _context()})
+    out = _Collect()
+    if ours:
+        driver_columns.write_array_data(column, rows, out.buf)
+    else:
+        driver_columns._DRIVER_ARRAY_WRITE(column, rows, out.buf)
+    assert isinstance(column, ArrayColumn)
+    return out.value()
+
+
+SHARED = ["cpu", "mém", "x" * 200]
+ARRAY_CASES = [
+    ("Array(String)", [SHARED] * 5 + [["a"]] * 3),
+    ("Array(String)", [SHARED, ["a", "b"], ["c"], []]),  # nothing shared: the driver's writer
+    ("Array(String)", [[]] * 4),
+    ("Array(String)", []),
+    ("Array(Float64)", [(1.5, 2, -3e300), (0.0,), (), (7.25, 8.0)]),
+    ("Array(Float64)", [[1.0, "x"]]),  # not a number: the driver's code (and its error)
+    ("Array(Array(Float64))", [[[1.0], [2.0, 3.0]]]),
+    ("Array(Nullable(Float64))", [[1.0, None]]),
+    ("Array(LowCardinality(String))", [SHARED] * 3),
+]
+
+
+@pytest.mark.parametrize(("spec", "rows"), ARRAY_CASES)
+def test_arrays_same_bytes_as_the_driver(spec: str, rows: list[Any]) -> None:
+    try:
+        driver = _array_bytes(spec, [list(r) if isinstance(r, list) else r for r in rows], ours=False)
+    except Exception as exc:
+        with pytest.raises(type(exc)):
+            _array_bytes(spec, rows, ours=True)
+        return
+    assert _array_bytes(spec, rows, ours=True) == driver
+
+
+def test_strings_bytes_is_the_native_format() -> None:
+    assert driver_columns.strings_bytes(["", "a", "é" * 100]) == b"\x00\x01a" + b"\xc8\x01" + "é".encode() * 100
