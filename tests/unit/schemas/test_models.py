@@ -133,9 +133,9 @@ def test_request_accepts_bounds(fields: dict[str, object]) -> None:
     [
         {"status": "OK"},
         {"status": "failed"},
-        {"metrics": {"m": "1"}},
+        {"metrics": {"m": [[1.0]]}},
         {"metrics": {"m": None}},
-        {"metrics": {"m": True}},
+        {"metrics": {"m": {"k": {"j": 1}}}},
         {"computed": [1.0]},
         {"missing": "m"},
         {"missing": [1]},
