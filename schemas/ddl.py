@@ -192,13 +192,16 @@ FROM {database}.{RESULTS_TABLE}""",
         f"""CREATE VIEW IF NOT EXISTS {database}.{CLIENT_LATEST_VIEW} AS
 SELECT
     client_id,
-    max(requested_at) AS requested_at,
-    argMax(run_id, requested_at) AS run_id,
-    argMax(status, requested_at) AS status,
-    argMax(missing, requested_at) AS missing,
-    argMax(collected_at, requested_at) AS collected_at,
+    max(t) AS requested_at,
+    argMax(r, t) AS run_id,
+    argMax(s, t) AS status,
+    argMax(m, t) AS missing,
+    argMax(c, t) AS collected_at,
     count() AS runs
-FROM {database}.{CLIENT_RUNS_TABLE} FINAL
+FROM (
+    SELECT client_id, requested_at AS t, run_id AS r, status AS s, missing AS m, collected_at AS c
+    FROM {database}.{CLIENT_RUNS_TABLE} FINAL
+)
 GROUP BY client_id""",
     ]
 

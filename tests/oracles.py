@@ -107,7 +107,9 @@ def to_columns(rows: list[Record]) -> list[list[Any]]:
         "computed_names": [list(r["computed"]) for r in rows],
         "computed_values": [list(r["computed"].values()) for r in rows],
         "text_names": [[k for k, v in r["metrics"].items() if not _is_number(v)] for r in rows],
-        "text_values": [[dumps(v).decode() for v in r["metrics"].values() if not _is_number(v)] for r in rows],
+        "text_values": [
+            [dumps(v).decode() for v in r["metrics"].values() if not _is_number(v)] for r in rows
+        ],
         "version": [
             result_version(a, r["status"] == "ok", r["collected_at_ms"])
             for a, r in zip(attempts, rows, strict=True)

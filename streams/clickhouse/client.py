@@ -22,6 +22,7 @@ version, never from the absence of an error.
 from __future__ import annotations
 
 import struct
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,7 +30,16 @@ from clickhouse_driver import Client
 from clickhouse_driver.errors import Error as DriverError
 from clickhouse_driver.errors import ServerException, TypeMismatchError
 
-from schemas.ddl import DEDUP_SINCE, database_ddl, version_migration
+from schemas.ddl import (
+    CLIENT_RUNS_COLUMNS,
+    CLIENT_RUNS_TABLE,
+    DEDUP_SINCE,
+    RESULTS_TABLE,
+    TYPED_COLUMNS,
+    database_ddl,
+    typed_migration,
+    version_migration,
+)
 from streams.clickhouse import driver_columns
 from streams.settings.model import ClickHouseAddress
 
@@ -137,15 +147,81 @@ def is_data_error(exc: BaseException) -> bool:
     return classify_insert_error(exc) == "data"
 
 
+MUTATION_TIMEOUT_SECONDS = 3600.0
+
+
+def _columns(client: Client, database: str, table: str) -> dict[str, str]:
+    """column -> default kind ('' stored, 'ALIAS', ...) of an existing table (empty when it is missing)."""
+    rows = client.execute(
+        "SELECT name, default_kind FROM system.columns WHERE database = %(d)s AND table = %(t)s",
+        {"d": database, "t": table},
+    )
+    return {str(name): str(kind) for name, kind in rows}
+
+
+def _wait_mutations(client: Client, database: str, table: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    query = "SELECT count() FROM system.mutations WHERE database = %(d)s AND table = %(t)s AND is_done = 0"
+    while client.execute(query, {"d": database, "t": table})[0][0]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the mutation of {database}.{table} did not finish in {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def migrate_to_typed(client: Client, database: str, version: tuple[int, ...]) -> list[str]:
+    """Move a ``client_results`` of the JSON-text layout to the typed one, in place; nothing to do on a
+    typed table (a second run does nothing). See ``schemas.ddl.TypedMigration``. Returns what ran."""
+    columns = _columns(client, database, RESULTS_TABLE)
+    if "metrics" not in columns or columns["metrics"] == "ALIAS":
+        return []
+    steps = typed_migration(database, version)
+    ran: list[str] = []
+    for statement, column in zip(steps.add_columns, TYPED_COLUMNS, strict=True):
+        if column not in columns:
+            client.execute(statement)
+            ran.append(statement)
+    if client.execute(steps.pending)[0][0]:
+        client.execute(steps.convert)
+        ran.append(steps.convert)
+        _wait_mutations(client, database, RESULTS_TABLE, MUTATION_TIMEOUT_SECONDS)
+    left = client.execute(steps.pending)[0][0]
+    if left:
+        raise RuntimeError(f"{left} row(s) of {database}.{RESULTS_TABLE} kept their JSON text unconverted")
+    for statement in (*steps.drop_text, *steps.add_aliases):
+        client.execute(statement)
+        ran.append(statement)
+    return ran
+
+
+def _backfill_client_runs(client: Client, database: str) -> list[str]:
+    """Fill a just created ``client_runs`` from the rows ``client_results`` held before it."""
+    names = ", ".join(name for name, _ in CLIENT_RUNS_COLUMNS)
+    statement = (
+        f"INSERT INTO {database}.{CLIENT_RUNS_TABLE} ({names}) SELECT {names} FROM {database}.{RESULTS_TABLE}"
+    )
+    client.execute(statement)
+    return [statement]
+
+
 def migrate(address: ClickHouseAddress) -> list[str]:
-    """Create the database, tables and views if missing and migrate rows of an older version format
+    """Create the database, tables and views if missing; move a table of the JSON-text layout to the
+    typed one (``migrate_to_typed``) and rows of an older version format
     (``schemas.ddl.version_migration``); idempotent. Returns the statements run."""
     client = connect(address, database="default")
+    database = address.database
     try:
-        statements = database_ddl(address.database, server_version(client))
+        version = server_version(client)
+        client.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+        migrated = migrate_to_typed(client, database, version)
+        had_results = bool(_columns(client, database, RESULTS_TABLE))
+        had_client_runs = bool(_columns(client, database, CLIENT_RUNS_TABLE))
+        statements = database_ddl(database, version)
         for statement in statements:
             client.execute(statement)
-        check, migration = version_migration(address.database)
+        statements = migrated + statements
+        if had_results and not had_client_runs:
+            statements += _backfill_client_runs(client, database)
+        check, migration = version_migration(database)
         if client.execute(check)[0][0]:
             client.execute(migration)
             statements.append(migration)

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -222,6 +222,17 @@ class StoredFacts:
     row_problems: dict[str, list[str]]  # RowChecks' problem -> clients
 
 
+def stored_metrics(
+    names: Sequence[str], values: Sequence[float], text_names: Sequence[str], texts: Sequence[str]
+) -> dict[str, Any]:
+    """A stored row's metrics as the result held them: the numbers, then the others from their JSON."""
+    metrics: dict[str, Any] = dict(zip(names, values, strict=True))
+    loads = orjson.loads
+    for name, text in zip(text_names, texts, strict=True):
+        metrics[name] = loads(text)
+    return metrics
+
+
 def _stored(settings: Settings, run_id: str, check: ValueCheck | None, rows: RowChecks) -> StoredFacts:
     address = settings.clickhouse()
     table = f"{address.database}.{RESULTS_TABLE}"
@@ -246,18 +257,18 @@ def _stored(settings: Settings, run_id: str, check: ValueCheck | None, rows: Row
         ]
         final: Counter[str] = Counter()
         wrong: list[str] = []
-        loads = orjson.loads
         result_rows = client.execute_iter(
-            f"SELECT client_id, status, metrics, missing, computed FROM {table} FINAL WHERE run_id = %(r)s",
+            f"SELECT client_id, status, metric_names, metric_values, text_names, text_values, missing, "
+            f"computed_names, computed_values FROM {table} FINAL WHERE run_id = %(r)s",
             params,
             settings={"max_block_size": 65536},
         )
-        for client_id, status, metrics_json, missing, computed_json in result_rows:
+        for client_id, status, names, values, text_names, texts, missing, cnames, cvalues in result_rows:
             final[client_id] += 1
-            metrics = loads(metrics_json)
+            metrics = stored_metrics(names, values, text_names, texts)
             if check is not None and check(run_id, client_id, metrics):
                 wrong.append(client_id)
-            rows.add(client_id, status, metrics, list(missing), loads(computed_json))
+            rows.add(client_id, status, metrics, list(missing), dict(zip(cnames, cvalues, strict=True)))
         return StoredFacts(raw_rows, final, raw_dups, across, wrong, rows.finish())
     finally:
         client.disconnect()

@@ -113,13 +113,12 @@ def test_existing_rows_migrate_to_the_new_version_idempotently(address: ClickHou
     table = f"{address.database}.{RESULTS_TABLE}"
     client = connect(address)
     old = [
-        ("r-old", "a", T0 // 1000, T0 // 1000 + 5, 2, "ok", '{"cpu":1.0}', [], "{}", 2),
-        ("r-old", "a", T0 // 1000, T0 // 1000 + 1, 1, "partial", "{}", ["cpu"], "{}", 1),
-        ("r-old", "b", T0 // 1000, T0 // 1000 + 1, 0, "partial", "{}", ["cpu"], "{}", 0),
+        ("r-old", "a", T0 // 1000, T0 // 1000 + 5, 2, "ok", ["cpu"], [1.0], [], 2),
+        ("r-old", "a", T0 // 1000, T0 // 1000 + 1, 1, "partial", [], [], ["cpu"], 1),
+        ("r-old", "b", T0 // 1000, T0 // 1000 + 1, 0, "partial", [], [], ["cpu"], 0),
     ]
-    names = (
-        "run_id, client_id, requested_at, collected_at, attempt, status, metrics, missing, computed, version"
-    )
+    names = "run_id, client_id, requested_at, collected_at, attempt, status, metric_names, metric_values, "
+    names += "missing, version"
     try:
         client.execute(f"INSERT INTO {table} ({names}) VALUES", [tuple(r) for r in old], types_check=True)
         migrate(address)

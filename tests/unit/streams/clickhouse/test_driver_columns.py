@@ -160,4 +160,6 @@ def test_arrays_same_bytes_as_the_driver(spec: str, rows: list[Any]) -> None:
 
 
 def test_strings_bytes_is_the_native_format() -> None:
-    assert driver_columns.strings_bytes(["", "a", "é" * 100]) == b"\x00\x01a" + b"\xc8\x01" + "é".encode() * 100
+    assert (
+        driver_columns.strings_bytes(["", "a", "é" * 100]) == b"\x00\x01a" + b"\xc8\x01" + "é".encode() * 100
+    )
