@@ -207,17 +207,23 @@ def test_bad_rows_of_a_result_batch_are_dead_lettered_alone(pipe: Pipeline) -> N
     assert headers["original_partition"] == "0"
     assert row["metrics"] == {"cpu": 23.0, "mem": 1.5} and row["status"] == "ok"
     assert counts(pipe, run)[:2] == (39, 39)
-    stored = "SELECT client_id, status, missing, metrics FROM client_results FINAL WHERE run_id = %(r)s"
+    stored = (
+        "SELECT client_id, status, missing, metric_names, metric_values, metrics "
+        "FROM client_results FINAL WHERE run_id = %(r)s"
+    )
     by_client = {r[0]: r[1:] for r in pipe.query(stored, {"r": run})}
-    assert by_client["c5"][:2] == ("partial", ["mem"]) and orjson.loads(by_client["c5"][2]) == {"cpu": 5.0}
-    assert by_client["c6"][:2] == ("ok", []) and orjson.loads(by_client["c6"][2]) == {"cpu": 6.0, "mem": 1.5}
+    assert by_client["c5"][:4] == ("partial", ["mem"], ["cpu"], [5.0])
+    assert by_client["c6"][:4] == ("ok", [], ["cpu", "mem"], [6.0, 1.5])
+    assert orjson.loads(by_client["c6"][4]) == {"cpu": 6.0, "mem": 1.5}  # the JSON text, as an ALIAS
 
 
 def test_bad_rows_are_dead_lettered_and_their_batch_mates_land(pipe: Pipeline) -> None:
     run = "bad-1"
     good = [(str(i).encode(), orjson.dumps(result(run, str(i)))) for i in range(300)]
+    text = {"cpu": 1.0, "os": "linux", "tags": ["a", "b"], "up": True}  # metrics that are not numbers
+    good[5] = (b"5", orjson.dumps(result(run, "5", metrics=text)))
     bad = {
-        b"metric-str": orjson.dumps(result(run, "metric-str", metrics={"cpu": "high"})),
+        b"metric-str": orjson.dumps(result(run, "metric-str", metrics={"cpu": [["high"]]})),  # too deep
         b"id-empty": orjson.dumps(result(run, "")),
         b"time-overflow": orjson.dumps(result(run, "time-overflow", collected_at_ms=253402300799999)),
         b"not-json": b"{not json",
@@ -243,6 +249,12 @@ def test_bad_rows_are_dead_lettered_and_their_batch_mates_land(pipe: Pipeline) -
         assert by_key[key][1]["stage"] == "sink-decode"
         assert by_key[key][1]["error_class"] == "CodecError"
     assert counts(pipe, run)[:2] == (300, 300)
+    stored = pipe.query(
+        "SELECT metric_names, metric_values, text_names, text_values FROM client_results FINAL "
+        "WHERE run_id = %(r)s AND client_id = '5'",
+        {"r": run},
+    )
+    assert stored == [(["cpu"], [1.0], ["os", "tags", "up"], ['"linux"', '["a","b"]', "true"])]
 
     # Run completion: 300 stored + 3 dead-lettered clients with a run id = the manifest's 303.
     publish(pipe, run, 303)
