@@ -95,8 +95,7 @@ def lag(
     Exit codes: 2 bad settings, 3 broker unreachable, 4 a --topic does not exist.
     """
     settings = load_settings()
-    if topic:
-        require_topics(settings, topic)  # a named topic that does not exist: exit 4
+    require_topics(settings, topic or [])  # no broker: one line, exit 3; a named topic missing: exit 4
     collector = LagCollector(settings, group, topic, all_topics=all_topics)
     monitor = LagMonitor(collector, window=window if watch else samples)
     try:
@@ -155,6 +154,7 @@ def exporter(
     from kcollect.exporter import LagExporter, serve
 
     settings = load_settings()
+    require_topics(settings, [])  # no broker at start: one line, exit 3 (later outages: up 0)
     lag_exporter = LagExporter(
         settings, interval, runs=runs, groups=group, topics=topic, all_topics=all_topics
     )
@@ -182,7 +182,9 @@ def doctor(
     from kcollect.doctor import advise
     from kcollect.doctor_facts import gather_facts
 
-    facts = gather_facts(load_settings(), interval)
+    settings = load_settings()
+    require_topics(settings, [])  # no broker: one line, exit 3
+    facts = gather_facts(settings, interval)
     findings = advise(facts)
     if json_out:
         typer.echo(json.dumps({"facts": facts.as_dict(), "findings": [f.as_dict() for f in findings]}))

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from streams.admin import BrokerUnreachableError
 from streams.lag_status import Status
 from streams.lagmon import metrics as m
 from streams.lagmon.collector import LagCollector, LagMonitor, Snapshot, group_statuses
@@ -162,6 +163,10 @@ class LagExporter:
             families += snapshot_families(snapshot)
             if self._runs is not None:
                 families += run_families(self._runs.progress())
+        except BrokerUnreachableError as exc:
+            log.warning("lag collection failed: %s", exc)  # an outage: one line, not a traceback
+            self._errors += 1
+            up = 0.0
         except Exception:
             log.exception("lag collection failed")
             self._errors += 1

@@ -6,11 +6,14 @@ would silently make a new topic: every producer checks first (``require_topics``
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from schemas.topics import ALL_TOPICS, TopicSpec
 from streams.kafka_config import admin_config
+from streams.kafka_logs import StartWatch
 from streams.settings import Settings
 
 
@@ -26,21 +29,44 @@ def admin_client(settings: Settings) -> AdminClient:
     return AdminClient(admin_config(settings))
 
 
-def existing_topics(admin: AdminClient, timeout: float) -> dict[str, int]:
-    """Topic name -> partition count, or BrokerUnreachableError after ``timeout`` seconds."""
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise BrokerUnreachableError(
-            f"the Kafka broker did not answer within {timeout:.0f} s ({exc})"
-        ) from None
+def checked_admin(settings: Settings) -> tuple[AdminClient, StartWatch]:
+    """An AdminClient for a command's first contact with the broker, and the watch on its errors."""
+    watch = StartWatch()
+    return AdminClient(admin_config(settings, logger=watch, error_cb=watch.error)), watch
+
+
+def existing_topics(admin: AdminClient, timeout: float, watch: StartWatch | None = None) -> dict[str, int]:
+    """Topic name -> partition count, or BrokerUnreachableError (one line) after ``timeout`` seconds.
+
+    With ``watch`` (``checked_admin``) it asks in steps of a second and serves the client's callbacks in
+    between: an authentication failure ends the wait at once, and the message carries the last error.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        step = timeout if watch is None else max(0.1, min(1.0, deadline - time.monotonic()))
+        try:
+            metadata = admin.list_topics(timeout=step)
+            break
+        except KafkaException as exc:
+            failure = str(exc.args[0].str()) if exc.args else str(exc)
+        if watch is not None:
+            admin.poll(0)
+            if watch.auth_failure:
+                raise BrokerUnreachableError(
+                    f"the Kafka broker refused the credentials: {watch.auth_failure}"
+                ) from None
+            failure = watch.last_error or failure
+        if watch is None or time.monotonic() >= deadline:
+            raise BrokerUnreachableError(
+                f"the Kafka broker did not answer within {timeout:.0f} s: {failure}"
+            ) from None
     return {name: len(topic.partitions) for name, topic in metadata.topics.items() if topic.error is None}
 
 
 def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
     """Create the declared topics that do not exist yet; return the names created (idempotent)."""
-    admin = admin_client(settings)
-    present = existing_topics(admin, settings.broker_timeout_seconds)
+    admin, watch = checked_admin(settings)
+    present = existing_topics(admin, settings.broker_timeout_seconds, watch)
     wanted = [
         NewTopic(
             spec.name(settings.topic_prefix),
@@ -66,7 +92,8 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS)
 
 def require_topics(settings: Settings, names: list[str]) -> dict[str, int]:
     """Partition counts of ``names``; TopicMissingError naming the missing ones."""
-    present = existing_topics(admin_client(settings), settings.broker_timeout_seconds)
+    admin, watch = checked_admin(settings)
+    present = existing_topics(admin, settings.broker_timeout_seconds, watch)
     missing = [name for name in names if name not in present]
     if missing:
         raise TopicMissingError(f"topic(s) {', '.join(missing)} do not exist: run `kcollect topics create`")

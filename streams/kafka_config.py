@@ -1,7 +1,8 @@
 """Settings mapped onto librdkafka configuration, in one place, including the local broker's quirks.
 
-Every Kafka client kcollect creates gets its dict from here. ``TANSU_CLIENT_OVERRIDES`` is the one
-place where the local Tansu broker's quirks are worked around (see ../shared/local-stack.md).
+Every Kafka client kcollect creates gets its dict from here, with librdkafka's logs and errors routed
+through Python logging (``streams.kafka_logs``: each distinct message once). ``TANSU_CLIENT_OVERRIDES``
+is the one place where the local Tansu broker's quirks are worked around (see ../shared/local-stack.md).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from streams.kafka_logs import with_logging
 from streams.security import kafka_security_config
 from streams.settings import Settings
 
@@ -34,7 +36,7 @@ KAFKA_DEFAULTS: dict[str, Any] = {
 
 @functools.cache
 def _cluster_is_tansu(client_config: tuple[tuple[str, Any], ...]) -> bool:
-    admin = AdminClient(dict(client_config))
+    admin = AdminClient(with_logging(dict(client_config)))
     try:
         cluster_id = admin.list_topics(timeout=5).cluster_id or ""
     except KafkaException:
@@ -84,7 +86,7 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
         }
     )
     config.update(extra)
-    return config
+    return with_logging(config)
 
 
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
@@ -104,8 +106,10 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         }
     )
     config.update(extra)
-    return config
+    return with_logging(config)
 
 
-def admin_config(settings: Settings) -> dict[str, Any]:
-    return _common(settings)
+def admin_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    config = _common(settings)
+    config.update(extra)
+    return with_logging(config)
