@@ -50,8 +50,10 @@ def make_client(config: SubsystemConfig, settings: Settings) -> Any:
         )
     if config.kind == "sql":
         from processors.sql_subsystem import SqlSubsystem
+        from streams.clickhouse import check_server
 
         assert config.query is not None
+        check_server(settings.clickhouse())  # TLS or login refused: exit 5 at start, not a DLQ of fetches
         return SqlSubsystem(
             config.name, config.metrics, config.query, settings.clickhouse(), config.max_concurrency
         )

@@ -30,6 +30,8 @@ from streams.service import run_consumer_service
 from streams.settings import Settings
 from streams.strategy import ProcessingStep, TransformStep
 
+log = logging.getLogger(__name__)
+
 __all__ = ["SinkStats", "build_sink_chain", "run_sink"]
 
 # Insert threads (each with its own connection): two let the server write one insert while the next
@@ -74,12 +76,17 @@ def build_sink_chain(
 def run_sink(settings: Settings, ready_file: Path | None = None) -> dict[str, Any]:
     """The `kcollect sink` service: runs until SIGTERM/SIGINT."""
     from streams.admin import require_topics
+    from streams.clickhouse import check_server
 
     results_topic = RESULTS.name(settings.topic_prefix)
     require_topics(settings, [results_topic, RESULTS_DLQ.name(settings.topic_prefix)])
+    tune_for_throughput()
+    if not check_server(settings.clickhouse()):  # TLS or login refused: exit 5 at once
+        log.warning(
+            "ClickHouse at %s does not answer yet: results wait in Kafka", settings.clickhouse().url()
+        )
     producer = BatchProducer(settings)
     stats = SinkStats()
-    tune_for_throughput()
     try:
         loop_stats = run_consumer_service(
             settings,

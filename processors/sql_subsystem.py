@@ -13,10 +13,9 @@ import queue
 from collections.abc import Sequence
 from typing import Any
 
-from clickhouse_driver import Client
-
 from processors.retry import FetchError
 from processors.subsystems import Columns, Record
+from streams.clickhouse import connect
 from streams.settings import ClickHouseAddress
 
 
@@ -33,15 +32,7 @@ class SqlSubsystem:
         self.query = query
         self._pool: queue.Queue[Any] = queue.Queue()
         for _ in range(pool_size):
-            self._pool.put(
-                Client(
-                    host=address.host,
-                    port=address.port,
-                    user=address.user,
-                    password=address.password,
-                    database=address.database,
-                )
-            )
+            self._pool.put(connect(address))
 
     def fetch(self, requests: Sequence[Record]) -> Columns:
         client_ids = [r["client_id"] for r in requests]

@@ -4,7 +4,9 @@
   ``ssl.*``) of the ``KCOLLECT_KAFKA_*`` security settings; ``streams/kafka_config._common`` merges it
   before ``KCOLLECT_KAFKA_CONFIG`` (one line, the lead's hook), so raw librdkafka keys still win.
 - ``clickhouse_address(settings)`` / ``clickhouse_tls_kwargs(settings)``: the URL's address with
-  ``KCOLLECT_CLICKHOUSE_USER`` / ``_PASSWORD`` / ``_SECURE`` applied, and clickhouse-driver's TLS keywords.
+  ``KCOLLECT_CLICKHOUSE_USER`` / ``_PASSWORD`` / ``_SECURE`` / ``_CA_CERTS`` / ``_VERIFY`` applied, and
+  clickhouse-driver's TLS keywords (``tls_kwargs``, used by ``streams.clickhouse.connect``, the one
+  builder of ClickHouse clients).
 - ``settings_dump(settings)``: every setting, secrets masked (``kcollect settings show``).
 
 This module imports ``streams.settings`` only for type checking: settings.py uses its checks.
@@ -69,7 +71,8 @@ def kafka_security_config(settings: Settings) -> dict[str, Any]:
 
 
 def apply_clickhouse_overrides(settings: Settings, address: ClickHouseAddress) -> ClickHouseAddress:
-    """``address`` with ``KCOLLECT_CLICKHOUSE_USER`` / ``_PASSWORD`` / ``_SECURE`` applied over the URL's.
+    """``address`` with ``KCOLLECT_CLICKHOUSE_USER`` / ``_PASSWORD`` / ``_SECURE`` / ``_CA_CERTS`` /
+    ``_VERIFY`` applied over the URL's.
 
     The hook for ``Settings.clickhouse()``:
     ``return apply_clickhouse_overrides(self, parse_clickhouse_url(url))``.
@@ -81,6 +84,10 @@ def apply_clickhouse_overrides(settings: Settings, address: ClickHouseAddress) -
         changes["password"] = settings.clickhouse_password.get_secret_value()
     if settings.clickhouse_secure is not None:
         changes["secure"] = settings.clickhouse_secure
+    if settings.clickhouse_ca_certs:
+        changes["ca_certs"] = settings.clickhouse_ca_certs
+    if not settings.clickhouse_verify:
+        changes["verify"] = False
     return dataclasses.replace(address, **changes) if changes else address
 
 
@@ -91,11 +98,16 @@ def clickhouse_address(settings: Settings) -> ClickHouseAddress:
 
 def clickhouse_tls_kwargs(settings: Settings) -> dict[str, Any]:
     """clickhouse-driver ``Client`` keywords for TLS (``secure``, ``verify``, ``ca_certs``)."""
-    if not clickhouse_address(settings).secure:
+    return tls_kwargs(clickhouse_address(settings))
+
+
+def tls_kwargs(address: ClickHouseAddress) -> dict[str, Any]:
+    """clickhouse-driver ``Client`` keywords for the address's TLS (empty without TLS)."""
+    if not address.secure:
         return {}
-    kwargs: dict[str, Any] = {"secure": True, "verify": settings.clickhouse_verify}
-    if settings.clickhouse_ca_certs:
-        kwargs["ca_certs"] = settings.clickhouse_ca_certs
+    kwargs: dict[str, Any] = {"secure": True, "verify": address.verify}
+    if address.ca_certs:
+        kwargs["ca_certs"] = address.ca_certs
     return kwargs
 
 

@@ -42,6 +42,8 @@ class ClickHouseAddress:
     user: str = "default"
     password: str = ""
     secure: bool = False
+    ca_certs: str | None = None  # a CA bundle to verify the server with (None: the system's)
+    verify: bool = True  # False: TLS without checking the server's certificate
 
     def url(self) -> str:
         """The URL without credentials, for messages and logs."""
