@@ -55,6 +55,8 @@ class Outcome:
     encoded: list[EncodedBatch]
     partial: int = 0
     failures: list[Failure] = field(default_factory=list)
+    requests: list[Record] = field(default_factory=list)  # the batch's requests and messages (same order):
+    messages: list[Message] = field(default_factory=list)  # where an oversized result is dead-lettered from
 
     @property
     def clients(self) -> int:
@@ -110,7 +112,8 @@ class Fetcher:
         now_ms = int(time.time() * 1000)
         if not spans:
             partitions = batch.partition_list()
-            return Outcome(*encode_results(requests, partitions, columns, self.compute, now_ms))
+            encoded, partial = encode_results(requests, partitions, columns, self.compute, now_ms)
+            return Outcome(encoded, partial, [], requests, batch.messages)
         return self._split(batch, columns, spans, now_ms)
 
     def _split(self, batch: Decoded, columns: Columns, spans: list[Span], now_ms: int) -> Outcome:
@@ -136,4 +139,4 @@ class Fetcher:
             Failure(batch.requests[i], batch.messages[i], type(err).__name__, str(err)[:500])
             for i, err in sorted(fatal.items())
         ]
-        return Outcome(encoded, partial, failures)
+        return Outcome(encoded, partial, failures, batch.requests, batch.messages)

@@ -33,8 +33,10 @@ from streams.producer import BatchProducer
 from streams.service import run_consumer_service
 from streams.settings import Settings
 from streams.strategy import Batch, LoopThread, ProcessingStep, RunTaskInLoop, TransformStep
+from streams.topic_limits import TopicLimits
 
 log = logging.getLogger(__name__)
+DLQ_HEADERS = 4096  # room for a dead letter's headers (error message up to 2,000 bytes, origin, reason)
 
 
 def make_client(config: SubsystemConfig, settings: Settings) -> Any:
@@ -69,14 +71,23 @@ def make_fetcher(config: ProcessorConfig, settings: Settings) -> Fetcher:
 class Processor:
     """Everything one processor process shares across chains (rebalances build a new chain)."""
 
-    def __init__(self, settings: Settings, config: ProcessorConfig, producer: BatchProducer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config: ProcessorConfig,
+        producer: BatchProducer,
+        limits: TopicLimits | None = None,
+    ) -> None:
         prefix = settings.topic_prefix
         self.settings = settings
         self.config = config
         self.producer = producer
         self.topics = Topics(RESULTS.name(prefix), REQUESTS_RETRY.name(prefix), REQUESTS_DLQ.name(prefix))
+        self.limits = limits or TopicLimits({}, settings.max_message_bytes)
         self.guard = FailureGuard(settings.processor_dlq_guard_window, settings.processor_dlq_guard_ratio)
-        self.dead = DeadLetters(producer, self.topics.dlq)
+        self.dead = DeadLetters(
+            producer, self.topics.dlq, self.limits.value_limit(self.topics.dlq, DLQ_HEADERS)
+        )
         self.decoder = RequestDecoder(self.dead, self.guard)
         self.fetcher = make_fetcher(config, settings)
         self.loop = LoopThread("kcollect-fetch")
@@ -92,7 +103,15 @@ class Processor:
             self.producer.poll,
             max_waiting=settings.max_in_flight_batches * 2,
         )
-        produce = ProduceOutcome(self.producer, self.topics, self.dead, self.guard, self.config.retry, commit)
+        produce = ProduceOutcome(
+            self.producer,
+            self.topics,
+            self.dead,
+            self.guard,
+            self.config.retry,
+            commit,
+            self.limits.value_limit(self.topics.results),
+        )
         self.outcomes.append(produce)
         fetch: ProcessingStep[Any]
         if all(caller.inline for caller in self.fetcher.callers):
@@ -149,10 +168,12 @@ def run_processor(settings: Settings, ready_file: Path | None = None) -> dict[st
     )
     prefix = settings.topic_prefix
     topics = [REQUESTS.name(prefix), REQUESTS_RETRY.name(prefix)]
-    require_topics(settings, [*topics, RESULTS.name(prefix), REQUESTS_DLQ.name(prefix)])
+    outputs = [RESULTS.name(prefix), REQUESTS_RETRY.name(prefix), REQUESTS_DLQ.name(prefix)]
+    require_topics(settings, [*topics, *outputs])
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per call otherwise
-    producer = BatchProducer(settings)
-    processor = Processor(settings, config, producer)
+    limits = TopicLimits.read(settings, outputs)
+    producer = BatchProducer(settings, **limits.producer_config())
+    processor = Processor(settings, config, producer, limits)
     results_gate = LagGate.for_results(settings)  # None when KCOLLECT_RESULTS_LAG_HIGH is 0
     try:
         loop_stats = run_consumer_service(

@@ -15,6 +15,7 @@ from processors.dead_letters import DeadLetters, FailureGuard
 from processors.fetcher import Decoded, Failure, Outcome
 from processors.retry import retry_delay_ms
 from schemas.codec import decode_requests, encode_record
+from schemas.result_batch import cut_batch
 from streams import metrics as m
 from streams.dlq import header_map
 from streams.faults import fault_point
@@ -74,7 +75,11 @@ class RequestDecoder:
 
 class ProduceOutcome:
     """Result batches to the results topic (a batch from request partition p to results partition p mod
-    the results topic's partition count); failures to the retry topic, or the DLQ after the last attempt."""
+    the results topic's partition count); failures to the retry topic, or the DLQ after the last attempt.
+
+    A batch larger than ``results_value_limit`` bytes is cut into batches that fit; a single result that
+    does not fit alone goes to the DLQ (``too_large``), cut to that limit, with the hash and length of
+    the whole (``original_sha256``, ``original_truncated``)."""
 
     def __init__(
         self,
@@ -84,8 +89,10 @@ class ProduceOutcome:
         guard: FailureGuard,
         retry: Any,
         next_step: ProcessingStep[Any],
+        results_value_limit: int | None = None,
     ) -> None:
         self._producer = producer
+        self._limit = results_value_limit  # bytes of a result batch at most (None: no cut)
         self._topics = topics
         self._dead = dead
         self._guard = guard
@@ -108,21 +115,57 @@ class ProduceOutcome:
             raise MessageRejected
         fault_point("after_fetch")
         outcome = batch.payload
-        spread = self._results_partitions
-        tracker = self._producer.produce_to_partitions(
-            self._topics.results, [(b.partition % spread, b.value) for b in outcome.encoded]
-        )
+        records, oversized = self._records(outcome)
+        tracker = self._producer.produce_to_partitions(self._topics.results, records)
         fault_point("after_produce")
-        clients = outcome.clients
+        clients = outcome.clients - len(oversized)
         self.results += clients
         self.partial += outcome.partial
-        m.PROCESSOR_RECORDS.labels("ok").inc(clients - outcome.partial)
+        m.PROCESSOR_RECORDS.labels("ok").inc(max(0, clients - outcome.partial))
         if outcome.partial:
             m.PROCESSOR_RECORDS.labels("partial").inc(outcome.partial)
         dead = self._failures(outcome.failures, tracker) if outcome.failures else 0
+        if oversized:
+            dead += self._oversized(outcome, oversized, tracker)
         self._carry = Batch(None, batch.offsets, [*batch.trackers, tracker])
         self._push()
         self._guard.record(0, dead)  # after the batch is handed on: its offsets stay in order
+
+    def _records(self, outcome: Outcome) -> tuple[list[tuple[int, bytes]], list[tuple[int, Record, bytes]]]:
+        """(results partition, value) of every result batch, cut by bytes where one is over the limit,
+        and the single results that do not fit even alone."""
+        spread = self._results_partitions
+        limit = self._limit
+        if limit is None or all(len(b.value) <= limit for b in outcome.encoded):
+            return [(b.partition % spread, b.value) for b in outcome.encoded], []
+        records: list[tuple[int, bytes]] = []
+        oversized: list[tuple[int, Record, bytes]] = []
+        for encoded in outcome.encoded:
+            parts, too_big = cut_batch(encoded.value, limit)
+            records.extend((encoded.partition % spread, value) for _, value in parts)
+            oversized.extend(too_big)
+        log.info("result batches over %d bytes cut into %d record(s)", limit, len(records))
+        return records, oversized
+
+    def _oversized(
+        self, outcome: Outcome, rows: list[tuple[int, Record, bytes]], tracker: DeliveryTracker
+    ) -> int:
+        """Dead-letter each result too large for the results topic: the row cut, with its hash."""
+        where = {(r["run_id"], r["client_id"]): i for i, r in enumerate(outcome.requests)}
+        for _, identity, value in rows:
+            client = str(identity["client_id"])
+            index = where[(identity["run_id"], identity["client_id"])]
+            error = (
+                f"the result of client {client} is {len(value)} bytes; "
+                f"{self._topics.results} takes at most {self._limit}"
+            )
+            self._dead.send(
+                tracker, outcome.messages[index], "RecordTooLarge", error, "produce", "too_large",
+                row=(0, client, value), run_id=str(identity["run_id"]), max_value_bytes=self._limit,
+            )  # fmt: skip
+        self.dead_lettered += len(rows)
+        m.PROCESSOR_RECORDS.labels("dead_lettered").inc(len(rows))
+        return len(rows)
 
     def _failures(self, failures: list[Failure], tracker: DeliveryTracker) -> int:
         now_ms = int(time.time() * 1000)

@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     commit_interval_seconds: float = Field(1.0, gt=0, le=60)
     shutdown_deadline_seconds: float = Field(20.0, gt=0, le=600)
     broker_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    # the largest record kcollect produces; a topic's max.message.bytes lowers it (streams/topic_limits.py)
+    max_message_bytes: int = Field(1_000_000, ge=4096, le=100 * 1024 * 1024)
 
     # --- processor (processors/processor.py; docs/processor.md) -----------------------------------------
     processor_config: str | None = None  # YAML/JSON file of subsystems, metrics and compute (None: built-in)

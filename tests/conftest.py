@@ -2,6 +2,7 @@
 
 ``kafka_bootstrap`` and ``clickhouse_url`` (session) and ``unique_name`` (per test) come from
 ``tests/stack_fixtures.py``; see its docstring for where the broker and the server come from.
+``apache_kafka`` (session, ``tests/kafka_broker.py``) is always a real Apache Kafka broker.
 Unit tests (``tests/unit``) use none of them and need no running service.
 
 A SIGTERM to the test run (a CI timeout, ``kill PID``) becomes a KeyboardInterrupt, as Ctrl-C does: pytest
@@ -17,9 +18,10 @@ from types import FrameType
 
 import pytest
 
+from tests.kafka_broker import apache_kafka
 from tests.stack_fixtures import clickhouse_url, kafka_bootstrap, unique_name
 
-__all__ = ["clickhouse_url", "kafka_bootstrap", "unique_name"]
+__all__ = ["apache_kafka", "clickhouse_url", "kafka_bootstrap", "unique_name"]
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
