@@ -62,7 +62,14 @@ def snapshot_families(snapshot: Snapshot) -> list[Metric]:
     for group, info in sorted(snapshot.groups.items()):
         if info.members is not None:
             members.add_metric([group], info.members)
-    return [lag, seconds, offset, status, topic, groups, members]
+    owners = GaugeMetricFamily(
+        m.PARTITION_OWNER,
+        'Who owns a partition (1): member id, client id and host ("unknown" where the broker does not say)',
+        labels=[*PARTITION_LABELS, "member", "client_id", "host"],
+    )
+    for row in snapshot.rows:
+        owners.add_metric([row.group, row.topic, str(row.partition), row.owner, row.client_id, row.host], 1)
+    return [lag, seconds, offset, status, topic, groups, members, owners]
 
 
 def run_families(progress: Iterable[Any]) -> list[Metric]:

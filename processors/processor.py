@@ -151,10 +151,10 @@ class Processor:
 
 
 def consumer_extra(settings: Settings) -> dict[str, Any]:
-    extra: dict[str, Any] = {"partition.assignment.strategy": settings.processor_assignment_strategy}
-    if settings.processor_group_instance_id:
-        extra["group.instance.id"] = settings.processor_group_instance_id
-    return extra
+    return {
+        "partition.assignment.strategy": settings.processor_assignment_strategy,
+        "instance_id": settings.processor_group_instance_id,
+    }
 
 
 def run_processor(settings: Settings, ready_file: Path | None = None) -> dict[str, Any]:

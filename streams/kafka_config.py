@@ -8,6 +8,9 @@ is the one place where the local Tansu broker's quirks are worked around (see ..
 from __future__ import annotations
 
 import functools
+import logging
+import os
+import socket
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -15,7 +18,9 @@ from confluent_kafka.admin import AdminClient
 
 from streams.kafka_logs import with_logging
 from streams.security import kafka_security_config
-from streams.settings import Settings
+from streams.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
 
 # Tansu 0.6.0: the default fetch.queue.backoff.ms (1000) stalls consumes for about a second; the first
 # group assignment waits session.timeout.ms / 2, so a short session keeps start-up fast; KIP-848
@@ -54,6 +59,7 @@ def broker_is_tansu(settings: Settings) -> bool:
 def _common(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap(),
+        "client.id": settings.client_id or f"kcollect-{socket.gethostname()}-{os.getpid()}",
         "socket.connection.setup.timeout.ms": int(settings.broker_timeout_seconds * 1000),
     }
     config.update(kafka_security_config(settings))
@@ -70,7 +76,12 @@ def _consumer_tuning(settings: Settings) -> dict[str, Any]:
 
 
 def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str, Any]:
-    """A consumer that commits explicitly, only what kcollect says is done."""
+    """A consumer that commits explicitly, only what kcollect says is done.
+
+    ``instance_id`` (in ``extra``): static membership (``group.instance.id``): a member restarted
+    within its session timeout gets its partitions back without a rebalance.
+    ``KCOLLECT_GROUP_PROTOCOL=consumer`` selects KIP-848 (``group_membership``).
+    """
     config = _common(settings)
     config.update(_consumer_tuning(settings))
     config.update(
@@ -85,8 +96,40 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
             "fetch.max.bytes": 52428800,
         }
     )
+    instance_id = extra.pop("instance_id", None)
     config.update(extra)
-    return with_logging(config)
+    if instance_id:
+        config["group.instance.id"] = instance_id
+    return with_logging(group_membership(settings, config))
+
+
+CLASSIC_ONLY = ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy")
+"""Keys librdkafka refuses with group.protocol=consumer: the broker (or the group's config) sets them."""
+
+
+def group_membership(settings: Settings, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` for the group protocol of ``KCOLLECT_GROUP_PROTOCOL``; broker-specific rules here.
+
+    - ``consumer`` (KIP-848): the session and heartbeat come from the broker
+      (``group.consumer.session.timeout.ms``) and the assignor is the broker's, so the classic keys are
+      dropped. Tansu 0.6.0 never assigns partitions with it: refused (SettingsError, exit 2).
+    - static membership on Tansu still rebalances a session timeout after a restart: a warning says so.
+    """
+    if settings.group_protocol == "consumer":
+        if broker_is_tansu(settings):
+            raise SettingsError(
+                "KCOLLECT_GROUP_PROTOCOL=consumer (KIP-848): this broker (Tansu) never assigns partitions "
+                "with it; use classic"
+            )
+        config = {k: v for k, v in config.items() if k not in CLASSIC_ONLY}
+        config["group.protocol"] = "consumer"
+    if config.get("group.instance.id") and broker_is_tansu(settings):
+        log.warning(
+            "static membership (group.instance.id %s) on Tansu: a restart still rebalances after the session "
+            "timeout",
+            config["group.instance.id"],
+        )
+    return config
 
 
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:

@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     processor_group: str = "kcollect-processor"
     sink_group: str = "kcollect-sink"
     session_timeout_ms: int | None = Field(None, ge=1000, le=300000)
+    # classic, or KIP-848's consumer protocol (Apache Kafka 4+; refused on Tansu, which never assigns)
+    group_protocol: Literal["classic", "consumer"] = "classic"
+    # librdkafka's client.id: how `kcollect lag`, the exporter and doctor name a partition's owner
+    client_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._@:-]{1,200}$")  # None: kcollect-<host>-<pid>
     kafka_config: dict[str, str] = Field(default_factory=dict)
     consume_batch: int = Field(5000, ge=1, le=100000)
     subsystem_batch: int = Field(500, ge=1, le=100000)  # clients per call of the built-in subsystems

@@ -20,6 +20,9 @@ from streams.settings import load_settings
 BROKER_EXTRA = {
     "log.cleaner.backoff.ms": "500",
     "log.segment.delete.delay.ms": "1000",
+    # KIP-848 groups: the broker owns the session (default 45 s); short here so a crash shows in a test
+    "group.consumer.session.timeout.ms": "6000",
+    "group.consumer.heartbeat.interval.ms": "500",
 }
 
 

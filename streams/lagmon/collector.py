@@ -41,11 +41,12 @@ class PartitionRow:
     end: int
     lag: int
     lag_seconds: float | None
-    owner: str
+    owner: str  # the member id
     host: str
     group_state: str
     status: str = Status.OK.name
     error: str | None = None
+    client_id: str = ""  # the owner's client.id ("unknown" where the broker does not list members)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,7 +146,8 @@ class LagCollector:
                     rows.append(
                         PartitionRow(
                             group, topic, p, at, end, partition_lag(at, end, lows.get((topic, p), 0)),
-                            None, owner.member, owner.host, info.state, error=failed.get(topic),
+                            None, owner.member, owner.host, info.state,
+                            error=failed.get(topic), client_id=owner.client_id,
                         )
                     )  # fmt: skip
         if self._time_lag:
