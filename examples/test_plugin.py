@@ -6,11 +6,11 @@ import asyncio
 from typing import Any
 
 from examples.plugin import InventoryClient, spread
-from processors.caller import SubsystemCaller
-from processors.config import parse_config
-from processors.fetcher import Decoded
-from processors.processor import make_fetcher
-from streams.settings import Settings
+from processors.processor.caller import SubsystemCaller
+from processors.processor.config import parse_config
+from processors.processor.fetcher import Decoded
+from processors.processor.service import make_fetcher
+from streams.settings.model import Settings
 
 CONFIG = {
     "subsystems": [

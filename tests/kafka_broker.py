@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.kafka_config import broker_is_tansu
-from streams.settings import load_settings
+from streams.settings.librdkafka import broker_is_tansu
+from streams.settings.model import load_settings
 
 BROKER_EXTRA = {
     "log.cleaner.backoff.ms": "500",

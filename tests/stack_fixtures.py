@@ -4,7 +4,7 @@ Where each comes from, first match wins:
 
 1. ``KCOLLECT_TEST_BOOTSTRAP_SERVERS`` / ``KCOLLECT_TEST_CLICKHOUSE_URL`` (used as given);
 2. a reachable Docker engine: testcontainers ``KafkaContainer`` / ``ClickHouseContainer``;
-3. local processes from ``kcollect.stack`` (Tansu, clickhouse-server) in a pytest tmp folder,
+3. local processes from ``kcollect.localstack.stack`` (Tansu, clickhouse-server) in a pytest tmp folder,
    stopped by PID when the session ends.
 
 The ClickHouse URL always names the database ``kcollect``; tests that want their own database build
@@ -92,8 +92,9 @@ def _clickhouse_from_container(cleanup: ExitStack) -> str | None:
 
 
 def _local(start: Callable[..., Any], factory: pytest.TempPathFactory, cleanup: ExitStack) -> int:
-    """Start a local process with ``kcollect.stack``; its PID is stopped at cleanup. Returns its port."""
-    from kcollect.stack import stop_process
+    """Start a local process with ``kcollect.localstack.stack``; its PID is stopped at cleanup.
+    Returns its port."""
+    from kcollect.localstack.stack import stop_process
 
     record = start(factory.mktemp("stack"))
     cleanup.callback(stop_process, record)
@@ -101,7 +102,7 @@ def _local(start: Callable[..., Any], factory: pytest.TempPathFactory, cleanup: 
 
 
 def _kafka_bootstrap(factory: pytest.TempPathFactory, cleanup: ExitStack) -> str:
-    from kcollect.stack import start_tansu, wait_kafka
+    from kcollect.localstack.stack import start_tansu, wait_kafka
 
     configured = os.environ.get(ENV_BOOTSTRAP)
     if configured:
@@ -115,8 +116,8 @@ def _kafka_bootstrap(factory: pytest.TempPathFactory, cleanup: ExitStack) -> str
 
 
 def _create_database(url: str) -> None:
-    from kcollect.stack import parse_clickhouse_url
-    from streams.clickhouse import connect
+    from kcollect.localstack.stack import parse_clickhouse_url
+    from streams.clickhouse.client import connect
 
     address = parse_clickhouse_url(url)
     client = connect(address, database="default")
@@ -128,8 +129,8 @@ def _create_database(url: str) -> None:
 
 def _drop_test_databases(url: str) -> None:
     """Drop the databases named after this session's unique names (those that exist)."""
-    from kcollect.stack import parse_clickhouse_url
-    from streams.clickhouse import connect
+    from kcollect.localstack.stack import parse_clickhouse_url
+    from streams.clickhouse.client import connect
 
     if os.environ.get("KCOLLECT_TEST_KEEP_DATABASES") == "1" or not _NAMES_GIVEN:
         return
@@ -143,7 +144,7 @@ def _drop_test_databases(url: str) -> None:
 
 
 def _clickhouse_url(factory: pytest.TempPathFactory, cleanup: ExitStack) -> str:
-    from kcollect.stack import start_clickhouse, wait_clickhouse
+    from kcollect.localstack.stack import start_clickhouse, wait_clickhouse
 
     configured = os.environ.get(ENV_CLICKHOUSE)
     if configured:

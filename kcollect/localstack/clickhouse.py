@@ -31,9 +31,9 @@ from kcollect.localstack.ports import (
     wait_answering,
 )
 from kcollect.localstack.process import MARKER_VARIABLE, marker, spawn_detached, stop_process, wait_ready
-from streams.clickhouse import connect
-from streams.settings import ClickHouseAddress, parse_clickhouse_url
-from streams.stackfile import ProcessRecord
+from streams.clickhouse.client import connect
+from streams.settings.model import ClickHouseAddress, parse_clickhouse_url
+from streams.settings.stackfile import ProcessRecord
 
 NAME = "clickhouse"
 DATABASE = "kcollect"

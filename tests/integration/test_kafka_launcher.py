@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kcollect.localstack import kafka
-from streams.stackfile import pid_alive
+from streams.settings.stackfile import pid_alive
 
 pytestmark = pytest.mark.integration
 

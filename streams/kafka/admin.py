@@ -1,0 +1,96 @@
+"""Topic administration: create the declared topics, and check that topics exist before producing.
+
+Producing to a missing topic on some brokers creates it with a default partition count, so a typo
+would silently make a new topic: every producer checks first (``require_topics``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from schemas.topics import ALL_TOPICS, TopicSpec
+from streams.kafka.client_logs import StartWatch
+from streams.kafka.clients import make_admin
+from streams.settings.model import Settings
+
+
+class TopicMissingError(RuntimeError):
+    """A topic kcollect needs does not exist."""
+
+
+class BrokerUnreachableError(RuntimeError):
+    """The broker did not answer within the configured time."""
+
+
+def checked_admin(settings: Settings) -> tuple[AdminClient, StartWatch]:
+    """An AdminClient for a command's first contact with the broker, and the watch on its errors."""
+    watch = StartWatch()
+    return make_admin(settings, logger=watch, error_cb=watch.error), watch
+
+
+def existing_topics(admin: AdminClient, timeout: float, watch: StartWatch | None = None) -> dict[str, int]:
+    """Topic name -> partition count, or BrokerUnreachableError (one line) after ``timeout`` seconds.
+
+    With ``watch`` (``checked_admin``) it asks in steps of a second and serves the client's callbacks in
+    between: an authentication failure ends the wait at once, and the message carries the last error.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        step = timeout if watch is None else max(0.1, min(1.0, deadline - time.monotonic()))
+        try:
+            metadata = admin.list_topics(timeout=step)
+            break
+        except KafkaException as exc:
+            failure = str(exc.args[0].str()) if exc.args else str(exc)
+        if watch is not None:
+            admin.poll(0)
+            if watch.auth_failure:
+                raise BrokerUnreachableError(
+                    f"the Kafka broker refused the credentials: {watch.auth_failure}"
+                ) from None
+            failure = watch.last_error or failure
+        if watch is None or time.monotonic() >= deadline:
+            raise BrokerUnreachableError(
+                f"the Kafka broker did not answer within {timeout:.0f} s: {failure}"
+            ) from None
+    return {name: len(topic.partitions) for name, topic in metadata.topics.items() if topic.error is None}
+
+
+def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
+    """Create the declared topics that do not exist yet; return the names created (idempotent)."""
+    admin, watch = checked_admin(settings)
+    present = existing_topics(admin, settings.broker_timeout_seconds, watch)
+    wanted = [
+        NewTopic(
+            spec.name(settings.topic_prefix),
+            num_partitions=spec.partition_count(settings.partitions),
+            replication_factor=-1,
+            config=dict(spec.config),
+        )
+        for spec in specs
+        if spec.name(settings.topic_prefix) not in present
+    ]
+    if not wanted:
+        return []
+    created = []
+    for name, future in admin.create_topics(wanted, request_timeout=settings.broker_timeout_seconds).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    return created
+
+
+def require_topics(settings: Settings, names: list[str]) -> dict[str, int]:
+    """Partition counts of ``names``; TopicMissingError naming the missing ones."""
+    admin, watch = checked_admin(settings)
+    present = existing_topics(admin, settings.broker_timeout_seconds, watch)
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise TopicMissingError(f"topic(s) {', '.join(missing)} do not exist: run `kcollect topics create`")
+    return {name: present[name] for name in names}
