@@ -70,6 +70,22 @@ def topics_create() -> None:
     typer.echo(f"created {len(created)} topic(s){': ' + ', '.join(created) if created else ''}")
 
 
+@topics_app.command("grow")
+@exit_on_known_errors
+def topics_grow(
+    partitions: Annotated[int, typer.Option(min=1, max=10000, help="Partitions each topic should have.")],
+) -> None:
+    """Add partitions to the requests, retry and results topics (never removes any; idempotent).
+
+    A client's requests may land in another partition afterwards: see docs/operations.md."""
+    from streams.kafka.admin import grow_topics
+
+    for name, (before, after) in grow_topics(load_settings(), partitions).items():
+        typer.echo(
+            f"{name}: {before} -> {after} partition(s)" if after != before else f"{name}: {after} already"
+        )
+
+
 @db_app.command("migrate")
 @exit_on_known_errors
 def db_migrate() -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # type: ignore[attr-defined]
 
-from schemas.topics import ALL_TOPICS, TopicSpec
+from schemas.topics import ALL_TOPICS, REQUESTS, REQUESTS_RETRY, RESULTS, TopicSpec
 from streams.kafka.client_logs import StartWatch
 from streams.kafka.clients import make_admin
 from streams.settings.model import Settings
@@ -23,6 +23,45 @@ class TopicMissingError(RuntimeError):
 
 class BrokerUnreachableError(RuntimeError):
     """The broker did not answer within the configured time."""
+
+
+class TopicChangeRefused(RuntimeError):
+    """The broker refused to change a topic (Tansu cannot add partitions), or the change is not possible."""
+
+
+GROWN_TOPICS = (REQUESTS, REQUESTS_RETRY, RESULTS)
+"""The topics ``kcollect topics grow`` widens together: the request partition p maps to results p mod N."""
+
+
+def grow_topics(settings: Settings, partitions: int) -> dict[str, tuple[int, int]]:
+    """Give the requests, retry and results topics ``partitions`` partitions each; topic -> (before, after).
+
+    Idempotent: a topic that has them already is left alone. Partitions can be added, never removed
+    (TopicChangeRefused). Running services pick the new partitions up at their next metadata refresh
+    (a rebalance of their groups); see docs/operations.md for what it means for ordering.
+    """
+    admin, watch = checked_admin(settings)
+    present = existing_topics(admin, settings.broker_timeout_seconds, watch)
+    names = [spec.name(settings.topic_prefix) for spec in GROWN_TOPICS]
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise TopicMissingError(f"topic(s) {', '.join(missing)} do not exist: run `kcollect topics create`")
+    fewer = [f"{name} has {present[name]}" for name in names if present[name] > partitions]
+    if fewer:
+        raise TopicChangeRefused(f"partitions can only be added: {', '.join(fewer)} (asked for {partitions})")
+    wanted = [NewPartitions(name, partitions) for name in names if present[name] < partitions]
+    if wanted:
+        futures = admin.create_partitions(wanted, request_timeout=settings.broker_timeout_seconds)
+        for name, future in futures.items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                error = exc.args[0].str() if exc.args else str(exc)
+                raise TopicChangeRefused(
+                    f"the broker refused to add partitions to {name}: {error} (Tansu cannot add partitions: "
+                    "create the topics anew with KCOLLECT_PARTITIONS)"
+                ) from None
+    return {name: (present[name], max(present[name], partitions)) for name in names}
 
 
 def checked_admin(settings: Settings) -> tuple[AdminClient, StartWatch]:

@@ -22,7 +22,7 @@ from streams.settings.model import load_settings
 from tests.tls_files import TlsFiles, make_ca, make_server_files
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture(scope="module")

@@ -85,9 +85,8 @@ def test_the_start_watch_is_quiet_and_notes_an_authentication_failure(
 
 
 def test_kafka_config_gives_every_client_the_process_hooks() -> None:
-    from streams.settings.librdkafka import admin_config, consumer_config, producer_config
     from streams.kafka.client_logs import PROCESS_LOG
-
+    from streams.settings.librdkafka import admin_config, consumer_config, producer_config
     from streams.settings.model import load_settings
 
     settings = load_settings(bootstrap_servers="127.0.0.1:1", broker_flavor="kafka")
