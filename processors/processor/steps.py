@@ -23,6 +23,7 @@ from streams.steps.faults import fault_point
 from streams.steps.strategy import Batch, MessageRejected, ProcessingStep, hand_on, join_after
 
 log = logging.getLogger(__name__)
+RECOUNT_SECONDS = 30.0
 Record = dict[str, Any]
 
 
@@ -100,6 +101,8 @@ class ProduceOutcome:
         self._next = next_step
         self._carry: Batch[None] | None = None
         self._results_partitions = producer.partition_count(topics.results)
+        self._recount_after = 0.0  # monotonic time before which the count is not asked again
+        self._recounted_for = -1  # the highest request partition the count was last asked for
         self.results = 0
         self.partial = 0
         self.retried = 0
@@ -134,7 +137,7 @@ class ProduceOutcome:
     def _records(self, outcome: Outcome) -> tuple[list[tuple[int, bytes]], list[tuple[int, Record, bytes]]]:
         """(results partition, value) of every result batch, cut by bytes where one is over the limit,
         and the single results that do not fit even alone."""
-        spread = self._results_partitions
+        spread = self._spread(outcome)
         limit = self._limit
         if limit is None or all(len(b.value) <= limit for b in outcome.encoded):
             return [(b.partition % spread, b.value) for b in outcome.encoded], []
@@ -146,6 +149,24 @@ class ProduceOutcome:
             oversized.extend(too_big)
         log.info("result batches over %d bytes cut into %d record(s)", limit, len(records))
         return records, oversized
+
+    def _spread(self, outcome: Outcome) -> int:
+        """The results topic's partition count, asked again (at most every 30 s) when a batch comes from a
+        request partition beyond it: `kcollect topics grow` added partitions to both topics. A request
+        partition higher than any asked for before asks at once (a second growth)."""
+        top = max((b.partition for b in outcome.encoded), default=0)
+        if top < self._results_partitions:
+            return self._results_partitions
+        if top > self._recounted_for or time.monotonic() >= self._recount_after:
+            self._recount_after = time.monotonic() + RECOUNT_SECONDS
+            self._recounted_for = max(self._recounted_for, top)
+            before, self._results_partitions = (
+                self._results_partitions,
+                self._producer.partition_count(self._topics.results),
+            )
+            if self._results_partitions != before:
+                log.info("results topic has %d partitions (was %d)", self._results_partitions, before)
+        return self._results_partitions
 
     def _oversized(
         self, outcome: Outcome, rows: list[tuple[int, Record, bytes]], tracker: DeliveryTracker

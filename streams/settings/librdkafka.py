@@ -116,6 +116,8 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
             "max.poll.interval.ms": 300000,
             "queued.max.messages.kbytes": 65536,
             "fetch.max.bytes": 52428800,
+            # partitions added by `kcollect topics grow` are consumed within 30 s (librdkafka: 5 min)
+            "topic.metadata.refresh.interval.ms": 30000,
         }
     )
     instance_id = extra.pop("instance_id", None)
