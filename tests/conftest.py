@@ -17,7 +17,7 @@ from types import FrameType
 
 import pytest
 
-from tests.stack_fixtures import clickhouse_url, kafka_bootstrap, unique_name
+from tests.stack_fixtures import clickhouse_url, kafka_bootstrap, share_test_environment, unique_name
 
 __all__ = ["clickhouse_url", "kafka_bootstrap", "unique_name"]
 
@@ -29,7 +29,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
+    share_test_environment()
     config.addinivalue_line(
         "markers",
-        "integration: needs a Kafka-protocol broker and/or ClickHouse (started by the session fixtures)",
+        "integration: needs a Kafka broker and/or ClickHouse (the session fixtures start them)",
     )

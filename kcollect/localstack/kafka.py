@@ -348,6 +348,8 @@ def format_storage(lib: Path, node: KafkaNode, cluster_id: str, timeout: float =
             raise StackError(
                 f"formatting Kafka storage of {node.name} took over {timeout:g} s; see {log_path}"
             ) from exc
+        except OSError as exc:
+            raise StackError(f"cannot run java to format Kafka storage: {exc}; " + _BOOTSTRAP_HINT) from exc
     if done.returncode != 0:
         raise StackError(
             f"formatting Kafka storage of {node.name} failed (exit {done.returncode}): "
