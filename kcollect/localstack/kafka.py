@@ -335,7 +335,10 @@ def _node_env(node: KafkaNode) -> dict[str, str]:
 
 
 def format_storage(lib: Path, node: KafkaNode, cluster_id: str, timeout: float = 120.0) -> None:
-    """``kafka.tools.StorageTool format`` on the node's own properties file (a no-op once formatted)."""
+    """``kafka.tools.StorageTool format`` on the node's own properties file; skipped (no JVM started)
+    once the data folder has its ``meta.properties`` (the tool itself would ignore it too)."""
+    if (node.data_dir / "meta.properties").is_file():
+        return
     main = ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(node.config_file)]
     argv = [*_java_argv(lib, node, main), "--ignore-formatted"]
     log_path = node.log_dir / "format.log"

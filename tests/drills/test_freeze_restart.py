@@ -2,9 +2,11 @@
 fresh processor must own partitions within two session timeouts, and the next run must complete.
 
 Run on both brokers (issue 15: on a long-lived Tansu, after such a freeze the processor group was seen
-never to assign partitions again). Ownership is read from the fresh processor's ready file (written on
-its first assignment, with the partition count); on Apache Kafka the group description must also list
-the fresh members as the owners of every partition.
+never to assign partitions again). Apache Kafka passes. Tansu 0.6.0 fails it every time, on a fresh
+broker too and without the freeze: the strict xfail below turns green into a failure the day it
+passes, so the note in docs/reliability.md gets revisited. Ownership is read from the fresh processor's
+ready file (written on its first assignment, with the partition count); on Apache Kafka the group
+description must also list the fresh members as the owners of every partition.
 """
 
 from __future__ import annotations
@@ -80,8 +82,17 @@ def _stable_group_on_kafka(d: Deployment, deadline: float) -> tuple[set[str], Gr
         time.sleep(0.1)
 
 
+TANSU_STUCK = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Tansu 0.6.0: after the processors leave, JoinGroup keeps answering generation 2 with a departed "
+        "member as leader, so no SyncGroup ever brings an assignment (docs/reliability.md)"
+    ),
+)
+
+
 @pytest.mark.drill
-@pytest.mark.parametrize("broker", ["kafka", "tansu"])
+@pytest.mark.parametrize("broker", ["kafka", pytest.param("tansu", marks=TANSU_STUCK)])
 def test_frozen_processor_then_every_processor_restarted(
     tmp_path: Path, shared_clickhouse: ClickHouse, broker: BrokerKind
 ) -> None:
@@ -102,7 +113,7 @@ def test_frozen_processor_then_every_processor_restarted(
         launched = time.monotonic()
         for fresh in FRESH:
             d.launch(fresh, ["processor"])
-        took = _wait_owned(d, FRESH, launched + 120)
+        took = _wait_owned(d, FRESH, launched + 2 * SESSION_MS / 1000)
         print(f"{broker}: a fresh processor owned partitions {took:.2f} s after launch")
         if broker == "kafka":  # the broker says who owns what: the two fresh members, every partition
             owners, info = _stable_group_on_kafka(d, launched + 2 * SESSION_MS / 1000)
