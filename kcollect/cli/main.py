@@ -26,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(stack_app, name="stack", help="The embedded local stack (Tansu broker + ClickHouse).")
+app.add_typer(stack_app, name="stack", help="The embedded local stack (Apache Kafka or Tansu + ClickHouse).")
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 db_app = typer.Typer(help="ClickHouse schema.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")

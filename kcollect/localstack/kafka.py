@@ -335,7 +335,10 @@ def _node_env(node: KafkaNode) -> dict[str, str]:
 
 
 def format_storage(lib: Path, node: KafkaNode, cluster_id: str, timeout: float = 120.0) -> None:
-    """``kafka.tools.StorageTool format`` on the node's own properties file (a no-op once formatted)."""
+    """``kafka.tools.StorageTool format`` on the node's own properties file; skipped (no JVM started)
+    once the data folder has its ``meta.properties`` (the tool itself would ignore it too)."""
+    if (node.data_dir / "meta.properties").is_file():
+        return
     main = ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(node.config_file)]
     argv = [*_java_argv(lib, node, main), "--ignore-formatted"]
     log_path = node.log_dir / "format.log"
@@ -348,6 +351,8 @@ def format_storage(lib: Path, node: KafkaNode, cluster_id: str, timeout: float =
             raise StackError(
                 f"formatting Kafka storage of {node.name} took over {timeout:g} s; see {log_path}"
             ) from exc
+        except OSError as exc:
+            raise StackError(f"cannot run java to format Kafka storage: {exc}; " + _BOOTSTRAP_HINT) from exc
     if done.returncode != 0:
         raise StackError(
             f"formatting Kafka storage of {node.name} failed (exit {done.returncode}): "

@@ -2,7 +2,7 @@
 alone is dead-lettered cut with its hash, and the processor keeps running and committing.
 
 On Apache Kafka the limit is the results topic's own ``max.message.bytes`` (the broker refuses larger
-batches); on any broker (Tansu enforces none) it is ``KCOLLECT_MAX_MESSAGE_BYTES``.
+batches); on Tansu, which enforces none, it is ``KCOLLECT_MAX_MESSAGE_BYTES`` (kcollect's own limit).
 """
 
 from __future__ import annotations
@@ -39,15 +39,20 @@ def _limit_results_topic(pipe: Pipeline) -> None:
         future.result(30)
 
 
-@pytest.fixture(params=["topic-limit", "own-limit"])
+@pytest.fixture(params=["kafka-topic-limit", "tansu-own-limit"])
 def pipe(
-    request: pytest.FixtureRequest, apache_kafka: str, clickhouse_url: str, unique_name: str, tmp_path: Path
+    request: pytest.FixtureRequest, clickhouse_url: str, unique_name: str, tmp_path: Path
 ) -> Iterator[Pipeline]:
+    """Apache Kafka with the results topic's max.message.bytes at LIMIT; Tansu (which enforces no limit)
+    with KCOLLECT_MAX_MESSAGE_BYTES at LIMIT."""
     extra = {"KCOLLECT_CONSUME_BATCH": "2000", "KCOLLECT_PROCESSOR_DLQ_GUARD_RATIO": "1"}
-    if request.param == "own-limit":
+    if request.param == "tansu-own-limit":
         extra["KCOLLECT_MAX_MESSAGE_BYTES"] = str(LIMIT)
-    pipeline = make_pipeline(apache_kafka, clickhouse_url, unique_name, tmp_path, **extra)
-    if request.param == "topic-limit":
+    broker = request.getfixturevalue(
+        "apache_kafka" if request.param == "kafka-topic-limit" else "tansu_broker"
+    )
+    pipeline = make_pipeline(broker, clickhouse_url, unique_name, tmp_path, **extra)
+    if request.param == "kafka-topic-limit":
         _limit_results_topic(pipeline)
     yield pipeline
     pipeline.kill_all()

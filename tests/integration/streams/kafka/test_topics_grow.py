@@ -65,11 +65,10 @@ def test_grow_between_runs_and_during_one_loses_nothing(pipe: Pipeline) -> None:
 
 
 def test_tansu_refuses_to_add_partitions(
-    kafka_bootstrap: str, clickhouse_url: str, unique_name: str, tmp_path: Path
+    tansu_broker: str, clickhouse_url: str, unique_name: str, tmp_path: Path
 ) -> None:
-    pipe = make_pipeline(kafka_bootstrap, clickhouse_url, unique_name, tmp_path)
-    if not _is_tansu(kafka_bootstrap):
-        pytest.skip("the session broker is not Tansu (KCOLLECT_TEST_BROKER=tansu runs this)")
+    pipe = make_pipeline(tansu_broker, clickhouse_url, unique_name, tmp_path)
+    assert _is_tansu(tansu_broker)
     done = pipe.cli("topics", "grow", "--partitions", "6")
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 8 and len(lines) == 1, done.stderr
