@@ -111,6 +111,7 @@ class LagCollector:
 
     def collect(self) -> Snapshot:
         started = time.monotonic()
+        self._admin.poll(0)  # serve the admin client's log and error callbacks (streams/kafka/client_logs.py)
         present = existing_topics(self._admin, self._timeout)
         groups = self._groups if self._groups is not None else list_groups(self._admin, self._timeout)
         committed = committed_offsets(self._admin, groups, self._timeout)
