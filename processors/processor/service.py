@@ -32,7 +32,7 @@ from processors.processor.steps import ProduceOutcome, RequestDecoder, Topics
 from processors.processor.subsystems.simulated import SimulatedSubsystem
 from schemas.topics import REQUESTS, REQUESTS_DLQ, REQUESTS_RETRY, RESULTS
 from streams.kafka.producer import BatchProducer
-from streams.kafka.topic_limits import TopicLimits
+from streams.kafka.topic_limits import DEAD_LETTER_HEADERS, TopicLimits
 from streams.lag.gate import LagGate
 from streams.observability import metrics as m
 from streams.settings.model import Settings
@@ -41,7 +41,6 @@ from streams.steps.service import run_consumer_service
 from streams.steps.strategy import Batch, LoopThread, ProcessingStep, RunTaskInLoop, TransformStep
 
 log = logging.getLogger(__name__)
-DLQ_HEADERS = 4096  # room for a dead letter's headers (error message up to 2,000 bytes, origin, reason)
 
 
 def make_client(config: SubsystemConfig, settings: Settings) -> Any:
@@ -91,7 +90,7 @@ class Processor:
         self.limits = limits or TopicLimits({}, settings.max_message_bytes)
         self.guard = FailureGuard(settings.processor_dlq_guard_window, settings.processor_dlq_guard_ratio)
         self.dead = RequestDeadLetters(
-            producer, self.topics.dlq, self.limits.value_limit(self.topics.dlq, DLQ_HEADERS)
+            producer, self.topics.dlq, self.limits.value_limit(self.topics.dlq, DEAD_LETTER_HEADERS)
         )
         self.decoder = RequestDecoder(self.dead, self.guard)
         self.fetcher = make_fetcher(config, settings)

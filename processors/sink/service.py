@@ -24,6 +24,7 @@ from processors.sink.insert_step import InsertStep
 from processors.sink.steps import ResultDeadLetters, ResultDecoder, WindowStep
 from processors.sink.windowing import WindowLimits
 from schemas.topics import RESULTS, RESULTS_DLQ
+from streams.kafka.dead_letter import MAX_ORIGINAL_BYTES
 from streams.kafka.producer import BatchProducer
 from streams.settings.model import Settings
 from streams.steps.commit import CommitOffsets
@@ -55,11 +56,17 @@ def tune_for_throughput() -> None:
 
 
 def build_sink_chain(
-    consumer: Consumer, settings: Settings, producer: BatchProducer, stats: SinkStats
+    consumer: Consumer,
+    settings: Settings,
+    producer: BatchProducer,
+    stats: SinkStats,
+    dlq_value_limit: int = MAX_ORIGINAL_BYTES,
 ) -> ProcessingStep[list[Message]]:
     """ResultDecoder -> WindowStep -> InsertStep -> CommitOffsets."""
     commit = CommitOffsets(consumer, settings.commit_interval_seconds, producer.poll, max_waiting=64)
-    dead_letters = ResultDeadLetters(producer, RESULTS_DLQ.name(settings.topic_prefix), stats)
+    dead_letters = ResultDeadLetters(
+        producer, RESULTS_DLQ.name(settings.topic_prefix), stats, dlq_value_limit
+    )
     writers = [WindowWriter(settings.clickhouse(), stats) for _ in range(INSERT_WORKERS)]
     insert = InsertStep(writers, ClickHouseHealth(stats), dead_letters.refused_rows, commit)
     limits = WindowLimits(
@@ -77,22 +84,26 @@ def run_sink(settings: Settings, ready_file: Path | None = None) -> dict[str, An
     """The `kcollect sink` service: runs until SIGTERM/SIGINT."""
     from streams.clickhouse.client import check_server
     from streams.kafka.admin import require_topics
+    from streams.kafka.topic_limits import DEAD_LETTER_HEADERS, TopicLimits
 
     results_topic = RESULTS.name(settings.topic_prefix)
-    require_topics(settings, [results_topic, RESULTS_DLQ.name(settings.topic_prefix)])
+    dlq_topic = RESULTS_DLQ.name(settings.topic_prefix)
+    require_topics(settings, [results_topic, dlq_topic])
+    limits = TopicLimits.read(settings, [dlq_topic])
+    dlq_value_limit = limits.value_limit(dlq_topic, DEAD_LETTER_HEADERS)
     tune_for_throughput()
     if not check_server(settings.clickhouse()):  # TLS or login refused: exit 5 at once
         log.warning(
             "ClickHouse at %s does not answer yet: results wait in Kafka", settings.clickhouse().url()
         )
-    producer = BatchProducer(settings)
+    producer = BatchProducer(settings, **limits.producer_config())
     stats = SinkStats()
     try:
         loop_stats = run_consumer_service(
             settings,
             settings.sink_group,
             [results_topic],
-            lambda consumer: build_sink_chain(consumer, settings, producer, stats),
+            lambda consumer: build_sink_chain(consumer, settings, producer, stats, dlq_value_limit),
             ready_file,
             batch_size=settings.sink_consume_batch,
         )

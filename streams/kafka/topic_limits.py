@@ -28,6 +28,7 @@ from streams.settings.model import Settings
 log = logging.getLogger(__name__)
 
 FRAMING_BYTES = 1024  # record batch header (61), record header, key, lz4 frame on an incompressible value
+DEAD_LETTER_HEADERS = 4096  # a dead letter's headers: error message up to 2,000 bytes, origin, reason
 DEFAULT_BATCH_BYTES = 1048576  # the producer's batch.size in kcollect's producer_config
 
 
