@@ -32,10 +32,9 @@ from pathlib import Path
 
 from bench.machine import machine_line
 from kcollect.localstack.runner import ensure_stack, service_env
-from processors.processor.collect import EncodedBatch, build_results, encode_results, fetch_all
+from processors.processor.collect import EncodedBatch, encode_results
 from processors.processor.compute import get_compute
 from processors.processor.subsystems.simulated import default_subsystems
-from processors.sink.columns import to_columns
 from schemas.codec import request_record
 from schemas.ddl import insert_results_sql
 from schemas.topics import ALL_TOPICS
@@ -44,6 +43,7 @@ from streams.kafka.admin import create_topics
 from streams.kafka.clients import make_admin
 from streams.kafka.producer import BatchProducer
 from streams.settings.model import Settings, load_settings
+from tests.oracles import build_results, fetch_all, to_columns
 
 PARTITIONS = 8
 

@@ -128,7 +128,7 @@ SELECT * FROM {database}.{RESULTS_TABLE} FINAL""",
 
 
 OPTIONAL_RESULT_COLUMNS = frozenset(("missing",))
-"""MetricColumns an insert may leave out when every row holds their default (an empty array): the server fills
+"""Columns an insert may leave out when every row holds their default (an empty array): the server fills
 them in, and the client does not serialize a column of empty arrays row by row."""
 
 

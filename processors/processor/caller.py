@@ -91,7 +91,7 @@ class SubsystemCaller:
         return self.breaker.allow()
 
     async def call(self, requests: Sequence[Record]) -> MetricColumns:
-        """MetricColumns for ``requests``; raises FetchError (or BreakerOpen) once retries are spent."""
+        """The metric columns for ``requests``; raises FetchError (or BreakerOpen) once retries are spent."""
         self._batch.observe(len(requests))
         attempt = 0
         while True:

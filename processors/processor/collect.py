@@ -1,10 +1,10 @@
-"""Turn a batch of collection requests into client results: fetch from every subsystem, then compute.
+"""Fetched metric columns to result batches: compute, then encode.
 
-Pure apart from the subsystem calls it is given. ``encode_results`` turns fetched columns into result
+Pure. ``encode_results`` turns fetched columns into result
 batches (``schemas.result_batch``): the metric columns as they are, the computed values as columns
 (through the compute function's columnar twin, ``processors.processor.compute.COLUMNAR``, when no value is
-missing), one batch per run of requests from one partition. ``build_results`` is the same outcome as
-one ``ClientResult`` dict per client: the definition the batches are tested against.
+missing), one batch per run of requests from one partition (tests/oracles.py holds the same outcome as one
+``ClientResult`` dict per client, which the batches are tested against).
 """
 
 from __future__ import annotations
@@ -15,54 +15,10 @@ from itertools import repeat
 from typing import Any
 
 from processors.processor.compute import COLUMNAR, ComputeFn
-from processors.processor.subsystems.protocol import MetricColumns, Subsystem
+from processors.processor.subsystems.protocol import MetricColumns
 from schemas.result_batch import encode_batch
 
 Record = dict[str, Any]
-
-
-def fetch_all(subsystems: Sequence[Subsystem], requests: Sequence[Record], chunk: int) -> MetricColumns:
-    """One column per metric over ``requests``, calling each subsystem once per ``chunk`` requests."""
-    columns: MetricColumns = {}
-    for start in range(0, len(requests), chunk):
-        part = requests[start : start + chunk]
-        for subsystem in subsystems:
-            fetched = subsystem.fetch(part)
-            for metric in subsystem.metrics:
-                values = fetched.get(metric)
-                columns.setdefault(metric, []).extend(values if values is not None else [None] * len(part))
-    return columns
-
-
-def build_results(
-    requests: Sequence[Record], columns: MetricColumns, compute: ComputeFn, now_ms: int
-) -> list[Record]:
-    """Results for ``requests`` from fetched ``columns``; a client with missing values is ``partial``."""
-    names = tuple(columns)
-    complete = all(None not in column for column in columns.values())
-    rows = zip(*columns.values(), strict=True) if names else repeat(())
-    results: list[Record] = []
-    append = results.append
-    for request, row in zip(requests, rows, strict=False):  # rows is endless when there are no metrics
-        metrics: dict[str, Any] = dict(zip(names, row, strict=True))
-        missing = [] if complete else [name for name, value in metrics.items() if value is None]
-        if missing:
-            metrics = {name: value for name, value in metrics.items() if value is not None}
-        append(
-            {
-                "v": 1,
-                "run_id": request["run_id"],
-                "client_id": request["client_id"],
-                "requested_at_ms": request["requested_at_ms"],
-                "attempt": request.get("attempt", 0),
-                "collected_at_ms": now_ms,
-                "status": "partial" if missing else "ok",
-                "metrics": metrics,
-                "missing": missing,
-                "computed": compute(metrics),
-            }
-        )
-    return results
 
 
 MAX_BATCH_CLIENTS = 1000

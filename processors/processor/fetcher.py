@@ -16,14 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from confluent_kafka import Message
 
 from processors.processor.caller import SubsystemCaller
 from processors.processor.collect import EncodedBatch, encode_results
 from processors.processor.compute import ComputeFn
 from processors.processor.subsystems.protocol import MetricColumns, Record
-from schemas.result_batch import expand_batch
 
 
 @dataclass
@@ -62,10 +60,6 @@ class Outcome:
     def clients(self) -> int:
         """How many clients the result batches hold."""
         return sum(batch.clients for batch in self.encoded)
-
-    def results(self) -> list[Record]:
-        """The results as ClientResult dicts (for tests and tools; the hot path never does this)."""
-        return [row for batch in self.encoded for row in expand_batch(orjson.loads(batch.value))]
 
 
 Span = tuple[int, int, SubsystemCaller, BaseException]

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 
 from processors.processor.caller import SubsystemCaller
 from processors.processor.config import (
@@ -36,7 +36,7 @@ from streams.kafka.topic_limits import DEAD_LETTER_HEADERS, TopicLimits
 from streams.lag.gate import LagGate
 from streams.observability import metrics as m
 from streams.settings.model import Settings
-from streams.steps.commit import CommitOffsets
+from streams.steps.commit import Commit, CommitOffsets
 from streams.steps.service import run_consumer_service
 from streams.steps.strategy import Batch, LoopThread, ProcessingStep, RunTaskInLoop, TransformStep
 
@@ -98,11 +98,11 @@ class Processor:
         self._inline_loop = asyncio.new_event_loop()
         self.outcomes: list[ProduceOutcome] = []
 
-    def chain(self, consumer: Consumer) -> ProcessingStep[list[Message]]:
+    def chain(self, commit_offsets: Commit) -> ProcessingStep[list[Message]]:
         """DecodeRequests -> FetchAndCompute -> ProduceOutcome -> CommitOffsets."""
         settings = self.settings
         commit = CommitOffsets(
-            consumer,
+            commit_offsets,
             settings.commit_interval_seconds,
             self.producer.poll,
             max_waiting=settings.max_in_flight_batches * 2,
@@ -165,6 +165,7 @@ def results_lag_gate(settings: Settings) -> LagGate | None:
         RESULTS.name(settings.topic_prefix),
         settings.results_lag_high,
         settings.results_lag_low,
+        interval=settings.results_lag_interval_seconds,
     )
 
 

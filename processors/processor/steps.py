@@ -20,7 +20,7 @@ from streams.kafka.dead_letter import header_map
 from streams.kafka.producer import BatchProducer, DeliveryTracker, Headers
 from streams.observability import metrics as m
 from streams.steps.faults import fault_point
-from streams.steps.strategy import Batch, MessageRejected, ProcessingStep, hand_on, join_after
+from streams.steps.strategy import Batch, ForwardingStep, MessageRejected, ProcessingStep
 
 log = logging.getLogger(__name__)
 RECOUNT_SECONDS = 30.0
@@ -74,7 +74,7 @@ class RequestDecoder:
         return batch.replace(Decoded(requests, messages, [msg.partition() or 0 for msg in messages]))
 
 
-class ProduceOutcome:
+class ProduceOutcome(ForwardingStep[None]):
     """Result batches to the results topic (a batch from request partition p to results partition p mod
     the results topic's partition count); failures to the retry topic, or the DLQ after the last attempt.
 
@@ -92,14 +92,13 @@ class ProduceOutcome:
         next_step: ProcessingStep[Any],
         results_value_limit: int | None = None,
     ) -> None:
+        super().__init__(next_step)
         self._producer = producer
         self._limit = results_value_limit  # bytes of a result batch at most (None: no cut)
         self._topics = topics
         self._dead = dead
         self._guard = guard
         self._retry = retry  # processors.processor.config.RetryConfig
-        self._next = next_step
-        self._carry: Batch[None] | None = None
         self._results_partitions = producer.partition_count(topics.results)
         self._recount_after = 0.0  # monotonic time before which the count is not asked again
         self._recounted_for = -1  # the highest request partition the count was last asked for
@@ -108,13 +107,9 @@ class ProduceOutcome:
         self.retried = 0
         self.dead_lettered = 0
 
-    def _push(self) -> bool:
-        """Hand the produced batch on; False while the commit step is full (it is kept, not redone)."""
-        self._carry = hand_on(self._next, self._carry)
-        return self._carry is None
-
     def submit(self, batch: Batch[Outcome]) -> None:
-        if not self._push():
+        # a produced batch the commit step refused is held, not produced again: refuse until it is taken
+        if not self.hand_on():
             raise MessageRejected
         fault_point("after_fetch")
         outcome = batch.payload
@@ -130,8 +125,7 @@ class ProduceOutcome:
         dead = self._failures(outcome.failures, tracker) if outcome.failures else 0
         if oversized:
             dead += self._oversized(outcome, oversized, tracker)
-        self._carry = Batch(None, batch.offsets, [*batch.trackers, tracker])
-        self._push()
+        self.hand_on(Batch(None, batch.offsets, [*batch.trackers, tracker]))
         self._guard.record(0, dead)  # after the batch is handed on: its offsets stay in order
 
     def _records(self, outcome: Outcome) -> tuple[list[tuple[int, bytes]], list[tuple[int, Record, bytes]]]:
@@ -222,17 +216,3 @@ class ProduceOutcome:
         self._producer.produce_batch(
             self._topics.retry, [(failure.request["client_id"], value)], tracker, headers
         )
-
-    def poll(self) -> None:
-        self._push()
-        self._next.poll()
-
-    def join(self, timeout: float | None = None) -> None:
-        join_after(self._push, self._next, timeout)
-
-    def close(self) -> None:
-        self._next.close()
-
-    def terminate(self) -> None:
-        self._carry = None
-        self._next.terminate()

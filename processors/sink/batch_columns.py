@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from processors.sink.columns import ResultColumns
+from processors.sink.columns import ResultColumns, in_column_order
 from schemas.fast_checks import client_ids_valid, ints_within, run_ids_valid
 from schemas.models import MAX_ATTEMPT, MAX_EPOCH_MS
 from schemas.result_batch import ResultBatch
@@ -89,15 +89,19 @@ def batch_columns(obj: dict[str, Any], run_ids: set[str]) -> ResultColumns | Non
     if metrics is None or computed is None:
         return None
     seconds = [ms // 1000 for ms in requested]
-    return [
-        run,
-        clients,
-        seconds,
-        [collected // 1000] * n,
-        attempts,
-        ["ok"] * n,
-        metrics,
-        [NO_MISSING] * n,
-        computed,
-        attempts,
-    ]
+    return list(
+        in_column_order(
+            {
+                "run_id": run,
+                "client_id": clients,
+                "requested_at": seconds,
+                "collected_at": [collected // 1000] * n,
+                "attempt": attempts,
+                "status": ["ok"] * n,
+                "metrics": metrics,
+                "missing": [NO_MISSING] * n,
+                "computed": computed,
+                "version": attempts,
+            }
+        )
+    )

@@ -1,44 +1,41 @@
 """Rows to the columns of ``client_results``, in ``schemas.ddl.RESULT_COLUMNS`` order, and the split of a
 window by ClickHouse partition (month of ``requested_at``, UTC).
 
-Two shapes: ClientResult dicts (``to_columns``, ``split_by_month``) and the sink's ``ResultColumns``, one
-list per column in that order (``split_columns_by_month``, ``take``; see ``processors.sink.result_rows``): the
-sink decodes, windows and inserts columns, never a tuple per row.
+The sink's ``ResultColumns`` hold one list per column in that order (``split_columns_by_month``,
+``take``; see ``processors.sink.result_rows``): the sink decodes, windows and inserts columns, never a
+tuple per row.
 """
 
 from __future__ import annotations
 
+import operator
 import time
-from typing import Any
-
-import orjson
+from typing import Any, TypeVar
 
 from schemas.ddl import RESULT_COLUMNS
 
-Record = dict[str, Any]
+T = TypeVar("T")
 ResultColumns = list[list[Any]]  # one list per column of ``RESULT_COLUMNS``, every list one value per row
-COLUMN_COUNT = len(RESULT_COLUMNS)
-_NAMES = [name for name, _ in RESULT_COLUMNS]
-RUN_ID, CLIENT_ID = _NAMES.index("run_id"), _NAMES.index("client_id")
-REQUESTED_AT, MISSING = _NAMES.index("requested_at"), _NAMES.index("missing")
+COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in RESULT_COLUMNS)
+COLUMN_COUNT = len(COLUMN_NAMES)
+RUN_ID, CLIENT_ID = COLUMN_NAMES.index("run_id"), COLUMN_NAMES.index("client_id")
+REQUESTED_AT, MISSING = COLUMN_NAMES.index("requested_at"), COLUMN_NAMES.index("missing")
+_IN_ORDER = operator.itemgetter(*COLUMN_NAMES)
 
 
-def to_columns(rows: list[Record]) -> list[list[Any]]:
-    """One list per column; times go as epoch seconds (the DateTime columns' unit)."""
-    dumps = orjson.dumps
-    attempts = [r.get("attempt", 0) for r in rows]
-    return [
-        [r["run_id"] for r in rows],
-        [r["client_id"] for r in rows],
-        [r["requested_at_ms"] // 1000 for r in rows],
-        [r["collected_at_ms"] // 1000 for r in rows],
-        attempts,
-        [r["status"] for r in rows],
-        [dumps(r["metrics"]) for r in rows],
-        [list(r.get("missing", ())) for r in rows],
-        [dumps(r["computed"]) for r in rows],
-        attempts,
-    ]
+def in_column_order(values: dict[str, T]) -> tuple[T, ...]:
+    """``values`` named by column, in ``RESULT_COLUMNS`` order: one row (a value per column) or the
+    columns of many rows (a list per column). Every column must be named, and nothing else.
+
+    The one place a ``client_results`` row is put in order: every path that makes rows names them.
+    """
+    try:
+        if len(values) == COLUMN_COUNT:
+            return _IN_ORDER(values)  # type: ignore[no-any-return]
+    except KeyError:
+        pass
+    missing, unknown = sorted(set(COLUMN_NAMES) - set(values)), sorted(set(values) - set(COLUMN_NAMES))
+    raise ValueError(f"client_results columns: missing {missing}, unknown {unknown}")
 
 
 def month_of(epoch_ms: int) -> int:
@@ -48,21 +45,6 @@ def month_of(epoch_ms: int) -> int:
     except (OverflowError, OSError, ValueError):
         return 0
     return tm.tm_year * 100 + tm.tm_mon
-
-
-def split_by_month(rows: list[Record]) -> list[tuple[int, list[int] | None]]:
-    """(month, row indices) per ClickHouse partition, in first-seen order; indices None = every row.
-
-    Rows of one run share ``requested_at``, so nearly every window is one month and costs one
-    dictionary lookup per row here.
-    """
-    months = {stamp: month_of(stamp) for stamp in {r["requested_at_ms"] for r in rows}}
-    if len(set(months.values())) <= 1:
-        return [(next(iter(months.values()), 0), None)]
-    groups: dict[int, list[int]] = {}
-    for index, row in enumerate(rows):
-        groups.setdefault(months[row["requested_at_ms"]], []).append(index)
-    return list(groups.items())
 
 
 def empty_columns() -> ResultColumns:
@@ -76,7 +58,11 @@ def take(columns: ResultColumns, indices: list[int]) -> ResultColumns:
 
 
 def split_columns_by_month(columns: ResultColumns) -> list[tuple[int, list[int] | None]]:
-    """``split_by_month`` for the sink's columns (``requested_at`` in epoch seconds)."""
+    """(month, row indices) per ClickHouse partition, in first-seen order; indices None = every row.
+
+    ``requested_at`` is in epoch seconds. Rows of one run share it, so nearly every window is one month
+    and costs one dictionary lookup per row here.
+    """
     stamps = columns[REQUESTED_AT]
     months = {stamp: month_of(stamp * 1000) for stamp in set(stamps)}
     if len(set(months.values())) <= 1:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any
 from processors.sink.insert import Bad, ClickHouseHealth, WindowWriter, write_with_retry
 from processors.sink.windowing import PartitionWindow
 from streams.kafka.producer import DeliveryTracker
-from streams.steps.strategy import Batch, MessageRejected, ProcessingStep
+from streams.steps.strategy import Batch, ForwardingStep, MessageRejected, ProcessingStep
 
 log = logging.getLogger(__name__)
 DeadLetterRows = Callable[[PartitionWindow, Bad], DeliveryTracker]
@@ -42,7 +41,7 @@ class _Entry:
     bad: Bad | None = None  # set once written
 
 
-class InsertStep:
+class InsertStep(ForwardingStep[None]):
     """Submit closed windows; worker threads write them; ``poll`` moves the written ones on, in order."""
 
     def __init__(
@@ -53,13 +52,12 @@ class InsertStep:
         next_step: ProcessingStep[Any],
         max_pending: int | None = None,
     ) -> None:
+        super().__init__(next_step)
         self._health = health
         self._dead_letter_rows = dead_letter_rows
-        self._next = next_step
         self._max_pending = max_pending or len(writers) + 1
         self._cond = threading.Condition()
         self._pending: deque[_Entry] = deque()
-        self._ready: deque[Batch[None]] = deque()
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._threads = [
@@ -102,12 +100,14 @@ class InsertStep:
     def submit(self, batch: Batch[PartitionWindow]) -> None:
         self._check()
         with self._cond:
-            if len(self._pending) >= self._max_pending:
+            if len(self._pending) + len(self._held) >= self._max_pending:
                 raise MessageRejected
             self._pending.append(_Entry(batch))
             self._cond.notify_all()
 
-    def _forward(self) -> None:
+    def _advance(self) -> None:
+        """Written windows, in submission order, to the held queue (with the dead letters of their
+        refused rows), then on to the next step."""
         while True:
             with self._cond:
                 if not self._pending or self._pending[0].bad is None:
@@ -117,49 +117,39 @@ class InsertStep:
             trackers = list(batch.trackers)
             if bad:
                 trackers.append(self._dead_letter_rows(batch.payload, bad))
-            self._ready.append(Batch(None, batch.offsets, trackers))
-        while self._ready:
-            try:
-                self._next.submit(self._ready[0])
-            except MessageRejected:
-                return
-            self._ready.popleft()
+            self._held.append(Batch(None, batch.offsets, trackers))
+        self.hand_on()
 
     def poll(self) -> None:
         self._check()
-        self._forward()
-        self._next.poll()
+        super().poll()
 
     @property
     def in_hand(self) -> int:
         with self._cond:
-            return len(self._pending) + len(self._ready)
+            return len(self._pending) + len(self._held)
 
-    def join(self, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (timeout if timeout is not None else 3600.0)
-        while self.in_hand and time.monotonic() < deadline and self._error is None:
-            self._forward()
-            self._next.poll()
-            with self._cond:
-                if self._pending and self._pending[0].bad is None:
-                    self._cond.wait(min(0.05, max(0.0, deadline - time.monotonic())))
-        self._forward()
+    def _finished(self) -> bool:
+        return not self.in_hand or self._error is not None
+
+    def _wait(self, seconds: float) -> None:
+        with self._cond:
+            if self._pending and self._pending[0].bad is None:
+                self._cond.wait(min(0.05, seconds))
+
+    def _give_up(self) -> None:
+        self._advance()
         if self._pending:
             log.warning("%d window(s) not written at join: left uncommitted", len(self._pending))
         self._halt()
-        self._next.join(max(0.0, deadline - time.monotonic()))
 
     def _halt(self) -> None:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
 
-    def close(self) -> None:
-        self._next.close()
-
     def terminate(self) -> None:
         self._halt()
         with self._cond:
             self._pending.clear()
-        self._ready.clear()
-        self._next.terminate()
+        super().terminate()

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from processors.sink.batch_columns import batch_columns
-from processors.sink.columns import ResultColumns, empty_columns
+from processors.sink.columns import ResultColumns, empty_columns, in_column_order
 from schemas.codec import CodecError, parse_object, validate
 from schemas.fast_checks import is_plain_result
 from schemas.models import ClientResult
@@ -38,17 +38,19 @@ def fast_row(obj: dict[str, Any], run_ids: set[str]) -> Row | None:
     if not is_plain_result(obj, run_ids):
         return None
     attempt, missing = obj.get("attempt", 0), obj.get("missing", [])
-    return (
-        obj["run_id"],
-        obj["client_id"],
-        obj["requested_at_ms"] // 1000,
-        obj["collected_at_ms"] // 1000,
-        attempt,
-        obj["status"],
-        orjson.dumps(obj["metrics"]),
-        missing if type(missing) is list else list(missing),
-        orjson.dumps(obj["computed"]),
-        attempt,
+    return in_column_order(
+        {
+            "run_id": obj["run_id"],
+            "client_id": obj["client_id"],
+            "requested_at": obj["requested_at_ms"] // 1000,
+            "collected_at": obj["collected_at_ms"] // 1000,
+            "attempt": attempt,
+            "status": obj["status"],
+            "metrics": orjson.dumps(obj["metrics"]),
+            "missing": missing if type(missing) is list else list(missing),
+            "computed": orjson.dumps(obj["computed"]),
+            "version": attempt,
+        }
     )
 
 
@@ -87,11 +89,6 @@ class DecodedRows:
     counts: list[int] = field(default_factory=list)  # rows per record, in record order
     positions: list[int] = field(default_factory=list)  # each row's position in its record
     bad: list[BadResult] = field(default_factory=list)
-
-    @property
-    def rows(self) -> list[Row]:
-        """The rows as tuples (for tests and tools; the sink itself keeps the columns)."""
-        return list(zip(*self.columns, strict=True))
 
     def append(self, row: Row, position: int) -> None:
         for column, value in zip(self.columns, row, strict=True):

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 
 from processors.sink.insert import ClickHouseHealth, SinkStats, WindowWriter
 from processors.sink.insert_step import InsertStep
@@ -27,7 +27,7 @@ from schemas.topics import RESULTS, RESULTS_DLQ
 from streams.kafka.dead_letter import MAX_ORIGINAL_BYTES
 from streams.kafka.producer import BatchProducer
 from streams.settings.model import Settings
-from streams.steps.commit import CommitOffsets
+from streams.steps.commit import Commit, CommitOffsets
 from streams.steps.service import run_consumer_service
 from streams.steps.strategy import ProcessingStep, TransformStep
 
@@ -56,14 +56,14 @@ def tune_for_throughput() -> None:
 
 
 def build_sink_chain(
-    consumer: Consumer,
+    commit_offsets: Commit,
     settings: Settings,
     producer: BatchProducer,
     stats: SinkStats,
     dlq_value_limit: int = MAX_ORIGINAL_BYTES,
 ) -> ProcessingStep[list[Message]]:
     """ResultDecoder -> WindowStep -> InsertStep -> CommitOffsets."""
-    commit = CommitOffsets(consumer, settings.commit_interval_seconds, producer.poll, max_waiting=64)
+    commit = CommitOffsets(commit_offsets, settings.commit_interval_seconds, producer.poll, max_waiting=64)
     dead_letters = ResultDeadLetters(
         producer, RESULTS_DLQ.name(settings.topic_prefix), stats, dlq_value_limit
     )
@@ -103,7 +103,7 @@ def run_sink(settings: Settings, ready_file: Path | None = None) -> dict[str, An
             settings,
             settings.sink_group,
             [results_topic],
-            lambda consumer: build_sink_chain(consumer, settings, producer, stats, dlq_value_limit),
+            lambda commit: build_sink_chain(commit, settings, producer, stats, dlq_value_limit),
             ready_file,
             batch_size=settings.sink_consume_batch,
         )

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import repeat
 from typing import Any
 
@@ -29,7 +28,7 @@ from schemas.result_batch import expand_batch, is_batch
 from streams.kafka.dead_letter import MAX_ORIGINAL_BYTES, BatchRow, dead_letter
 from streams.kafka.producer import BatchProducer, DeliveryTracker
 from streams.observability.metrics import SINK_DEAD_LETTERED, SINK_OPEN_WINDOWS
-from streams.steps.strategy import Batch, MessageRejected, ProcessingStep, join_after
+from streams.steps.strategy import Batch, ForwardingStep, MessageRejected, ProcessingStep
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +139,7 @@ def _add_rows(segment: Segment, msg: Any, columns: ResultColumns, positions: lis
     segment.positions.extend(positions)
 
 
-class WindowStep:
+class WindowStep(ForwardingStep[PartitionWindow]):
     """Adds segments to per-partition windows; closed windows go to the next step in closing order."""
 
     def __init__(
@@ -150,54 +149,44 @@ class WindowStep:
         stats: SinkStats,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(next_step)
         self._windows = WindowSet(limits)
-        self._next = next_step
         self._stats = stats
         self._clock = clock
-        self._closed: deque[PartitionWindow] = deque()
 
-    def _push(self) -> bool:
-        while self._closed:
-            window = self._closed[0]
-            try:
-                self._next.submit(Batch(window, {window.partition: window.end}, window.trackers))
-            except MessageRejected:
-                return False
-            self._closed.popleft()
-            self._stats.windows += 1
-        return True
+    def _hold(self, windows: Iterable[PartitionWindow]) -> None:
+        """Closed windows wait for the insert step, each with its partition's next offset."""
+        self._held.extend(Batch(w, {w.partition: w.end}, w.trackers) for w in windows)
+
+    def _handed(self, batch: Batch[PartitionWindow]) -> None:
+        self._stats.windows += 1
 
     def _collect_due(self) -> None:
-        self._closed.extend(self._windows.due(self._clock()))
+        self._hold(self._windows.due(self._clock()))
         SINK_OPEN_WINDOWS.set(len(self._windows))
 
     def submit(self, batch: Batch[list[Segment]]) -> None:
         # Closed windows the insert step has not taken yet may pile up to one window's worth of rows
         # (several partitions close at once by time); beyond that, refuse: the partitions pause.
-        if not self._push() and sum(w.count for w in self._closed) >= self._windows.limits.rows:
+        if not self.hand_on() and sum(b.payload.count for b in self._held) >= self._windows.limits.rows:
             raise MessageRejected
         now = self._clock()
         segments = batch.payload
         if batch.trackers and segments:
             segments[0].trackers.extend(batch.trackers)
         for segment in segments:
-            self._closed.extend(self._windows.add(segment, now))
+            self._hold(self._windows.add(segment, now))
         self._collect_due()
-        self._push()
+        self.hand_on()
 
     def poll(self) -> None:
         self._collect_due()
-        self._push()
-        self._next.poll()
+        super().poll()
 
     def join(self, timeout: float | None = None) -> None:
-        self._closed.extend(self._windows.close_all())
-        join_after(self._push, self._next, timeout)
-
-    def close(self) -> None:
-        self._next.close()
+        self._hold(self._windows.close_all())
+        super().join(timeout)
 
     def terminate(self) -> None:
         self._windows.close_all()
-        self._closed.clear()
-        self._next.terminate()
+        super().terminate()

@@ -29,10 +29,9 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
+from processors.sink.columns import ResultColumns
 from streams.kafka.producer import DeliveryTracker
 from streams.steps.strategy import Partition
-
-MetricColumns = list[list[Any]]  # one list per column, one value per row in each
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ class Segment:
     partition: Partition
     start: int  # offset of the first record consumed (valid or not)
     end: int  # offset after the last record consumed
-    columns: MetricColumns
+    columns: ResultColumns
     offsets: list[int]  # the offset of each row (rows of one result batch share it)
     sources: list[Any]  # the consumed message of each row (for dead-lettering after an insert)
     nbytes: int
@@ -70,7 +69,7 @@ class PartitionWindow:
     end: int
     limits: WindowLimits
     opened_at: float
-    columns: MetricColumns = field(default_factory=list)  # as wide as the first segment's, once one came
+    columns: ResultColumns = field(default_factory=list)  # as wide as the first segment's, once one came
     offsets: list[int] = field(default_factory=list)
     sources: list[Any] = field(default_factory=list)
     nbytes: int = 0

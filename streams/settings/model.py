@@ -284,9 +284,6 @@ class Settings(BaseSettings):
             changes["verify"] = False
         return dataclasses.replace(address, **changes) if changes else address
 
-    def topic(self, spec_suffix: str) -> str:
-        return f"{self.topic_prefix}{spec_suffix}"
-
 
 def describe_errors(exc: ValidationError) -> str:
     """One line per problem, naming the environment variable."""

@@ -13,12 +13,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 
 from streams.steps.faults import fault_point
 from streams.steps.strategy import Batch, MessageRejected, Partition
 
 log = logging.getLogger(__name__)
+
+# Commits ``offsets`` (the next offset per partition) for the chain's consumer, asynchronously or not;
+# raises KafkaException when the broker refuses. The stream processor hands it to the chain factory.
+Commit = Callable[[dict[Partition, int], bool], None]
 
 
 class DeliveryFailed(RuntimeError):
@@ -47,13 +51,13 @@ class CommitOffsets:
 
     def __init__(
         self,
-        consumer: Consumer,
+        commit: Commit,
         interval: float,
         serve_deliveries: Callable[[float], int] | None = None,
         max_waiting: int = 64,
         on_commit: Callable[[dict[Partition, int]], None] | None = None,
     ) -> None:
-        self._consumer = consumer
+        self._commit_offsets = commit
         self._interval = interval
         self._serve = serve_deliveries
         self._max_waiting = max_waiting
@@ -81,17 +85,11 @@ class CommitOffsets:
             self._commit(asynchronous=True)
 
     def _commit(self, asynchronous: bool) -> None:
-        offsets = [
-            TopicPartition(topic, partition, offset) for (topic, partition), offset in self._ready.items()
-        ]
         fault_point("before_commit")
         try:
-            if asynchronous:
-                self._consumer.commit(offsets=offsets, asynchronous=True)
-            else:
-                self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._commit_offsets(dict(self._ready), asynchronous)
         except KafkaException as exc:
-            log.warning("commit of %d partition(s) failed: %s", len(offsets), exc)
+            log.warning("commit of %d partition(s) failed: %s", len(self._ready), exc)
             return
         self.committed.update(self._ready)
         if self._on_commit is not None:

@@ -79,62 +79,93 @@ def offsets_of(messages: list[Message]) -> dict[Partition, int]:
     return offsets
 
 
-def hand_on(next_step: ProcessingStep[T], batch: Batch[T] | None) -> Batch[T] | None:
-    """Offer ``batch`` to ``next_step``: None once taken (or when there was none), else the batch, held."""
-    if batch is None:
-        return None
-    try:
-        next_step.submit(batch)
-    except MessageRejected:
-        return batch
-    return None
+class ForwardingStep(Generic[T2]):
+    """The base of every step that has a next step: it holds what the next step refused and hands it on.
 
-
-def join_after(push: Callable[[], bool], next_step: ProcessingStep[Any], timeout: float | None) -> None:
-    """A step's join: offer its held work (``push`` is True once all is taken) until the deadline, then
-    join ``next_step`` with the time left."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while not push() and (deadline is None or time.monotonic() < deadline):
-        next_step.poll()
-        time.sleep(0.01)
-    next_step.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-
-
-class TransformStep(Generic[T, T2]):
-    """A pure step: ``transform`` a batch's payload and hand the result to ``next_step``.
-
-    When the next step rejects, the transformed batch is kept (the input counts as accepted) and
-    handed on by a later ``poll``/``submit``; only then are new batches refused.
+    ``hand_on(batch)`` queues ``batch`` behind anything held and offers all of it to the next step, in
+    order; it returns False while the next step refuses (the rest stays held). ``poll`` moves finished
+    work along (``_advance``: by default just ``hand_on()``) and polls the next step. ``join`` repeats
+    that until the step is empty (``_finished``) or the timeout passes, waiting ``_wait`` between turns,
+    lets the step give up what is unfinished (``_give_up``), then joins the next step with the time
+    left. ``close`` passes down the chain; ``terminate`` drops what is held and passes down.
     """
 
-    def __init__(self, transform: Callable[[Batch[T]], Batch[T2]], next_step: ProcessingStep[T2]) -> None:
-        self._transform = transform
+    def __init__(self, next_step: ProcessingStep[T2]) -> None:
         self.next_step = next_step
-        self._carry: Batch[T2] | None = None
+        self._held: deque[Batch[T2]] = deque()
 
-    def _push_carry(self) -> bool:
-        self._carry = hand_on(self.next_step, self._carry)
-        return self._carry is None
+    def hand_on(self, batch: Batch[T2] | None = None) -> bool:
+        """Queue ``batch`` (when given) and offer everything held; True once nothing is held."""
+        if batch is not None:
+            self._held.append(batch)
+        while self._held:
+            try:
+                self.next_step.submit(self._held[0])
+            except MessageRejected:
+                return False
+            self._handed(self._held.popleft())
+        return True
 
-    def submit(self, batch: Batch[T]) -> None:
-        if not self._push_carry():
-            raise MessageRejected
-        self._carry = self._transform(batch)
-        self._push_carry()
+    def _handed(self, batch: Batch[T2]) -> None:
+        """Called for each batch the next step took."""
+
+    def _advance(self) -> None:
+        """Move finished work on (a step with work in progress hands its finished part on here)."""
+        self.hand_on()
+
+    def _finished(self) -> bool:
+        """Nothing left to hand on (``join`` stops waiting)."""
+        return not self._held
+
+    def _wait(self, seconds: float) -> None:
+        """Between two turns of ``join``: wait for work in progress, at most ``seconds``."""
+        time.sleep(min(0.01, seconds))
+
+    def _give_up(self) -> None:
+        """``join`` timed out: drop the work still in progress (its offsets stay uncommitted)."""
 
     def poll(self) -> None:
-        self._push_carry()
+        self._advance()
         self.next_step.poll()
 
     def join(self, timeout: float | None = None) -> None:
-        join_after(self._push_carry, self.next_step, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> float:
+            return 3600.0 if deadline is None else max(0.0, deadline - time.monotonic())
+
+        while True:
+            self._advance()
+            if self._finished() or left() <= 0.0:
+                break
+            self.next_step.poll()
+            self._wait(left())
+        self._give_up()
+        self.next_step.join(None if deadline is None else left())
 
     def close(self) -> None:
         self.next_step.close()
 
     def terminate(self) -> None:
-        self._carry = None
+        self._held.clear()
         self.next_step.terminate()
+
+
+class TransformStep(ForwardingStep[T2], Generic[T, T2]):
+    """A pure step: ``transform`` a batch's payload and hand the result to ``next_step``.
+
+    When the next step rejects, the transformed batch is held (the input counts as accepted) and
+    handed on by a later ``poll``/``submit``; only then are new batches refused.
+    """
+
+    def __init__(self, transform: Callable[[Batch[T]], Batch[T2]], next_step: ProcessingStep[T2]) -> None:
+        super().__init__(next_step)
+        self._transform = transform
+
+    def submit(self, batch: Batch[T]) -> None:
+        if not self.hand_on():
+            raise MessageRejected
+        self.hand_on(self._transform(batch))
 
 
 class LoopThread:
@@ -153,11 +184,12 @@ class LoopThread:
         self._thread.join(timeout)
 
 
-class RunTaskInLoop(Generic[T, T2]):
+class RunTaskInLoop(ForwardingStep[T2], Generic[T, T2]):
     """Run ``task(payload)`` for each batch on ``loop``; forward results in submit order.
 
     Full (``max_in_flight`` batches running, or a finished one the next step refused) means
     ``MessageRejected``. A task that raised re-raises here, in ``poll``, stopping the consumer.
+    ``join`` cancels the tasks not finished by its deadline: their offsets stay uncommitted.
     """
 
     def __init__(
@@ -168,62 +200,49 @@ class RunTaskInLoop(Generic[T, T2]):
         max_in_flight: int,
         on_in_flight: Callable[[int], None] | None = None,
     ) -> None:
+        super().__init__(next_step)
         self._task = task
-        self.next_step = next_step
         self._loop = loop
         self._max = max_in_flight
         self._on_in_flight = on_in_flight
         self._queue: deque[tuple[Batch[T], concurrent.futures.Future[T2]]] = deque()
-        self._carry: Batch[T2] | None = None
 
-    def _forward(self) -> bool:
-        """Hand on finished work in order; False when the next step is full."""
-        self._carry = hand_on(self.next_step, self._carry)
-        while self._carry is None and self._queue and self._queue[0][1].done():
+    def _advance(self) -> None:
+        """Hand on finished work in order, until the next step refuses."""
+        if not self.hand_on():
+            return
+        while self._queue and self._queue[0][1].done():
             batch, future = self._queue.popleft()
             self._report()
-            self._carry = hand_on(self.next_step, batch.replace(future.result()))
-        return self._carry is None
+            if not self.hand_on(batch.replace(future.result())):
+                return
 
     def _report(self) -> None:
         if self._on_in_flight is not None:
             self._on_in_flight(len(self._queue))
 
     def submit(self, batch: Batch[T]) -> None:
-        self._forward()
-        if len(self._queue) >= self._max or self._carry is not None:
+        self._advance()
+        if len(self._queue) >= self._max or self._held:
             raise MessageRejected
         self._queue.append((batch, self._loop.submit(self._task(batch.payload))))
         self._report()
 
-    def poll(self) -> None:
-        self._forward()
-        self.next_step.poll()
+    def _finished(self) -> bool:
+        return not self._queue and not self._held
 
-    def join(self, timeout: float | None = None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self._queue or self._carry is not None:
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            self._forward()
-            self.next_step.poll()
-            if self._queue and not self._queue[0][1].done():
-                concurrent.futures.wait([self._queue[0][1]], timeout=0.01)
-            elif self._carry is not None:
-                time.sleep(0.01)
-        for _, future in self._queue:  # not finished in time: dropped, their offsets stay uncommitted
-            future.cancel()
-        self._queue.clear()
-        self._report()
-        self.next_step.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    def _wait(self, seconds: float) -> None:
+        if self._queue and not self._queue[0][1].done():
+            concurrent.futures.wait([self._queue[0][1]], timeout=min(0.01, seconds))
+        else:
+            time.sleep(min(0.01, seconds))
 
-    def close(self) -> None:
-        self.next_step.close()
-
-    def terminate(self) -> None:
+    def _give_up(self) -> None:
         for _, future in self._queue:
             future.cancel()
         self._queue.clear()
-        self._carry = None
         self._report()
-        self.next_step.terminate()
+
+    def terminate(self) -> None:
+        self._give_up()
+        super().terminate()

@@ -30,11 +30,13 @@ from typing import Protocol
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from streams.observability import metrics as m
+from streams.steps.commit import Commit
 from streams.steps.strategy import Batch, MessageRejected, Partition, ProcessingStep, offsets_of
 
 log = logging.getLogger(__name__)
 
-ChainFactory = Callable[[Consumer], ProcessingStep[list[Message]]]
+# a chain gets the commit callback of its consumer (CommitOffsets calls it), never the consumer
+ChainFactory = Callable[[Commit], ProcessingStep[list[Message]]]
 
 
 class Gate(Protocol):
@@ -116,6 +118,14 @@ class StreamProcessor:
         self._paused_counter = m.CONSUMER_PAUSED_SECONDS.labels(name)
         self.stats = LoopStats()
 
+    def _commit(self, offsets: dict[Partition, int], asynchronous: bool) -> None:
+        """The chain's commit callback: ``offsets`` (next offset per partition) to the group."""
+        positions = [TopicPartition(topic, partition, at) for (topic, partition), at in offsets.items()]
+        if asynchronous:
+            self._consumer.commit(offsets=positions, asynchronous=True)
+        else:
+            self._consumer.commit(offsets=positions, asynchronous=False)
+
     def stop(self) -> None:
         """Ask the loop to finish (safe from a signal handler)."""
         self._running = False
@@ -151,7 +161,7 @@ class StreamProcessor:
         if self._chain is None:
             if not self._consumer.assignment():
                 return
-            self._chain = self._factory(self._consumer)
+            self._chain = self._factory(self._commit)
         self._chain.poll()
         if self._pending is not None:
             self._offer(self._chain, self._pending)
@@ -251,7 +261,7 @@ class StreamProcessor:
         self.stats.assigned = sorted(current | {(tp.topic, tp.partition) for tp in partitions})
         log.info("assigned %d partition(s)", len(partitions))
         if self._chain is None and partitions:
-            self._chain = self._factory(consumer)
+            self._chain = self._factory(self._commit)
         if self._on_assigned is not None:
             self._on_assigned(self.stats.assigned)
         if self._probe is not None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from streams.kafka_config import KAFKA_DEFAULTS, TANSU_CLIENT_OVERRIDES, broker_is_tansu, consumer_config
-
-from streams.settings import load_settings
+from streams.settings.librdkafka import (
+    KAFKA_DEFAULTS,
+    TANSU_CLIENT_OVERRIDES,
+    broker_is_tansu,
+    consumer_config,
+)
+from streams.settings.model import load_settings
 
 
 def test_tansu_gets_its_overrides_and_the_classic_protocol() -> None:

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from processors.processor.collect import build_results, fetch_all
 from processors.processor.compute import summary
 from processors.processor.subsystems.protocol import MetricColumns
 from processors.processor.subsystems.simulated import SimulatedSubsystem, simulated_value
 from schemas.models import ClientResult
+from tests.oracles import build_results, fetch_all
 
 NOW = 1_700_000_000_000
 

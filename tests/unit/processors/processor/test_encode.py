@@ -8,20 +8,14 @@ from typing import Any
 import orjson
 import pytest
 
-from processors.processor.collect import (
-    MAX_BATCH_CLIENTS,
-    build_results,
-    compute_columns,
-    encode_results,
-    fetch_all,
-    partition_runs,
-)
+from processors.processor.collect import MAX_BATCH_CLIENTS, compute_columns, encode_results, partition_runs
 from processors.processor.compute import COLUMNAR, summary
 from processors.processor.subsystems.simulated import default_subsystems
 from processors.sink.batch_columns import batch_columns
 from processors.sink.result_rows import decode_rows, row_of
 from schemas.codec import CodecError
 from schemas.result_batch import encode_batch, expand_batch, is_batch
+from tests.oracles import build_results, fetch_all, rows_of
 
 
 def requests(n: int) -> list[dict[str, Any]]:
@@ -53,7 +47,7 @@ def test_batches_are_the_per_client_results() -> None:
     decoded = decode_rows([b.value for b in encoded])
     assert decoded.bad == [] and decoded.counts == [100] * 7
     assert decoded.positions == list(range(100)) * 7
-    assert decoded.rows == [row_of(r) for r in build_results(reqs, columns, summary, 1_700_000_999_999)]
+    assert rows_of(decoded) == [row_of(r) for r in build_results(reqs, columns, summary, 1_700_000_999_999)]
 
 
 def test_missing_values_make_partial_rows() -> None:
@@ -64,8 +58,10 @@ def test_missing_values_make_partial_rows() -> None:
     assert partial == 1
     assert expand_all(encoded) == build_results(reqs, columns, summary, 5)
     decoded = decode_rows([b.value for b in encoded])  # declined by the fast path, checked row by row
-    assert decoded.bad == [] and decoded.rows == [row_of(r) for r in build_results(reqs, columns, summary, 5)]
-    assert decoded.rows[3][5] == "partial" and decoded.rows[3][7] == ["uptime"]
+    assert decoded.bad == [] and rows_of(decoded) == [
+        row_of(r) for r in build_results(reqs, columns, summary, 5)
+    ]
+    assert rows_of(decoded)[3][5] == "partial" and rows_of(decoded)[3][7] == ["uptime"]
 
 
 def test_partition_runs_split_at_partition_changes_and_the_size_cap() -> None:
@@ -130,7 +126,7 @@ def test_the_number_check_declines_anything_but_numbers(value: Any) -> None:
     columns = batch_columns(obj, set())
     assert (columns is not None) == (value == 0 and type(value) is int)
     decoded = decode_rows([orjson.dumps(obj)])
-    assert len(decoded.rows) + len(decoded.bad) >= 1  # declined batches are checked row by row
+    assert len(rows_of(decoded)) + len(decoded.bad) >= 1  # declined batches are checked row by row
 
 
 WHOLE_BATCH_BAD: list[dict[str, Any]] = [
@@ -154,7 +150,7 @@ def test_a_broken_batch_is_one_bad_record(changes: dict[str, Any]) -> None:
     with pytest.raises(CodecError):
         expand_batch(obj)
     decoded = decode_rows([orjson.dumps(obj)])
-    assert decoded.rows == [] and decoded.counts == [0]
+    assert rows_of(decoded) == [] and decoded.counts == [0]
     assert [(b.index, b.position) for b in decoded.bad] == [(0, None)]
 
 
@@ -174,7 +170,7 @@ def test_a_bad_row_is_dead_lettered_alone(changes: dict[str, Any]) -> None:
     obj = batch(**changes)
     assert is_batch(obj) and batch_columns(obj, set()) is None
     decoded = decode_rows([orjson.dumps(obj)])
-    assert [r[1] for r in decoded.rows] == ["a"] and decoded.counts == [1] and decoded.positions == [0]
+    assert [r[1] for r in rows_of(decoded)] == ["a"] and decoded.counts == [1] and decoded.positions == [0]
     (bad,) = decoded.bad
     assert (bad.index, bad.position) == (0, 1)
     assert bad.original is not None and orjson.loads(bad.original)["client_id"] == obj["client_id"][1]

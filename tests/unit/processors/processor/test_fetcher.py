@@ -18,6 +18,7 @@ from processors.processor.fetcher import Decoded, Fetcher
 from processors.processor.retry import FetchError, PermanentFetchError
 from processors.processor.subsystems.http_api import BadResponse, HttpSubsystem, parse_body
 from processors.processor.subsystems.simulated import SimulatedSubsystem, simulated_value
+from tests.oracles import results_of
 
 
 def reqs(n: int, run_id: str = "r1") -> list[dict[str, Any]]:
@@ -100,10 +101,10 @@ def test_one_failed_subsystem_gives_partial_results() -> None:
     )
     outcome = run(fetcher.process(Decoded(reqs(5), [Msg(f"m{i}") for i in range(5)])))  # type: ignore[misc]
     assert outcome.failures == []
-    assert [r["status"] for r in outcome.results()] == ["partial"] * 5
+    assert [r["status"] for r in results_of(outcome)] == ["partial"] * 5
     assert all(
         r["missing"] == ["f"] and r["metrics"] == {"uptime": simulated_value("r1", r["client_id"], "uptime")}
-        for r in outcome.results()
+        for r in results_of(outcome)
     )
 
 
@@ -120,8 +121,8 @@ def test_all_or_required_subsystems_failed_is_a_failure() -> None:
     outcome = run(fetcher.process(Decoded(reqs(5), messages)))  # type: ignore[arg-type]
     assert [f.message for f in outcome.failures] == messages[:2]
     assert outcome.failures[0].error_class == "FetchError"
-    assert [r["client_id"] for r in outcome.results()] == ["c2", "c3", "c4"]
-    assert all(r["status"] == "ok" for r in outcome.results())
+    assert [r["client_id"] for r in results_of(outcome)] == ["c2", "c3", "c4"]
+    assert all(r["status"] == "ok" for r in results_of(outcome))
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,11 @@ import calendar
 from typing import Any
 
 import orjson
+import pytest
 
-from processors.sink.columns import month_of, split_by_month, to_columns
+from processors.sink.columns import in_column_order, month_of, split_columns_by_month
 from schemas.ddl import RESULT_COLUMNS
+from tests.oracles import to_columns
 
 JAN = calendar.timegm((2026, 1, 31, 23, 59, 59)) * 1000
 FEB = calendar.timegm((2026, 2, 1, 0, 0, 0)) * 1000
@@ -70,13 +72,24 @@ def test_month_of() -> None:
 
 
 def test_split_by_month_single_month() -> None:
-    assert split_by_month([row("a"), row("b", JAN - 10_000)]) == [(202601, None)]
+    assert split_columns_by_month(to_columns([row("a"), row("b", JAN - 10_000)])) == [(202601, None)]
 
 
 def test_split_by_month_empty() -> None:
-    assert split_by_month([]) == [(0, None)]
+    assert split_columns_by_month(to_columns([])) == [(0, None)]
 
 
 def test_split_by_month_groups_in_first_seen_order() -> None:
     rows = [row("a", FEB), row("b", JAN), row("c", FEB + 5), row("d", JAN - 1)]
-    assert split_by_month(rows) == [(202602, [0, 2]), (202601, [1, 3])]
+    assert split_columns_by_month(to_columns(rows)) == [(202602, [0, 2]), (202601, [1, 3])]
+
+
+def test_in_column_order_names_every_column_and_nothing_else() -> None:
+    names = [name for name, _ in RESULT_COLUMNS]
+    assert in_column_order({name: i for i, name in enumerate(reversed(names))}) == tuple(
+        range(len(names) - 1, -1, -1)
+    )
+    with pytest.raises(ValueError, match=r"missing \['version'\]"):
+        in_column_order({name: 0 for name in names[:-1]})
+    with pytest.raises(ValueError, match=r"unknown \['extra'\]"):
+        in_column_order({**{name: 0 for name in names[:-1]}, "extra": 0})

@@ -9,11 +9,12 @@ from typing import Any
 import orjson
 import pytest
 
-from processors.sink.columns import empty_columns, split_columns_by_month, take, to_columns
+from processors.sink.columns import empty_columns, split_columns_by_month, take
 from processors.sink.result_rows import decode_rows, fast_row, row_of
 from schemas.codec import CodecError, decode
 from schemas.ddl import RESULT_COLUMNS
 from schemas.models import ClientResult
+from tests.oracles import rows_of, to_columns
 
 JAN = calendar.timegm((2026, 1, 31, 23, 59, 59)) * 1000
 FEB = calendar.timegm((2026, 2, 1, 0, 0, 0)) * 1000
@@ -39,7 +40,7 @@ def result(**changes: Any) -> dict[str, Any]:
 def test_row_matches_to_columns_of_the_dict() -> None:
     records = [result(), result(client_id="c2", status="partial", missing=["b"], metrics={"a": 0.25})]
     decoded = decode_rows([orjson.dumps(r) for r in records])
-    rows = decoded.rows
+    rows = rows_of(decoded)
     assert decoded.bad == [] and decoded.counts == [1, 1]
     assert decoded.columns == to_columns(records)
     assert len(rows[0]) == len(RESULT_COLUMNS)
@@ -48,7 +49,7 @@ def test_row_matches_to_columns_of_the_dict() -> None:
 def test_defaults_of_absent_optional_fields() -> None:
     record = result()
     del record["attempt"], record["missing"]
-    (row,) = decode_rows([orjson.dumps(record)]).rows
+    (row,) = rows_of(decode_rows([orjson.dumps(record)]))
     assert row[4] == 0 and row[9] == 0 and row[7] == []
 
 
@@ -88,14 +89,14 @@ def test_invalid_results_are_refused_like_the_model(changes: dict[str, Any]) -> 
     with pytest.raises(CodecError):
         decode(ClientResult, data)
     decoded = decode_rows([data])
-    assert decoded.rows == [] and [b.index for b in decoded.bad] == [0] and decoded.counts == [0]
+    assert rows_of(decoded) == [] and [b.index for b in decoded.bad] == [0] and decoded.counts == [0]
     assert fast_row(orjson.loads(data), set()) is None
 
 
 @pytest.mark.parametrize("data", [b"", None, b"not json", b"\xff\xfe", b"[1, 2]", b'"x"', b"{}", b'{"v":1}'])
 def test_undecodable_records(data: bytes | None) -> None:
     decoded = decode_rows([orjson.dumps(result()), data, orjson.dumps(result(client_id="c9"))])
-    assert [r[1] for r in decoded.rows] == ["c1", "c9"] and decoded.counts == [1, 0, 1]
+    assert [r[1] for r in rows_of(decoded)] == ["c1", "c9"] and decoded.counts == [1, 0, 1]
     assert [(b.index, b.position) for b in decoded.bad] == [(1, None)]
     assert decoded.bad[0].error.reason in CodecError.REASONS
 
@@ -105,12 +106,12 @@ def test_valid_but_unusual_records_go_through_the_model() -> None:
     record = {"computed": {}, "metrics": {}, "status": "partial", "collected_at_ms": 0, "requested_at_ms": 0}
     record |= {"client_id": "ü-client", "run_id": "r:1@x", "v": 1}
     decoded = decode_rows([orjson.dumps(record)])
-    assert decoded.bad == [] and decoded.rows[0][:2] == ("r:1@x", "ü-client")
-    assert row_of(record) == decoded.rows[0]
+    assert decoded.bad == [] and rows_of(decoded)[0][:2] == ("r:1@x", "ü-client")
+    assert row_of(record) == rows_of(decoded)[0]
     # The model takes v as true or 1.0 (JSON equality with the literal 1); so does the decoder.
     for version in (True, 1.0):
         decoded = decode_rows([orjson.dumps(result(v=version))])
-        assert decoded.bad == [] and decoded.rows == [row_of(result(v=version))]
+        assert decoded.bad == [] and rows_of(decoded) == [row_of(result(v=version))]
 
 
 def test_split_columns_by_month() -> None:

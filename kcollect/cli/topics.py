@@ -1,0 +1,38 @@
+"""`kcollect topics create` and `kcollect topics grow`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kcollect.cli.errors import exit_on_known_errors
+from streams.settings.model import load_settings
+
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+
+
+@topics_app.command("create")
+@exit_on_known_errors
+def topics_create() -> None:
+    """Create every declared topic that does not exist yet (idempotent)."""
+    from streams.kafka.admin import create_topics
+
+    created = create_topics(load_settings())
+    typer.echo(f"created {len(created)} topic(s){': ' + ', '.join(created) if created else ''}")
+
+
+@topics_app.command("grow")
+@exit_on_known_errors
+def topics_grow(
+    partitions: Annotated[int, typer.Option(min=1, max=10000, help="Partitions each topic should have.")],
+) -> None:
+    """Add partitions to the requests, retry and results topics (never removes any; idempotent).
+
+    A client's requests may land in another partition afterwards: see docs/operations.md."""
+    from streams.kafka.admin import grow_topics
+
+    for name, (before, after) in grow_topics(load_settings(), partitions).items():
+        typer.echo(
+            f"{name}: {before} -> {after} partition(s)" if after != before else f"{name}: {after} already"
+        )
