@@ -49,7 +49,7 @@ COPY --from=builder /opt/venv /opt/venv
 
 USER 10001:10001
 
-# Services serve /metrics, /healthz and /readyz here when KCOLLECT_HTTP_PORT is set (streams/health.py).
+# Services serve /metrics, /healthz and /readyz here when KCOLLECT_HTTP_PORT is set (streams/observability/health.py).
 EXPOSE 9100
 WORKDIR /home/kcollect
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams.clickhouse import connect
-from streams.settings import Settings, load_settings
+from streams.clickhouse.client import connect
+from streams.settings.model import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ own topics, groups and database (8 partitions):
 
 Seconds run from the first request produced to the moment every client is stored (polled every
 50 ms); CPU seconds (/proc/PID/stat, the process's threads included) and peak RSS (VmHWM) are per
-service process. Every kcollect case is then checked with ``processors.verify``. The in-process case's
+service process. Every kcollect case is then checked with ``streams.runs.checker``. The in-process case's
 stored rows and lag, sampled every 0.5 s, are drawn to the chart.
 """
 
@@ -33,16 +33,17 @@ from bench.e2e_kit import (
     wait_stored,
 )
 from bench.machine import machine_line
-from processors.verify import simulated_check, verify_run
-from producers.enqueue import enqueue_run
-from producers.sources import RangeSource
+from processors.processor.subsystems.simulated import simulated_check
+from producers.enqueue.enqueue import enqueue_run
+from producers.enqueue.sources import RangeSource
+from streams.runs.checker import verify_run
 
 SIM_LATENCY_MS = 20.0
 
 
 def simulator_config(workdir: Path, port: int) -> Path:
     """A processor config with alpha and beta served by ``kcollect simulate`` on ``port``."""
-    from processors.subsystems import DEFAULT_METRICS
+    from processors.processor.subsystems.simulated import DEFAULT_METRICS
 
     config = {
         "subsystems": [

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.deployment import Deployment
-from streams.clickhouse import connect
+from streams.clickhouse.client import connect
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -55,7 +55,7 @@ class Sampler(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
-        from streams.lag import LagProbe
+        from streams.lag.probe import LagProbe
 
         settings = self.deployment.settings
         prefix = settings.topic_prefix

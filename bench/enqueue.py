@@ -27,13 +27,14 @@ PLAIN_LOOP = """
 import sys, time
 from confluent_kafka import Producer
 from schemas.codec import request_encoder
-from streams.kafka_config import producer_config
-from streams.settings import load_settings
+from streams.settings.librdkafka import producer_config
+from streams.settings.model import load_settings
+from streams.kafka.clients import make_producer
 topic, count, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 ids = (f"client-{i:07d}" for i in range(count)) if kind == "file" else map(str, range(count))
 failed = []
 extra = {"queue.buffering.max.messages": 100000, "delivery.report.only.error": True}
-producer = Producer(producer_config(load_settings(), on_delivery=lambda e, m: failed.append(e), **extra))
+producer = make_producer(load_settings(), on_delivery=lambda e, m: failed.append(e), **extra)
 producer.produce(topic, b"warm-up", b"warm-up")  # connected, producer id assigned: as enqueue's is
 producer.flush(30)
 encode = request_encoder("bench-plain", 1_700_000_000_000)

@@ -1,9 +1,10 @@
 """The same processor workload in faust-streaming, for bench/e2e's comparison row.
 
 A faust agent consumes the requests topic, computes the 11 simulated metrics (alpha: uptime, beta:
-load_0..9, ``processors.subsystems.simulated_value``) and the ``summary`` compute, and produces one
-ClientResult JSON per request to the results topic, where kcollect's own sink stores it. It is the
-idiomatic faust shape: one record at a time through ``async for``, ``await topic.send``.
+load_0..9, ``processors.processor.subsystems.protocol.simulated_value``) and the ``summary``
+compute, and produces one ClientResult JSON per request to the results topic, where kcollect's own
+sink stores it. It is the idiomatic faust shape: one record at a time through ``async for``,
+``await topic.send``.
 
 Configured by the environment (bench/e2e sets it): ``FAUST_PEER_BROKER`` (host:port),
 ``FAUST_PEER_REQUESTS``, ``FAUST_PEER_RESULTS``, ``FAUST_PEER_APP`` (app id = consumer group),
@@ -21,8 +22,8 @@ from typing import Any
 import faust
 import orjson
 
-from processors.compute import summary
-from processors.subsystems import DEFAULT_METRICS, simulated_value
+from processors.processor.compute import summary
+from processors.processor.subsystems.simulated import DEFAULT_METRICS, simulated_value
 
 METRICS = tuple(m for metrics in DEFAULT_METRICS.values() for m in metrics)
 

@@ -27,9 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.machine import machine_line
-from kcollect.exporter import LagExporter, serve
-from streams.lagmon.collector import LagCollector
-from streams.settings import Settings, load_settings
+from kcollect.ops.exporter import LagExporter, serve
+from streams.lag.collector import LagCollector
+from streams.settings.model import Settings, load_settings
 from tests.integration.lagkit import commit, make_topic, produce
 
 
@@ -98,7 +98,7 @@ def main() -> None:
     record = None
     with tempfile.TemporaryDirectory() as folder:
         if bootstrap is None:
-            from kcollect.stack import start_tansu
+            from kcollect.localstack.stack import start_tansu
 
             record = start_tansu(Path(folder))
             bootstrap = f"127.0.0.1:{record.port}"
@@ -111,7 +111,7 @@ def main() -> None:
             results = measure(settings, pairs, partitions, records, repeat)
         finally:
             if record is not None:
-                from kcollect.stack import stop_process
+                from kcollect.localstack.stack import stop_process
 
                 stop_process(record)
     print(machine_line())

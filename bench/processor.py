@@ -32,13 +32,13 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from bench.machine import machine_line
-from kcollect.runner import ensure_stack, service_env
+from kcollect.localstack.runner import ensure_stack, service_env
 from schemas.codec import request_encoder
 from schemas.topics import ALL_TOPICS
-from streams.admin import create_topics
-from streams.kafka_config import admin_config
-from streams.producer import BatchProducer
-from streams.settings import Settings, load_settings
+from streams.kafka.admin import create_topics
+from streams.kafka.clients import make_admin
+from streams.kafka.producer import BatchProducer
+from streams.settings.model import Settings, load_settings
 
 PARTITIONS = 8
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def run_processor(
     ]
     log = (workdir / "processor.log").open("wb")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    admin = AdminClient(admin_config(settings))
+    admin = make_admin(settings)
     rss: list[float] = []
     try:
         while not ready.exists():

@@ -16,16 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from streams.settings import Settings
+from streams.kafka.clients import make_admin
+from streams.settings.model import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def bench_faust(settings: Settings, n: int, enqueue: Callable[..., float]) -> dict[str, Any]:
-    from confluent_kafka.admin import AdminClient
 
     from bench.processor import committed
-    from streams.kafka_config import admin_config
 
     try:
         import faust  # noqa: F401
@@ -49,7 +48,7 @@ def bench_faust(settings: Settings, n: int, enqueue: Callable[..., float]) -> di
         stderr=subprocess.STDOUT,
         cwd=ROOT,
     )
-    admin = AdminClient(admin_config(settings))
+    admin = make_admin(settings)
     group = settings.model_copy(update={"processor_group": app_id})
     started = time.monotonic()
     done = 0

@@ -31,18 +31,19 @@ import zlib
 from pathlib import Path
 
 from bench.machine import machine_line
-from kcollect.runner import ensure_stack, service_env
-from processors.collect import EncodedBatch, build_results, encode_results, fetch_all
-from processors.columns import to_columns
-from processors.compute import get_compute
-from processors.subsystems import default_subsystems
+from kcollect.localstack.runner import ensure_stack, service_env
+from processors.processor.collect import EncodedBatch, encode_results
+from processors.processor.compute import get_compute
+from processors.processor.subsystems.simulated import default_subsystems
 from schemas.codec import request_record
 from schemas.ddl import insert_results_sql
 from schemas.topics import ALL_TOPICS
-from streams.admin import create_topics
-from streams.clickhouse import connect, migrate
-from streams.producer import BatchProducer
-from streams.settings import Settings, load_settings
+from streams.clickhouse.client import connect, migrate
+from streams.kafka.admin import create_topics
+from streams.kafka.clients import make_admin
+from streams.kafka.producer import BatchProducer
+from streams.settings.model import Settings, load_settings
+from tests.oracles import build_results, fetch_all, to_columns
 
 PARTITIONS = 8
 
@@ -226,9 +227,7 @@ def main() -> None:
     finally:
         client.disconnect()
     if os.environ.get("BENCH_KEEP_TOPICS") is None:
-        from streams.admin import admin_client
-
-        admin_client(topics).delete_topics([spec.name(f"{tag}.") for spec in ALL_TOPICS])
+        make_admin(topics).delete_topics([spec.name(f"{tag}.") for spec in ALL_TOPICS])
 
 
 if __name__ == "__main__":

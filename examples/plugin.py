@@ -14,9 +14,9 @@ Processor config (YAML)::
         retries: 3
     compute: examples.plugin:spread
 
-The client implements ``processors.subsystems.AsyncSubsystem``: ``name``, ``metrics`` and
+The client implements ``processors.processor.subsystems.protocol.AsyncSubsystem``: ``name``, ``metrics`` and
 ``async fetch_async(requests) -> {metric: [value | None, ...]}`` aligned with ``requests`` (each
-request is a dict with ``run_id`` and ``client_id``). Raise ``processors.retry.FetchError`` for a
+request is a dict with ``run_id`` and ``client_id``). Raise ``processors.processor.retry.FetchError`` for a
 failed call (``retry_after=`` seconds when the service said so); the processor retries it with
 backoff, counts it in the circuit breaker, and reports the metrics as missing if it keeps failing.
 A compute function maps one client's ``{metric: value}`` to ``{name: value}``; it must be pure.
@@ -29,8 +29,8 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from processors.config import SubsystemConfig
-from processors.retry import FetchError
+from processors.processor.config import SubsystemConfig
+from processors.processor.retry import FetchError
 
 
 class InventoryClient:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
+
 from examples.plugin import InventoryClient, spread
-from processors.caller import SubsystemCaller
-from processors.config import parse_config
-from processors.fetcher import Decoded
-from processors.processor import make_fetcher
-from streams.settings import Settings
+from processors.processor.caller import SubsystemCaller
+from processors.processor.config import parse_config
+from processors.processor.fetcher import Decoded
+from processors.processor.service import make_fetcher
+from schemas.result_batch import expand_batch
+from streams.settings.model import Settings
 
 CONFIG = {
     "subsystems": [
@@ -41,7 +44,8 @@ def test_plugin_loaded_from_config_fetches_and_computes() -> None:
     outcome = asyncio.run(fetcher.process(Decoded(batch, [None] * 3)))  # type: ignore[list-item]
     assert outcome.failures == []
     assert client.calls == 2  # batch_size 2: two calls for three clients
-    by_client = {r["client_id"]: r for r in outcome.results()}
+    results = [r for b in outcome.encoded for r in expand_batch(orjson.loads(b.value))]
+    by_client = {r["client_id"]: r for r in results}
     assert by_client["a"]["status"] == "ok" and by_client["a"]["computed"] == spread(
         by_client["a"]["metrics"]
     )

@@ -1,3 +1,3 @@
-from kcollect.cli import main
+from kcollect.cli.main import main
 
 main()

@@ -1,6 +1,6 @@
 """The orjson codec: bytes <-> messages, with one typed error for anything that is not a valid message.
 
-Hot paths decode a whole consumed batch at once (``decode_requests`` / ``decode_results``) into plain
+Hot paths decode a whole consumed batch at once (``decode_requests``) into plain
 dicts. A fast structural check (``schemas.fast_checks``) accepts the common, valid record in about a
 microsecond; anything it does not accept is handed to the pydantic model, which either accepts it too
 (the dict it returns is the model's dump) or says precisely what is wrong. The models in
@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from schemas.fast_checks import is_plain_request, is_plain_result, plain_requests
-from schemas.models import ClientResult, CollectionRequest
+from schemas.fast_checks import is_plain_request, plain_requests
+from schemas.models import CollectionRequest
 
 M = TypeVar("M", bound=BaseModel)
 Record = dict[str, Any]
@@ -105,11 +105,6 @@ def decode_requests(values: Sequence[bytes | None]) -> tuple[list[Record], list[
     return _decode_batch(CollectionRequest, values, is_plain_request)
 
 
-def decode_results(values: Sequence[bytes | None]) -> tuple[list[Record], list[tuple[int, CodecError]]]:
-    """Decode a batch of ClientResult records: valid dicts in order, and (index, error) for each bad one."""
-    return _decode_batch(ClientResult, values, is_plain_result)
-
-
 def encode(message: BaseModel) -> bytes:
     """Encode a model to JSON bytes."""
     return orjson.dumps(message.model_dump(mode="json"))
@@ -154,7 +149,6 @@ __all__ = [
     "Record",
     "decode",
     "decode_requests",
-    "decode_results",
     "encode",
     "encode_record",
     "parse_object",

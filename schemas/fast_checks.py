@@ -1,7 +1,7 @@
 """Fast structural checks: True only for what the pydantic models (``schemas.models``) surely accept.
 
-The codec (``schemas.codec``) and the sink's decoders (``processors.result_rows``,
-``processors.batch_columns``) call these before the model: the common, valid record passes in about a
+The codec (``schemas.codec``) and the sink's decoders (``processors.sink.result_rows``,
+``processors.sink.batch_columns``) call these before the model: the common, valid record passes in about a
 microsecond, a whole column of values in a few C-level passes; anything they decline goes to the model,
 which accepts it too or says precisely what is wrong. Tests check every check against the models.
 """

@@ -6,8 +6,8 @@ Where each comes from, first match wins:
 2. a reachable Docker engine: testcontainers ``KafkaContainer`` / ``ClickHouseContainer``;
 3. local processes started the way ``kcollect stack up`` starts them, in a pytest tmp folder, stopped
    by PID when the session ends: one broker for the whole session, Apache Kafka by default (where
-   java and mvn exist, else Tansu), ``KCOLLECT_TEST_BROKER=kafka|tansu`` to choose; and a
-   clickhouse-server. ``broker_kind`` names the broker the tests run on.
+   java and mvn exist, else Tansu), ``KCOLLECT_TEST_BROKER=kafka|tansu`` to choose
+   (``local_broker_choice``); and a clickhouse-server.
 
 The ClickHouse URL always names the database ``kcollect``; tests that want their own database build
 it with ``database_url(clickhouse_url, unique_name)``. When the session ends, the databases named after
@@ -98,8 +98,9 @@ def _clickhouse_from_container(cleanup: ExitStack) -> str | None:
 
 
 def _local(start: Callable[..., Any], factory: pytest.TempPathFactory, cleanup: ExitStack) -> int:
-    """Start a local process with ``kcollect.stack``; its PID is stopped at cleanup. Returns its port."""
-    from kcollect.stack import stop_process
+    """Start a local process with ``kcollect.localstack.stack``; its PID is stopped at cleanup.
+    Returns its port."""
+    from kcollect.localstack.stack import stop_process
 
     record = start(factory.mktemp("stack"))
     cleanup.callback(stop_process, record)
@@ -127,7 +128,7 @@ def share_test_environment() -> None:
 
 def _kafka_bootstrap(factory: pytest.TempPathFactory, cleanup: ExitStack) -> str:
     from kcollect.localstack.brokers import start_local_broker
-    from kcollect.stack import wait_kafka
+    from kcollect.localstack.stack import wait_kafka
 
     configured = os.environ.get(ENV_BOOTSTRAP)
     if configured:
@@ -143,8 +144,8 @@ def _kafka_bootstrap(factory: pytest.TempPathFactory, cleanup: ExitStack) -> str
 
 
 def _create_database(url: str) -> None:
-    from kcollect.stack import parse_clickhouse_url
-    from streams.clickhouse import connect
+    from kcollect.localstack.stack import parse_clickhouse_url
+    from streams.clickhouse.client import connect
 
     address = parse_clickhouse_url(url)
     client = connect(address, database="default")
@@ -156,8 +157,8 @@ def _create_database(url: str) -> None:
 
 def _drop_test_databases(url: str) -> None:
     """Drop the databases named after this session's unique names (those that exist)."""
-    from kcollect.stack import parse_clickhouse_url
-    from streams.clickhouse import connect
+    from kcollect.localstack.stack import parse_clickhouse_url
+    from streams.clickhouse.client import connect
 
     if os.environ.get("KCOLLECT_TEST_KEEP_DATABASES") == "1" or not _NAMES_GIVEN:
         return
@@ -171,7 +172,7 @@ def _drop_test_databases(url: str) -> None:
 
 
 def _clickhouse_url(factory: pytest.TempPathFactory, cleanup: ExitStack) -> str:
-    from kcollect.stack import start_clickhouse, wait_clickhouse
+    from kcollect.localstack.stack import start_clickhouse, wait_clickhouse
 
     configured = os.environ.get(ENV_CLICKHOUSE)
     if configured:

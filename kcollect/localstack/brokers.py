@@ -18,7 +18,7 @@ from kcollect.localstack.errors import StackError
 from kcollect.localstack.ports import LOOPBACK
 from kcollect.localstack.process import stop_processes
 from kcollect.localstack.tansu import start_tansu
-from streams.stackfile import ProcessRecord
+from streams.settings.stackfile import ProcessRecord
 
 BrokerKind = Literal["kafka", "tansu"]
 BROKER_VARIABLE = "KCOLLECT_LOCAL_BROKER"

@@ -30,8 +30,9 @@ from kcollect.localstack.ports import (
     wait_answering,
 )
 from kcollect.localstack.process import MARKER_VARIABLE, marker, spawn_detached, stop_process, wait_ready
-from streams.settings import ClickHouseAddress, parse_clickhouse_url
-from streams.stackfile import ProcessRecord
+from streams.clickhouse.client import connect
+from streams.settings.model import ClickHouseAddress, parse_clickhouse_url
+from streams.settings.stackfile import ProcessRecord
 
 NAME = "clickhouse"
 DATABASE = "kcollect"
@@ -89,14 +90,8 @@ def find_clickhouse_server(install: bool = True) -> Path:
 
 
 def _client(address: ClickHouseAddress, database: str, timeout: float) -> Client:
-    return Client(
-        host=address.host,
-        port=address.port,
-        user=address.user,
-        password=address.password,
-        database=database,
-        connect_timeout=max(timeout, 0.5),
-        send_receive_timeout=max(timeout, 2.0),
+    return connect(
+        address, database, connect_timeout=max(timeout, 0.5), send_receive_timeout=max(timeout, 2.0)
     )
 
 

@@ -50,7 +50,7 @@ from kcollect.localstack.process import (
     stop_processes,
     wait_ready,
 )
-from streams.stackfile import ProcessRecord, state_dir
+from streams.settings.stackfile import ProcessRecord, state_dir
 
 NAME = "kafka"
 KAFKA_VERSION = "4.4.0"

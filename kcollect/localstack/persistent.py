@@ -4,7 +4,7 @@
 and creates the bucket; ``start_broker(folder, storage=...)`` starts Tansu on a chosen port with either
 ``memory://`` (everything lost on restart) or ``s3://BUCKET/`` on that moto (topics, records and
 committed offsets kept across a broker restart; killing moto loses them, it keeps objects in RAM).
-``advertised_port`` lets a proxy (``kcollect.faultproxy``) sit between clients and the broker.
+``advertised_port`` lets a proxy (``kcollect.testkit.faultproxy``) sit between clients and the broker.
 Both return a ``ProcessRecord`` that ``kcollect.localstack.process.stop_process`` stops by PID.
 """
 
@@ -22,7 +22,7 @@ from kcollect.localstack.ports import LOOPBACK, free_port, port_open
 from kcollect.localstack.process import MARKER_VARIABLE, marker, spawn_detached, wait_ready
 from kcollect.localstack.tansu import NAME as TANSU
 from kcollect.localstack.tansu import find_tansu, kafka_answers, tansu_env
-from streams.stackfile import ProcessRecord
+from streams.settings.stackfile import ProcessRecord
 
 MOTO = "moto_server"
 BUCKET = "kcollect-drills"

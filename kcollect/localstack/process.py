@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from kcollect.localstack.errors import StackError
 from kcollect.localstack.ports import deadline_after, remaining
-from streams.stackfile import ProcessRecord, pid_alive
+from streams.settings.stackfile import ProcessRecord, pid_alive
 
 MARKER_VARIABLE = "KCOLLECT_STACK_PROCESS"
 STOP_TIMEOUT = 10.0

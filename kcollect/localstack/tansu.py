@@ -18,7 +18,7 @@ from kcollect.localstack.ports import (
     wait_answering,
 )
 from kcollect.localstack.process import MARKER_VARIABLE, marker, spawn_detached, wait_ready
-from streams.stackfile import ProcessRecord
+from streams.settings.stackfile import ProcessRecord
 
 NAME = "tansu"
 STARTUP_TIMEOUT = 30.0

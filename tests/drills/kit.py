@@ -21,17 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.deployment import Deployment, make_deployment
-from kcollect.faultproxy import FaultProxy
 from kcollect.localstack.brokers import BrokerKind
 from kcollect.localstack.clickhouse import clickhouse_url, start_clickhouse
 from kcollect.localstack.kafka import KafkaCluster, prepare_cluster
 from kcollect.localstack.persistent import S3Store, start_broker, start_moto
 from kcollect.localstack.ports import LOOPBACK, free_port
 from kcollect.localstack.process import is_recorded_process, stop_process, wait_exit
-from processors.verify import VerifyReport, pipeline_groups, simulated_check, verify_run, watch_recovery
-from producers.enqueue import EnqueueSummary, enqueue_run
-from producers.sources import RangeSource
-from streams.stackfile import ProcessRecord
+from kcollect.testkit.faultproxy import FaultProxy
+from processors.processor.subsystems.simulated import simulated_check
+from producers.enqueue.enqueue import EnqueueSummary, enqueue_run
+from producers.enqueue.sources import RangeSource
+from streams.runs.checker import VerifyReport, pipeline_groups, verify_run, watch_recovery
+from streams.settings.stackfile import ProcessRecord
 from tests.stack_fixtures import local_broker_choice
 
 RECOVERY_TIMEOUT = 180.0
@@ -195,7 +196,7 @@ class OffsetWatch(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
-        from streams.lag import LagProbe
+        from streams.lag.probe import LagProbe
 
         settings = self.d.settings
         probes = {g: LagProbe(settings, g, t) for g, t in pipeline_groups(settings).items()}
@@ -305,7 +306,7 @@ def check_run(d: Deployment, run_id: str, clients: int, watch: OffsetWatch | Non
 
 def wait_all_stored(d: Deployment, run_id: str, clients: int, timeout: float = RECOVERY_TIMEOUT) -> None:
     """Wait until every client is stored or dead-lettered (run status), for drills that then check."""
-    from processors.runs_status import wait_complete
+    from streams.runs.status import wait_complete
 
     progress = wait_complete(d.settings, run_id, timeout, interval=0.25)
     assert progress.complete, f"run not complete after {timeout} s: {progress.as_dict()}"

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from processors.runs_status import run_status
-from processors.verify import simulated_check, verify_run
-from producers.sources import RangeSource
+from processors.processor.subsystems.simulated import simulated_check
+from producers.enqueue.sources import RangeSource
+from streams.runs.checker import verify_run
+from streams.runs.status import run_status
 from tests.drills.kit import ClickHouse, drill_stack, start_run
 
 CLIENTS = 30_000

@@ -1,8 +1,8 @@
 """Drill: kill at every crash point (``KCOLLECT_FAULT_AT=point:2``, ``os._exit``: no flush, no commit),
 restart the service, and prove nothing was lost or duplicated under FINAL (20k clients each).
 
-Sink points come from ``streams.faults.POINTS``; processor points that ``streams.faults`` does not know
-yet are skipped with the reason (the lead wires them).
+Sink points come from ``streams.steps.faults.POINTS``; processor points that ``streams.steps.faults``
+does not know yet are skipped with the reason (the lead wires them).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.deployment import Deployment
-from streams import faults
+from streams.steps import faults
 from tests.drills.kit import ClickHouse, check_run, drill_stack, enqueue, watched
 
 CLIENTS = 20_000
@@ -44,7 +44,7 @@ def wait_exit_or_stored(
 @pytest.mark.parametrize(("service", "point"), MATRIX, ids=[f"{s}-{p}" for s, p in MATRIX])
 def test_kill_at_crash_point(tmp_path: Path, shared_clickhouse: ClickHouse, service: str, point: str) -> None:
     if point not in faults.POINTS:
-        pytest.skip(f"crash point {point!r} is not in streams.faults.POINTS yet")
+        pytest.skip(f"crash point {point!r} is not in streams.steps.faults.POINTS yet")
     with drill_stack(tmp_path, shared_clickhouse) as stack:
         name = f"cp{service[0]}{point.replace('_', '')}"[:20] + str(int(time.time()) % 10000)
         d = stack.deploy(

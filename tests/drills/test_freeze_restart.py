@@ -22,7 +22,7 @@ from bench.deployment import Deployment
 from kcollect.localstack import kafka
 from kcollect.localstack.brokers import BrokerKind
 from schemas.topics import REQUESTS
-from streams.lagmon.discovery import NO_OWNER, UNKNOWN_OWNER, GroupInfo, describe_groups
+from streams.lag.discovery import NO_OWNER, UNKNOWN_OWNER, GroupInfo, describe_groups
 from tests.drills.kit import ClickHouse, check_run, drill_stack, enqueue, start_run, watched
 
 CLIENTS = 20_000

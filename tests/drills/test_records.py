@@ -9,15 +9,14 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Producer
 
 from bench.deployment import Deployment
-from processors.verify import dead_letters
 from schemas.codec import request_encoder
 from schemas.models import RunManifest
-from streams.kafka_config import producer_config
-from streams.producer import BatchProducer
-from streams.runs import publish_manifest
+from streams.kafka.clients import make_producer
+from streams.kafka.producer import BatchProducer
+from streams.runs.checker import dead_letters
+from streams.runs.manifests import publish_manifest
 from tests.drills.kit import ClickHouse, check_run, drill_stack, enqueue, start_pipeline, watched
 
 CLIENTS = 20_000
@@ -27,7 +26,7 @@ TEN_MB = 10 * 1024 * 1024
 def produce(d: Deployment, records: Sequence[tuple[str, bytes, int | None]]) -> list[tuple[int, int]]:
     """Produce (key, value, timestamp ms or None) to the requests topic; the (partition, offset) of each."""
     settings = d.settings
-    producer = Producer(producer_config(settings, **{"message.max.bytes": 3 * TEN_MB}))
+    producer = make_producer(settings, **{"message.max.bytes": 3 * TEN_MB})
     where: list[tuple[int, int]] = [(-1, -1)] * len(records)
 
     def delivered(index: int):  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from streams.settings import Settings, load_settings
+from streams.settings.model import Settings, load_settings
 
 BATCHED = {"linger.ms": 1000, "batch.num.messages": 10000, "batch.size": 4 * 1024 * 1024}
 

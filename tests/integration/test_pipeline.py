@@ -11,10 +11,10 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from processors.compute import summary
-from processors.subsystems import DEFAULT_METRICS, simulated_value
+from processors.processor.compute import summary
+from processors.processor.subsystems.simulated import DEFAULT_METRICS, simulated_value
 from schemas.codec import encode_record, request_record
-from streams.dlq import header_map
+from streams.kafka.dead_letter import header_map
 from tests.integration.pipeline import Pipeline, make_pipeline
 
 pytestmark = pytest.mark.integration

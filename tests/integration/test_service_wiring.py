@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.lag import partition_lags
+from streams.lag.probe import partition_lags
 from tests.integration.pipeline import make_pipeline
-from tests.integration.test_processor_kit import free_port, metric_value, scrape
+from tests.integration.processors.processor.test_kit import free_port, metric_value, scrape
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,50 @@
+"""Exit codes and the one place that turns known errors into a clear message and a non-zero exit."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+from producers.enqueue.enqueue import EnqueueIncompleteError
+from producers.enqueue.sources import SourceError, SourceReadError
+from streams.clickhouse.client import ClickHouseUnavailableError
+from streams.kafka.admin import BrokerUnreachableError, TopicMissingError
+from streams.runs.manifests import ManifestNotDeliveredError
+from streams.settings.names import SettingsError
+from streams.steps.commit import DeliveryFailed
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_CODES_HELP = """Exit codes: 0 done; 1 run incomplete or failed; 2 bad settings or arguments;
+3 broker unreachable; 4 topic missing; 5 ClickHouse unavailable; 6 deliveries not confirmed;
+7 client source unreadable (enqueue: a file that cannot be read, a failing ClickHouse query)."""
+
+ERROR_EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
+    (SettingsError, 2),
+    (SourceReadError, 7),
+    (SourceError, 2),
+    (BrokerUnreachableError, 3),
+    (TopicMissingError, 4),
+    (ClickHouseUnavailableError, 5),
+    (EnqueueIncompleteError, 6),
+    (DeliveryFailed, 6),
+    (ManifestNotDeliveredError, 6),
+)
+
+
+def exit_on_known_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn``; a known error prints ``kcollect: <message>`` to stderr and exits with its code."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except tuple(cls for cls, _ in ERROR_EXIT_CODES) as exc:
+            code = next(code for cls, code in ERROR_EXIT_CODES if isinstance(exc, cls))
+            print(f"kcollect: {exc}", file=sys.stderr)
+            raise SystemExit(code) from None
+
+    return wrapper

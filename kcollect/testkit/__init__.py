@@ -1,0 +1,1 @@
+"""Test tools, not services: the HTTP subsystem simulator and the TCP fault proxy."""

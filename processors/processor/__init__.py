@@ -1,0 +1,1 @@
+"""The processor service: decode, fetch from subsystems, compute, produce results, retries, DLQ."""

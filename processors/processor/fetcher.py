@@ -1,0 +1,133 @@
+"""Fetch a decoded batch from every subsystem at once and turn it into results and failures.
+
+Each subsystem is called once per ``batch_size`` clients, all chunks concurrently (bounded by the
+subsystem's ``max_concurrency``). What a client gets when a subsystem failed for it:
+
+- some subsystems answered: a ``partial`` result, the failed subsystems' metrics named in ``missing``;
+- every subsystem failed, or a ``required`` one did: no result; the request is a *failure*, which the
+  produce step sends to the retry topic (or, after the last attempt, to the DLQ).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Message
+
+from processors.processor.caller import SubsystemCaller
+from processors.processor.collect import EncodedBatch, encode_results
+from processors.processor.compute import ComputeFn
+from processors.processor.subsystems.protocol import MetricColumns, Record
+
+
+@dataclass
+class Decoded:
+    """Valid requests with the message and partition each came from (same order)."""
+
+    requests: list[Record]
+    messages: list[Message]
+    partitions: list[int] | None = None  # None: all from partition 0
+
+    def partition_list(self) -> list[int]:
+        return self.partitions if self.partitions is not None else [0] * len(self.requests)
+
+
+@dataclass
+class Failure:
+    """A request no result could be made for."""
+
+    request: Record
+    message: Message
+    error_class: str
+    error: str
+
+
+@dataclass
+class Outcome:
+    """Result batches (``schemas.result_batch``) in request order, and the failures."""
+
+    encoded: list[EncodedBatch]
+    partial: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def clients(self) -> int:
+        """How many clients the result batches hold."""
+        return sum(batch.clients for batch in self.encoded)
+
+
+Span = tuple[int, int, SubsystemCaller, BaseException]
+
+
+class Fetcher:
+    """Calls the subsystems for a batch and builds its results (a coroutine run on the processor's loop)."""
+
+    def __init__(self, callers: Sequence[SubsystemCaller], compute: ComputeFn) -> None:
+        self.callers = list(callers)
+        self.compute = compute
+
+    async def _one(self, caller: SubsystemCaller, requests: list[Record]) -> tuple[MetricColumns, list[Span]]:
+        size = caller.batch_size
+        starts = range(0, len(requests), size)
+        answers: list[Any] = await asyncio.gather(
+            *(caller.call(requests[s : s + size]) for s in starts), return_exceptions=True
+        )
+        columns: MetricColumns = {metric: [] for metric in caller.metrics}
+        spans: list[Span] = []
+        for start, answer in zip(starts, answers, strict=True):
+            end = min(start + size, len(requests))
+            if isinstance(answer, BaseException):
+                if isinstance(answer, asyncio.CancelledError):
+                    raise answer
+                spans.append((start, end, caller, answer))
+                for column in columns.values():
+                    column.extend([None] * (end - start))
+            else:
+                for metric, column in columns.items():
+                    column.extend(answer[metric])
+        return columns, spans
+
+    async def process(self, batch: Decoded) -> Outcome:
+        requests = batch.requests
+        if not requests:
+            return Outcome([])
+        fetched = await asyncio.gather(*(self._one(c, requests) for c in self.callers))
+        columns: MetricColumns = {}
+        spans: list[Span] = []
+        for cols, sub_spans in fetched:
+            columns.update(cols)
+            spans.extend(sub_spans)
+        now_ms = int(time.time() * 1000)
+        if not spans:
+            partitions = batch.partition_list()
+            return Outcome(*encode_results(requests, partitions, columns, self.compute, now_ms))
+        return self._split(batch, columns, spans, now_ms)
+
+    def _split(self, batch: Decoded, columns: MetricColumns, spans: list[Span], now_ms: int) -> Outcome:
+        n = len(batch.requests)
+        failed_count = [0] * n
+        fatal: dict[int, BaseException] = {}
+        for start, end, caller, error in spans:
+            for i in range(start, end):
+                failed_count[i] += 1
+                if caller.required or failed_count[i] == len(self.callers):
+                    fatal.setdefault(i, error)
+        keep = [i for i in range(n) if i not in fatal]
+        partitions = batch.partition_list()
+        kept_columns = {metric: [column[i] for i in keep] for metric, column in columns.items()}
+        encoded, partial = encode_results(
+            [batch.requests[i] for i in keep],
+            [partitions[i] for i in keep],
+            kept_columns,
+            self.compute,
+            now_ms,
+        )
+        failures = [
+            Failure(batch.requests[i], batch.messages[i], type(err).__name__, str(err)[:500])
+            for i, err in sorted(fatal.items())
+        ]
+        return Outcome(encoded, partial, failures)

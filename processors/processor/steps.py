@@ -1,0 +1,154 @@
+"""The processor's own steps: decode requests (dead-lettering poison and expired ones) and produce the
+outcome of a fetched batch (results, retry records, dead letters).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Message
+
+from processors.processor.dead_letters import FailureGuard, RequestDeadLetters
+from processors.processor.fetcher import Decoded, Failure, Outcome
+from processors.processor.retry import retry_delay_ms
+from schemas.codec import decode_requests, encode_record
+from streams.kafka.dead_letter import header_map
+from streams.kafka.producer import BatchProducer, DeliveryTracker, Headers
+from streams.observability import metrics as m
+from streams.steps.faults import fault_point
+from streams.steps.strategy import Batch, ForwardingStep, MessageRejected, ProcessingStep
+
+log = logging.getLogger(__name__)
+Record = dict[str, Any]
+
+
+@dataclass
+class Topics:
+    results: str
+    retry: str
+    dlq: str
+
+
+class RequestDecoder:
+    """Messages -> valid requests; poison and expired requests go to the DLQ at once."""
+
+    def __init__(self, dead: RequestDeadLetters, guard: FailureGuard) -> None:
+        self._dead = dead
+        self._guard = guard
+        self.decoded = 0
+        self.invalid = 0
+        self.expired = 0
+
+    def __call__(self, batch: Batch[list[Message]]) -> Batch[Decoded]:
+        fault_point("after_poll")
+        messages = batch.payload
+        requests, bad = decode_requests([msg.value() for msg in messages])
+        if bad:
+            tracker = DeliveryTracker()
+            bad_index = {i for i, _ in bad}
+            for i, err in bad:
+                self._dead.send(tracker, messages[i], type(err).__name__, str(err), "decode", err.reason)
+            messages = [msg for i, msg in enumerate(messages) if i not in bad_index]
+            batch.trackers.append(tracker)
+            self.invalid += len(bad)
+        now_ms = int(time.time() * 1000)
+        expired = [i for i, r in enumerate(requests) if (r.get("deadline_ms") or now_ms) < now_ms]
+        if expired:
+            tracker = DeliveryTracker()
+            for i in expired:
+                deadline = requests[i]["deadline_ms"]
+                text = f"deadline {deadline} passed {now_ms - deadline} ms before the fetch"
+                self._dead.send(tracker, messages[i], "DeadlineExpired", text, "deadline", "expired")
+            gone = set(expired)
+            requests = [r for i, r in enumerate(requests) if i not in gone]
+            messages = [msg for i, msg in enumerate(messages) if i not in gone]
+            batch.trackers.append(tracker)
+            self.expired += len(expired)
+        self.decoded += len(requests)
+        self._guard.record(len(batch.payload), len(bad) + len(expired))
+        return batch.replace(Decoded(requests, messages, [msg.partition() or 0 for msg in messages]))
+
+
+class ProduceOutcome(ForwardingStep[None]):
+    """Result batches to the results topic (a batch from request partition p to results partition p mod
+    the results topic's partition count); failures to the retry topic, or the DLQ after the last attempt."""
+
+    def __init__(
+        self,
+        producer: BatchProducer,
+        topics: Topics,
+        dead: RequestDeadLetters,
+        guard: FailureGuard,
+        retry: Any,
+        next_step: ProcessingStep[Any],
+    ) -> None:
+        super().__init__(next_step)
+        self._producer = producer
+        self._topics = topics
+        self._dead = dead
+        self._guard = guard
+        self._retry = retry  # processors.processor.config.RetryConfig
+        self._results_partitions = producer.partition_count(topics.results)
+        self.results = 0
+        self.partial = 0
+        self.retried = 0
+        self.dead_lettered = 0
+
+    def submit(self, batch: Batch[Outcome]) -> None:
+        # a produced batch the commit step refused is held, not produced again: refuse until it is taken
+        if not self.hand_on():
+            raise MessageRejected
+        fault_point("after_fetch")
+        outcome = batch.payload
+        spread = self._results_partitions
+        tracker = self._producer.produce_to_partitions(
+            self._topics.results, [(b.partition % spread, b.value) for b in outcome.encoded]
+        )
+        fault_point("after_produce")
+        clients = outcome.clients
+        self.results += clients
+        self.partial += outcome.partial
+        m.PROCESSOR_RECORDS.labels("ok").inc(clients - outcome.partial)
+        if outcome.partial:
+            m.PROCESSOR_RECORDS.labels("partial").inc(outcome.partial)
+        dead = self._failures(outcome.failures, tracker) if outcome.failures else 0
+        self.hand_on(Batch(None, batch.offsets, [*batch.trackers, tracker]))
+        self._guard.record(0, dead)  # after the batch is handed on: its offsets stay in order
+
+    def _failures(self, failures: list[Failure], tracker: DeliveryTracker) -> int:
+        now_ms = int(time.time() * 1000)
+        dead = 0
+        for failure in failures:
+            attempt = int(failure.request.get("attempt", 0)) + 1
+            if attempt >= self._retry.max_attempts:
+                self._dead.send(
+                    tracker, failure.message, failure.error_class, failure.error, "fetch", "retries_exhausted"
+                )
+                dead += 1
+                continue
+            self._send_retry(failure, attempt, now_ms, tracker)
+        self.retried += len(failures) - dead
+        self.dead_lettered += dead
+        m.PROCESSOR_RECORDS.labels("retry").inc(len(failures) - dead)
+        m.PROCESSOR_RECORDS.labels("dead_lettered").inc(dead)
+        return dead
+
+    def _send_retry(self, failure: Failure, attempt: int, now_ms: int, tracker: DeliveryTracker) -> None:
+        previous = header_map(failure.message.headers())  # type: ignore[arg-type]
+        first = previous.get("first_failure_ms") or str(now_ms)
+        delay = retry_delay_ms(attempt, self._retry.delay_ms, self._retry.max_delay_ms)
+        headers: Headers = [
+            ("not_before_ms", str(now_ms + delay).encode()),
+            ("attempts", str(attempt).encode()),
+            ("first_failure_ms", first.encode()),
+            ("error_class", failure.error_class.encode()),
+            ("error_message", failure.error.encode("utf-8", "replace")),
+            ("original_topic", previous.get("original_topic", failure.message.topic() or "").encode()),
+        ]
+        value = encode_record({**failure.request, "attempt": attempt})
+        self._producer.produce_batch(
+            self._topics.retry, [(failure.request["client_id"], value)], tracker, headers
+        )

@@ -1,0 +1,1 @@
+"""Subsystems the processor fetches metrics from: the protocol, simulated, HTTP and SQL ones."""

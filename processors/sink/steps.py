@@ -1,0 +1,187 @@
+"""The sink's consumer-thread steps: decode results into per-partition segments, and window them.
+
+``ResultDecoder.decode`` turns one consumed batch into a ``Segment`` per partition (valid rows, their
+offsets and messages); a record that fails validation is dead-lettered at once with headers saying why
+(stage ``sink-decode``), and its delivery tracker rides with its partition's next window, so its offset
+is committed only once the dead letter is confirmed. ``WindowStep`` keeps one window per partition
+(``processors.sink.windowing``) and hands each closed window to the insert step, in closing order; it
+refuses new batches (``MessageRejected``) once the closed windows the insert step cannot take yet
+hold a full window's worth of rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from itertools import repeat
+from typing import Any
+
+import orjson
+from confluent_kafka import Message
+
+from processors.sink.columns import ResultColumns, empty_columns
+from processors.sink.insert import Bad, SinkStats
+from processors.sink.result_rows import decode_rows
+from processors.sink.windowing import PartitionWindow, Segment, WindowLimits, WindowSet
+from schemas.result_batch import expand_batch, is_batch
+from streams.kafka.dead_letter import BatchRow, dead_letter
+from streams.kafka.producer import BatchProducer, DeliveryTracker
+from streams.observability.metrics import SINK_DEAD_LETTERED, SINK_OPEN_WINDOWS
+from streams.steps.strategy import Batch, ForwardingStep, MessageRejected, ProcessingStep
+
+log = logging.getLogger(__name__)
+
+
+class ResultDeadLetters:
+    """Produces dead letters of results to the results DLQ, with a ``run_id`` header when known."""
+
+    def __init__(self, producer: BatchProducer, topic: str, stats: SinkStats) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._stats = stats
+
+    def send(
+        self,
+        msg: Message,
+        exc: Exception,
+        stage: str,
+        tracker: DeliveryTracker,
+        row: BatchRow | None = None,
+    ) -> None:
+        """Dead-letter ``msg``, or only its ``row`` when it is a result batch."""
+        log.warning(
+            "%s result at %s/%d@%d%s: %s",
+            "invalid" if stage == "sink-decode" else "ClickHouse refused the",
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            "" if row is None else f" row {row[0]}",
+            exc,
+        )
+        key, value, headers = dead_letter(msg, type(exc).__name__, str(exc), stage, row=row)
+        self._producer.produce_batch(self._topic, [(key or b"", value)], tracker, headers)
+        SINK_DEAD_LETTERED.labels(stage).inc()
+
+    def refused_rows(self, window: PartitionWindow, bad: Bad) -> DeliveryTracker:
+        """Dead-letter rows ClickHouse refused on their own (after bisecting their window)."""
+        tracker = DeliveryTracker()
+        for index, exc in bad:
+            msg = window.sources[index]
+            self.send(msg, exc, "sink-insert", tracker, batch_row(msg, window.positions[index]))
+        return tracker
+
+
+def batch_row(msg: Message, position: int) -> BatchRow | None:
+    """Row ``position`` of ``msg`` (its client and ClientResult JSON) when ``msg`` is a result batch."""
+    try:
+        obj = orjson.loads(msg.value() or b"")
+    except orjson.JSONDecodeError:
+        return None
+    if not is_batch(obj):
+        return None
+    record = expand_batch(obj)[position]
+    return position, str(record["client_id"]), orjson.dumps(record)
+
+
+class ResultDecoder:
+    """Decodes a consumed batch into one ``Segment`` per partition; bad records are dead-lettered."""
+
+    def __init__(self, dead_letters: ResultDeadLetters, stats: SinkStats) -> None:
+        self._dead_letters = dead_letters
+        self._stats = stats
+
+    def decode(self, batch: Batch[list[Message]]) -> Batch[list[Segment]]:
+        started = time.thread_time()
+        messages: list[Any] = batch.payload  # Any: offsets and partitions of consumed messages are set
+        values = [m.value() for m in messages]
+        decoded = decode_rows(values)
+        columns, positions = decoded.columns, decoded.positions
+        self._stats.decoded += len(positions)
+        segments: dict[int, Segment] = {}
+        at = 0
+        for index, (msg, count) in enumerate(zip(messages, decoded.counts, strict=True)):
+            partition, offset = msg.partition(), msg.offset()
+            segment = segments.get(partition)
+            if segment is None:
+                segment = Segment((msg.topic(), partition), offset, offset, empty_columns(), [], [], 0)
+                segments[partition] = segment
+            segment.end = offset + 1
+            if count:
+                _add_rows(segment, msg, columns, positions[at : at + count], at)
+            at += count
+            segment.nbytes += len(values[index] or b"")
+        if decoded.bad:
+            tracker = DeliveryTracker()
+            for bad in decoded.bad:
+                self._stats.invalid += 1
+                self._dead_letters.send(
+                    messages[bad.index], bad.error, "sink-decode", tracker, bad.batch_row()
+                )
+            for partition in {messages[bad.index].partition() for bad in decoded.bad}:
+                segments[partition].trackers.append(tracker)
+        self._stats.decode_seconds += time.thread_time() - started
+        return Batch(list(segments.values()), batch.offsets, batch.trackers)
+
+
+def _add_rows(segment: Segment, msg: Any, columns: ResultColumns, positions: list[int], at: int) -> None:
+    """Rows ``at`` to ``at + len(positions)`` of the decoded ``columns``: all from record ``msg``."""
+    count = len(positions)
+    for column, source in zip(segment.columns, columns, strict=True):
+        column.extend(source[at : at + count])
+    segment.offsets.extend(repeat(msg.offset(), count))
+    segment.sources.extend(repeat(msg, count))
+    segment.positions.extend(positions)
+
+
+class WindowStep(ForwardingStep[PartitionWindow]):
+    """Adds segments to per-partition windows; closed windows go to the next step in closing order."""
+
+    def __init__(
+        self,
+        limits: WindowLimits,
+        next_step: ProcessingStep[PartitionWindow],
+        stats: SinkStats,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(next_step)
+        self._windows = WindowSet(limits)
+        self._stats = stats
+        self._clock = clock
+
+    def _hold(self, windows: Iterable[PartitionWindow]) -> None:
+        """Closed windows wait for the insert step, each with its partition's next offset."""
+        self._held.extend(Batch(w, {w.partition: w.end}, w.trackers) for w in windows)
+
+    def _handed(self, batch: Batch[PartitionWindow]) -> None:
+        self._stats.windows += 1
+
+    def _collect_due(self) -> None:
+        self._hold(self._windows.due(self._clock()))
+        SINK_OPEN_WINDOWS.set(len(self._windows))
+
+    def submit(self, batch: Batch[list[Segment]]) -> None:
+        # Closed windows the insert step has not taken yet may pile up to one window's worth of rows
+        # (several partitions close at once by time); beyond that, refuse: the partitions pause.
+        if not self.hand_on() and sum(b.payload.count for b in self._held) >= self._windows.limits.rows:
+            raise MessageRejected
+        now = self._clock()
+        segments = batch.payload
+        if batch.trackers and segments:
+            segments[0].trackers.extend(batch.trackers)
+        for segment in segments:
+            self._hold(self._windows.add(segment, now))
+        self._collect_due()
+        self.hand_on()
+
+    def poll(self) -> None:
+        self._collect_due()
+        super().poll()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._hold(self._windows.close_all())
+        super().join(timeout)
+
+    def terminate(self) -> None:
+        self._windows.close_all()
+        super().terminate()

@@ -1,0 +1,1 @@
+"""`kcollect enqueue`: client-id sources, validation, throttling by lag, progress, the enqueue itself."""

@@ -1,0 +1,1 @@
+"""`kcollect scheduler`: slot math, cron, leadership lock, backfill, the scheduler loop."""

@@ -1,0 +1,130 @@
+"""ClickHouse connections (native protocol, clickhouse-driver), server features and schema migration.
+
+18.16 quirks handled here: rows always go as a parameter (literal VALUES in the SQL hang), and the
+driver silently drops settings the server does not know, so features are chosen from the server
+version, never from the absence of an error. ``is_data_error`` tells a batch the server (or the
+driver) refuses because of its contents from an outage (down, slow, too many parts, disk full):
+the first is bisected, the second retried.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from clickhouse_driver import Client
+from clickhouse_driver.errors import ServerException, TypeMismatchError
+
+from schemas.ddl import DEDUP_SINCE, database_ddl
+from streams.clickhouse import driver_columns
+from streams.settings.model import ClickHouseAddress
+
+driver_columns.install()  # DateTime columns of epoch seconds skip the driver's per-value loop
+
+# insert_deduplication_token (settings) arrived in 22.2; the non_replicated_deduplication_window table
+# setting is older, but the sink only needs it together with the token, so both are gated on 22.2.
+DEDUP_TOKEN_SINCE = DEDUP_SINCE
+
+# Server error codes that mean "this data cannot be stored" (bisect the batch), not "try again later".
+DATA_ERROR_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        53,  # TYPE_MISMATCH
+        69,  # ARGUMENT_OUT_OF_BOUND
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA
+        131,  # TOO_LARGE_STRING_SIZE
+        321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    }
+)
+# Raised by the driver while it serializes columns (a value that does not fit its column's type).
+_CLIENT_DATA_ERRORS = (TypeMismatchError, TypeError, ValueError, AttributeError, OverflowError, struct.error)
+
+
+class ClickHouseUnavailableError(RuntimeError):
+    """ClickHouse did not answer."""
+
+
+@dataclass(frozen=True)
+class ServerFeatures:
+    """What the connected server supports, from its version."""
+
+    version: tuple[int, ...]
+
+    @property
+    def dedup_token(self) -> bool:
+        return self.version >= DEDUP_TOKEN_SINCE
+
+    @property
+    def dedup_window(self) -> bool:
+        return self.version >= DEDUP_TOKEN_SINCE
+
+
+def connect(
+    address: ClickHouseAddress,
+    database: str | None = None,
+    *,
+    connect_timeout: float = 5,
+    send_receive_timeout: float = 60,
+    **settings: Any,
+) -> Client:
+    """Every ClickHouse client kcollect creates: one for ``address``; ``database`` defaults to the URL's
+    (use "default" before it exists); ``settings`` are per-query server settings."""
+    return Client(
+        host=address.host,
+        port=address.port,
+        user=address.user,
+        password=address.password,
+        database=database or address.database,
+        secure=address.secure,
+        connect_timeout=connect_timeout,
+        send_receive_timeout=send_receive_timeout,
+        settings=settings or None,
+    )
+
+
+def parse_version(raw: str) -> tuple[int, ...]:
+    """``"18.16.1"`` -> ``(18, 16, 1)``; ``"24.3.2.23"`` -> ``(24, 3, 2, 23)``."""
+    return tuple(int(part) for part in raw.split(".") if part.isdigit())
+
+
+def server_version(client: Client) -> tuple[int, ...]:
+    """The server version as a tuple of ints, e.g. (18, 16, 1)."""
+    return parse_version(str(client.execute("SELECT version()")[0][0]))
+
+
+def insert_settings(features: ServerFeatures, token: str) -> dict[str, Any]:
+    """Per-insert settings: a deduplication token where the server has them, else none."""
+    return {"insert_deduplication_token": token} if features.dedup_token else {}
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True when ``exc`` says the rows themselves are unacceptable (bisect), False for outages (retry)."""
+    if isinstance(exc, ServerException):
+        return exc.code in DATA_ERROR_CODES
+    if isinstance(exc, (ConnectionError, TimeoutError, EOFError)):
+        return False
+    return isinstance(exc, _CLIENT_DATA_ERRORS)
+
+
+def migrate(address: ClickHouseAddress) -> list[str]:
+    """Create the database, tables and views if missing (idempotent); returns the statements run."""
+    client = connect(address, database="default")
+    try:
+        statements = database_ddl(address.database, server_version(client))
+        for statement in statements:
+            client.execute(statement)
+        return statements
+    except Exception as exc:
+        if "Connection refused" in str(exc) or "timed out" in str(exc):
+            raise ClickHouseUnavailableError(
+                f"ClickHouse at {address.host}:{address.port} did not answer: {exc}"
+            ) from None
+        raise
+    finally:
+        client.disconnect()

@@ -1,0 +1,1 @@
+"""Kafka plumbing: topic admin, the batch producer, dead-letter records, exact end offsets."""

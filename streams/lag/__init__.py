@@ -1,0 +1,1 @@
+"""Consumer lag: probes, the lag gate, Burrow-style statuses, group discovery, time lag. See docs/lag.md."""

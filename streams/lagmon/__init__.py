@@ -1,2 +1,0 @@
-"""Consumer-lag monitoring: group discovery and owners (``discovery``), time lag (``timelag``),
-collections and Burrow-style statuses (``collector``), metric names (``metrics``). See docs/lag.md."""

@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics, the health server, log lines."""

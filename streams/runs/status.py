@@ -1,0 +1,230 @@
+"""Run completion: a run is complete when its stored clients plus its dead-lettered clients reach the
+manifest's total.
+
+- ``total`` and the run's state come from its manifest (runs topic, last record per run wins); without
+  a manifest the total is unknown and the run is never complete (``kcollect run`` passes the total it
+  enqueued as ``fallback_total``).
+- ``stored``: distinct clients in ``client_results`` (from ``run_summary_final``; re-deliveries do not
+  count twice).
+- ``dead_lettered``: distinct client keys of dead-letter records (requests.dlq and results.dlq) whose
+  ``run_id`` header names the run, minus the clients that are stored anyway (a later attempt landed).
+  Dead letters without a ``run_id`` header (an original that is not JSON or has no valid run id) belong
+  to no run.
+- ``processed`` = stored + dead-lettered (clients whose outcome is final); ``pending`` = total - processed.
+
+``RunWatcher`` keeps one consumer assigned to the runs and dead-letter topics and reads them
+incrementally, so ``--wait`` and ``--watch`` poll cheaply.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from clickhouse_driver.errors import ServerException
+from confluent_kafka import KafkaError, TopicPartition
+
+from schemas.codec import CodecError, decode
+from schemas.ddl import RESULTS_TABLE, RUN_SUMMARY_VIEW
+from schemas.models import RunManifest
+from schemas.topics import REQUESTS_DLQ, RESULTS_DLQ, RUNS
+from streams.clickhouse.client import connect
+from streams.kafka.admin import require_topics
+from streams.kafka.clients import make_consumer
+from streams.kafka.dead_letter import header_map
+from streams.settings.model import Settings
+
+UNKNOWN_TABLE = 60
+IN_CHUNK = 1000  # client ids per IN (...) list: 1000 ids of up to 128 characters stay under max_query_size
+
+
+@dataclass
+class RunProgress:
+    run_id: str
+    state: str  # the manifest's status (enqueueing, enqueued, failed), or "no-manifest"
+    total: int | None
+    stored: int
+    dead_lettered: int
+    dead_lettered_requests: int
+    dead_lettered_results: int
+    processed: int
+    pending: int | None
+    complete: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(
+    run_id: str,
+    manifest: RunManifest | None,
+    stored: int,
+    dead_requests: set[str],
+    dead_results: set[str],
+    also_stored: set[str],
+    fallback_total: int | None = None,
+) -> RunProgress:
+    """A run's progress from its parts (pure): see the module docstring for the definitions."""
+    dead = (dead_requests | dead_results) - also_stored
+    state: str
+    if manifest is not None:
+        state = manifest.status
+        total = manifest.total if manifest.status == "enqueued" else None
+    else:
+        state, total = "no-manifest", fallback_total
+    processed = stored + len(dead)
+    return RunProgress(
+        run_id=run_id,
+        state=state,
+        total=total,
+        stored=stored,
+        dead_lettered=len(dead),
+        dead_lettered_requests=len(dead_requests),
+        dead_lettered_results=len(dead_results),
+        processed=processed,
+        pending=None if total is None else max(total - processed, 0),
+        complete=total is not None and processed >= total,
+    )
+
+
+class RunWatcher:
+    """Reads manifests and dead letters incrementally and counts stored clients in ClickHouse."""
+
+    def __init__(self, settings: Settings) -> None:
+        prefix = settings.topic_prefix
+        self._runs_topic = RUNS.name(prefix)
+        self._dlq_topics = {REQUESTS_DLQ.name(prefix): "requests", RESULTS_DLQ.name(prefix): "results"}
+        counts = require_topics(settings, [self._runs_topic, *self._dlq_topics])
+        group = f"kcollect-runs-status-{uuid.uuid4().hex[:8]}"
+        self._consumer = make_consumer(settings, group, **{"enable.partition.eof": True})
+        self._partitions = {(t, p) for t, n in counts.items() for p in range(n)}
+        self._consumer.assign([TopicPartition(t, p, 0) for t, p in sorted(self._partitions)])
+        self._at_end: set[tuple[str, int]] = set()
+        self.manifests: dict[str, RunManifest] = {}
+        self.dead: dict[str, dict[str, set[str]]] = {}  # run id -> stage -> client keys
+        self._address = settings.clickhouse()
+        self._client = connect(self._address)
+
+    def close(self) -> None:
+        self._consumer.close()
+        self._client.disconnect()
+
+    def refresh(self, max_wait: float = 10.0) -> None:
+        """Read what is new on the runs and dead-letter topics (up to each partition's end)."""
+        deadline = time.monotonic() + max_wait
+        while time.monotonic() < deadline:
+            messages = self._consumer.consume(5000, 0.05)
+            for msg in messages:
+                where = (str(msg.topic()), int(msg.partition() or 0))
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        self._at_end.add(where)
+                    continue
+                self._at_end.discard(where)
+                self._take(where[0], msg.key(), msg.value(), msg.headers())
+            if not messages and self._at_end >= self._partitions:
+                return
+
+    def _take(self, topic: str, key: bytes | None, value: bytes | None, headers: Any) -> None:
+        if topic == self._runs_topic:
+            try:
+                manifest = decode(RunManifest, value)
+            except CodecError:
+                return
+            self.manifests[manifest.run_id] = manifest
+            return
+        found = header_map(headers)
+        run_id = found.get("run_id")
+        client = (key or b"").decode("utf-8", "replace")
+        if run_id and client:
+            self.dead.setdefault(run_id, {}).setdefault(self._dlq_topics[topic], set()).add(client)
+
+    def _query(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return list(self._client.execute(sql, params))
+
+    def stored_counts(self, run_id: str | None = None) -> dict[str, int]:
+        where = "WHERE run_id = %(r)s" if run_id is not None else ""
+        db = self._address.database
+        try:
+            rows = self._query(f"SELECT run_id, clients FROM {db}.{RUN_SUMMARY_VIEW} {where}", {"r": run_id})
+        except ServerException as exc:
+            if exc.code != UNKNOWN_TABLE:
+                raise
+            sql = f"SELECT run_id, uniqExact(client_id) FROM {db}.{RESULTS_TABLE} {where} GROUP BY run_id"
+            rows = self._query(sql, {"r": run_id})
+        return {str(r): int(n) for r, n in rows}
+
+    def _stored_among(self, run_id: str, clients: set[str]) -> set[str]:
+        """The clients of ``clients`` stored anyway (asked in chunks: the ids go inline in the SQL)."""
+        sql = (
+            f"SELECT DISTINCT client_id FROM {self._address.database}.{RESULTS_TABLE} "
+            "WHERE run_id = %(r)s AND client_id IN %(c)s"
+        )
+        ordered = sorted(clients)
+        stored: set[str] = set()
+        for start in range(0, len(ordered), IN_CHUNK):
+            chunk = tuple(ordered[start : start + IN_CHUNK])
+            stored.update(str(row[0]) for row in self._query(sql, {"r": run_id, "c": chunk}))
+        return stored
+
+    def progress(
+        self, run_id: str, stored: int | None = None, fallback_total: int | None = None
+    ) -> RunProgress:
+        if stored is None:
+            stored = self.stored_counts(run_id).get(run_id, 0)
+        by_stage = self.dead.get(run_id, {})
+        requests, results = by_stage.get("requests", set()), by_stage.get("results", set())
+        also_stored = self._stored_among(run_id, requests | results)
+        manifest = self.manifests.get(run_id)
+        return summarize(run_id, manifest, stored, requests, results, also_stored, fallback_total)
+
+    def all_runs(self) -> list[RunProgress]:
+        stored = self.stored_counts()
+        run_ids = sorted(set(self.manifests) | set(stored) | set(self.dead))
+        return [self.progress(r, stored.get(r, 0)) for r in run_ids]
+
+
+def run_status(settings: Settings, run_id: str) -> RunProgress:
+    watcher = RunWatcher(settings)
+    try:
+        watcher.refresh()
+        return watcher.progress(run_id)
+    finally:
+        watcher.close()
+
+
+def list_runs(settings: Settings) -> list[RunProgress]:
+    watcher = RunWatcher(settings)
+    try:
+        watcher.refresh()
+        return watcher.all_runs()
+    finally:
+        watcher.close()
+
+
+def wait_complete(
+    settings: Settings,
+    run_id: str,
+    timeout: float,
+    interval: float = 0.5,
+    on_progress: Callable[[RunProgress], None] | None = None,
+    fallback_total: int | None = None,
+) -> RunProgress:
+    """Poll until the run is complete or ``timeout`` passes; returns the last progress seen."""
+    deadline = time.monotonic() + timeout
+    watcher = RunWatcher(settings)
+    try:
+        while True:
+            watcher.refresh(max(0.1, min(5.0, deadline - time.monotonic())))
+            progress = watcher.progress(run_id, fallback_total=fallback_total)
+            if on_progress is not None:
+                on_progress(progress)
+            if progress.complete or time.monotonic() >= deadline:
+                return progress
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+    finally:
+        watcher.close()

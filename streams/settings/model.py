@@ -1,0 +1,298 @@
+"""One validated settings object for every kcollect command and service, read from ``KCOLLECT_*``.
+
+A bad value fails at start with one line per problem naming the variable. When neither
+``KCOLLECT_BOOTSTRAP_SERVERS`` nor ``KCOLLECT_CLICKHOUSE_URL`` is set, the addresses come from the
+running local stack (``kcollect stack up``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote, unquote, urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from streams.settings.dump import settings_dump
+from streams.settings.names import ENV_PREFIX, SettingsError, variable
+from streams.settings.sources import extra_sources
+from streams.settings.stackfile import read_stack_file
+
+__all__ = ["ClickHouseAddress", "Settings", "SettingsError", "load_settings", "parse_clickhouse_url"]
+
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"]  # issue #8
+SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+PASSWORD_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class ClickHouseAddress:
+    """A parsed ``clickhouse://[user[:password]@]host[:port]/database`` URL."""
+
+    host: str
+    port: int
+    database: str
+    user: str = "default"
+    password: str = ""
+    secure: bool = False
+
+    def url(self) -> str:
+        """The URL without credentials, for messages and logs."""
+        return f"{self._scheme()}://{self._netloc()}/{self.database}"
+
+    def url_with_credentials(self) -> str:
+        """The full URL, credentials included, for handing to child processes (never log it)."""
+        auth = (
+            quote(self.user, safe="") + (":" + quote(self.password, safe="") if self.password else "") + "@"
+        )
+        return f"{self._scheme()}://{auth}{self._netloc()}/{self.database}"
+
+    def _scheme(self) -> str:
+        return "clickhouses" if self.secure else "clickhouse"
+
+    def _netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def check_sasl_mechanism(mechanism: str | None, protocol: str | None) -> str | None:
+    """A SASL protocol needs a mechanism; a mechanism needs a SASL protocol."""
+    if protocol in SASL_PROTOCOLS and mechanism is None:
+        raise ValueError(f"required when {variable('kafka_security_protocol')} is {protocol}")
+    if mechanism is not None and protocol not in SASL_PROTOCOLS:
+        raise ValueError(
+            f"{mechanism} needs {variable('kafka_security_protocol')}=SASL_SSL or SASL_PLAINTEXT "
+            f"(got {protocol})"
+        )
+    return mechanism
+
+
+def check_sasl_credentials(mechanism: str | None, username: str | None, password: SecretStr | None) -> None:
+    """PLAIN and SCRAM need both a user name and a password (never echoes the password)."""
+    if mechanism in PASSWORD_MECHANISMS and (not username or password is None):
+        user, password_variable = variable("kafka_sasl_username"), variable("kafka_sasl_password")
+        missing = user if not username else "the password"
+        raise ValueError(
+            f"SASL {mechanism} needs {user} and {password_variable} "
+            f"(or {password_variable}_FILE); {missing} is missing"
+        )
+
+
+def parse_clickhouse_url(url: str) -> ClickHouseAddress:
+    """Parse a ClickHouse URL; raise ValueError saying what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("clickhouse", "clickhouses"):
+        raise ValueError(f"must look like clickhouse://host:port/database (got {url!r})")
+    database = parts.path.lstrip("/")
+    if not parts.hostname or not database or not database.replace("_", "").isalnum():
+        raise ValueError(f"needs a host and a database name of letters, digits and _ (got {url!r})")
+    try:
+        port = parts.port if parts.port is not None else 9000
+    except ValueError:
+        raise ValueError(f"has a bad port (got {url!r})") from None
+    if port == 0:
+        raise ValueError(f"has a bad port (got {url!r})")
+    return ClickHouseAddress(
+        parts.hostname,
+        port,
+        database,
+        unquote(parts.username or "default"),
+        unquote(parts.password or ""),
+        parts.scheme == "clickhouses",
+    )
+
+
+class Settings(BaseSettings):
+    """Every setting, with its default; the variable is ``KCOLLECT_`` + the field name in capitals."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    bootstrap_servers: str | None = None
+    clickhouse_url: str | None = None
+    broker_flavor: Literal["auto", "kafka", "tansu"] = "auto"
+    topic_prefix: str = Field("kcollect.", pattern=r"^[A-Za-z0-9._-]{0,100}$")
+    partitions: int = Field(8, ge=1, le=1024)
+    processor_group: str = "kcollect-processor"
+    sink_group: str = "kcollect-sink"
+    session_timeout_ms: int | None = Field(None, ge=1000, le=300000)
+    kafka_config: dict[str, str] = Field(default_factory=dict)
+    consume_batch: int = Field(5000, ge=1, le=100000)
+    subsystem_batch: int = Field(500, ge=1, le=100000)  # clients per call of the built-in subsystems
+    sim_latency_ms: float = Field(0.0, ge=0, le=60000)
+    max_in_flight_batches: int = Field(4, ge=1, le=1000)
+    # records per consume in the sink: result batches hold up to 1,000 rows each (~600 by default)
+    sink_consume_batch: int = Field(32, ge=1, le=100000)
+    sink_batch_rows: int = Field(100000, ge=1, le=10_000_000)
+    sink_batch_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    sink_batch_seconds: float = Field(1.0, gt=0, le=3600)
+    # a window of at least sink_idle_rows rows also closes once its partition was quiet this long (0: off)
+    sink_idle_seconds: float = Field(0.1, ge=0, le=3600)
+    sink_idle_rows: int = Field(10000, ge=1, le=10_000_000)
+    commit_interval_seconds: float = Field(1.0, gt=0, le=60)
+    shutdown_deadline_seconds: float = Field(20.0, gt=0, le=600)
+    broker_timeout_seconds: float = Field(30.0, gt=0, le=600)
+
+    # --- processor (processors/processor/service.py; docs/processor.md) ---------------------------
+    processor_config: str | None = None  # YAML/JSON file of subsystems, metrics and compute (None: built-in)
+    processor_group_instance_id: str | None = None  # static membership (group.instance.id); off by default
+    processor_assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = "cooperative-sticky"
+    processor_dlq_guard_window: int = Field(1000, ge=10, le=10_000_000)
+    processor_dlq_guard_ratio: float = Field(0.9, gt=0, le=1)
+
+    # Lag-based backpressure (streams/lag/gate.py, docs/lag.md): processors pause while the sink
+    # group's lag on the results topic is above results_lag_high and resume once it is at or below
+    # results_lag_low; 0 turns the gate off. The lag counts records: the processor's result batches hold
+    # up to 1,000 clients each (one consumed batch's share of a partition; ~600 with the defaults).
+    results_lag_high: int = Field(1_000, ge=0)
+    results_lag_low: int = Field(200, ge=0)
+    results_lag_interval_seconds: float = Field(1.0, gt=0, le=60)
+
+    # --- deployment (issue #8: streams/settings/sources.py, dump.py, docs/operations.md) ---
+    # A settings file (KCOLLECT_SETTINGS_FILE: TOML, JSON or env lines) is read below the variables;
+    # secrets may come from files (KCOLLECT_CLICKHOUSE_PASSWORD_FILE, KCOLLECT_KAFKA_SASL_PASSWORD_FILE,
+    # KCOLLECT_KAFKA_SSL_KEY_PASSWORD_FILE). Secrets are SecretStr: never printed, masked in dumps.
+    settings_file: str | None = None
+    http_port: int = Field(
+        0, ge=0, le=65535
+    )  # /metrics, /healthz, /readyz (streams/observability/health.py); 0 = off
+    http_addr: str = "0.0.0.0"
+    healthz_max_age_seconds: float = Field(30.0, gt=0, le=3600)  # /healthz fails when the loop is older
+    log_format: Literal["auto", "json", "text"] = "auto"  # auto: JSON unless stderr is a terminal
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = None
+    kafka_sasl_mechanism: SaslMechanism | None = Field(None, validate_default=True)
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = Field(None, validate_default=True)
+    kafka_ssl_ca_location: str | None = None
+    kafka_ssl_certificate_location: str | None = None
+    kafka_ssl_key_location: str | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_endpoint_identification: Literal["https", "none"] | None = None
+    clickhouse_user: str | None = None  # overrides the URL's user
+    clickhouse_password: SecretStr | None = None  # overrides the URL's password
+    clickhouse_secure: bool | None = None  # TLS to ClickHouse (None: as the URL's scheme says)
+    clickhouse_ca_certs: str | None = None
+    clickhouse_verify: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, *extra_sources(settings_cls))
+
+    @field_validator("kafka_sasl_mechanism")
+    @classmethod
+    def _check_sasl_mechanism(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return check_sasl_mechanism(value, info.data.get("kafka_security_protocol"))
+
+    @field_validator("kafka_sasl_password")
+    @classmethod
+    def _check_sasl_credentials(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        data = info.data
+        check_sasl_credentials(data.get("kafka_sasl_mechanism"), data.get("kafka_sasl_username"), value)
+        return value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """repr() and str() with secrets masked, as in ``streams.settings.dump.settings_dump``."""
+        masked = settings_dump(self)
+        for name, value in super().__repr_args__():
+            yield name, masked.get(variable(str(name)), value)
+
+    # --- end of the deployment block ----------------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _check_results_lag_marks(self) -> Settings:
+        if self.results_lag_high and self.results_lag_low >= self.results_lag_high:
+            raise ValueError(
+                f"{variable('results_lag_low')} ({self.results_lag_low}) must be below "
+                f"{variable('results_lag_high')} ({self.results_lag_high})"
+            )
+        return self
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _check_clickhouse_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_clickhouse_url(value)
+        return value
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str | None) -> str | None:
+        if value is not None:
+            for server in value.split(","):
+                host, _, port = server.strip().rpartition(":")
+                if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                    raise ValueError(f"must be host:port[,host:port...] (got {value!r})")
+        return value
+
+    def _from_stack(self) -> tuple[str | None, str | None]:
+        if self.bootstrap_servers is None and self.clickhouse_url is None:
+            stack = read_stack_file()
+            if stack is not None:
+                return stack.bootstrap_servers, stack.clickhouse_url
+        return self.bootstrap_servers, self.clickhouse_url
+
+    def kafka_bootstrap(self) -> str:
+        """The bootstrap servers, from the variable or the local stack; SettingsError when neither."""
+        servers = self._from_stack()[0]
+        if servers is None:
+            raise SettingsError(
+                f"{variable('bootstrap_servers')} is not set and no local stack is running "
+                "(start one with `kcollect stack up`)"
+            )
+        return servers
+
+    def clickhouse(self) -> ClickHouseAddress:
+        """The ClickHouse address, from the variable or the local stack; SettingsError when neither."""
+        url = self._from_stack()[1]
+        if url is None:
+            raise SettingsError(
+                f"{variable('clickhouse_url')} is not set and no local stack is running "
+                "(start one with `kcollect stack up`)"
+            )
+        return self._with_overrides(parse_clickhouse_url(url))
+
+    def _with_overrides(self, address: ClickHouseAddress) -> ClickHouseAddress:
+        """``address`` with ``KCOLLECT_CLICKHOUSE_USER`` / ``_PASSWORD`` / ``_SECURE`` applied over the
+        URL's."""
+        changes: dict[str, Any] = {}
+        if self.clickhouse_user is not None:
+            changes["user"] = self.clickhouse_user
+        if self.clickhouse_password is not None:
+            changes["password"] = self.clickhouse_password.get_secret_value()
+        if self.clickhouse_secure is not None:
+            changes["secure"] = self.clickhouse_secure
+        return dataclasses.replace(address, **changes) if changes else address
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per problem, naming the environment variable."""
+    lines = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:  # a check across fields: its message names the variables
+            lines.append(message)
+            continue
+        name = variable(str(error["loc"][0]))
+        lines.append(
+            f"{name}: {message} (got {error.get('input')!r})"
+            if "got" not in message
+            else f"{name}: {message}"
+        )
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate settings; raise SettingsError with one line per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None

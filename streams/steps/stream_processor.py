@@ -1,0 +1,304 @@
+"""The consume loop every kcollect service runs: consume a batch, submit it to the chain, poll the chain.
+
+- Backpressure: when the chain raises MessageRejected the assigned partitions are paused and the
+  same batch is offered again on the next turns; the loop keeps calling ``consume`` (short timeout)
+  so the consumer stays in its group without spinning the CPU. Partitions resume once it is taken.
+  A record consumed while paused (a partition assigned meanwhile) joins the waiting batch.
+- Gate (optional): records that must wait (retry records before their due time) are held by the
+  gate and their partition is paused until they are due; other partitions flow on.
+- Rebalance, eager or cooperative: on revoke the chain is closed and joined (finishing and
+  committing what it can within the deadline); of a batch still waiting only the revoked partitions'
+  records are dropped (never committed, so their next owner consumes them again) and the rest is
+  kept for the next chain, so an incremental revoke never loses a retained partition's records.
+  A fresh chain is built while partitions are assigned. Lost partitions: everything is dropped.
+- Downstream backpressure (optional ``hold``, e.g. the sink's lag on the results topic above a high
+  mark): while it says so, every partition is paused and the loop keeps polling and finishing work.
+- Health (optional ``probe``): a beat every turn, Kafka marked reachable when records arrive, and the
+  number of partitions owned after every rebalance.
+- Shutdown: ``stop()`` (SIGTERM, Ctrl-C) ends the loop; the chain is joined within the shutdown
+  deadline and the consumer closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from streams.observability import metrics as m
+from streams.steps.commit import Commit
+from streams.steps.strategy import Batch, MessageRejected, Partition, ProcessingStep, offsets_of
+
+log = logging.getLogger(__name__)
+
+# a chain gets the commit callback of its consumer (CommitOffsets calls it), never the consumer
+ChainFactory = Callable[[Commit], ProcessingStep[list[Message]]]
+
+
+class Gate(Protocol):
+    """Holds records that may not be processed yet (see processors/processor/retry_gate.py)."""
+
+    def admit(self, messages: list[Message]) -> list[Message]: ...
+
+    def due(self) -> list[Message]: ...
+
+    def held_partitions(self) -> set[Partition]: ...
+
+    def drop(self, partitions: set[Partition]) -> None: ...
+
+
+class LoopProbe(Protocol):
+    """What the loop tells its health probe (streams/observability/health.py HealthProbe)."""
+
+    def beat(self) -> None: ...
+
+    def kafka_ok(self) -> None: ...
+
+    def set_assigned(self, partitions: int) -> None: ...
+
+
+@dataclass
+class LoopStats:
+    """What the loop saw, for summaries and metrics."""
+
+    consumed: int = 0
+    batches: int = 0
+    paused_seconds: float = 0.0
+    rebalances: int = 0
+    consumer_errors: int = 0
+    first_batch_at: float = 0.0  # epoch seconds a non-empty batch was first taken by the chain
+    last_batch_at: float = 0.0
+    assigned: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _keep(batch: Batch[list[Message]] | None, gone: set[Partition]) -> Batch[list[Message]] | None:
+    if batch is None:
+        return None
+    kept = [msg for msg in batch.payload if (msg.topic(), msg.partition()) not in gone]
+    return Batch(kept, offsets_of(kept)) if kept else None
+
+
+class StreamProcessor:
+    """Runs one consumer and its processing chain until ``stop()``."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        topics: list[str],
+        chain_factory: ChainFactory,
+        *,
+        batch_size: int,
+        shutdown_deadline: float,
+        on_assigned: Callable[[list[tuple[str, int]]], None] | None = None,
+        gate: Gate | None = None,
+        name: str = "consumer",
+        probe: LoopProbe | None = None,
+        hold: Callable[[], bool] | None = None,
+    ) -> None:
+        self._consumer = consumer
+        self._topics = topics
+        self._factory = chain_factory
+        self._batch_size = batch_size
+        self._deadline = shutdown_deadline
+        self._on_assigned = on_assigned
+        self._gate = gate
+        self._gated: set[Partition] = set()
+        self._probe = probe
+        self._hold = hold
+        self._holding = False
+        self._chain: ProcessingStep[list[Message]] | None = None
+        self._pending: Batch[list[Message]] | None = None
+        self._paused_at: float | None = None
+        self._running = False
+        self._paused_gauge = m.CONSUMER_PAUSED_PARTITIONS.labels(name)
+        self._paused_counter = m.CONSUMER_PAUSED_SECONDS.labels(name)
+        self.stats = LoopStats()
+
+    def _commit(self, offsets: dict[Partition, int], asynchronous: bool) -> None:
+        """The chain's commit callback: ``offsets`` (next offset per partition) to the group."""
+        positions = [TopicPartition(topic, partition, at) for (topic, partition), at in offsets.items()]
+        if asynchronous:
+            self._consumer.commit(offsets=positions, asynchronous=True)
+        else:
+            self._consumer.commit(offsets=positions, asynchronous=False)
+
+    def stop(self) -> None:
+        """Ask the loop to finish (safe from a signal handler)."""
+        self._running = False
+
+    def run(self) -> LoopStats:
+        self._consumer.subscribe(
+            self._topics, on_assign=self._assign, on_revoke=self._revoke, on_lost=self._lost
+        )
+        self._running = True
+        try:
+            while self._running:
+                self._turn()
+        finally:
+            self._shutdown()
+        return self.stats
+
+    def _turn(self) -> None:
+        if self._probe is not None:
+            self._probe.beat()
+        if self._hold is not None and self._held_back(self._hold()):
+            return
+        if self._pending is None:
+            messages = self._consume(0.05 if self._chain is None or self._gated else 0.01)
+            if self._gate is not None:
+                messages = self._gate.admit(self._gate.due() + messages)
+                self._sync_gate()
+            if messages:
+                self._pending = Batch(messages, offsets_of(messages))
+        else:
+            extra = self._consume(0.05)  # paused: serves the group protocol
+            if extra:
+                self._join_pending(extra)
+        if self._chain is None:
+            if not self._consumer.assignment():
+                return
+            self._chain = self._factory(self._commit)
+        self._chain.poll()
+        if self._pending is not None:
+            self._offer(self._chain, self._pending)
+
+    def _held_back(self, hold: bool) -> bool:
+        """Downstream asks to wait (e.g. the results lag is high): pause everything, keep polling."""
+        if hold != self._holding:
+            self._holding = hold
+            log.info("%s: downstream backpressure", "pausing" if hold else "resuming after")
+            if hold and self._paused_at is None:
+                self._pause()
+            elif not hold and self._pending is None and self._paused_at is not None:
+                self._resume()
+        if not hold:
+            return False
+        extra = self._consume(0.1)  # paused: serves the group protocol
+        if extra:
+            if self._pending is None:
+                self._pending = Batch(extra, offsets_of(extra))
+            else:
+                self._join_pending(extra)
+        if self._chain is not None:
+            self._chain.poll()
+        return True
+
+    def _join_pending(self, extra: list[Message]) -> None:
+        if self._gate is not None:
+            extra = self._gate.admit(extra)
+            self._sync_gate()
+        if extra and self._pending is not None:
+            self._pending.payload.extend(extra)
+            self._pending.offsets.update(offsets_of(extra))
+            self._consumer.pause(self._consumer.assignment())
+
+    def _sync_gate(self) -> None:
+        assert self._gate is not None
+        held = self._gate.held_partitions()
+        if held != self._gated:
+            pause, resume = held - self._gated, self._gated - held
+            if pause:
+                self._consumer.pause([TopicPartition(t, p) for t, p in pause])
+            if resume and self._paused_at is None:
+                self._consumer.resume([TopicPartition(t, p) for t, p in resume])
+            self._gated = held
+            self._paused_gauge.set(len(held))
+
+    def _consume(self, timeout: float) -> list[Message]:
+        messages = self._consumer.consume(self._batch_size, timeout)
+        if not messages:
+            return []
+        good = [msg for msg in messages if msg.error() is None]
+        if len(good) != len(messages):
+            for msg in messages:
+                error = msg.error()
+                if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                    self.stats.consumer_errors += 1
+                    log.warning("consumer error: %s", error)
+        self.stats.consumed += len(good)
+        if good and self._probe is not None:
+            self._probe.kafka_ok()
+        return good
+
+    def _offer(self, chain: ProcessingStep[list[Message]], batch: Batch[list[Message]]) -> None:
+        try:
+            chain.submit(batch)
+        except MessageRejected:
+            if self._paused_at is None:
+                self._pause()
+            return
+        self.stats.batches += 1
+        self.stats.last_batch_at = time.time()
+        self.stats.first_batch_at = self.stats.first_batch_at or self.stats.last_batch_at
+        self._pending = None
+        if self._paused_at is not None:
+            self._resume()
+
+    def _pause(self) -> None:
+        assignment = self._consumer.assignment()
+        self._consumer.pause(assignment)
+        self._paused_at = time.monotonic()
+        self._paused_gauge.set(len(assignment))
+        log.debug("paused %d partition(s): the chain is full", len(assignment))
+
+    def _resume(self) -> None:
+        assignment = self._consumer.assignment()
+        self._consumer.resume([tp for tp in assignment if (tp.topic, tp.partition) not in self._gated])
+        if self._paused_at is not None:
+            waited = time.monotonic() - self._paused_at
+            self.stats.paused_seconds += waited
+            self._paused_counter.inc(waited)
+        self._paused_at = None
+        self._paused_gauge.set(len(self._gated))
+
+    def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.stats.rebalances += 1
+        current = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        self.stats.assigned = sorted(current | {(tp.topic, tp.partition) for tp in partitions})
+        log.info("assigned %d partition(s)", len(partitions))
+        if self._chain is None and partitions:
+            self._chain = self._factory(self._commit)
+        if self._on_assigned is not None:
+            self._on_assigned(self.stats.assigned)
+        if self._probe is not None:
+            self._probe.set_assigned(len(self.stats.assigned))
+
+    def _revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        log.info("revoking %d partition(s): finishing in-flight work", len(gone))
+        self._finish_chain()
+        self._forget(gone)
+
+    def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.warning("lost %d partition(s): dropping in-flight work uncommitted", len(partitions))
+        if self._chain is not None:
+            self._chain.terminate()
+        self._chain = None
+        self._forget({(tp.topic, tp.partition) for tp in partitions})
+
+    def _forget(self, gone: set[Partition]) -> None:
+        self._pending = _keep(self._pending, gone)
+        if self._gate is not None:
+            self._gate.drop(gone)
+            self._gated -= gone
+        self.stats.assigned = [p for p in self.stats.assigned if p not in gone]
+        if self._probe is not None:
+            self._probe.set_assigned(len(self.stats.assigned))
+        if self._pending is None and self._paused_at is not None:
+            self._resume()
+
+    def _finish_chain(self) -> None:
+        if self._chain is not None:
+            self._chain.close()
+            self._chain.join(self._deadline)
+        self._chain = None
+
+    def _shutdown(self) -> None:
+        try:
+            self._finish_chain()
+        finally:
+            self._consumer.close()
