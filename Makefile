@@ -25,10 +25,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: setup venv clickhouse kafka test test-tansu lint demo versions bench
 
 # The integration tests that keep the light path (Tansu, no Java) working.
-TANSU_TESTS := tests/integration/test_pipeline.py tests/integration/test_enqueue.py \
-	tests/integration/test_enqueue_lag.py tests/integration/test_enqueue_resume.py \
-	tests/integration/test_lag.py tests/integration/test_lag_gate.py tests/integration/test_lag_doctor.py \
-	tests/integration/test_stack.py tests/integration/test_broker_flavor.py
+TANSU_TESTS := tests/integration/test_pipeline.py \
+	tests/integration/producers/enqueue/test_enqueue.py tests/integration/producers/enqueue/test_enqueue_lag.py \
+	tests/integration/producers/enqueue/test_enqueue_resume.py \
+	tests/integration/kcollect/cli/test_lag.py tests/integration/streams/lag/test_gate.py \
+	tests/integration/kcollect/ops/test_doctor.py tests/integration/kcollect/localstack/test_stack.py \
+	tests/integration/streams/settings/test_broker_flavor.py
 
 setup: venv clickhouse kafka
 

@@ -6,8 +6,8 @@ Where each comes from, first match wins:
 2. a reachable Docker engine: testcontainers ``KafkaContainer`` / ``ClickHouseContainer``;
 3. local processes started the way ``kcollect stack up`` starts them, in a pytest tmp folder, stopped
    by PID when the session ends: one broker for the whole session, Apache Kafka by default (where
-   java and mvn exist, else Tansu), ``KCOLLECT_TEST_BROKER=kafka|tansu`` to choose; and a
-   clickhouse-server. ``broker_kind`` names the broker the tests run on.
+   java and mvn exist, else Tansu), ``KCOLLECT_TEST_BROKER=kafka|tansu`` to choose
+   (``local_broker_choice``); and a clickhouse-server.
 
 The ClickHouse URL always names the database ``kcollect``; tests that want their own database build
 it with ``database_url(clickhouse_url, unique_name)``. When the session ends, the databases named after

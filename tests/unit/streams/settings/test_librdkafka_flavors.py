@@ -1,4 +1,4 @@
-"""The per-broker client tuning in ``streams.kafka_config`` when the flavor is set (no broker asked)."""
+"""The per-broker client tuning in ``streams.settings.librdkafka`` with the flavor set (no broker asked)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,19 @@
 """Broker detection on the session's real broker: ``broker_flavor=auto`` finds Tansu by its cluster id
-and Apache Kafka by the lack of it, so each gets its own client tuning (``streams.kafka_config``)."""
+and Apache Kafka by the lack of it, so each gets its own client tuning (``streams.settings.librdkafka``)."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-from streams.kafka_config import KAFKA_DEFAULTS, TANSU_CLIENT_OVERRIDES, broker_is_tansu, consumer_config
 
-from streams.settings import load_settings
+from streams.settings.librdkafka import (
+    KAFKA_DEFAULTS,
+    TANSU_CLIENT_OVERRIDES,
+    broker_is_tansu,
+    consumer_config,
+)
+from streams.settings.model import load_settings
 from tests.stack_fixtures import ENV_BOOTSTRAP, local_broker_choice
 
 pytestmark = pytest.mark.integration
