@@ -61,6 +61,11 @@ class OncePerMessage:
         with self._lock:
             return self._seen.get(key, 0)
 
+    def total(self) -> int:
+        """Messages seen since the memory was last cleared, repeats included."""
+        with self._lock:
+            return sum(self._seen.values())
+
 
 class LibrdkafkaLog:
     """A ``logger`` (``.log(level, fmt, *args)``, as confluent-kafka calls it) and an ``error_cb``."""

@@ -22,7 +22,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
 
-from streams.settings.librdkafka import admin_config
+from streams.kafka.clients import make_admin
 from streams.settings.model import Settings
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,7 @@ class TopicLimits:
     def read(cls, settings: Settings, topics: Iterable[str]) -> TopicLimits:
         names = list(topics)
         try:
-            reported = broker_limits(
-                AdminClient(admin_config(settings)), names, settings.broker_timeout_seconds
-            )
+            reported = broker_limits(make_admin(settings), names, settings.broker_timeout_seconds)
         except KafkaException as exc:
             log.warning("topic limits unknown (%s): using KCOLLECT_MAX_MESSAGE_BYTES", exc)
             reported = {}

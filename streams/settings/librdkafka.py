@@ -1,9 +1,10 @@
 """Settings mapped onto librdkafka configuration, in one place, including the local broker's quirks and
 the security keys (``kafka_security_config``).
 
-Every Kafka client kcollect creates gets its dict from here, with librdkafka's logs and errors routed
-through Python logging (``streams.kafka.client_logs``: each distinct message once). ``TANSU_CLIENT_OVERRIDES``
-is the one place where the local Tansu broker's quirks are worked around (see ../shared/local-stack.md).
+Every Kafka client kcollect creates gets its dict from here (``streams.kafka.clients`` adds the hooks
+that route librdkafka's logs and errors through Python logging, each distinct message once).
+``TANSU_CLIENT_OVERRIDES`` is the one place where the local Tansu broker's quirks are worked around
+(see ../shared/local-stack.md).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
-from streams.kafka.client_logs import with_logging
 from streams.settings.model import Settings
 from streams.settings.names import SettingsError
 
@@ -63,7 +63,9 @@ def kafka_security_config(settings: Settings) -> dict[str, Any]:
 
 @functools.cache
 def _cluster_is_tansu(client_config: tuple[tuple[str, Any], ...]) -> bool:
-    admin = AdminClient(with_logging(dict(client_config)))
+    config: dict[str, Any] = dict(client_config)
+    config["logger"] = log  # short-lived: its few lines go to Python logging, not to stderr
+    admin = AdminClient(config)
     try:
         cluster_id = admin.list_topics(timeout=5).cluster_id or ""
     except KafkaException:
@@ -124,7 +126,7 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
     config.update(extra)
     if instance_id:
         config["group.instance.id"] = instance_id
-    return with_logging(group_membership(settings, config))
+    return group_membership(settings, config)
 
 
 CLASSIC_ONLY = ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy")
@@ -173,10 +175,10 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         }
     )
     config.update(extra)
-    return with_logging(config)
+    return config
 
 
 def admin_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     config = _common(settings)
     config.update(extra)
-    return with_logging(config)
+    return config

@@ -123,3 +123,15 @@ def test_kip848_joins_leaves_and_a_crash_lose_nothing(pipe: Pipeline) -> None:
     assert distinct == [(20000,)]
     assert _owners(pipe, members=1)
     assert pipe.stop("proc-3") == 0
+
+
+def test_kip848_is_refused_on_tansu(
+    tansu_broker: str, clickhouse_url: str, unique_name: str, tmp_path: Path
+) -> None:
+    pipeline = make_pipeline(
+        tansu_broker, clickhouse_url, unique_name, tmp_path, KCOLLECT_GROUP_PROTOCOL="consumer"
+    )
+    done = pipeline.cli("processor")
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and "KCOLLECT_GROUP_PROTOCOL=consumer" in lines[0] and "Tansu" in lines[0], lines

@@ -122,7 +122,16 @@ def test_every_service_works_through_sasl_ssl(pipe: Pipeline) -> None:
 
 @pytest.mark.parametrize(
     "command",
-    [["topics", "create"], ["processor"], ["lag"], ["enqueue", "--clients", "5", "--run-id", "sasl-x"]],
+    [
+        ["topics", "create"],
+        ["processor"],
+        ["sink"],
+        ["enqueue", "--clients", "5", "--run-id", "sasl-x"],
+        ["lag"],
+        ["exporter", "--port", "0"],
+        ["doctor"],
+    ],
+    ids=lambda c: c[0],
 )
 def test_a_wrong_password_is_one_line_and_exit_3(pipe: Pipeline, command: list[str]) -> None:
     pipe.env["KCOLLECT_KAFKA_SASL_PASSWORD"] = "wrong"

@@ -84,12 +84,26 @@ def test_the_start_watch_is_quiet_and_notes_an_authentication_failure(
     assert watch.auth_failure == "SASL authentication error: bad"
 
 
-def test_kafka_config_gives_every_client_the_process_hooks() -> None:
+def test_every_built_client_logs_through_python_once_per_message(caplog: pytest.LogCaptureFixture) -> None:
+    """A real admin client against a closed port: librdkafka repeats the refusal every few ms; it reaches
+    Python logging once, and nothing is written to stderr by librdkafka itself (checked by the CLI test)."""
+    import socket
+    import time
+
     from streams.kafka.client_logs import PROCESS_LOG
-    from streams.settings.librdkafka import admin_config, consumer_config, producer_config
+    from streams.kafka.clients import make_admin
     from streams.settings.model import load_settings
 
-    settings = load_settings(bootstrap_servers="127.0.0.1:1", broker_flavor="kafka")
-    for config in (admin_config(settings), producer_config(settings), consumer_config(settings, "g")):
-        assert config["logger"] is PROCESS_LOG
-        assert config["error_cb"] == PROCESS_LOG.error
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = load_settings(bootstrap_servers=f"127.0.0.1:{port}", broker_flavor="kafka")
+    PROCESS_LOG.seen = OncePerMessage()
+    admin = make_admin(settings)
+    with caplog.at_level(logging.DEBUG, "kcollect.librdkafka"):
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            admin.poll(0.1)
+    refused = [r.getMessage() for r in caplog.records if "Connection refused" in r.getMessage()]
+    assert len(refused) == 2, refused  # one log line (FAIL) and one error callback (_TRANSPORT)
+    assert PROCESS_LOG.seen.total() > len(refused)  # librdkafka did repeat itself: the repeats were dropped
