@@ -104,7 +104,9 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
 
     ``instance_id`` (in ``extra``): static membership (``group.instance.id``): a member restarted
     within its session timeout gets its partitions back without a rebalance.
-    ``KCOLLECT_GROUP_PROTOCOL=consumer`` selects KIP-848 (``group_membership``).
+    ``group_member=True`` (in ``extra``): a member of its group (a service's consumer, which subscribes):
+    ``KCOLLECT_GROUP_PROTOCOL`` applies (``group_membership``). Readers that only assign partitions
+    (lag, runs, checks) keep the classic protocol, which is all they need on every broker.
     """
     config = _common(settings)
     config.update(_consumer_tuning(settings))
@@ -123,10 +125,11 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
         }
     )
     instance_id = extra.pop("instance_id", None)
+    member = bool(extra.pop("group_member", False))
     config.update(extra)
     if instance_id:
         config["group.instance.id"] = instance_id
-    return group_membership(settings, config)
+    return group_membership(settings, config) if member or instance_id else config
 
 
 CLASSIC_ONLY = ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy")

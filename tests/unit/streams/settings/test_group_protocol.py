@@ -25,7 +25,9 @@ def test_consumer_protocol_leaves_session_and_assignor_to_the_broker() -> None:
         group_protocol="consumer",
         session_timeout_ms=3000,
     )
-    config = consumer_config(settings, "g", instance_id="p-1", **{"partition.assignment.strategy": "range"})
+    config = consumer_config(
+        settings, "g", group_member=True, instance_id="p-1", **{"partition.assignment.strategy": "range"}
+    )
     assert config["group.protocol"] == "consumer" and config["group.instance.id"] == "p-1"
     assert not set(CLASSIC_ONLY) & set(config)
     Consumer(config).close()  # librdkafka accepts the configuration (it refuses any CLASSIC_ONLY key)
@@ -36,4 +38,5 @@ def test_consumer_protocol_is_refused_on_tansu() -> None:
         bootstrap_servers="127.0.0.1:1", broker_flavor="tansu", group_protocol="consumer"
     )
     with pytest.raises(SettingsError, match=r"KCOLLECT_GROUP_PROTOCOL=consumer.*Tansu.*classic"):
-        consumer_config(settings, "g")
+        consumer_config(settings, "g", group_member=True)
+    assert consumer_config(settings, "reader").get("group.protocol", "classic") == "classic"  # readers assign
