@@ -47,6 +47,6 @@ def test_replayed_value_resets_attempt_and_deadline() -> None:
 
 
 def test_group_membership_settings() -> None:
-    assert consumer_extra(Settings()) == {"partition.assignment.strategy": "cooperative-sticky"}
+    assert consumer_extra(Settings()) == {"partition.assignment.strategy": "range"}
     static = Settings(processor_group_instance_id="proc-1", processor_assignment_strategy="range")
     assert consumer_extra(static) == {"partition.assignment.strategy": "range", "group.instance.id": "proc-1"}
