@@ -18,10 +18,11 @@ from kcollect.localstack.errors import StackError
 from kcollect.localstack.ports import LOOPBACK
 from kcollect.localstack.process import stop_processes
 from kcollect.localstack.tansu import start_tansu
+from streams.settings.names import variable
 from streams.settings.stackfile import ProcessRecord
 
 BrokerKind = Literal["kafka", "tansu"]
-BROKER_VARIABLE = "KCOLLECT_LOCAL_BROKER"
+BROKER_VARIABLE = variable("local_broker")
 KINDS: tuple[BrokerKind, ...] = ("kafka", "tansu")
 
 

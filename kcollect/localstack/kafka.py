@@ -50,6 +50,7 @@ from kcollect.localstack.process import (
     stop_processes,
     wait_ready,
 )
+from streams.settings.names import variable
 from streams.settings.stackfile import ProcessRecord, state_dir
 
 NAME = "kafka"
@@ -57,9 +58,9 @@ KAFKA_VERSION = "4.4.0"
 STARTUP_TIMEOUT = 60.0
 RESOLVE_TIMEOUT = 900.0
 STOP_TIMEOUT = 20.0
-CACHE_VARIABLE = "KCOLLECT_KAFKA_CACHE_DIR"
-VERSION_VARIABLE = "KCOLLECT_KAFKA_VERSION"
-JVM_OPTIONS_VARIABLE = "KCOLLECT_KAFKA_JVM_OPTIONS"
+CACHE_VARIABLE = variable("kafka_cache_dir")
+VERSION_VARIABLE = variable("kafka_version")
+JVM_OPTIONS_VARIABLE = variable("kafka_jvm_options")
 POM_RESOURCE = "kafka_pom.xml"
 _COMPLETE = ".complete"
 

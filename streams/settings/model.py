@@ -146,7 +146,9 @@ class Settings(BaseSettings):
     # --- processor (processors/processor/service.py; docs/processor.md) ---------------------------
     processor_config: str | None = None  # YAML/JSON file of subsystems, metrics and compute (None: built-in)
     processor_group_instance_id: str | None = None  # static membership (group.instance.id); off by default
-    processor_assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = "cooperative-sticky"
+    # range: every member gets its share of each topic (requests and requests.retry alike);
+    # cooperative-sticky balances the count only and can leave one processor all the retry partitions
+    processor_assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = "range"
     processor_dlq_guard_window: int = Field(1000, ge=10, le=10_000_000)
     processor_dlq_guard_ratio: float = Field(0.9, gt=0, le=1)
 

@@ -1,9 +1,10 @@
 """A processor frozen (SIGSTOP) past its session timeout and thawed, then every processor restarted: a
 fresh processor must own partitions within two session timeouts, and the next run must complete.
 
-Run on both brokers (issue 15: on a long-lived Tansu, after such a freeze the processor group was seen
-never to assign partitions again). Apache Kafka passes. Tansu 0.6.0 fails it every time, on a fresh
-broker too and without the freeze: the strict xfail below turns green into a failure the day it
+Run on both brokers and with both assignment strategies (issue 15: on a long-lived Tansu, after such
+a freeze the processor group was seen never to assign partitions again). With the default ``range``
+both brokers pass. With ``cooperative-sticky`` Apache Kafka passes and Tansu 0.6.0 fails every time,
+on a fresh broker too and without the freeze: the strict xfail turns into a failure the day Tansu
 passes, so the note in docs/reliability.md gets revisited. Ownership is read from the fresh processor's
 ready file (written on its first assignment, with the partition count); on Apache Kafka the group
 description must also list the fresh members as the owners of every partition.
@@ -70,14 +71,15 @@ def _wait_owned(d: Deployment, names: tuple[str, ...], deadline: float) -> float
     raise AssertionError(f"no fresh processor owns a partition within two session timeouts: {logs}")
 
 
-def _stable_group_on_kafka(d: Deployment, deadline: float) -> tuple[set[str], GroupInfo]:
-    """The processor group once stable (or at ``deadline``), with the owner of each requests partition."""
+def _stable_group_on_kafka(d: Deployment, members: int, deadline: float) -> tuple[set[str], GroupInfo]:
+    """The processor group once stable with ``members`` members (or at ``deadline``), with the owner of
+    each requests partition."""
     settings = d.settings
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap()})
     topic = REQUESTS.name(settings.topic_prefix)
     while True:
         info = describe_groups(admin, [settings.processor_group], 10.0)[settings.processor_group]
-        if info.state == "stable" or time.monotonic() > deadline:
+        if (info.state == "stable" and info.members == members) or time.monotonic() > deadline:
             return {info.owner(topic, p).member for p in range(settings.partitions)}, info
         time.sleep(0.1)
 
@@ -85,21 +87,31 @@ def _stable_group_on_kafka(d: Deployment, deadline: float) -> tuple[set[str], Gr
 TANSU_STUCK = pytest.mark.xfail(
     strict=True,
     reason=(
-        "Tansu 0.6.0: after the processors leave, JoinGroup keeps answering generation 2 with a departed "
-        "member as leader, so no SyncGroup ever brings an assignment (docs/reliability.md)"
+        "Tansu 0.6.0 with cooperative-sticky: after the processors leave, JoinGroup keeps answering "
+        "generation 2 with a departed member as leader, so no SyncGroup brings an assignment "
+        "(docs/reliability.md)"
     ),
 )
 
 
 @pytest.mark.drill
-@pytest.mark.parametrize("broker", ["kafka", pytest.param("tansu", marks=TANSU_STUCK)])
+@pytest.mark.parametrize(
+    ("broker", "strategy"),
+    [
+        ("kafka", "range"),
+        ("tansu", "range"),
+        ("kafka", "cooperative-sticky"),
+        pytest.param("tansu", "cooperative-sticky", marks=TANSU_STUCK),
+    ],
+)
 def test_frozen_processor_then_every_processor_restarted(
-    tmp_path: Path, shared_clickhouse: ClickHouse, broker: BrokerKind
+    tmp_path: Path, shared_clickhouse: ClickHouse, broker: BrokerKind, strategy: str
 ) -> None:
     _broker_available(broker)
+    env = SLOW | {"KCOLLECT_PROCESSOR_ASSIGNMENT_STRATEGY": strategy}
     with drill_stack(tmp_path, shared_clickhouse, broker=broker) as stack:
-        name = f"df{broker[0]}{int(time.time()) % 100000}"
-        run = start_run(stack, name, CLIENTS, CLIENTS // 5, processors=2, env=SLOW)
+        name = f"df{broker[0]}{strategy[0]}{int(time.time()) % 100000}"
+        run = start_run(stack, name, CLIENTS, CLIENTS // 5, processors=2, env=env)
         d = run.d
         frozen = d.procs["processor0"]
         frozen.send_signal(signal.SIGSTOP)
@@ -114,9 +126,9 @@ def test_frozen_processor_then_every_processor_restarted(
         for fresh in FRESH:
             d.launch(fresh, ["processor"])
         took = _wait_owned(d, FRESH, launched + 2 * SESSION_MS / 1000)
-        print(f"{broker}: a fresh processor owned partitions {took:.2f} s after launch")
+        print(f"{broker}, {strategy}: a fresh processor owned partitions {took:.2f} s after launch")
         if broker == "kafka":  # the broker says who owns what: the two fresh members, every partition
-            owners, info = _stable_group_on_kafka(d, launched + 2 * SESSION_MS / 1000)
+            owners, info = _stable_group_on_kafka(d, len(FRESH), launched + 2 * SESSION_MS / 1000)
             assert info.state == "stable" and info.members == len(FRESH), info
             assert not owners & {UNKNOWN_OWNER, NO_OWNER}, info
 

@@ -51,14 +51,13 @@ def test_group_membership_settings() -> None:
 
     plain = Settings(bootstrap_servers="127.0.0.1:1", broker_flavor="kafka")
     config = consumer_config(plain, "g", **consumer_extra(plain))
-    assert (
-        config["partition.assignment.strategy"] == "cooperative-sticky" and "group.instance.id" not in config
-    )
+    assert config["partition.assignment.strategy"] == "range" and "group.instance.id" not in config
     static = Settings(
         bootstrap_servers="127.0.0.1:1",
         broker_flavor="kafka",
         processor_group_instance_id="proc-1",
-        processor_assignment_strategy="range",
+        processor_assignment_strategy="cooperative-sticky",
     )
     config = consumer_config(static, "g", **consumer_extra(static))
-    assert config["partition.assignment.strategy"] == "range" and config["group.instance.id"] == "proc-1"
+    assert config["partition.assignment.strategy"] == "cooperative-sticky"
+    assert config["group.instance.id"] == "proc-1"
