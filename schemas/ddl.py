@@ -65,6 +65,7 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("text_values", "Array(String)"),
     ("version", "UInt64"),
 )
+NAME_COLUMNS = frozenset(("metric_names", "missing", "computed_names", "text_names"))
 TYPED_COLUMNS = (
     "metric_names",
     "metric_values",
@@ -83,7 +84,7 @@ def names_type(version: tuple[int, ...]) -> str:
 def result_columns(version: tuple[int, ...]) -> tuple[tuple[str, str], ...]:
     """``RESULT_COLUMNS`` with the types of a server of ``version``."""
     names = names_type(version)
-    return tuple((name, names if ctype == NAMES else ctype) for name, ctype in RESULT_COLUMNS)
+    return tuple((name, names if name in NAME_COLUMNS else ctype) for name, ctype in RESULT_COLUMNS)
 
 
 def _json_pairs(names: str, values: str, numeric: bool) -> str:
@@ -173,7 +174,7 @@ def client_runs_table(
 ) -> str:
     """``client_runs`` (see ``CLIENT_RUNS_COLUMNS``), fed by ``client_runs_mv``."""
     names = names_type(version)
-    body = ",\n    ".join(f"{n} {names if t == NAMES else t}" for n, t in CLIENT_RUNS_COLUMNS)
+    body = ",\n    ".join(f"{n} {names if n in NAME_COLUMNS else t}" for n, t in CLIENT_RUNS_COLUMNS)
     return f"""CREATE TABLE IF NOT EXISTS {database}.{CLIENT_RUNS_TABLE} (
     {body}
 ) ENGINE = {engine}

@@ -24,9 +24,9 @@ rows flattened) and a ``String`` leaf with its writer per name; ``client_results
 row (metric, computed and text names and values) and every row of a result batch shares the same
 list of names. ``write_array_data`` writes the offsets with ``itertools.accumulate`` into an
 ``array('Q')``, a ``Float64`` leaf as one ``array('d')``, and a ``String`` leaf run by run: consecutive
-rows holding the same list of names are written as that list's bytes times the run's length. Anything
-else (nullable, nested arrays, LowCardinality, type checks on, a value an array cannot hold, rows that
-share no lists) goes through the driver's own code; the bytes are the driver's (tested).
+rows holding the same list of names are written as that list's bytes times the run's length (for a
+``LowCardinality(String)`` leaf, the list's keys). Anything else (nullable, nested arrays, type
+checks on, a value an array cannot hold, rows that share no lists) goes through the driver's own code; the bytes are the driver's (tested).
 
 ``install()`` runs when ``streams.clickhouse.client`` is imported. It sets ``prepare_items`` on the driver's
 ``DateTimeColumn`` (which inherits it from ``Column`` and does not define its own); ``DateTime64``
@@ -39,6 +39,8 @@ import sys
 from array import array
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, chain, groupby
+from math import log
+from struct import Struct
 from typing import Any
 
 import clickhouse_driver.client
@@ -46,6 +48,7 @@ from clickhouse_driver.columns.arraycolumn import ArrayColumn
 from clickhouse_driver.columns.base import Column
 from clickhouse_driver.columns.datetimecolumn import DateTimeColumn
 from clickhouse_driver.columns.floatcolumn import Float64Column
+from clickhouse_driver.columns.lowcardinalitycolumn import LowCardinalityColumn
 from clickhouse_driver.columns.stringcolumn import String
 from clickhouse_driver.util.helpers import column_chunks
 
@@ -87,25 +90,62 @@ def strings_bytes(items: Sequence[str]) -> bytes:
     return bytes(out)
 
 
-def _string_leaf(rows: list[Any]) -> bytes | None:
-    """The flattened names of ``rows`` in native format, run by run of one shared list; None when rows
-    share too few lists for that to pay (the driver's writer is faster per string)."""
-    runs = [(row, sum(1 for _ in group)) for row, group in groupby(rows, key=id)]
+def _runs(rows: list[Any]) -> list[tuple[tuple[str, ...], int]] | None:
+    """(names, how many consecutive rows hold that very list) over ``rows``; None when rows share too
+    few lists for writing run by run to pay (the driver's writer is faster per string), or a name is
+    not a ``str``."""
+    runs = [(key, sum(1 for _ in group)) for key, group in groupby(rows, key=id)]
     if len(runs) * 4 > len(rows):
         return None
     by_id = {id(row): row for row in rows}
+    named = [(tuple(by_id[key]), count) for key, count in runs]
+    if not all(_STRS_ONLY.issuperset(map(type, names)) for names, _ in named):
+        return None
+    return named
+
+
+def _string_leaf(rows: list[Any]) -> bytes | None:
+    """The flattened names of ``rows`` as a ``String`` column, run by run of one shared list."""
+    runs = _runs(rows)
+    if runs is None:
+        return None
     encoded: dict[tuple[str, ...], bytes] = {}
     pieces = []
-    for key, count in runs:
-        names = tuple(by_id[key])
-        if _STRS_ONLY.issuperset(map(type, names)):
-            data = encoded.get(names)
-            if data is None:
-                data = encoded[names] = strings_bytes(names)
-            pieces.append(data * count)
-        else:
-            return None
+    for names, count in runs:
+        data = encoded.get(names)
+        if data is None:
+            data = encoded[names] = strings_bytes(names)
+        pieces.append(data * count)
     return b"".join(pieces)
+
+
+_KEY_TYPES = ("B", "H", "I", "Q")  # the driver's UInt8/16/32/64 key columns, by its int_type
+
+
+def _low_cardinality_leaf(leaf: Any, rows: list[Any]) -> bytes | None:
+    """The flattened names of ``rows`` as a ``LowCardinality(String)`` column (the driver's format: the
+    serialization type, the dictionary in first-seen order, the keys), run by run of one shared list."""
+    nested = leaf.nested_column
+    if nested.nullable or type(nested) is not String or nested.encoding != "utf-8":
+        return None
+    runs = _runs(rows)
+    if runs is None:
+        return None
+    index: dict[str, int] = {}
+    for names, _ in runs:
+        for name in names:
+            index.setdefault(name, len(index))
+    if not index:
+        return b""
+    int_type = int(log(len(index), 2) / 8)
+    code = _KEY_TYPES[int_type]
+    keys = [array(code, map(index.__getitem__, names)).tobytes() * count for names, count in runs]
+    total = sum(len(names) * count for names, count in runs)
+    head = _INT64.pack(leaf.serialization_type | int_type) + _INT64.pack(len(index))
+    return head + strings_bytes(list(index)) + _INT64.pack(total) + b"".join(keys)
+
+
+_INT64 = Struct("<q")
 
 
 _STRS_ONLY = frozenset((str,))
@@ -121,6 +161,8 @@ def _leaf_bytes(leaf: Any, rows: list[Any]) -> bytes | None:
             return None  # the driver raises its own error for the value
     if type(leaf) is String and leaf.encoding == "utf-8":
         return _string_leaf(rows)
+    if type(leaf) is LowCardinalityColumn:
+        return _low_cardinality_leaf(leaf, rows)
     return None
 
 

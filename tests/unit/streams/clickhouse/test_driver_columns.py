@@ -144,7 +144,11 @@ ARRAY_CASES = [
     ("Array(Float64)", [[1.0, "x"]]),  # not a number: the driver's code (and its error)
     ("Array(Array(Float64))", [[[1.0], [2.0, 3.0]]]),
     ("Array(Nullable(Float64))", [[1.0, None]]),
-    ("Array(LowCardinality(String))", [SHARED] * 3),
+    ("Array(LowCardinality(String))", [SHARED] * 3 + [["a", "cpu"]] * 5),
+    ("Array(LowCardinality(String))", [[f"n{i}" for i in range(300)]] * 4),  # UInt16 keys
+    ("Array(LowCardinality(String))", [[]] * 4),
+    ("Array(LowCardinality(String))", [SHARED, ["b"], ["c"]]),  # nothing shared: the driver's code
+    ("Array(LowCardinality(Nullable(String)))", [["a", None]] * 4),
 ]
 
 
@@ -163,3 +167,16 @@ def test_strings_bytes_is_the_native_format() -> None:
     assert (
         driver_columns.strings_bytes(["", "a", "é" * 100]) == b"\x00\x01a" + b"\xc8\x01" + "é".encode() * 100
     )
+
+
+@pytest.mark.parametrize(
+    ("spec", "rows"),
+    [
+        ("Array(String)", [SHARED] * 8),
+        ("Array(LowCardinality(String))", [SHARED] * 8),
+        ("Array(Float64)", [(1.0,)]),
+    ],
+)
+def test_shared_rows_take_the_fast_path(spec: str, rows: list[Any]) -> None:
+    column = get_column_by_spec(spec, {"context": _context()})
+    assert driver_columns._leaf_bytes(column.nested_column, rows) is not None
