@@ -26,7 +26,8 @@ list of names. ``write_array_data`` writes the offsets with ``itertools.accumula
 ``array('Q')``, a ``Float64`` leaf as one ``array('d')``, and a ``String`` leaf run by run: consecutive
 rows holding the same list of names are written as that list's bytes times the run's length (for a
 ``LowCardinality(String)`` leaf, the list's keys). Anything else (nullable, nested arrays, type
-checks on, a value an array cannot hold, rows that share no lists) goes through the driver's own code; the bytes are the driver's (tested).
+checks on, a value an array cannot hold, rows that share no lists) goes through the driver's own
+code; the bytes are the driver's (tested).
 
 ``install()`` runs when ``streams.clickhouse.client`` is imported. It sets ``prepare_items`` on the driver's
 ``DateTimeColumn`` (which inherits it from ``Column`` and does not define its own); ``DateTime64``
