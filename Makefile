@@ -5,6 +5,7 @@
 #
 #   make test   [PYTEST_ARGS=...]   run the test suite on Apache Kafka (exit code of pytest, 5 when nothing collected)
 #   make test-tansu                the light-broker subset (pipeline, enqueue, lag) on Tansu
+#   make test-chdb                 the current-ClickHouse tests (installs the chdb extra)
 #   make lint                      ruff check, ruff format --check, mypy (strict, from pyproject.toml)
 #   make demo                      kcollect run --clients 100000 on the local stack
 #   make bench                     bench/e2e: 700k end to end (1 and 2 processors, simulator, faust peer)
@@ -24,7 +25,7 @@ PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := test
-.PHONY: setup venv clickhouse kafka tools browser test test-tansu lint demo versions bench
+.PHONY: setup venv clickhouse kafka tools browser test test-tansu test-chdb lint demo versions bench
 
 # The integration tests that keep the light path (Tansu, no Java) working.
 TANSU_TESTS := tests/integration/test_pipeline.py \
@@ -111,6 +112,13 @@ test: setup
 
 test-tansu: setup
 	KCOLLECT_TEST_BROKER=tansu $(PY) -m pytest -q $(TANSU_TESTS) $(PYTEST_ARGS)
+
+# A current ClickHouse in-process (chdb, ~900 MB from PyPI, the chdb extra): DDL, views, the cookbook,
+# the typed migration and the new-server features. Without chdb these tests skip in `make test`.
+test-chdb: setup
+	@$(PY) -m pip install -q -e ".[dev,local,chdb]"
+	@$(PY) -c "import chdb; print('chdb', chdb.__version__, 'ClickHouse', chdb.engine_version)"
+	KCOLLECT_REQUIRE_CHDB=1 $(PY) -m pytest -q -m chdb tests/integration/current $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -37,5 +37,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "integration: needs a Kafka broker and/or ClickHouse (the session fixtures start them)",
     )
     config.addinivalue_line(
+        "markers", "chdb: runs SQL on a current ClickHouse in-process (the chdb extra; make test-chdb)"
+    )
+    config.addinivalue_line(
         "markers", "install: installs the package into a fresh venv (needs the package index or pip's cache)"
     )
