@@ -105,7 +105,8 @@ JSON_ALIASES: tuple[tuple[str, str], ...] = (
     ),
     (
         "computed",
-        f"concat('{{', arrayStringConcat({_json_pairs('computed_names', 'computed_values', True)}, ','), '}}')",
+        "concat('{', arrayStringConcat("
+        f"{_json_pairs('computed_names', 'computed_values', True)}, ','), '}}')",
     ),
 )
 
@@ -226,7 +227,8 @@ SELECT * FROM {table} FINAL""",
 UNION ALL
 {long_form[1]}""",
         f"""CREATE VIEW IF NOT EXISTS {database}.{RESULT_TEXTS_VIEW} AS
-SELECT {keys}, name, value_json FROM {table} FINAL ARRAY JOIN text_names AS name, text_values AS value_json""",
+SELECT {keys}, name, value_json FROM {table} FINAL
+ARRAY JOIN text_names AS name, text_values AS value_json""",
     ]
 
 
@@ -321,7 +323,10 @@ def typed_migration(database: str, version: tuple[int, ...]) -> TypedMigration:
     for name in TYPED_COLUMNS:
         add_columns.append(f"ALTER TABLE {table} ADD COLUMN {name} {types[name]} AFTER {after}")
         after = name
-    unconverted = "(metrics NOT IN ('', '{}') AND empty(metric_names)) OR (computed NOT IN ('', '{}') AND empty(computed_names))"
+    unconverted = " OR ".join(
+        f"({text} NOT IN ('', '{{}}') AND empty({text_name}_names))"
+        for text, text_name in (("metrics", "metric"), ("computed", "computed"))
+    )
     sets = ", ".join(f"{name} = {expression}" for name, expression in TEXT_CONVERSIONS)
     return TypedMigration(
         add_columns=add_columns,

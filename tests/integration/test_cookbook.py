@@ -63,12 +63,12 @@ def test_cookbook_answers_are_right(database: tuple[Client, str]) -> None:
     run2 = [r for r in records()[:-10] if r["run_id"] == "nightly-2"]
     partial = sorted(r["client_id"] for r in run2 if r["status"] == "partial")
     assert summary[1:5] == (len(run2), len(run2) - len(partial), len(partial), 0)
-    by_missing = [q for q in queries if "ARRAY JOIN missing" in q][0]
+    by_missing = next(q for q in queries if "ARRAY JOIN missing" in q)
     assert client.execute(by_missing) == [("mem", len(partial))]
-    partial_rows = [q for q in queries if "status = 'partial'" in q][0]
+    partial_rows = next(q for q in queries if "status = 'partial'" in q)
     assert [r[0] for r in client.execute(partial_rows)] == partial
-    top = [q for q in queries if "LIMIT 10" in q and "DESC, client_id" in q][0]
+    top = next(q for q in queries if "LIMIT 10" in q and "DESC, client_id" in q)
     expected = sorted(run2, key=lambda r: (-r["metrics"]["cpu"], r["client_id"]))[:10]
     assert [r[0] for r in client.execute(top)] == [r["client_id"] for r in expected]
-    only_one = [q for q in queries if "HAVING count() = 1" in q][0]
+    only_one = next(q for q in queries if "HAVING count() = 1" in q)
     assert client.execute(only_one) == [("c0000", ["nightly-1"]), ("c0120", ["nightly-2"])]

@@ -19,7 +19,7 @@ from tests.integration.cookbook_kit import cookbook_queries, records, rows
 
 if os.environ.get("KCOLLECT_REQUIRE_CHDB") != "1":
     pytest.importorskip("chdb")
-from chdb import session as chdb_session  # noqa: E402
+from chdb import session as chdb_session
 
 pytestmark = pytest.mark.chdb
 DB = "kcollect"
