@@ -77,8 +77,14 @@ def results_of(outcome: Outcome) -> list[Record]:
 
 
 def rows_of(decoded: DecodedRows) -> list[Row]:
-    """The decoded rows as tuples in ``RESULT_COLUMNS`` order."""
-    return list(zip(*decoded.columns, strict=True))
+    """The decoded rows as tuples in ``RESULT_COLUMNS`` order, arrays as lists (the fast path keeps a
+    batch row's values as the tuple of its transposed columns; the driver writes both the same)."""
+    return [as_lists(row) for row in zip(*decoded.columns, strict=True)]
+
+
+def as_lists(row: Sequence[Any]) -> Row:
+    """A row with every tuple value (an array column's) as a list."""
+    return tuple(list(value) if type(value) is tuple else value for value in row)
 
 
 def decode_results(values: Sequence[bytes | None]) -> tuple[list[Record], list[tuple[int, CodecError]]]:
