@@ -24,7 +24,7 @@ from rich.text import Text
 
 from kcollect.cli.choices import ValueCheck as ValueCheckMode
 from kcollect.cli.errors import exit_on_known_errors
-from streams.runs.status import RunProgress, RunWatcher, run_status, wait_complete
+from streams.runs.status import RunProgress, RunWatcher, wait_complete
 from streams.settings.model import load_settings
 
 if TYPE_CHECKING:
@@ -35,16 +35,21 @@ runs_app = typer.Typer(help="Collection runs: progress and completion.", no_args
 STAGES = ("enqueued", "processed", "stored", "dead-lettered")
 
 
-def _line(p: RunProgress) -> str:
-    total = "?" if p.total is None else f"{p.total:,}"
-    pending = "?" if p.pending is None else f"{p.pending:,}"
+def _line(row: dict[str, Any]) -> str:
+    """``runs status``: the counts, the dead letters by reason, the times."""
+    reasons = row.get("dead_letter_reasons") or {}
+    why = "".join(f", {r} {n:,}" for r, n in reasons.items())
+    took = "-" if row["duration_s"] is None else f"{row['duration_s']:.1f} s"
     return (
-        f"{p.run_id}: {p.state}, enqueued {total}, processed {p.processed:,}, stored {p.stored:,}, "
-        f"dead-lettered {p.dead_lettered:,} (expired {p.expired:,}), pending {pending}, "
-        + ("complete" if p.complete else "not complete")
+        f"{row['run_id']}: {row['state']}, enqueued {_count(row['total'])}, processed {row['processed']:,}, "
+        f"stored {row['stored']:,} (ok {row['ok']:,}, partial {row['partial']:,}), "
+        f"dead-lettered {row['dead_lettered']:,} (expired {row['expired']:,}{why}), "
+        f"pending {_count(row['pending'])}, started {row['started'] or '-'}, "
+        f"finished {row['finished'] or '-'}, took {took}, "
+        + ("complete" if row["complete"] else "not complete")
         + (
-            f"; {p.unmatched:,} dead letter(s) name the run but are none of its clients"
-            if p.unmatched
+            f"; {row['unmatched']:,} dead letter(s) name the run but are none of its clients"
+            if row["unmatched"]
             else ""
         )
     )
@@ -53,13 +58,40 @@ def _line(p: RunProgress) -> str:
 def _list_line(row: dict[str, Any]) -> str:
     took = "-" if row["duration_s"] is None else f"{row['duration_s']:.1f} s"
     eta = "" if row["eta_s"] is None else f", ETA {row['eta_s']:.0f} s"
+    reasons = row.get("dead_letter_reasons") or {}
+    why = f" ({', '.join(f'{r} {n:,}' for r, n in reasons.items())})" if reasons else ""
     return (
         f"{row['run_id']}: {row['state']}, total {_count(row['total'])}, stored {row['stored']:,} "
-        f"(ok {row['ok']:,}, partial {row['partial']:,}), dead-lettered {row['dead_lettered']:,}, "
+        f"(ok {row['ok']:,}, partial {row['partial']:,}), dead-lettered {row['dead_lettered']:,}{why}, "
         f"pending {_count(row['pending'])}, started {row['started'] or '-'}, "
         f"finished {row['finished'] or '-'}, took {took}{eta}, "
         + ("complete" if row["complete"] else "not complete")
     )
+
+
+STATES = ("enqueueing", "enqueued", "failed", "no-manifest", "complete", "incomplete")
+
+
+def matches(row: dict[str, Any], schedule: str | None, state: str | None) -> bool:
+    """Whether a run row passes the ``--schedule`` / ``--state`` filters (``complete`` / ``incomplete``
+    test completion, any other state the manifest's)."""
+    if schedule is not None and row.get("schedule") != schedule:
+        return False
+    if state is None:
+        return True
+    if state in ("complete", "incomplete"):
+        return bool(row["complete"]) == (state == "complete")
+    return bool(row["state"] == state)
+
+
+def _rows(watcher: RunWatcher, progress: list[RunProgress]) -> list[dict[str, Any]]:
+    from kcollect.console.data import run_row
+
+    summaries = watcher.summaries()
+    now_ms = int(time.time() * 1000)
+    return [
+        run_row(p, summaries.get(p.run_id, {}), watcher.manifests.get(p.run_id), now_ms) for p in progress
+    ]
 
 
 def _count(value: int | None) -> str:
@@ -70,22 +102,32 @@ def _count(value: int | None) -> str:
 @exit_on_known_errors
 def runs_list(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per run.")] = False,
+    schedule: Annotated[str | None, typer.Option(help="Only the runs of this schedule.")] = None,
+    state: Annotated[str | None, typer.Option(help=f"Only runs in this state: {', '.join(STATES)}.")] = None,
 ) -> None:
-    """Every run seen in manifests, ClickHouse or dead letters: counts (stored ok / partial), times, ETA."""
-    from kcollect.console.data import run_row
-
+    """Every run seen in manifests, ClickHouse or dead letters: counts (stored ok / partial, dead letters
+    by reason), started, finished, duration, ETA."""
+    if state is not None and state not in STATES:
+        print(f"kcollect: --state must be one of {', '.join(STATES)}", file=sys.stderr)
+        raise SystemExit(2)
     watcher = RunWatcher(load_settings())
     try:
         watcher.refresh()
-        progress, summaries = watcher.all_runs(), watcher.summaries()
-        now_ms = int(time.time() * 1000)
-        rows = [
-            run_row(p, summaries.get(p.run_id, {}), watcher.manifests.get(p.run_id), now_ms) for p in progress
-        ]
+        rows = _rows(watcher, watcher.all_runs())
     finally:
         watcher.close()
     for row in rows:
-        typer.echo(json.dumps(row) if json_out else _list_line(row))
+        if matches(row, schedule, state):
+            typer.echo(json.dumps(row) if json_out else _list_line(row))
+
+
+def _status_row(run_id: str) -> dict[str, Any]:
+    watcher = RunWatcher(load_settings())
+    try:
+        watcher.refresh()
+        return _rows(watcher, [watcher.progress(run_id)])[0]
+    finally:
+        watcher.close()
 
 
 class RateColumn(ProgressColumn):
@@ -134,15 +176,17 @@ def runs_status(
     watch: Annotated[bool, typer.Option("--watch", help="Live progress bars per stage.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 0.5,
 ) -> None:
-    """A run's counts. With --wait or --watch: exit 0 once complete, 1 if the timeout passes first."""
+    """A run's counts (stored ok / partial, dead letters by reason), when it started and finished and
+    how long it took. With --wait or --watch: exit 0 once complete, 1 if the timeout passes first."""
     if watch:
         progress = _watch(run_id, timeout, interval)
     elif wait:
         progress = wait_complete(load_settings(), run_id, timeout, interval)
-    else:
-        progress = run_status(load_settings(), run_id)
-    typer.echo(json.dumps(progress.as_dict()) if json_out else _line(progress))
-    if (wait or watch) and not progress.complete:
+    row = _status_row(run_id)
+    if wait or watch:
+        row["complete"] = row["complete"] or progress.complete  # what the wait saw
+    typer.echo(json.dumps(row) if json_out else _line(row))
+    if (wait or watch) and not row["complete"]:
         print(f"kcollect: run {run_id} not complete after {timeout:g} s", file=sys.stderr)
         raise SystemExit(1)
 

@@ -69,6 +69,8 @@ class RunProgress:
     expired: int = 0
     unmatched: int = 0  # dead letters naming the run that are no client of its set (garbage)
     checked_by: str = "count"  # "set" (the digest check decided) or "count"
+    # dead-lettered clients (not stored anyway) by reason: the ``reason`` header, else the ``stage``
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +84,13 @@ class DeadOfRun:
     results: set[str] = field(default_factory=set)
     undecodable: set[str] = field(default_factory=set)  # their record did not decode
     expired: set[str] = field(default_factory=set)
+    reasons: dict[str, set[str]] = field(default_factory=dict)  # reason (or stage) -> client keys
+
+
+def reason_counts(reasons: dict[str, set[str]] | None, also_stored: set[str]) -> dict[str, int]:
+    """Clients per dead-letter reason, without those stored anyway, most frequent first."""
+    counts = {reason: len(clients - also_stored) for reason, clients in (reasons or {}).items()}
+    return dict(sorted(((r, n) for r, n in counts.items() if n), key=lambda item: (-item[1], item[0])))
 
 
 def summarize(
@@ -96,6 +105,7 @@ def summarize(
     undecodable: set[str] | None = None,
     expired: set[str] | None = None,
     stored_digest: int | None = None,
+    reasons: dict[str, set[str]] | None = None,
 ) -> RunProgress:
     """A run's progress from its parts (pure): see the module docstring for the definitions.
     ``stored_digest``: the digest of the stored clients, when it was asked for."""
@@ -139,6 +149,7 @@ def summarize(
         expired=len((expired or set()) - also_stored),
         unmatched=len(dead) - dead_count,
         checked_by=checked_by,
+        dead_letter_reasons=reason_counts(reasons, also_stored),
     )
 
 
@@ -197,6 +208,7 @@ class RunWatcher:
         dead = self.dead.setdefault(run_id, DeadOfRun())
         (dead.requests if self._dlq_topics[topic] == "requests" else dead.results).add(client)
         stage = found.get("stage", "")
+        dead.reasons.setdefault(found.get("reason") or stage or "unknown", set()).add(client)
         if stage in DECODE_STAGES:
             dead.undecodable.add(client)
         if stage == "deadline" or found.get("reason") == "expired":
@@ -283,6 +295,7 @@ class RunWatcher:
             undecodable=dead.undecodable,
             expired=dead.expired,
             stored_digest=digest,
+            reasons=dead.reasons,
         )
 
     def all_runs(self) -> list[RunProgress]:

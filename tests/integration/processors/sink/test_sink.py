@@ -263,6 +263,12 @@ def test_bad_rows_are_dead_lettered_and_their_batch_mates_land(pipe: Pipeline) -
     status = json.loads(done.stdout)
     assert status["total"] == 303 and status["stored"] == 300 and status["dead_lettered"] == 3
     assert status["complete"] is True and status["pending"] == 0
+    reasons = status["dead_letter_reasons"]
+    assert sum(reasons.values()) == 3 and reasons["sink-insert"] == 1 and reasons["sink-decode"] == 2
+    assert status["ok"] == 300 and status["partial"] == 0
+    assert status["started"] and status["finished"] and status["duration_s"] is not None
+    text = pipe.cli("runs", "status", run).stdout
+    assert "(ok 300, partial 0)" in text and "sink-insert 1" in text and "took" in text
     waited = pipe.cli("runs", "status", run, "--wait", "--timeout", "5")
     assert waited.returncode == 0, waited.stderr
     publish(pipe, "bad-2", 10)
@@ -272,6 +278,11 @@ def test_bad_rows_are_dead_lettered_and_their_batch_mates_land(pipe: Pipeline) -
     assert listed.returncode == 0, listed.stderr
     runs = {r["run_id"]: r for r in map(json.loads, listed.stdout.splitlines())}
     assert runs[run]["complete"] and runs["bad-2"]["pending"] == 10
+    incomplete = pipe.cli("runs", "list", "--json", "--state", "incomplete").stdout.splitlines()
+    assert "bad-2" in {json.loads(line)["run_id"] for line in incomplete}
+    assert run not in {json.loads(line)["run_id"] for line in incomplete}
+    assert pipe.cli("runs", "list", "--schedule", "nightly").stdout == ""
+    assert pipe.cli("runs", "list", "--state", "bogus").returncode == 2
     assert "ClickHouse refused the result" in pipe.log("sink")
 
 

@@ -90,3 +90,9 @@ def test_same_count_other_clients_is_not_complete() -> None:
 def test_expired_dead_letters_are_counted() -> None:
     p = summarize("r1", manifest(total=3), 1, {"a", "b"}, set(), set(), expired={"a", "b"})
     assert (p.expired, p.complete) == (2, True)
+
+
+def test_dead_letters_by_reason_leave_out_clients_stored_anyway() -> None:
+    reasons = {"expired": {"a", "b"}, "sink-insert": {"c"}, "fetch": {"d"}}
+    p = summarize("r1", manifest(), 5, {"a", "b", "d"}, {"c"}, {"d"}, reasons=reasons)
+    assert p.dead_letter_reasons == {"expired": 2, "sink-insert": 1}
