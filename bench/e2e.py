@@ -7,11 +7,14 @@ own topics, groups and database (8 partitions):
 - ``in-process``: 1 processor, 1 sink, built-in simulated subsystems (alpha 1 metric + beta 10), no
   latency; ``in-process x2``: the same with 2 processors;
 - ``simulator 20 ms``: the same metrics from ``kcollect simulate`` over HTTP, 20 ms per batch call;
-- ``faust``: ``bench.faust_peer`` in place of the processor (kcollect's sink stores its results).
+- ``faust``: ``bench.faust_peer`` in place of the processor (kcollect's sink stores its results);
+- ``plain loop``: ``bench.plain_peer`` in place of the processor and the sink (plain confluent-kafka
+  loops doing the same work, no retries, no dead letters): the ceiling kcollect is compared with.
 
 Seconds run from the first request produced to the moment every client is stored (polled every
 50 ms); CPU seconds (/proc/PID/stat, the process's threads included) and peak RSS (VmHWM) are per
-service process. Every kcollect case is then checked with ``streams.runs.checker``. The in-process case's
+service process, the broker's and ClickHouse's too (total CPU / 2 = the wall time if both cores were
+busy all along). Every kcollect case is then checked with ``streams.runs.checker``. The in-process case's
 stored rows and lag, sampled every 0.5 s, are drawn to the chart.
 """
 
@@ -72,8 +75,10 @@ def run_case(
     processors: int = 1,
     simulator: bool = False,
     faust: bool = False,
+    plain: bool = False,
     timeout: float = 300,
     sample: bool = False,
+    infra: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     name = f"e2e{case.replace(' ', '').replace('-', '')[:10]}{int(time.time()) % 100000}".lower()
     workdir = Path(tempfile.mkdtemp(prefix=f"kcollect-{name}-"))
@@ -116,23 +121,41 @@ def run_case(
                 },
             )
             services.append("faust")
+        elif plain:
+            settings = d.settings
+            for role in ("processor", "sink"):
+                plain_env = {
+                    "PLAIN_BROKER": settings.kafka_bootstrap(),
+                    "PLAIN_REQUESTS": f"{name}.requests",
+                    "PLAIN_RESULTS": f"{name}.results",
+                    "PLAIN_GROUP": f"{name}-plain-{role}",
+                    "PLAIN_CLICKHOUSE_URL": settings.clickhouse().url_with_credentials(),
+                    "PLAIN_READY": str(workdir / f"plain-{role}.ready"),
+                }
+                argv = [sys.executable, "-m", "bench.plain_peer", role]
+                d.launch(f"plain-{role}", argv, ready=False, env=plain_env)
+                services.append(f"plain-{role}")
         else:
             for i in range(processors):
                 d.launch(f"processor{i}", ["processor"])
                 services.append(f"processor{i}")
-        d.launch("sink", ["sink"])
-        services.append("sink")
-        d.wait_ready(*[s for s in services if s != "faust"])
+        if not plain:
+            d.launch("sink", ["sink"])
+            services.append("sink")
+        d.wait_ready(*[s for s in services if s != "faust" and not s.startswith("plain-")])
         if faust:
             time.sleep(8)  # faust has no ready file: let it join its group first
+        while plain and not all((workdir / f"{s}.ready").exists() for s in services):
+            time.sleep(0.05)  # the plain loops write their ready file once assigned
         run_id = f"{name}-run"
-        cpu0 = {s: proc_cpu_seconds(d.procs[s].pid) for s in services}
+        pids = {s: d.procs[s].pid for s in services} | (infra or {})
+        cpu0 = {s: proc_cpu_seconds(pid) for s, pid in pids.items()}
         sampler = Sampler(d, run_id) if sample else None
         if sampler is not None:
             sampler.start()
         summary = enqueue_run(d.settings, run_id, RangeSource(0, clients - 1))
         seen = wait_stored(d, run_id, clients, timeout)
-        cpu = {s: proc_cpu_seconds(d.procs[s].pid) - cpu0[s] for s in services}
+        cpu = {s: proc_cpu_seconds(pid) - cpu0[s] for s, pid in pids.items()}
         rss = {s: proc_peak_rss_mb(d.procs[s].pid) for s in services}
         if sampler is not None:
             time.sleep(1.0)
@@ -140,6 +163,7 @@ def run_case(
         stored = d.stored(run_id, final=True)
         seconds = (seen or time.time()) - summary.first_produced_at
         report = verify_run(d.settings, run_id, value_check=simulated_check)
+        total_cpu = sum(cpu.values())
         return {
             "case": case,
             "clients": clients,
@@ -150,6 +174,8 @@ def run_case(
             "clients_per_s": round((stored if seen is None else clients) / seconds),
             "enqueue_seconds": round(summary.seconds, 2),
             "cpu_s_per_100k": {s: round(c * 100_000 / clients, 2) for s, c in cpu.items()},
+            "cpu_s_total": round(total_cpu, 2),
+            "cpu_bound_seconds": round(total_cpu / 2, 2),  # the wall time if both cores were always busy
             "peak_rss_mb": {s: round(r) for s, r in rss.items()},
             "verify": {
                 k: report.as_dict()[k] for k in ("lost", "duplicated_final", "unexpected", "wrong", "ok")
@@ -166,9 +192,9 @@ def run_case(
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| case | clients | stored | seconds | clients/s | CPU s per 100k (per process) | peak RSS MB "
-        "| checker |",
-        "|---|---|---|---|---|---|---|---|",
+        "| case | clients | stored | seconds | CPU s total / 2 | clients/s | CPU s per 100k (per process) "
+        "| peak RSS MB | checker |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cpu = ", ".join(f"{k} {v:.1f}" for k, v in r["cpu_s_per_100k"].items())
@@ -177,7 +203,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         done = "" if r["complete"] else " (timed out)"
         lines.append(
             f"| {r['case']} | {r['clients']:,} | {r['stored']:,}{done} | {r['seconds']:.2f} | "
-            f"{r['clients_per_s']:,} | {cpu} | {rss} | {check} |"
+            f"{r['cpu_bound_seconds']:.2f} | {r['clients_per_s']:,} | {cpu} | {rss} | {check} |"
         )
     return "\n".join(lines)
 
@@ -213,7 +239,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=700_000)
     parser.add_argument("--faust-clients", type=int, default=None, help="default: --clients")
     parser.add_argument("--faust-timeout", type=float, default=300)
-    parser.add_argument("--cases", default="inproc,inproc2,sim,faust")
+    parser.add_argument("--cases", default="plain,inproc,inproc2,sim,faust")
     parser.add_argument("--chart", type=Path, default=Path("docs/e2e-700k.png"))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -227,10 +253,13 @@ def main() -> None:
     ch = start_clickhouse(folder)
     bootstrap, ch_url = f"127.0.0.1:{broker.port}", clickhouse_url(ch.port)
     rows: list[dict[str, Any]] = []
+    infra = {"broker": broker.pid, "clickhouse": ch.pid}
     try:
         cases = args.cases.split(",")
+        if "plain" in cases:
+            rows.append(run_case(bootstrap, ch_url, "plain loop", args.clients, plain=True, infra=infra))
         if "inproc" in cases:
-            rows.append(run_case(bootstrap, ch_url, "in-process", args.clients, sample=True))
+            rows.append(run_case(bootstrap, ch_url, "in-process", args.clients, sample=True, infra=infra))
             chart(rows[-1], args.chart)
         if "inproc2" in cases:
             rows.append(run_case(bootstrap, ch_url, "in-process x2", args.clients, processors=2))
@@ -247,6 +276,15 @@ def main() -> None:
     print(f"machine: {machine_line()}\n")
     print(table(rows))
     print("\n".join(targets(rows)))
+    for row in rows:
+        if row["samples"]:
+            print(
+                f"\ntimeline of {row['case']} (s since the first request: processor lag in requests, "
+                "sink lag in result batches, rows stored)"
+            )
+            for sample in row["samples"]:
+                lags = f"{sample['processor_lag']}  {sample['sink_lag']}"
+                print(f"  {sample['t']:6.1f}  {lags}  {sample['stored']}")
 
 
 def targets(rows: list[dict[str, Any]]) -> list[str]:
@@ -262,7 +300,17 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
         if row:
             seconds = row["seconds"]
             lines.append(f"{row['case']}: {seconds:.2f} s (target <= {limit} s), {verdict(seconds <= limit)}")
-    kcollect = [row for row in rows if row["case"] != "faust"]
+    plain = by_case.get("plain loop")
+    if inproc and plain:
+        ratio = inproc["clients_per_s"] / max(plain["clients_per_s"], 1)
+        lines.append(f"at least 1.0x the plain loop's end-to-end rate: {ratio:.2f}x, {verdict(ratio >= 1.0)}")
+    for row in (plain, inproc):
+        if row:
+            lines.append(
+                f"{row['case']}: wall {row['seconds']:.2f} s against total CPU / 2 = "
+                f"{row['cpu_bound_seconds']:.2f} s (every process, broker and ClickHouse included)"
+            )
+    kcollect = [row for row in rows if row["case"] not in ("faust", "plain loop")]
     peak = max((mb for row in kcollect for mb in row["peak_rss_mb"].values()), default=0)
     lines.append(f"every kcollect process under 500 MB RSS: peak {peak} MB, {verdict(peak < 500)}")
     if inproc and faust:
