@@ -3,14 +3,19 @@
 1. Builds N realistic results (the processor's own fetch, compute and result batches on the simulated
    subsystems: one batch per partition's share of a 5,000-request consume) and produces them to a
    fresh results topic (own topic prefix, 8 partitions).
-2. Bare: clickhouse-driver columnar inserts of the same N rows (columns built beforehand) into a table
-   with the same schema (materialized view included), each in its own database: all N in one insert,
-   and in inserts of 100k rows (the sink's window); the faster one is the reference.
+2. Bare: clickhouse-driver columnar inserts of the same N rows (the columns the sink's decoder makes of
+   the same result batches, built beforehand) into a table with the same schema (materialized views
+   included), each in its own database: all N in one insert, and in inserts of 100k rows (the sink's
+   window); the faster one is the reference. Then the same rows in inserts of 100k into the layout
+   before typed results (metrics and computed as JSON text, ``LEGACY_DDL``), for ClickHouse's CPU per
+   stored row before and after the schema change.
 3. Sink: starts K `kcollect sink` processes in one group (own group and database per K; K = 1, then 2)
    and measures from the first assignment to the moment ClickHouse holds N rows (also reported from
    process start).
 
-Before each measured case the bench waits until ClickHouse runs no merge: the parts an earlier case
+ClickHouse's CPU (its process's, from /proc, when the local stack runs it) is reported per stored row
+during each case and with the merges that follow it. Before each measured case the bench waits until
+ClickHouse runs no merge: the parts an earlier case
 wrote are merged in the background and would share the two cores with the next case.
 
 Uses the configured stack, or the local one (started when none is). Usage:
@@ -28,22 +33,29 @@ import tempfile
 import time
 import uuid
 import zlib
+from functools import partial
 from pathlib import Path
+from typing import Any
 
+import orjson
+
+from bench.e2e_kit import proc_cpu_seconds
 from bench.machine import machine_line
 from kcollect.localstack.runner import ensure_stack, service_env
 from processors.processor.collect import EncodedBatch, encode_results
 from processors.processor.compute import get_compute
 from processors.processor.subsystems.simulated import default_subsystems
+from processors.sink.columns import COLUMN_NAMES, ResultColumns
+from processors.sink.result_rows import decode_rows
 from schemas.codec import request_record
-from schemas.ddl import insert_results_sql
+from schemas.ddl import OPTIONAL_RESULT_COLUMNS, insert_results_sql
 from schemas.topics import ALL_TOPICS
 from streams.clickhouse.client import connect, migrate
 from streams.kafka.admin import create_topics
 from streams.kafka.clients import make_admin
 from streams.kafka.producer import BatchProducer
 from streams.settings.model import Settings, load_settings
-from tests.oracles import build_results, fetch_all, to_columns
+from tests.oracles import fetch_all
 
 PARTITIONS = 8
 
@@ -51,8 +63,8 @@ PARTITIONS = 8
 CONSUMED = 5000  # the processor's default consume batch: one result batch per partition's share
 
 
-def build_rows(n: int, run_id: str) -> tuple[list[dict[str, object]], list[EncodedBatch]]:
-    """The results as dicts (for the bare insert) and as the processor's result batches."""
+def build_rows(n: int, run_id: str) -> list[EncodedBatch]:
+    """The results as the processor's result batches."""
     requested_at = int(time.time() * 1000)
     requests = [request_record(run_id, str(i), requested_at) for i in range(n)]
     columns = fetch_all(default_subsystems(), requests, 500)
@@ -64,7 +76,82 @@ def build_rows(n: int, run_id: str) -> tuple[list[dict[str, object]], list[Encod
         partitions = sorted(zlib.crc32(str(r["client_id"]).encode()) % PARTITIONS for r in part)
         chunk = {name: column[start : start + CONSUMED] for name, column in columns.items()}
         batches.extend(encode_results(part, partitions, chunk, compute, requested_at + 1000)[0])
-    return build_results(requests, columns, compute, requested_at + 1000), batches
+    return batches
+
+
+def sink_columns(batches: list[EncodedBatch]) -> ResultColumns:
+    """The columns the sink's decoder makes of ``batches`` (what the sink inserts), without the columns
+    the sink leaves to the server when every row holds their default."""
+    decoded = decode_rows([b.value for b in batches])
+    assert not decoded.bad
+    return [
+        c
+        for name, c in zip(COLUMN_NAMES, decoded.columns, strict=True)
+        if name not in OPTIONAL_RESULT_COLUMNS
+    ]
+
+
+# The layout before typed results (metrics and computed as JSON text), for the CPU comparison.
+LEGACY_DDL = """CREATE TABLE {db}.client_results (
+    run_id String, client_id String, requested_at DateTime('UTC'), collected_at DateTime('UTC'),
+    attempt UInt16, status String, metrics String, missing Array(String), computed String, version UInt64
+) ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(requested_at) ORDER BY (run_id, client_id)"""
+LEGACY_MV = """CREATE MATERIALIZED VIEW {db}.run_summary_mv TO {db}.run_summary AS SELECT run_id, {states}
+FROM {db}.client_results GROUP BY run_id"""
+LEGACY_COLUMNS = "run_id, client_id, requested_at, collected_at, attempt, status, metrics, computed, version"
+
+
+def legacy_columns(columns: ResultColumns) -> list[list[object]]:
+    """The same rows in the JSON-text layout (``LEGACY_COLUMNS``): each map as orjson text, as the sink
+    used to write it."""
+    by_name = dict(zip([n for n in COLUMN_NAMES if n not in OPTIONAL_RESULT_COLUMNS], columns, strict=True))
+    dumps = orjson.dumps
+
+    def texts(names: list[list[str]], values: list[tuple[float, ...]]) -> list[bytes]:
+        return [dumps(dict(zip(k, v, strict=True))) for k, v in zip(names, values, strict=True)]
+
+    return [
+        *(by_name[n] for n in ("run_id", "client_id", "requested_at", "collected_at", "attempt", "status")),
+        texts(by_name["metric_names"], by_name["metric_values"]),
+        texts(by_name["computed_names"], by_name["computed_values"]),
+        by_name["version"],
+    ]
+
+
+def legacy_database(settings: Settings, name: str) -> Settings:
+    """A database holding the JSON-text layout with its run summary."""
+    from schemas.ddl import RUN_SUMMARY_COLUMNS, database_ddl
+
+    url = settings.clickhouse().url().rsplit("/", 1)[0]
+    moved = settings.model_copy(update={"clickhouse_url": f"{url}/{name}"})
+    client = connect(moved.clickhouse(), database="default")
+    states = ", ".join(f"{expr} AS {col}" for col, _, expr, _ in RUN_SUMMARY_COLUMNS)
+    try:
+        client.execute(f"CREATE DATABASE IF NOT EXISTS {name}")
+        client.execute(LEGACY_DDL.format(db=name))
+        summary_table = next(
+            s for s in database_ddl(name) if "TABLE IF NOT EXISTS" in s and ".run_summary (" in s
+        )
+        client.execute(summary_table)
+        client.execute(LEGACY_MV.format(db=name, states=states))
+    finally:
+        client.disconnect()
+    return moved
+
+
+def server_pid() -> int | None:
+    """The local stack's ClickHouse process (None when the stack is configured elsewhere)."""
+    from kcollect.localstack import stack
+
+    for process in stack.status()["processes"]:
+        if process.get("name") == "clickhouse" and process.get("alive"):
+            return int(process["pid"])
+    return None
+
+
+def server_cpu() -> float:
+    pid = server_pid()
+    return proc_cpu_seconds(pid) if pid is not None else 0.0
 
 
 def produce(settings: Settings, batches: list[EncodedBatch]) -> float:
@@ -76,23 +163,33 @@ def produce(settings: Settings, batches: list[EncodedBatch]) -> float:
     return time.monotonic() - started
 
 
-def bare_insert(settings: Settings, rows: list[dict[str, object]], chunk: int) -> float:
-    """Seconds for columnar inserts of ``rows``, ``chunk`` rows per insert (columns built beforehand)."""
+def bare_insert(settings: Settings, columns: list[list[object]], chunk: int, sql: str | None = None) -> float:
+    """Seconds for columnar inserts of ``columns``, ``chunk`` rows per insert (built beforehand)."""
     address = settings.clickhouse()
-    migrate(address)
-    columns = to_columns(rows)
+    if sql is None:
+        migrate(address)
+        sql = insert_results_sql(address.database, OPTIONAL_RESULT_COLUMNS)
     gc.collect()
     gc.freeze()  # the rows and columns are long-lived: no collection walks them during the insert
     client = connect(address)
-    sql = insert_results_sql(address.database)
     try:
         started = time.monotonic()
-        for start in range(0, len(rows), chunk):
+        for start in range(0, len(columns[0]), chunk):
             client.execute(sql, [column[start : start + chunk] for column in columns], columnar=True)
         return time.monotonic() - started
     finally:
         client.disconnect()
         gc.unfreeze()
+
+
+def with_server_cpu(settings: Settings, n: int, run: Any) -> tuple[Any, float, float]:
+    """``run()``'s result and ClickHouse's CPU µs per row during it and with the merges after it."""
+    before = server_cpu()
+    result = run()
+    during = server_cpu()
+    wait_for_quiet_server(settings)
+    after = server_cpu()
+    return result, (during - before) * 1e6 / n, (after - before) * 1e6 / n
 
 
 def wait_for_quiet_server(settings: Settings, timeout: float = 60.0) -> float:
@@ -188,34 +285,55 @@ def main() -> None:
         partitions=PARTITIONS,
     )
     create_topics(topics)
-    rows, batches = build_rows(n, f"{tag}-run")
+    batches = build_rows(n, f"{tag}-run")
+    columns = sink_columns(batches)
+    old_columns = legacy_columns(columns)
     produce_seconds = produce(topics, batches)
     del batches
     wait_for_quiet_server(topics)
-    one_block = bare_insert(topics, rows, n)
+    one_block, cpu1, cpu1m = with_server_cpu(topics, n, partial(bare_insert, topics, columns, n))
     wait_for_quiet_server(topics)
-    chunked = bare_insert(fresh_database(topics, f"{tag}_bare100k"), rows, 100_000)
-    del rows
+    chunked_settings = fresh_database(topics, f"{tag}_bare100k")
+    insert_chunked = partial(bare_insert, chunked_settings, columns, 100_000)
+    chunked, cpu2, cpu2m = with_server_cpu(topics, n, insert_chunked)
+    legacy = legacy_database(topics, f"{tag}_legacy")
+    legacy_sql = f"INSERT INTO {tag}_legacy.client_results ({LEGACY_COLUMNS}) VALUES"
+    insert_old = partial(bare_insert, legacy, old_columns, 100_000, legacy_sql)
+    old, cpu3, cpu3m = with_server_cpu(topics, n, insert_old)
+    del columns, old_columns
     bare_seconds = min(one_block, chunked)
     bare_rate = n / bare_seconds
-    print(f"machine: {machine_line()}")
+    print(f"machine: {machine_line()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"rows: {n:,} in result batches ({PARTITIONS} partitions), produced in {produce_seconds:.2f} s")
-    print(f"bare columnar insert, one block: {one_block:.2f} s = {n / one_block:,.0f} rows/s")
-    print(f"bare columnar inserts of 100k rows: {chunked:.2f} s = {n / chunked:,.0f} rows/s")
+    cpu = "ClickHouse CPU µs per row: {:.2f} during the inserts, {:.2f} with the merges after"
+    print(
+        f"bare columnar insert, one block: {one_block:.2f} s = {n / one_block:,.0f} rows/s; "
+        + cpu.format(cpu1, cpu1m)
+    )
+    print(
+        f"bare columnar inserts of 100k rows: {chunked:.2f} s = {n / chunked:,.0f} rows/s; "
+        + cpu.format(cpu2, cpu2m)
+    )
+    print(
+        "bare inserts of 100k rows, JSON-text layout (before typed results): "
+        f"{old:.2f} s = {n / old:,.0f} rows/s; " + cpu.format(cpu3, cpu3m)
+    )
     print(f"bare (the faster): {bare_rate:,.0f} rows/s")
-    databases = [f"{tag}_bare", f"{tag}_bare100k"]
+    databases = [f"{tag}_bare", f"{tag}_bare100k", f"{tag}_legacy"]
     for count in sink_counts:
         settings = fresh_database(topics, f"{tag}_s{count}")
         wait_for_quiet_server(settings)
         databases.append(f"{tag}_s{count}")
         with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
-            from_assigned, from_start, stats = run_sinks(settings, n, Path(tmp), count, profile)
+            sinks = partial(run_sinks, settings, n, Path(tmp), count, profile)
+            (from_assigned, from_start, stats), cpu_s, cpu_sm = with_server_cpu(settings, n, sinks)
         rate = n / from_assigned
         print(
             f"{count} sink process(es): {from_assigned:.2f} s from first assignment = {rate:,.0f} rows/s "
             f"({from_start:.2f} s from process start = {n / from_start:,.0f} rows/s); "
             f">= 300k rows/s {'met' if rate >= 300_000 else 'NOT met'}, "
-            f">= half bare {'met' if rate >= bare_rate / 2 else 'NOT met'} ({rate / bare_rate:.0%} of bare)"
+            f">= 0.6 of bare {'met' if rate >= bare_rate * 0.6 else 'NOT met'} "
+            f"({rate / bare_rate:.0%} of bare); " + cpu.format(cpu_s, cpu_sm)
         )
         for one in stats:
             keys = ("inserts", "windows", "batches", "paused_seconds", "decode_seconds", "insert_seconds")

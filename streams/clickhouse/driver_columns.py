@@ -39,8 +39,9 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Iterator, Sequence
-from itertools import accumulate, chain, groupby
+from itertools import accumulate, chain, compress, repeat
 from math import log
+from operator import ne
 from struct import Struct
 from typing import Any
 
@@ -95,21 +96,35 @@ def _runs(rows: list[Any]) -> list[tuple[tuple[str, ...], int]] | None:
     """(names, how many consecutive rows hold that very list) over ``rows``; None when rows share too
     few lists for writing run by run to pay (the driver's writer is faster per string), or a name is
     not a ``str``."""
-    runs = [(key, sum(1 for _ in group)) for key, group in groupby(rows, key=id)]
-    if len(runs) * 4 > len(rows):
+    if not rows:
+        return []
+    ids = list(map(id, rows))
+    starts = [0, *compress(range(1, len(ids)), map(ne, ids, ids[1:]))]
+    if len(starts) * 4 > len(rows):
         return None
-    by_id = {id(row): row for row in rows}
-    named = [(tuple(by_id[key]), count) for key, count in runs]
+    ends = [*starts[1:], len(rows)]
+    named = [(tuple(rows[start]), end - start) for start, end in zip(starts, ends, strict=True)]
     if not all(_STRS_ONLY.issuperset(map(type, names)) for names, _ in named):
         return None
     return named
 
 
-def _string_leaf(rows: list[Any]) -> bytes | None:
-    """The flattened names of ``rows`` as a ``String`` column, run by run of one shared list."""
-    runs = _runs(rows)
-    if runs is None:
-        return None
+def _run_sizes(runs: list[tuple[tuple[str, ...], int]]) -> bytes:
+    """The offsets of rows given as runs of one list each: an arithmetic progression per run."""
+    sizes = array("Q")
+    offset = 0
+    for names, count in runs:
+        width = len(names)
+        if width:
+            sizes.extend(range(offset + width, offset + width * count + 1, width))
+        else:
+            sizes.extend(repeat(offset, count))
+        offset += width * count
+    return sizes.tobytes()
+
+
+def _string_leaf(runs: list[tuple[tuple[str, ...], int]]) -> bytes:
+    """The flattened names of rows as a ``String`` column, run by run of one shared list."""
     encoded: dict[tuple[str, ...], bytes] = {}
     pieces = []
     for names, count in runs:
@@ -123,15 +138,9 @@ def _string_leaf(rows: list[Any]) -> bytes | None:
 _KEY_TYPES = ("B", "H", "I", "Q")  # the driver's UInt8/16/32/64 key columns, by its int_type
 
 
-def _low_cardinality_leaf(leaf: Any, rows: list[Any]) -> bytes | None:
-    """The flattened names of ``rows`` as a ``LowCardinality(String)`` column (the driver's format: the
+def _low_cardinality_leaf(leaf: Any, runs: list[tuple[tuple[str, ...], int]]) -> bytes:
+    """The flattened names of rows as a ``LowCardinality(String)`` column (the driver's format: the
     serialization type, the dictionary in first-seen order, the keys), run by run of one shared list."""
-    nested = leaf.nested_column
-    if nested.nullable or type(nested) is not String or nested.encoding != "utf-8":
-        return None
-    runs = _runs(rows)
-    if runs is None:
-        return None
     index: dict[str, int] = {}
     for names, _ in runs:
         for name in names:
@@ -152,36 +161,46 @@ _INT64 = Struct("<q")
 _STRS_ONLY = frozenset((str,))
 
 
-def _leaf_bytes(leaf: Any, rows: list[Any]) -> bytes | None:
+def _is_utf8_string(column: Any) -> bool:
+    return type(column) is String and column.encoding == "utf-8" and not column.nullable
+
+
+def _leaf_bytes(leaf: Any, rows: list[Any]) -> tuple[bytes, bytes] | None:
+    """(offsets, data) of ``rows`` for an array of ``leaf``, or None for the driver's own code."""
     if leaf.nullable or leaf.types_check_enabled:
         return None
-    if type(leaf) is Float64Column and _LITTLE_ENDIAN:
+    if type(leaf) is Float64Column:
         try:
-            return array("d", chain.from_iterable(rows)).tobytes()
+            values = array("d", list(chain.from_iterable(rows))).tobytes()
         except (TypeError, OverflowError):
             return None  # the driver raises its own error for the value
-    if type(leaf) is String and leaf.encoding == "utf-8":
-        return _string_leaf(rows)
-    if type(leaf) is LowCardinalityColumn:
-        return _low_cardinality_leaf(leaf, rows)
-    return None
+        return array("Q", accumulate(map(len, rows))).tobytes(), values
+    strings = _is_utf8_string(leaf)
+    if not strings and not (type(leaf) is LowCardinalityColumn and _is_utf8_string(leaf.nested_column)):
+        return None
+    runs = _runs(rows)
+    if runs is None:
+        return None
+    data = _string_leaf(runs) if strings else _low_cardinality_leaf(leaf, runs)
+    return _run_sizes(runs), data
 
 
 def write_array_data(column: Any, data: Any, buf: Any) -> None:
-    """``ArrayColumn.write_data`` without a Python loop per row for ``Array(Float64)`` and
-    ``Array(String)`` columns of lists or tuples (see the module docstring); else the driver's."""
+    """``ArrayColumn.write_data`` without a Python loop per row for ``Array(Float64)``,
+    ``Array(String)`` and ``Array(LowCardinality(String))`` columns of lists or tuples (see the module
+    docstring); else the driver's."""
     leaf = column.nested_column
     if (
-        not column.nullable
+        _LITTLE_ENDIAN
+        and not column.nullable
         and type(data) is list
         and not isinstance(leaf, ArrayColumn)
         and _ROWS.issuperset(map(type, data))
-        and _LITTLE_ENDIAN
     ):
-        values = _leaf_bytes(leaf, data)
-        if values is not None:
-            buf.write(array("Q", accumulate(map(len, data))).tobytes())
-            buf.write(values)
+        written = _leaf_bytes(leaf, data)
+        if written is not None:
+            buf.write(written[0])
+            buf.write(written[1])
             return
     _DRIVER_ARRAY_WRITE(column, data, buf)
 
