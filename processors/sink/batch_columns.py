@@ -68,7 +68,10 @@ def batch_columns(obj: dict[str, Any], run_ids: set[str]) -> ResultColumns | Non
         and _columns_ok(obj["computed_names"], obj["computed"], n)
     ):
         return None
-    seconds = [ms // 1000 for ms in requested]
+    # a batch's rows nearly always share their request time and attempt: each distinct value is
+    # converted once, and the column is a C-level lookup
+    seconds = list(map({ms: ms // 1000 for ms in set(requested)}.__getitem__, requested))
+    versions = {a: result_version(a, True, collected) for a in set(attempts)}  # every row is ok
     return list(
         in_column_order(
             {
@@ -85,7 +88,7 @@ def batch_columns(obj: dict[str, Any], run_ids: set[str]) -> ResultColumns | Non
                 "computed_values": _rows_of(obj["computed"], n),
                 "text_names": [NO_MISSING] * n,
                 "text_values": [NO_MISSING] * n,
-                "version": [result_version(a, True, collected) for a in attempts],  # all ok
+                "version": list(map(versions.__getitem__, attempts)),
             }
         )
     )
