@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from confluent_kafka import Producer
 
@@ -27,7 +26,10 @@ pytestmark = pytest.mark.integration
 T0 = 1_763_900_000_000  # 2025-11-23 (November)
 DECEMBER = 1_765_000_000_000  # 2025-12-06: another partition of client_results
 METRICS = {"cpu": 1.0, "mem": 2.0}
-NAMES = "run_id, client_id, requested_at, collected_at, attempt, status, metrics, missing, computed, version"
+NAMES = (
+    "run_id, client_id, requested_at, collected_at, attempt, status, metric_names, metric_values, missing, "
+    "computed_names, computed_values, version"
+)
 
 
 @pytest.fixture
@@ -70,9 +72,11 @@ def row(run_id: str, client: str, requested_at_ms: int = T0, **changes: Any) -> 
         T0 // 1000 + 1,
         0,
         values["status"],
-        orjson.dumps(values["metrics"]),
+        list(values["metrics"]),
+        list(values["metrics"].values()),
         values["missing"],
-        orjson.dumps(values["computed"]),
+        list(values["computed"]),
+        list(values["computed"].values()),
         result_version(0, values["status"] == "ok", T0 + 1000),
     )
 

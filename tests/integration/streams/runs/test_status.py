@@ -21,7 +21,7 @@ from tests.integration.pipeline import Pipeline, make_pipeline
 
 pytestmark = pytest.mark.integration
 
-NAMES = "run_id, client_id, requested_at, collected_at, attempt, status, metrics, missing, computed, version"
+NAMES = "run_id, client_id, requested_at, collected_at, attempt, status, metric_names, metric_values, version"
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def pipe(kafka_bootstrap: str, clickhouse_url: str, unique_name: str, tmp_path: 
 def store(pipe: Pipeline, run_id: str, clients: list[str]) -> None:
     """Rows as the sink writes them (no processor or sink runs in these tests: the outcome is planted)."""
     rows: list[tuple[Any, ...]] = [
-        (run_id, c, 1_763_900_000, 1_763_900_001, 0, "ok", b"{}", [], b"{}", result_version(0, True, 0))
+        (run_id, c, 1_763_900_000, 1_763_900_001, 0, "ok", [], [], result_version(0, True, 0))
         for c in clients
     ]
     client = connect(pipe.settings.clickhouse())
