@@ -85,6 +85,8 @@ def test_dead_letters_of_garbage_do_not_stand_in_for_pending_clients(pipe: Pipel
     dead_letter(pipe, "results.dlq", run, "9", "sink-decode")  # a client's result that did not decode
     done = run_status(settings, run)
     assert done.complete and done.pending == 0 and done.dead_lettered == 1, done.as_dict()
+    # by reason: every dead letter that names the run (its reason header, else its stage)
+    assert done.dead_letter_reasons == {"sink-decode": 2, "unsupported_version": 1}
 
 
 def test_runs_status_reads_manifests_written_before_client_sets(pipe: Pipeline) -> None:
