@@ -180,6 +180,10 @@ def run_main(data: dict[str, Any]) -> str:
                 "dead-lettered",
                 f"<span id=dead>{num(r['dead_lettered'])}</span> (requests {num(r['dead_lettered_requests'])}, results {num(r['dead_lettered_results'])})",
             ),
+            (
+                "dead letters by reason",
+                esc(", ".join(f"{k} {v:,}" for k, v in (r.get("dead_letter_reasons") or {}).items()) or "-"),
+            ),
             ("pending", num(r["pending"])),
             ("started / finished", f"{esc(r['started'] or '-')} / {esc(r['finished'] or '-')}"),
             ("duration / ETA", f"{duration(r['duration_s'])} / {duration(r['eta_s'])}"),
