@@ -16,12 +16,22 @@ db_app = typer.Typer(help="ClickHouse schema.", no_args_is_help=True)
 @db_app.command("migrate")
 @exit_on_known_errors
 def db_migrate(json_out: JsonOut = False) -> None:
-    """Create the ClickHouse database and tables (idempotent)."""
+    """Create the ClickHouse database, tables and views, and move a table of an earlier layout over (the
+    JSON-text values to typed columns, in place; older version numbers): idempotent."""
     from streams.clickhouse.client import migrate
 
     address = load_settings().clickhouse()
-    migrate(address)
+    statements = migrate(address)
+    # what moved data or columns (the DDL itself is idempotent and runs every time)
+    changes = [
+        s.split("\n", 1)[0]
+        for s in statements
+        if s.startswith(("ALTER", "INSERT")) and "MODIFY SETTING" not in s
+    ]
     if json_out:
-        typer.echo(json.dumps({"ready": True, "clickhouse": address.url(), "database": address.database}))
+        ready = {"ready": True, "clickhouse": address.url(), "database": address.database, "changes": changes}
+        typer.echo(json.dumps(ready))
     else:
+        for change in changes:
+            typer.echo(f"  {change[:160]}")
         typer.echo(f"schema ready in {address.url()}")
