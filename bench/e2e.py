@@ -1,8 +1,9 @@
 """bench/e2e: the whole pipeline at 700k clients (11 metrics each), with CPU, RSS, lag and a faust peer.
 
 ``python -m bench.e2e [--clients 700000] [--faust-clients N] [--chart docs/e2e-700k.png]``. One local
-stack of its own (Tansu on memory storage, clickhouse-server), then one case after another, each on its
-own topics, groups and database (8 partitions):
+stack of its own (a broker, clickhouse-server), then one case after another, each on its
+own topics, groups and database (8 partitions; ``--broker kafka``, the default, is Apache Kafka as
+one KRaft node, ``--broker tansu`` Tansu on memory storage):
 
 - ``in-process``: 1 processor, 1 sink, built-in simulated subsystems (alpha 1 metric + beta 10), no
   latency; ``in-process x2``: the same with 2 processors;
@@ -242,6 +243,7 @@ def main() -> None:
     parser.add_argument("--cases", default="plain,inproc,inproc2,sim,faust")
     parser.add_argument("--chart", type=Path, default=Path("docs/e2e-700k.png"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--broker", choices=("kafka", "tansu"), default="kafka", help="the local broker")
     args = parser.parse_args()
 
     from kcollect.localstack.clickhouse import clickhouse_url, start_clickhouse
@@ -249,7 +251,14 @@ def main() -> None:
     from kcollect.localstack.process import stop_process
 
     folder = Path(tempfile.mkdtemp(prefix="kcollect-e2e-stack-"))
-    broker = start_broker(folder)
+    cluster = None
+    if args.broker == "kafka":
+        from kcollect.localstack.kafka import start_kafka
+
+        cluster = start_kafka(folder)
+        broker = cluster.running_records()[0]
+    else:
+        broker = start_broker(folder)
     ch = start_clickhouse(folder)
     bootstrap, ch_url = f"127.0.0.1:{broker.port}", clickhouse_url(ch.port)
     rows: list[dict[str, Any]] = []
@@ -269,7 +278,10 @@ def main() -> None:
             n = args.faust_clients or args.clients
             rows.append(run_case(bootstrap, ch_url, "faust", n, faust=True, timeout=args.faust_timeout))
     finally:
-        stop_process(broker)
+        if cluster is not None:
+            cluster.stop()
+        else:
+            stop_process(broker)
         stop_process(ch)
         if args.json is not None:
             args.json.write_text(json.dumps(rows, indent=1))
