@@ -1,7 +1,7 @@
 """Shared pytest setup: the ``integration`` marker and the stack fixtures.
 
-``kafka_bootstrap`` and ``clickhouse_url`` (session) and ``unique_name`` (per test) come from
-``tests/stack_fixtures.py``; see its docstring for where the broker and the server come from.
+``kafka_bootstrap`` and ``clickhouse_url`` (session), ``unique_name`` and ``local_cluster`` (per test)
+come from ``tests/stack_fixtures.py``; see its docstring for where the broker and the server come from.
 Unit tests (``tests/unit``) use none of them and need no running service.
 
 A SIGTERM to the test run (a CI timeout, ``kill PID``) becomes a KeyboardInterrupt, as Ctrl-C does: pytest
@@ -17,9 +17,9 @@ from types import FrameType
 
 import pytest
 
-from tests.stack_fixtures import clickhouse_url, kafka_bootstrap, unique_name
+from tests.stack_fixtures import clickhouse_url, kafka_bootstrap, local_cluster, unique_name
 
-__all__ = ["clickhouse_url", "kafka_bootstrap", "unique_name"]
+__all__ = ["clickhouse_url", "kafka_bootstrap", "local_cluster", "unique_name"]
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

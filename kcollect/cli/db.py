@@ -18,4 +18,5 @@ def db_migrate() -> None:
 
     address = load_settings().clickhouse()
     migrate(address)
-    typer.echo(f"schema ready in {address.url()}")
+    where = f" on cluster {address.cluster}" if address.cluster else ""
+    typer.echo(f"schema ready in {address.url()}{where}")

@@ -44,6 +44,8 @@ def _print_json(value: Any) -> None:
 def _print_addresses(info: dict[str, Any]) -> None:
     typer.echo(f"bootstrap servers: {info['bootstrap_servers']}")
     typer.echo(f"clickhouse url:    {info['clickhouse_url']}")
+    if info.get("clickhouse_cluster"):
+        typer.echo(f"clickhouse cluster: {info['clickhouse_cluster']}")
     for process in info["processes"]:
         state = "running" if process["alive"] else "dead"
         where = f"pid {process['pid']} port {process['port']}"
@@ -55,9 +57,17 @@ def up(
     json_output: JsonFlag = False,
     state_dir: StateDir = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each service to answer.")] = 30.0,
+    clickhouse_cluster: Annotated[
+        bool,
+        typer.Option(
+            "--clickhouse-cluster",
+            help="ZooKeeper and a ClickHouse cluster of 2 shards x 2 replicas (cluster 'kcollect') "
+            "instead of one server (needs Debian's zookeeper package and Java).",
+        ),
+    ] = False,
 ) -> None:
     """Start the broker and ClickHouse (or reuse the running ones) and print their addresses."""
-    _run("up", lambda: stack.up(state_dir, timeout=timeout))
+    _run("up", lambda: stack.up(state_dir, timeout=timeout, clickhouse_cluster=clickhouse_cluster))
     info = stack.status(state_dir)
     if json_output:
         _print_json(info)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kcollect.localstack.chcluster import start_cluster
 from kcollect.localstack.clickhouse import clickhouse_url, start_clickhouse, wait_clickhouse
 from kcollect.localstack.errors import StackError
 from kcollect.localstack.ports import LOOPBACK, free_port
@@ -84,21 +85,30 @@ def _stop_recorded(folder: Path) -> list[str]:
     return stopped
 
 
-def _start(folder: Path, timeout: float) -> StackFile:
-    """Start the broker, then ClickHouse; stop whatever started when anything fails."""
+def _start(folder: Path, timeout: float, clickhouse_cluster: bool = False) -> StackFile:
+    """Start the broker, then ClickHouse (one server, or ZooKeeper and a 2 x 2 cluster); stop whatever
+    started when anything fails."""
     started: list[ProcessRecord] = []
+    cluster_name: str | None = None
     try:
         tansu = start_tansu(folder, timeout=timeout)
         started.append(tansu)
-        clickhouse = start_clickhouse(folder, timeout=timeout)
-        started.append(clickhouse)
+        if clickhouse_cluster:
+            cluster = start_cluster(folder, timeout=timeout)
+            started.extend(cluster.processes())
+            url, cluster_name = cluster.url, cluster.name
+        else:
+            clickhouse = start_clickhouse(folder, timeout=timeout)
+            started.append(clickhouse)
+            url = clickhouse_url(clickhouse.port)
     except BaseException:
         for record in reversed(started):
             stop_process(record)
         raise
     stack = StackFile(
         bootstrap_servers=f"{LOOPBACK}:{tansu.port}",
-        clickhouse_url=clickhouse_url(clickhouse.port),
+        clickhouse_url=url,
+        clickhouse_cluster=cluster_name,
         processes=tuple(started),
     )
     write_stack_file(stack, folder)
@@ -114,8 +124,14 @@ def _check_answers(stack: StackFile, timeout: float) -> StackFile:
 ANSWER_TIMEOUT = 5.0  # seconds a recorded, running stack gets to answer before it is restarted
 
 
-def up(folder: Path | None = None, *, timeout: float = STARTUP_TIMEOUT) -> StackFile:
+def up(
+    folder: Path | None = None, *, timeout: float = STARTUP_TIMEOUT, clickhouse_cluster: bool = False
+) -> StackFile:
     """Start the local stack (or return the one already running) and record it in ``stack.json``.
+
+    ``clickhouse_cluster``: ZooKeeper and four clickhouse-servers (2 shards x 2 replicas, cluster
+    ``kcollect``) instead of one server; every command then uses the cluster (``stack.json`` records
+    its name). A running stack of the other kind is stopped and started again as asked.
 
     A stale record (a process died, or its PID now belongs to another program) is cleaned first:
     its processes still running are stopped. Raises StackError naming the log file on failure.
@@ -123,13 +139,14 @@ def up(folder: Path | None = None, *, timeout: float = STARTUP_TIMEOUT) -> Stack
     folder = folder or state_dir()
     with _locked(folder):
         running = read_stack_file(folder)
-        if running is not None and _all_ours(running):
+        same_kind = running is not None and bool(running.clickhouse_cluster) == clickhouse_cluster
+        if running is not None and same_kind and _all_ours(running):
             try:  # a running stack answers at once; one that does not (a process dying) is restarted
                 return _check_answers(running, min(timeout, ANSWER_TIMEOUT))
             except StackError:
                 pass
         _stop_recorded(folder)
-        return _start(folder, timeout)
+        return _start(folder, timeout, clickhouse_cluster)
 
 
 def down(folder: Path | None = None) -> list[str]:
@@ -161,6 +178,7 @@ def status(folder: Path | None = None) -> dict[str, Any]:
         "running": running,
         "bootstrap_servers": stack.bootstrap_servers if stack and running else None,
         "clickhouse_url": stack.clickhouse_url if stack and running else None,
+        "clickhouse_cluster": stack.clickhouse_cluster if stack and running else None,
         "state_dir": str(folder),
         "stack_file": str(folder / STACK_FILE_NAME),
         "processes": processes,

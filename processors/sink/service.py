@@ -58,7 +58,7 @@ def build_sink_chain(
     """ResultDecoder -> WindowStep -> InsertStep -> CommitOffsets."""
     commit = CommitOffsets(commit_offsets, settings.commit_interval_seconds, producer.poll, max_waiting=64)
     dead_letters = ResultDeadLetters(producer, RESULTS_DLQ.name(settings.topic_prefix), stats)
-    writers = [WindowWriter(settings.clickhouse(), stats) for _ in range(INSERT_WORKERS)]
+    writers = [WindowWriter(settings.clickhouse(), stats, preferred=i) for i in range(INSERT_WORKERS)]
     insert = InsertStep(writers, ClickHouseHealth(stats), dead_letters.refused_rows, commit)
     limits = WindowLimits(
         settings.sink_batch_rows,

@@ -18,6 +18,7 @@ from clickhouse_driver.errors import ServerException, TypeMismatchError
 
 from schemas.ddl import DEDUP_SINCE, database_ddl
 from streams.clickhouse import driver_columns
+from streams.clickhouse.cluster import read_shards
 from streams.settings.model import ClickHouseAddress
 
 driver_columns.install()  # DateTime columns of epoch seconds skip the driver's per-value loop
@@ -113,10 +114,17 @@ def is_data_error(exc: BaseException) -> bool:
 
 
 def migrate(address: ClickHouseAddress) -> list[str]:
-    """Create the database, tables and views if missing (idempotent); returns the statements run."""
+    """Create the database, tables and views if missing (idempotent); returns the statements run.
+
+    With ``address.cluster`` every statement runs ``ON CLUSTER`` (each server of the cluster creates
+    its replicated tables, the Distributed tables and the views); the cluster must be known to the
+    server (``system.clusters``), or this fails before any statement runs.
+    """
     client = connect(address, database="default")
     try:
-        statements = database_ddl(address.database, server_version(client))
+        if address.cluster:
+            read_shards(client, address)  # ClusterConfigError naming the cluster when it is unknown
+        statements = database_ddl(address.database, server_version(client), address.cluster)
         for statement in statements:
             client.execute(statement)
         return statements

@@ -36,6 +36,7 @@ class StackFile(BaseModel):
 
     bootstrap_servers: str
     clickhouse_url: str
+    clickhouse_cluster: str | None = None  # set by `kcollect stack up --clickhouse-cluster`
     processes: tuple[ProcessRecord, ...] = ()
 
 

@@ -1,0 +1,2 @@
+ATTACH DATABASE kcollect
+ENGINE = Ordinary
