@@ -91,7 +91,7 @@ class LocalCluster:
 
 
 def plan_servers(
-    folder: Path, name: str, shards: int, replicas: int, zookeeper_port: int
+    folder: Path, name: str, shards: int, replicas: int, zookeeper_port: int, weights: tuple[int, ...] = ()
 ) -> list[ClusterServer]:
     """Folders, ports and places of every member (nothing started)."""
     taken: set[int] = {zookeeper_port}
@@ -103,7 +103,8 @@ def plan_servers(
     topology = tuple(tuple(ports[s * replicas + r].tcp for r in range(replicas)) for s in range(shards))
     servers = []
     for index, chosen in enumerate(ports):
-        member = ClusterMember(name, topology, index // replicas + 1, index % replicas + 1, zookeeper_port)
+        shard, replica = index // replicas + 1, index % replicas + 1
+        member = ClusterMember(name, topology, shard, replica, zookeeper_port, weights)
         home = folder / "chcluster" / member.replica_name
         layout = ClickHouseLayout(config_dir=home, data_dir=home / "data", log_dir=home / "logs")
         servers.append(ClusterServer(member, layout, chosen))
@@ -116,13 +117,15 @@ def start_cluster(
     name: str = CLUSTER_NAME,
     shards: int = 2,
     replicas: int = 2,
+    weights: tuple[int, ...] = (),
     timeout: float = STARTUP_TIMEOUT,
 ) -> LocalCluster:
-    """Start ZooKeeper and ``shards x replicas`` servers; on any failure stop what started and raise."""
+    """Start ZooKeeper and ``shards x replicas`` servers (shard ``weights``, default all 1); on any
+    failure stop what started and raise."""
     zookeeper = start_zookeeper(folder)
     cluster = LocalCluster(name, folder, zookeeper)
     try:
-        cluster.servers = plan_servers(folder, name, shards, replicas, zookeeper.port)
+        cluster.servers = plan_servers(folder, name, shards, replicas, zookeeper.port, weights)
         for server in cluster.servers:
             cluster.restart(server, timeout)
     except BaseException:
