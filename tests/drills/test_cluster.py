@@ -44,9 +44,8 @@ def start_cluster_run(
 
 
 def finish(stack: ClusterStack, run: DrillRun) -> VerifyReport:
-    report = run.check()
+    report = run.check(dead_letters=0)  # an outage is never the rows' fault: nothing dead-lettered
     assert report.duplicated_raw == 0, report.as_dict()
-    assert report.dead_lettered == 0, report.as_dict()
     check_placement(stack.cluster, run.d.name, run.run_id, run.clients)
     assert run.d.procs["sink"].poll() is None, "the sink must wait for ClickHouse, not die"
     return report

@@ -30,7 +30,7 @@ def test_run_on_cluster(tmp_path: Path, local_cluster: Any) -> None:
         watch = watched(d)
         run_id = f"{name}-run"
         enqueue(d, run_id, CLIENTS)
-        report = check_run(d, run_id, CLIENTS, watch)
+        report = check_run(d, run_id, CLIENTS, watch, dead_letters=0)
         assert report.duplicated_raw == 0, report.as_dict()
         check_placement(local_cluster, name, run_id, CLIENTS)
         progress = run_status(d.settings, run_id)
