@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -22,11 +24,13 @@ def test_distributed_routing_matches_shard_map(tmp_path: Path) -> None:
     try:
         find_zookeeper()
     except StackError as exc:
+        if os.environ.get("CI") == "true":
+            raise
         pytest.skip(str(exc))
     cluster = start_cluster(tmp_path, shards=2, replicas=1, weights=(1, 2))
     try:
-        address = parse_clickhouse_url(cluster.url.replace("/kcollect", "/routing"))
-        address = type(address)(**{**address.__dict__, "cluster": cluster.name})
+        url = cluster.url.replace("/kcollect", "/routing")
+        address = dataclasses.replace(parse_clickhouse_url(url), cluster=cluster.name)
         migrate(address)
         client = connect(address)
         shards = read_shards(client, address)
