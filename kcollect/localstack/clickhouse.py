@@ -20,6 +20,7 @@ from kcollect.localstack.chconfig import (
     ClickHouseLayout,
     ClickHousePorts,
     ClusterMember,
+    TlsListener,
     write_config,
 )
 from kcollect.localstack.errors import StackError
@@ -139,15 +140,16 @@ def distinct_ports(tcp: int | None = None, taken: frozenset[int] = frozenset()) 
 
 
 def start_clickhouse(
-    folder: Path, port: int | None = None, *, timeout: float = STARTUP_TIMEOUT
+    folder: Path, port: int | None = None, *, timeout: float = STARTUP_TIMEOUT, tls: TlsListener | None = None
 ) -> ProcessRecord:
     """Start a detached clickhouse-server (native port ``port``) and wait until it answers.
 
     Config and data live in ``folder/clickhouse/`` (data kept across restarts); output goes to
     ``folder/logs/clickhouse.log`` and the server's own logs next to it. The ``kcollect`` database is
-    created. On failure the process is stopped and StackError names the log files.
+    created. ``tls`` adds a secure native port (the plain one stays, for readiness and set-up). On
+    failure the process is stopped and StackError names the log files.
     """
-    return start_server(ClickHouseLayout.under(folder), distinct_ports(port), timeout=timeout)
+    return start_server(ClickHouseLayout.under(folder), distinct_ports(port), timeout=timeout, tls=tls)
 
 
 def start_server(
@@ -156,11 +158,13 @@ def start_server(
     member: ClusterMember | None = None,
     *,
     timeout: float = STARTUP_TIMEOUT,
+    tls: TlsListener | None = None,
 ) -> ProcessRecord:
     """Start one detached clickhouse-server under ``layout`` on ``ports`` (as ``member`` of a local
-    cluster when given), wait until it answers and create the ``kcollect`` database on it."""
+    cluster when given; ``tls``: a secure native port too), wait until it answers and create the
+    ``kcollect`` database on it."""
     binary = find_clickhouse_server()
-    config = write_config(layout, ports, member=member)
+    config = write_config(layout, ports, tls=tls, member=member)
     log_path = layout.log_dir / "clickhouse.log"
     env = {**os.environ, MARKER_VARIABLE: marker(NAME, ports.tcp)}
     argv = [str(binary), f"--config-file={config}"]

@@ -17,7 +17,7 @@ TEMPLATE = ET.fromstring(
 
 def _render(member: ClusterMember | None) -> ET.Element:
     layout = ClickHouseLayout(Path("/c"), Path("/c/data"), Path("/c/logs"))
-    return render_config(TEMPLATE, layout, ClickHousePorts(1, 2, 3), member)
+    return render_config(TEMPLATE, layout, ClickHousePorts(1, 2, 3), member=member)
 
 
 def test_single_server_drops_cluster_sections() -> None:
