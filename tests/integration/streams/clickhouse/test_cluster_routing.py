@@ -1,5 +1,6 @@
 """The sink's client -> shard map agrees with the server's: rows inserted through the Distributed table
-(synchronously) land on exactly the shards ``ShardMap`` picks, with unequal weights (1 and 2)."""
+(synchronously) land on exactly the shards ``ShardMap`` picks, with unequal weights (1 and 2). ``db
+migrate`` ON CLUSTER runs twice, and refuses a cluster holding rows of the older version format."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from kcollect.localstack.chcluster import start_cluster
 from kcollect.localstack.errors import StackError
 from kcollect.localstack.zookeeper import find_zookeeper
 from schemas.ddl import RESULTS_LOCAL_TABLE
-from streams.clickhouse.client import connect, migrate
+from streams.clickhouse.client import OldVersionFormatError, connect, migrate
 from streams.clickhouse.cluster import ShardMap, read_shards
 from streams.settings.model import parse_clickhouse_url
 
@@ -32,6 +33,7 @@ def test_distributed_routing_matches_shard_map(tmp_path: Path) -> None:
         url = cluster.url.replace("/kcollect", "/routing")
         address = dataclasses.replace(parse_clickhouse_url(url), cluster=cluster.name)
         migrate(address)
+        migrate(address)  # idempotent ON CLUSTER
         client = connect(address)
         shards = read_shards(client, address)
         assert [s.weight for s in shards] == [1, 2]
@@ -51,5 +53,8 @@ def test_distributed_routing_matches_shard_map(tmp_path: Path) -> None:
             assert got == sorted(ids[i] for i in expected[index])
         assert 1800 < len(expected[1]) < 2200  # weight 2 of 3
         client.disconnect()
+        # the rows above carry version 0, the older format: a cluster is not migrated in place
+        with pytest.raises(OldVersionFormatError, match="single server"):
+            migrate(address)
     finally:
         cluster.stop()
