@@ -66,7 +66,8 @@ def up(
         typer.Option(
             "--clickhouse-cluster",
             help="ZooKeeper and a ClickHouse cluster of 2 shards x 2 replicas (cluster 'kcollect') "
-            "instead of one server (needs Debian's zookeeper package and Java).",
+            "instead of one server (needs Debian's zookeeper package and Java); a running single-server "
+            "stack is replaced. Without it a running stack of either kind is reused.",
         ),
     ] = False,
 ) -> None:
@@ -75,7 +76,8 @@ def up(
     The broker is Apache Kafka where java and mvn are on PATH (its jars are resolved from Maven once,
     then cached in the state folder), else Tansu; KCOLLECT_LOCAL_BROKER=kafka|tansu chooses.
     """
-    _run("up", lambda: stack.up(state_dir, timeout=timeout, clickhouse_cluster=clickhouse_cluster))
+    cluster = True if clickhouse_cluster else None
+    _run("up", lambda: stack.up(state_dir, timeout=timeout, clickhouse_cluster=cluster))
     info = stack.status(state_dir)
     if info["broker_note"]:
         typer.echo(f"note: {info['broker_note']}", err=True)

@@ -136,13 +136,15 @@ ANSWER_TIMEOUT = 5.0  # seconds a recorded, running stack gets to answer before 
 
 
 def up(
-    folder: Path | None = None, *, timeout: float = STARTUP_TIMEOUT, clickhouse_cluster: bool = False
+    folder: Path | None = None, *, timeout: float = STARTUP_TIMEOUT, clickhouse_cluster: bool | None = None
 ) -> StackFile:
     """Start the local stack (or return the one already running) and record it in ``stack.json``.
 
     ``clickhouse_cluster``: ZooKeeper and four clickhouse-servers (2 shards x 2 replicas, cluster
     ``kcollect``) instead of one server; every command then uses the cluster (``stack.json`` records
-    its name). A running stack of the other kind is stopped and started again as asked.
+    its name). None (``kcollect run``, ``stack up`` without the flag): a running stack of either kind
+    is reused, else one server is started. True or False with a running stack of the other kind: it
+    is stopped and started again as asked.
 
     A stale record (a process died, or its PID now belongs to another program) is cleaned first:
     its processes still running are stopped. Raises StackError naming the log file on failure.
@@ -150,14 +152,16 @@ def up(
     folder = folder or state_dir()
     with _locked(folder):
         running = read_stack_file(folder)
-        same_kind = running is not None and bool(running.clickhouse_cluster) == clickhouse_cluster
+        same_kind = running is not None and (
+            clickhouse_cluster is None or bool(running.clickhouse_cluster) == clickhouse_cluster
+        )
         if running is not None and same_kind and _all_ours(running):
             try:  # a running stack answers at once; one that does not (a process dying) is restarted
                 return _check_answers(running, min(timeout, ANSWER_TIMEOUT))
             except StackError:
                 pass
         _stop_recorded(folder)
-        return _start(folder, timeout, clickhouse_cluster)
+        return _start(folder, timeout, bool(clickhouse_cluster))
 
 
 def down(folder: Path | None = None) -> list[str]:

@@ -55,6 +55,10 @@ def test_stack_up_with_a_cluster(state: Path) -> None:
     assert "on cluster kcollect" in migrate.stdout
     records = read_stack_file(state)
     assert records is not None
+    # kcollect run's ensure_stack and a plain `stack up` reuse the running cluster, not replace it
+    assert stack.up(state).processes == records.processes
+    again = CliRunner().invoke(stack_app, ["up", "--json"])
+    assert again.exit_code == 0 and json.loads(again.output)["clickhouse_cluster"] == "kcollect"
     stopped = stack.down()
     assert sorted(stopped) == sorted(names)
     assert not any(is_recorded_process(p) for p in records.processes)
