@@ -1,2 +1,0 @@
-ATTACH DATABASE kcollect
-ENGINE = Ordinary
