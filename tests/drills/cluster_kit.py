@@ -13,27 +13,28 @@ from pathlib import Path
 
 from bench.deployment import Deployment, make_deployment
 from kcollect.localstack.chcluster import ClusterServer, LocalCluster
-from kcollect.localstack.ports import free_port
-from kcollect.localstack.process import stop_process
 from schemas.ddl import RESULTS_LOCAL_TABLE
 from streams.clickhouse.client import connect
 from streams.clickhouse.cluster import ShardMap
 from streams.settings.model import parse_clickhouse_url
-from tests.drills.kit import Broker, _retry
+from tests.drills.kit import _retry
 
 SYNC_TIMEOUT = 120.0
 
 
 @dataclass
 class ClusterStack:
-    broker: Broker
+    """The session's broker (the suite's broker of record: these drills do not break it) and a cluster."""
+
+    bootstrap: str
+    folder: Path
     cluster: LocalCluster
     cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def deploy(self, name: str, **env: str) -> Deployment:
-        folder = self.broker.folder / name
+        folder = self.folder / name
         env = {"KCOLLECT_CLICKHOUSE_CLUSTER": self.cluster.name} | env
-        d = make_deployment(self.broker.bootstrap, self.cluster.url, name, folder, **env)
+        d = make_deployment(self.bootstrap, self.cluster.url, name, folder, **env)
         self.cleanup.callback(d.stop_all, 10)
         return d
 
@@ -48,13 +49,10 @@ def _restarted(cluster: LocalCluster, server: ClusterServer) -> object:
 
 
 @contextlib.contextmanager
-def cluster_stack(folder: Path, cluster: LocalCluster) -> Iterator[ClusterStack]:
-    with contextlib.ExitStack() as cleanup:
-        broker = Broker(folder, free_port(), None, None)
-        broker.start()
-        cleanup.callback(lambda: broker.record is not None and stop_process(broker.record))
-        stack = ClusterStack(broker, cluster)
-        cleanup.enter_context(stack.cleanup)
+def cluster_stack(folder: Path, cluster: LocalCluster, bootstrap: str) -> Iterator[ClusterStack]:
+    """Deployments on ``bootstrap`` and ``cluster``; their services are stopped when it ends."""
+    stack = ClusterStack(bootstrap, folder, cluster)
+    with stack.cleanup:
         yield stack
 
 

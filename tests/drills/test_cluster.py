@@ -62,8 +62,8 @@ def finish(stack: ClusterStack, run: DrillRun) -> VerifyReport:
 
 
 @pytest.mark.drill
-def test_replica_killed_mid_run(tmp_path: Path, local_cluster: Any) -> None:
-    with cluster_stack(tmp_path, local_cluster) as stack:
+def test_replica_killed_mid_run(tmp_path: Path, local_cluster: Any, kafka_bootstrap: str) -> None:
+    with cluster_stack(tmp_path, local_cluster, kafka_bootstrap) as stack:
         run = start_cluster_run(stack, _name("rk"), CLIENTS, CLIENTS // 5, **SLOW)
         victim = local_cluster.shard(2)[0]  # the replica the first insert worker writes shard 2 to
         os.kill(victim.record.pid, signal.SIGKILL)
@@ -78,8 +78,8 @@ def test_replica_killed_mid_run(tmp_path: Path, local_cluster: Any) -> None:
 
 
 @pytest.mark.drill
-def test_zookeeper_stopped(tmp_path: Path, local_cluster: Any) -> None:
-    with cluster_stack(tmp_path, local_cluster) as stack:
+def test_zookeeper_stopped(tmp_path: Path, local_cluster: Any, kafka_bootstrap: str) -> None:
+    with cluster_stack(tmp_path, local_cluster, kafka_bootstrap) as stack:
         run = start_cluster_run(stack, _name("zk"), CLIENTS, CLIENTS // 5, **SLOW)
         local_cluster.stop_zookeeper()
         time.sleep(OUTAGE)
@@ -90,12 +90,12 @@ def test_zookeeper_stopped(tmp_path: Path, local_cluster: Any) -> None:
 
 
 @pytest.mark.drill
-def test_shard_down(tmp_path: Path, local_cluster: Any) -> None:
+def test_shard_down(tmp_path: Path, local_cluster: Any, kafka_bootstrap: str) -> None:
     """A whole shard down: every window holds rows of both shards and one offset per partition commits
     all of them, so the windows the sink holds (at most 3 in the insert step and a window's worth of
     rows waiting: KCOLLECT_SINK_BATCH_ROWS, here 2,000) store their shard-1 rows, and then everything
     waits: the partitions are paused until shard 2 is back."""
-    with cluster_stack(tmp_path, local_cluster) as stack:
+    with cluster_stack(tmp_path, local_cluster, kafka_bootstrap) as stack:
         env = STRETCHED | {"KCOLLECT_SINK_BATCH_ROWS": "2000"}
         run = start_cluster_run(stack, _name("sd"), CLIENTS, CLIENTS // 10, **env)
         shard2 = local_cluster.shard(2)
@@ -117,12 +117,14 @@ def test_shard_down(tmp_path: Path, local_cluster: Any) -> None:
 
 
 @pytest.mark.drill
-def test_sink_killed_between_shard_inserts_and_commit(tmp_path: Path, local_cluster: Any) -> None:
+def test_sink_killed_between_shard_inserts_and_commit(
+    tmp_path: Path, local_cluster: Any, kafka_bootstrap: str
+) -> None:
     """``after_insert:3``: the sink exits right after one shard acknowledged its part of a window,
     before the other shard's part and before the commit. Windows close by count only (the last ones
     by time), so the restarted sink cuts the same windows, sends the same blocks, and the replicas drop
     the ones they already hold: no raw duplicate."""
-    with cluster_stack(tmp_path, local_cluster) as stack:
+    with cluster_stack(tmp_path, local_cluster, kafka_bootstrap) as stack:
         name = _name("sc")
         env = {
             "KCOLLECT_SINK_BATCH_ROWS": "3000",
@@ -145,10 +147,10 @@ def test_sink_killed_between_shard_inserts_and_commit(tmp_path: Path, local_clus
 
 
 @pytest.mark.drill
-def test_full_run_100k(tmp_path: Path, local_cluster: Any) -> None:
+def test_full_run_100k(tmp_path: Path, local_cluster: Any, kafka_bootstrap: str) -> None:
     """100,000 clients through processor and sink processes onto the cluster; ``kcollect runs verify``
     (through the Distributed tables) exits 0."""
-    with cluster_stack(tmp_path, local_cluster) as stack:
+    with cluster_stack(tmp_path, local_cluster, kafka_bootstrap) as stack:
         clients = 100_000
         name = _name("full")
         d = stack.deploy(name)

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.integration
 CLIENTS = 20_000
 
 
-def test_run_on_cluster(tmp_path: Path, local_cluster: Any) -> None:
-    with cluster_stack(tmp_path, local_cluster) as stack:
+def test_run_on_cluster(tmp_path: Path, local_cluster: Any, kafka_bootstrap: str) -> None:
+    with cluster_stack(tmp_path, local_cluster, kafka_bootstrap) as stack:
         name = f"cl{int(time.time()) % 100000}"
         d = stack.deploy(name)
         tables = {r[0] for r in d.query("SELECT name FROM system.tables WHERE database = %(d)s", {"d": name})}
