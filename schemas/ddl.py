@@ -21,18 +21,37 @@ re-deliveries show. Read it through ``run_summary_final`` (the -Merge of each st
 On a server with ``insert_deduplication_token`` (22.2+), ``client_results`` also keeps the last
 ``DEDUP_WINDOW`` insert tokens (``non_replicated_deduplication_window``), so a retried insert of the
 same offset range is dropped by the server before it becomes a duplicate row at all.
+
+Values are typed (``RESULT_COLUMNS``): metric and computed values as parallel ``Array(Float64)``
+columns beside their names, metrics that are not numbers as JSON text beside theirs; ``metrics`` and
+``computed`` are ALIAS columns giving the JSON text of the earlier layout, which ``typed_migration``
+moves a table over from. ``client_runs`` (fed by ``client_runs_mv``) is keyed by client for a client's
+history; ``result_values`` / ``result_texts`` are long-form views for BI tools.
+
+On a cluster (``cluster`` given) the same objects are created ``ON CLUSTER``: the tables the data lives
+in are ``ReplicatedReplacingMergeTree`` / ``ReplicatedAggregatingMergeTree`` named ``*_local`` on every
+server, and ``client_results`` / ``run_summary`` become Distributed tables over them, so readers use
+the same names in both modes. Every row of a client is on one shard (the sink routes by
+``SHARD_KEY``), so ``FINAL`` per shard is ``FINAL`` over the whole table. Replicated tables
+deduplicate a retried identical block on every version (checksums kept in ZooKeeper).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 RESULTS_TABLE = "client_results"
+RESULTS_LOCAL_TABLE = "client_results_local"  # a cluster's replicated table on each shard
+RUN_SUMMARY_LOCAL = "run_summary_local"
+# A client's shard: this hash of its id (``shard_hash`` computes it in Python), by the shard weights.
+SHARD_KEY = "halfMD5(client_id)"
 RESULTS_FINAL_VIEW = "client_results_final"
 RUN_SUMMARY_TABLE = "run_summary"
 RUN_SUMMARY_MV = "run_summary_mv"
 RUN_SUMMARY_VIEW = "run_summary_final"
 CLIENT_RUNS_TABLE = "client_runs"
+CLIENT_RUNS_LOCAL = "client_runs_local"  # a cluster's replicated table on each shard
 CLIENT_RUNS_MV = "client_runs_mv"
 CLIENT_LATEST_VIEW = "client_latest"
 RESULT_VALUES_VIEW = "result_values"
@@ -138,20 +157,52 @@ RUN_SUMMARY_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def results_table(
-    database: str, version: tuple[int, ...], engine: str = "ReplacingMergeTree(version)"
-) -> str:
-    """``client_results``: one row per delivered result, collapsed per (run, client) by ``version``."""
+def _on(cluster: str | None) -> str:
+    return f" ON CLUSTER {cluster}" if cluster else ""
+
+
+def _zookeeper_path(database: str, table: str) -> str:
+    """Where the replicas of one shard of ``table`` meet in ZooKeeper (``{shard}`` from the macros)."""
+    return f"/clickhouse/tables/{{shard}}/{database}/{table}"
+
+
+def _engine(family: str, database: str, table: str, cluster: str | None, *args: str) -> str:
+    """``family(args)`` on a single server; ``Replicated<family>(path, '{replica}', args)`` on a cluster."""
+    if cluster is None:
+        return f"{family}({', '.join(args)})"
+    replicated = (f"'{_zookeeper_path(database, table)}'", "'{replica}'", *args)
+    return f"Replicated{family}({', '.join(replicated)})"
+
+
+def results_table(database: str, version: tuple[int, ...], cluster: str | None = None) -> str:
+    """The table the sink inserts into: ``client_results`` on a single server, each shard's
+    ``client_results_local`` (replicated) on a cluster."""
     columns = [f"{name} {ctype}" for name, ctype in result_columns(version)]
     columns += [f"{name} String ALIAS {expression}" for name, expression in JSON_ALIASES]
     body = ",\n    ".join(columns)
-    dedup = version >= DEDUP_SINCE
+    dedup = version >= DEDUP_SINCE and cluster is None  # replicated tables deduplicate blocks anyway
     settings = f"\nSETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}" if dedup else ""
-    return f"""CREATE TABLE IF NOT EXISTS {database}.{RESULTS_TABLE} (
+    table = insert_table(cluster)
+    engine = _engine("ReplacingMergeTree", database, table, cluster, "version")
+    return f"""CREATE TABLE IF NOT EXISTS {database}.{table}{_on(cluster)} (
     {body}
 ) ENGINE = {engine}
 PARTITION BY toYYYYMM(requested_at)
 ORDER BY (run_id, client_id){settings}"""
+
+
+def distributed_table(database: str, cluster: str, table: str, local: str, key: str | None = None) -> str:
+    """A Distributed table named ``table`` over every shard's ``local`` (reads; inserts by ``key``)."""
+    sharding = f", {key}" if key else ""
+    return f"""CREATE TABLE IF NOT EXISTS {database}.{table}{_on(cluster)}
+AS {database}.{local}
+ENGINE = Distributed({cluster}, {database}, {local}{sharding})"""
+
+
+def results_final_view(database: str, cluster: str | None = None) -> str:
+    """``client_results_final``: every (run, client) once (on a cluster, FINAL runs on each shard)."""
+    return f"""CREATE VIEW IF NOT EXISTS {database}.{RESULTS_FINAL_VIEW}{_on(cluster)} AS
+SELECT * FROM {database}.{RESULTS_TABLE} FINAL"""
 
 
 # (column, type) of ``client_runs``: which runs a client took part in, how each went, no values. Keyed by
@@ -170,28 +221,31 @@ CLIENT_RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def client_runs_table(
-    database: str, version: tuple[int, ...], engine: str = "ReplacingMergeTree(version)"
-) -> str:
-    """``client_runs`` (see ``CLIENT_RUNS_COLUMNS``), fed by ``client_runs_mv``."""
+def client_runs_table(database: str, version: tuple[int, ...], cluster: str | None = None) -> str:
+    """``client_runs`` (see ``CLIENT_RUNS_COLUMNS``), fed by ``client_runs_mv``; on a cluster each
+    shard's ``client_runs_local`` (replicated), a Distributed ``client_runs`` over them."""
     names = names_type(version)
     body = ",\n    ".join(f"{n} {names if n in NAME_COLUMNS else t}" for n, t in CLIENT_RUNS_COLUMNS)
-    return f"""CREATE TABLE IF NOT EXISTS {database}.{CLIENT_RUNS_TABLE} (
+    table = CLIENT_RUNS_LOCAL if cluster else CLIENT_RUNS_TABLE
+    engine = _engine("ReplacingMergeTree", database, table, cluster, "version")
+    return f"""CREATE TABLE IF NOT EXISTS {database}.{table}{_on(cluster)} (
     {body}
 ) ENGINE = {engine}
 PARTITION BY toYYYYMM(requested_at)
 ORDER BY (client_id, run_id)"""
 
 
-def client_runs_views(database: str) -> list[str]:
-    """The materialized view that feeds ``client_runs`` and ``client_latest`` (a client's last run)."""
+def client_runs_views(database: str, cluster: str | None = None) -> list[str]:
+    """The materialized view that feeds ``client_runs`` (on a cluster: each server's local table from
+    the blocks inserted into it) and ``client_latest`` (a client's last run)."""
     names = ", ".join(name for name, _ in CLIENT_RUNS_COLUMNS)
+    target = CLIENT_RUNS_LOCAL if cluster else CLIENT_RUNS_TABLE
     return [
-        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{CLIENT_RUNS_MV}
-TO {database}.{CLIENT_RUNS_TABLE}
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{CLIENT_RUNS_MV}{_on(cluster)}
+TO {database}.{target}
 AS SELECT {names}
-FROM {database}.{RESULTS_TABLE}""",
-        f"""CREATE VIEW IF NOT EXISTS {database}.{CLIENT_LATEST_VIEW} AS
+FROM {database}.{insert_table(cluster)}""",
+        f"""CREATE VIEW IF NOT EXISTS {database}.{CLIENT_LATEST_VIEW}{_on(cluster)} AS
 SELECT
     client_id,
     max(t) AS requested_at,
@@ -208,8 +262,8 @@ GROUP BY client_id""",
     ]
 
 
-def results_views(database: str) -> list[str]:
-    """``client_results_final`` (every column, FINAL) and the long-form views for BI tools:
+def results_views(database: str, cluster: str | None = None) -> list[str]:
+    """The long-form views for BI tools:
     ``result_values`` (run, client, kind = metric | computed, name, value: one row per number) and
     ``result_texts`` (the metrics that are not numbers, one row each, the value as JSON text)."""
     table = f"{database}.{RESULTS_TABLE}"
@@ -220,65 +274,100 @@ def results_views(database: str) -> list[str]:
         for kind in ("metric", "computed")
     ]
     return [
-        f"""CREATE VIEW IF NOT EXISTS {database}.{RESULTS_FINAL_VIEW} AS
-SELECT * FROM {table} FINAL""",
-        f"""CREATE VIEW IF NOT EXISTS {database}.{RESULT_VALUES_VIEW} AS
+        f"""CREATE VIEW IF NOT EXISTS {database}.{RESULT_VALUES_VIEW}{_on(cluster)} AS
 {long_form[0]}
 UNION ALL
 {long_form[1]}""",
-        f"""CREATE VIEW IF NOT EXISTS {database}.{RESULT_TEXTS_VIEW} AS
+        f"""CREATE VIEW IF NOT EXISTS {database}.{RESULT_TEXTS_VIEW}{_on(cluster)} AS
 SELECT {keys}, name, value_json FROM {table} FINAL
 ARRAY JOIN text_names AS name, text_values AS value_json""",
     ]
 
 
-def _run_summary(database: str) -> list[str]:
+def run_summary_table(database: str, cluster: str | None = None) -> str:
     columns = ",\n    ".join(f"{name} {ctype}" for name, ctype, _, _ in RUN_SUMMARY_COLUMNS)
-    states = ",\n    ".join(f"{expr} AS {name}" for name, _, expr, _ in RUN_SUMMARY_COLUMNS)
-    merges = ",\n    ".join(f"{merge}({name}) AS {name}" for name, _, _, merge in RUN_SUMMARY_COLUMNS)
-    return [
-        f"""CREATE TABLE IF NOT EXISTS {database}.{RUN_SUMMARY_TABLE} (
+    table = RUN_SUMMARY_LOCAL if cluster else RUN_SUMMARY_TABLE
+    engine = _engine("AggregatingMergeTree", database, table, cluster)
+    return f"""CREATE TABLE IF NOT EXISTS {database}.{table}{_on(cluster)} (
     run_id String,
     {columns}
-) ENGINE = AggregatingMergeTree()
-ORDER BY run_id""",
-        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{RUN_SUMMARY_MV}
-TO {database}.{RUN_SUMMARY_TABLE}
+) ENGINE = {engine}
+ORDER BY run_id"""
+
+
+def run_summary_mv(database: str, cluster: str | None = None) -> str:
+    """The materialized view from the table the sink inserts into to the (local) summary table: on a
+    cluster every server aggregates the blocks inserted into it, and the summary replicates."""
+    states = ",\n    ".join(f"{expr} AS {name}" for name, _, expr, _ in RUN_SUMMARY_COLUMNS)
+    target = RUN_SUMMARY_LOCAL if cluster else RUN_SUMMARY_TABLE
+    return f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{RUN_SUMMARY_MV}{_on(cluster)}
+TO {database}.{target}
 AS SELECT
     run_id,
     {states}
-FROM {database}.{RESULTS_TABLE}
-GROUP BY run_id""",
-        f"""CREATE VIEW IF NOT EXISTS {database}.{RUN_SUMMARY_VIEW} AS
+FROM {database}.{insert_table(cluster)}
+GROUP BY run_id"""
+
+
+def run_summary_view(database: str, cluster: str | None = None) -> str:
+    """``run_summary_final``: the -Merge of each state per run (over every shard on a cluster)."""
+    merges = ",\n    ".join(f"{merge}({name}) AS {name}" for name, _, _, merge in RUN_SUMMARY_COLUMNS)
+    return f"""CREATE VIEW IF NOT EXISTS {database}.{RUN_SUMMARY_VIEW}{_on(cluster)} AS
 SELECT
     run_id,
     {merges}
 FROM {database}.{RUN_SUMMARY_TABLE}
-GROUP BY run_id""",
-    ]
+GROUP BY run_id"""
 
 
-def database_ddl(database: str, version: tuple[int, ...] = (18, 16)) -> list[str]:
+def database_ddl(database: str, version: tuple[int, ...] = (18, 16), cluster: str | None = None) -> list[str]:
     """The statements that create the database, tables and views, in order; each is idempotent.
 
     ``version`` is the server's: newer features (the deduplication window, LowCardinality names) only
     where present. For a ``client_results`` created before the upgrade, an ``ALTER ... MODIFY SETTING``
-    sets the window. A table of the JSON-text layout is moved over by ``typed_migration`` first.
+    sets the window; one of the JSON-text layout is moved over by ``typed_migration`` first.
+    ``cluster`` (a cluster of the servers' ``remote_servers``): every statement runs ``ON CLUSTER``,
+    the tables are replicated ``*_local`` ones and ``client_results`` / ``run_summary`` are Distributed
+    tables over them, so every reader queries the same names in both modes.
     """
     statements = [
-        f"CREATE DATABASE IF NOT EXISTS {database}",
-        results_table(database, version),
-        *results_views(database),
-        *_run_summary(database),
-        client_runs_table(database, version),
-        *client_runs_views(database),
+        f"CREATE DATABASE IF NOT EXISTS {database}{_on(cluster)}",
+        results_table(database, version, cluster),
     ]
-    if version >= DEDUP_SINCE:
+    if cluster:
+        statements.append(distributed_table(database, cluster, RESULTS_TABLE, RESULTS_LOCAL_TABLE, SHARD_KEY))
+    statements += [
+        results_final_view(database, cluster),
+        *results_views(database, cluster),
+        run_summary_table(database, cluster),
+    ]
+    if cluster:
+        statements.append(distributed_table(database, cluster, RUN_SUMMARY_TABLE, RUN_SUMMARY_LOCAL))
+    statements += [run_summary_mv(database, cluster), run_summary_view(database, cluster)]
+    statements.append(client_runs_table(database, version, cluster))
+    if cluster:
+        statements.append(
+            distributed_table(database, cluster, CLIENT_RUNS_TABLE, CLIENT_RUNS_LOCAL, SHARD_KEY)
+        )
+    statements += client_runs_views(database, cluster)
+    if version >= DEDUP_SINCE and cluster is None:
         statements.append(
             f"ALTER TABLE {database}.{RESULTS_TABLE} "
             f"MODIFY SETTING non_replicated_deduplication_window = {DEDUP_WINDOW}"
         )
     return statements
+
+
+def insert_table(cluster: str | None = None) -> str:
+    """The table the sink inserts into: on a cluster, the local replicated table of a shard."""
+    return RESULTS_LOCAL_TABLE if cluster else RESULTS_TABLE
+
+
+def shard_hash(client_id: str) -> int:
+    """``halfMD5(client_id)`` as the server computes it (``SHARD_KEY``): the first 8 bytes of the MD5
+    of the UTF-8 id, big-endian. The sink routes rows with it; the Distributed table's sharding key
+    is the same expression, so both put a client on the same shard."""
+    return int.from_bytes(hashlib.md5(client_id.encode()).digest()[:8], "big")
 
 
 # The JSON-text layout's columns that the typed layout replaced (``metrics`` and ``computed`` were String
@@ -384,10 +473,13 @@ OPTIONAL_RESULT_COLUMNS = frozenset(("missing", "text_names", "text_values"))
 them in, and the client does not serialize a column of empty arrays."""
 
 
-def insert_results_sql(database: str, without: frozenset[str] = frozenset()) -> str:
+def insert_results_sql(
+    database: str, without: frozenset[str] = frozenset(), table: str = RESULTS_TABLE
+) -> str:
     """The INSERT for a columnar batch (rows always go as a parameter, never inline: 18.16 hangs on that).
 
-    ``without``: columns (of ``OPTIONAL_RESULT_COLUMNS``) the batch leaves to their default.
+    ``without``: columns (of ``OPTIONAL_RESULT_COLUMNS``) the batch leaves to their default; ``table``:
+    ``insert_table(cluster)``.
     """
     names = ", ".join(name for name, _ in RESULT_COLUMNS if name not in without)
-    return f"INSERT INTO {database}.{RESULTS_TABLE} ({names}) VALUES"
+    return f"INSERT INTO {database}.{table} ({names}) VALUES"

@@ -28,10 +28,11 @@ def db_migrate(json_out: JsonOut = False) -> None:
         for s in statements
         if s.startswith(("ALTER", "INSERT")) and "MODIFY SETTING" not in s
     ]
+    where = f" on cluster {address.cluster}" if address.cluster else ""
     if json_out:
-        ready = {"ready": True, "clickhouse": address.url(), "database": address.database, "changes": changes}
-        typer.echo(json.dumps(ready))
+        facts = {"ready": True, "clickhouse": address.url(), "database": address.database}
+        typer.echo(json.dumps(facts | {"cluster": address.cluster, "changes": changes}))
     else:
         for change in changes:
             typer.echo(f"  {change[:160]}")
-        typer.echo(f"schema ready in {address.url()}")
+        typer.echo(f"schema ready in {address.url()}{where}")

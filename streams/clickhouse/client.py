@@ -36,6 +36,7 @@ from schemas.ddl import (
     CLIENT_RUNS_COLUMNS,
     CLIENT_RUNS_TABLE,
     DEDUP_SINCE,
+    RESULTS_LOCAL_TABLE,
     RESULTS_TABLE,
     TYPED_COLUMNS,
     database_ddl,
@@ -43,8 +44,10 @@ from schemas.ddl import (
     version_migration,
 )
 from streams.clickhouse import driver_columns
+from streams.clickhouse.cluster import read_shards
 from streams.settings.clickhouse import tls_kwargs
 from streams.settings.model import ClickHouseAddress
+from streams.settings.names import SettingsError
 
 driver_columns.install()  # DateTime columns of epoch seconds skip the driver's per-value loop
 # The driver logs a traceback for every failed connection; kcollect says what failed itself (one line).
@@ -77,6 +80,10 @@ _CLIENT_DATA_ERRORS = (TypeMismatchError, OverflowError, struct.error)
 # OS's: refused, reset, timed out, EOF).
 _OUTAGE_ERRORS = (DriverError, OSError, EOFError)
 InsertErrorKind = Literal["data", "outage", "unexpected"]
+
+
+class OldVersionFormatError(SettingsError):
+    """A cluster's tables hold rows of the older version format (migrate them on the single server)."""
 
 
 class ClickHouseUnavailableError(RuntimeError):
@@ -243,17 +250,36 @@ def _backfill_client_runs(client: Client, database: str) -> list[str]:
 
 def migrate(address: ClickHouseAddress) -> list[str]:
     """Create the database, tables and views if missing; move a table of the JSON-text layout to the
-    typed one (``migrate_to_typed``) and rows of an older version format
-    (``schemas.ddl.version_migration``); idempotent. Returns the statements run."""
+    typed one (``migrate_to_typed``, single server only) and rows of an older version format
+    (``schemas.ddl.version_migration``); idempotent. Returns the statements run.
+
+    With ``address.cluster`` every statement runs ``ON CLUSTER`` (each server of the cluster creates
+    its replicated tables, the Distributed tables and the views); the cluster must be known to the
+    server (``system.clusters``), or this fails before any statement runs. Rows of the older version
+    format are not migrated on a cluster: migrate the single server before copying its rows over
+    (docs/operations.md); a cluster holding such rows is refused with that advice. The same holds for
+    the JSON-text layout: a cluster is created typed, and a single server is migrated before its rows
+    are copied to one.
+    """
     client = connect(address, database="default")
     database = address.database
     try:
+        if address.cluster:
+            read_shards(client, address)  # ClusterConfigError naming the cluster when it is unknown
         version = server_version(client)
-        client.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
-        migrated = migrate_to_typed(client, database, version)
+        migrated: list[str] = []
+        if address.cluster is None:
+            client.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+            migrated = migrate_to_typed(client, database, version)
+        elif _columns(client, database, RESULTS_LOCAL_TABLE).get("metrics") == "":
+            raise OldVersionFormatError(
+                f"{database}.{RESULTS_LOCAL_TABLE} on cluster {address.cluster} stores the JSON-text "
+                "layout: migrate the single server the rows came from (`kcollect db migrate`), then copy "
+                "them to a cluster created by this version"
+            )
         had_results = bool(_columns(client, database, RESULTS_TABLE))
         had_client_runs = bool(_columns(client, database, CLIENT_RUNS_TABLE))
-        statements = database_ddl(database, version)
+        statements = database_ddl(database, version, address.cluster)
         for statement in statements:
             client.execute(statement)
         statements = migrated + statements
@@ -261,6 +287,12 @@ def migrate(address: ClickHouseAddress) -> list[str]:
             statements += _backfill_client_runs(client, database)
         check, migration = version_migration(database)
         if client.execute(check)[0][0]:
+            if address.cluster:
+                raise OldVersionFormatError(
+                    f"{address.database}.client_results on cluster {address.cluster} holds rows of the "
+                    "older version format: run `kcollect db migrate` on the single server they came "
+                    "from, then copy them again (docs/operations.md)"
+                )
             client.execute(migration)
             statements.append(migration)
         return statements

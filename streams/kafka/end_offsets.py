@@ -36,19 +36,41 @@ def true_end(high_watermark: int, last_seen_offset: int | None, eof_offset: int 
 Partition = tuple[str, int]
 
 
+RETRY_PAUSE = 0.1  # seconds between ListOffsets attempts after a retriable error
+
+
+def is_retriable(exc: KafkaException) -> bool:
+    """True for a broker error that goes away by itself: a leader moving or just elected (Apache Kafka
+    answers ``UNKNOWN_LEADER_EPOCH`` / ``NOT_LEADER_OR_FOLLOWER`` for a while after a topic is created or
+    the broker restarts)."""
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and bool(error.retriable())
+
+
+def _list_offsets_once(
+    admin: AdminClient, partitions: list[Partition], spec: OffsetSpec, timeout: float
+) -> dict[Partition, int]:
+    request = {TopicPartition(t, p): spec for t, p in partitions}
+    answer: dict[Partition, int] = {}
+    for tp, future in admin.list_offsets(request, request_timeout=timeout).items():
+        answer[(tp.topic, tp.partition)] = int(future.result(timeout=timeout).offset)
+    return answer
+
+
 def _list_offsets(
     admin: AdminClient, partitions: list[Partition], spec: OffsetSpec, timeout: float
 ) -> dict[Partition, int]:
+    """ListOffsets for every partition at once, asked again after a retriable error until ``timeout``."""
     if not partitions:
         return {}
-    request = {TopicPartition(t, p): spec for t, p in partitions}
-    answer: dict[Partition, int] = {}
-    try:
-        for tp, future in admin.list_offsets(request, request_timeout=timeout).items():
-            answer[(tp.topic, tp.partition)] = int(future.result(timeout=timeout).offset)
-    except KafkaException as exc:
-        raise BrokerUnreachableError(f"could not list offsets: {exc}") from None
-    return answer
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _list_offsets_once(admin, partitions, spec, max(deadline - time.monotonic(), 0.5))
+        except KafkaException as exc:
+            if not is_retriable(exc) or time.monotonic() + RETRY_PAUSE > deadline:
+                raise BrokerUnreachableError(f"could not list offsets: {exc}") from None
+        time.sleep(RETRY_PAUSE)
 
 
 def exact_ends(

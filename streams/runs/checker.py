@@ -22,7 +22,9 @@ the dead-letter topics (``run_id`` header, key = client id). The report counts:
 - ``unexpected``: stored but never enqueued;
 - ``dead_lettered`` counts the run's clients only; ``dead_letters_of_others`` the dead-letter keys that
   name the run but are none of its clients (garbage carrying the run's id): reported, not a failure;
-- ``stored_and_dead_lettered``: a client with a row and a dead letter of the run: two outcomes;
+- ``stored_and_dead_lettered``: a client with a row and a dead letter of the run: two outcomes; a dead
+  letter that was replayed (a request on the requests topic carries its position in a ``replayed_from``
+  header: ``kcollect dlq replay``, the console) is superseded, not a second outcome (``replayed``);
 - ``wrong``: a metric that differs from what the ``ValueCheck`` says (optional; the built-in simulated
   subsystems' ``simulated_check`` when the deployment uses them);
 - ``incomplete_ok``: a row with status ``ok`` that lacks one of the run's metrics (the deployment's
@@ -127,6 +129,7 @@ class RunDeadLetter:
     error_class: str
     original: tuple[str, int, int]  # original topic, partition, offset
     headers: dict[str, str]
+    position: tuple[int, int] = (-1, -1)  # its own partition and offset in ``topic``
 
 
 @dataclass
@@ -146,6 +149,7 @@ class VerifyReport:
     wrong: int
     values_checked: bool
     stored_and_dead_lettered: int = 0
+    replayed: int = 0  # dead letters of the run replayed onto the requests topic
     dead_letters_of_others: int = 0  # dead-letter keys naming the run that are none of its clients
     incomplete_ok: int = 0
     status_contradicts_missing: int = 0
@@ -171,6 +175,24 @@ class VerifyReport:
 def requested_clients(settings: Settings, run_id: str, timeout: float = 120.0) -> set[str]:
     """Client ids of every request of ``run_id`` on the requests topic."""
     return run_clients(settings, run_id, timeout)
+
+
+def replayed_positions(settings: Settings, timeout: float = 120.0) -> set[tuple[int, int]]:
+    """(partition, offset) in the requests DLQ of every dead letter replayed onto the requests topic:
+    the ``replayed_from`` header of the replayed request (``kcollect.ops.dlq.replay``)."""
+    found: set[tuple[int, int]] = set()
+
+    def take(msg: Any) -> None:
+        headers = msg.headers()
+        if not headers:
+            return
+        where = header_map(headers).get("replayed_from", "")
+        partition, _, offset = where.partition(":")
+        if offset:
+            found.add((_int(partition), _int(offset)))
+
+    read_to_end(settings, [REQUESTS.name(settings.topic_prefix)], take, timeout)
+    return found
 
 
 def _int(text: str | None) -> int:
@@ -203,6 +225,7 @@ def dead_letters(settings: Settings, run_id: str | None, timeout: float = 60.0) 
                 headers.get("error_class", ""),
                 original,
                 headers,
+                (int(msg.partition()), int(msg.offset())),
             )
         )
 
@@ -274,6 +297,19 @@ def _stored(settings: Settings, run_id: str, check: ValueCheck | None, rows: Row
         client.disconnect()
 
 
+def _replayed(
+    settings: Settings, letters: list[RunDeadLetter], timeout: float
+) -> set[tuple[str, tuple[int, int]]]:
+    """(topic, position) of the requests dead letters of ``letters`` that were replayed (the requests
+    topic is read once more, only when the run has any)."""
+    dlq = REQUESTS_DLQ.name(settings.topic_prefix)
+    candidates = {(d.topic, d.position) for d in letters if d.topic == dlq}
+    if not candidates:
+        return set()
+    positions = {(dlq, position) for position in replayed_positions(settings, timeout)}
+    return candidates & positions
+
+
 def _sample(items: Iterable[str]) -> list[str]:
     return sorted(items, key=lambda c: (len(c), c))[:SAMPLE]
 
@@ -302,7 +338,8 @@ def verify_run(
     final, wrong, checks = facts.final, facts.wrong, facts.row_problems
     stored = set(final)
     lettered = {d.client_id for d in letters}
-    both = lettered & stored
+    replayed = _replayed(settings, letters, timeout)
+    both = {d.client_id for d in letters if (d.topic, d.position) not in replayed} & stored
     dead = lettered - stored
     lost = wanted - stored - dead
     total = manifest.total if manifest is not None and manifest.status == "enqueued" else None
@@ -326,6 +363,7 @@ def verify_run(
         wrong=len(wrong),
         values_checked=value_check is not None,
         stored_and_dead_lettered=len(both),
+        replayed=len(replayed),
         incomplete_ok=len(checks.get("incomplete_ok", ())),
         status_contradicts_missing=len(checks.get("status_contradicts_missing", ())),
         wrong_computed=len(checks.get("wrong_computed", ())),

@@ -85,6 +85,7 @@ class Broker:
     kind: BrokerKind = "tansu"
     record: ProcessRecord | None = None
     cluster: KafkaCluster | None = None  # Apache Kafka: the one-node cluster, prepared on first start
+    properties: dict[str, str] = field(default_factory=dict)  # Apache Kafka: extra broker properties
 
     @property
     def bootstrap(self) -> str:
@@ -101,7 +102,7 @@ class Broker:
 
     def _start_kafka(self) -> ProcessRecord:
         if self.cluster is None:
-            extra = {}
+            extra = dict(self.properties)
             if self.proxy is not None:  # clients are told to use the proxy
                 extra["advertised.listeners"] = f"PLAINTEXT://{LOOPBACK}:{self.proxy.port}"
             self.cluster = prepare_cluster(self.folder / "broker", 1, self.port, extra=extra)
@@ -156,6 +157,7 @@ def drill_stack(
     own_clickhouse: bool = False,
     clickhouse_proxy: bool = False,
     broker: BrokerKind | None = None,
+    broker_properties: dict[str, str] | None = None,
 ) -> Iterator[DrillStack]:
     kind = broker or drill_broker_kind()
     with contextlib.ExitStack() as cleanup:
@@ -167,7 +169,7 @@ def drill_stack(
         proxy = FaultProxy(port).start() if broker_proxy else None
         if proxy is not None:
             cleanup.callback(proxy.stop)
-        running = Broker(folder, port, store, proxy, kind)
+        running = Broker(folder, port, store, proxy, kind, properties=dict(broker_properties or {}))
         running.start()
         cleanup.callback(running.stop)
         if own_clickhouse or clickhouse_proxy:

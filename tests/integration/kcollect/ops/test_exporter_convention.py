@@ -40,6 +40,14 @@ ADDITIONS = {
     "kafka_consumergroup_lag_seconds_max": {"consumergroup", "topic"},
     "kafka_consumergroup_status": {"consumergroup", "topic", "partition"},
     "kafka_consumergroup_group_status": {"consumergroup"},
+    "kafka_consumergroup_partition_owner": {
+        "consumergroup",
+        "topic",
+        "partition",
+        "member",
+        "client_id",
+        "host",
+    },
 }
 
 

@@ -155,3 +155,41 @@ def test_a_clean_run_passes(pipe: Pipeline) -> None:
     report = verify_run(pipe.settings, run, compute=summary, metric_names=["cpu", "mem"])
     assert report.ok, report.as_dict()
     assert report.computed_checked and report.stored == 20
+
+
+def test_a_replayed_dead_letter_is_superseded_not_a_second_outcome(pipe: Pipeline) -> None:
+    """``kcollect dlq replay`` re-enqueues a dead letter with its position in a ``replayed_from`` header;
+    the client then stored has one outcome. A dead letter never replayed stays a contradiction."""
+    run = "replayed-1"
+    clients = [f"c{i}" for i in range(10)]
+    enqueued(pipe, run, clients)
+    settings = pipe.settings
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap()})
+    positions: dict[str, tuple[int, int]] = {}
+
+    def delivered(err: Any, msg: Any) -> None:
+        assert err is None, err
+        positions[msg.key().decode()] = (msg.partition(), msg.offset())
+
+    headers = [("run_id", run.encode()), ("stage", b"deadline"), ("error_class", b"DeadlineExpired")]
+    for client in ("c1", "c2"):
+        producer.produce(
+            f"{settings.topic_prefix}requests.dlq",
+            b"{}",
+            client.encode(),
+            headers=headers,
+            on_delivery=delivered,
+        )
+    assert producer.flush(30) == 0
+    partition, offset = positions["c1"]
+    producer.produce(
+        f"{settings.topic_prefix}requests",
+        request_encoder(run, T0)("c1"),
+        b"c1",
+        headers=[("replayed_from", f"{partition}:{offset}".encode())],
+    )
+    assert producer.flush(30) == 0
+    insert(pipe, [row(run, c) for c in clients])
+    report = verify_run(pipe.settings, run)
+    assert report.samples["stored_and_dead_lettered"] == ["c2"], report.as_dict()
+    assert report.replayed == 1 and not report.ok, report.as_dict()
