@@ -72,6 +72,7 @@ def encode_results(
     columns: MetricColumns,
     compute: ComputeFn,
     now_ms: int,
+    stateful: dict[str, list[Any]] | None = None,
 ) -> tuple[list[EncodedBatch], int]:
     """Result batches for ``requests`` (one per run of a request partition), and how many are partial.
 

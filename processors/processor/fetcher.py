@@ -47,12 +47,24 @@ class Failure:
 
 
 @dataclass
+class Collected:
+    """Fetched columns not encoded yet: the state step (``processors.processor.state.step``) adds its
+    outputs in consume order, then encodes them."""
+
+    requests: list[Record]
+    partitions: list[int]
+    columns: MetricColumns
+    now_ms: int
+
+
+@dataclass
 class Outcome:
     """Result batches (``schemas.result_batch``) in request order, and the failures."""
 
     encoded: list[EncodedBatch]
     partial: int = 0
     failures: list[Failure] = field(default_factory=list)
+    collected: Collected | None = None  # set (and ``encoded`` empty) when encoding waits for the state
 
     @property
     def clients(self) -> int:
@@ -66,9 +78,10 @@ Span = tuple[int, int, SubsystemCaller, BaseException]
 class Fetcher:
     """Calls the subsystems for a batch and builds its results (a coroutine run on the processor's loop)."""
 
-    def __init__(self, callers: Sequence[SubsystemCaller], compute: ComputeFn) -> None:
+    def __init__(self, callers: Sequence[SubsystemCaller], compute: ComputeFn, defer: bool = False) -> None:
         self.callers = list(callers)
         self.compute = compute
+        self.defer = defer  # leave the encoding to the state step
 
     async def _one(self, caller: SubsystemCaller, requests: list[Record]) -> tuple[MetricColumns, list[Span]]:
         size = caller.batch_size
@@ -104,6 +117,8 @@ class Fetcher:
         now_ms = int(time.time() * 1000)
         if not spans:
             partitions = batch.partition_list()
+            if self.defer:
+                return Outcome([], 0, [], Collected(requests, partitions, columns, now_ms))
             return Outcome(*encode_results(requests, partitions, columns, self.compute, now_ms))
         return self._split(batch, columns, spans, now_ms)
 
@@ -119,15 +134,13 @@ class Fetcher:
         keep = [i for i in range(n) if i not in fatal]
         partitions = batch.partition_list()
         kept_columns = {metric: [column[i] for i in keep] for metric, column in columns.items()}
-        encoded, partial = encode_results(
-            [batch.requests[i] for i in keep],
-            [partitions[i] for i in keep],
-            kept_columns,
-            self.compute,
-            now_ms,
-        )
+        kept_requests = [batch.requests[i] for i in keep]
+        kept_partitions = [partitions[i] for i in keep]
         failures = [
             Failure(batch.requests[i], batch.messages[i], type(err).__name__, str(err)[:500])
             for i, err in sorted(fatal.items())
         ]
+        if self.defer:
+            return Outcome([], 0, failures, Collected(kept_requests, kept_partitions, kept_columns, now_ms))
+        encoded, partial = encode_results(kept_requests, kept_partitions, kept_columns, self.compute, now_ms)
         return Outcome(encoded, partial, failures)

@@ -1,0 +1,323 @@
+"""The processor's state: one local store per assigned partition, restored from the changelog topic on
+assignment, and the per-batch update (history math in ``history``; the store in ``store``).
+
+Changelog partition p holds the state of requests partition p (and of retry partition p: the same
+client id hashes to the same partition number in both topics, and the processor's state needs them
+assigned together, which the ``range`` assignor does). Every change is produced to the changelog with
+the batch's trackers, so the commit step commits a batch's offsets only once its changelog records are
+delivered. The local store is written at once; what a crash leaves in it beyond the changelog is the
+state of runs whose requests were not committed, and handling them again gives the same answer.
+
+Restore: read changelog partition p from the offset the local store was restored up to (0 for a new
+or deleted store) to its end, applying every record in order (a value is a whole row; a tombstone
+deletes it). A store whose offset is past the topic's start but finds an earlier record (the topic was
+recreated) is wiped and rebuilt from the beginning.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from confluent_kafka import KafkaError, TopicPartition
+
+from processors.processor.state.history import (
+    Clock,
+    History,
+    StateSpec,
+    apply_run,
+    decode_history,
+    encode_history,
+    is_stale,
+    unscheduled_outputs,
+)
+from processors.processor.state.store import PartitionStore, Row, client_key, clock_key
+from processors.processor.subsystems.protocol import MetricColumns, Record
+from streams.kafka.clients import make_consumer
+from streams.kafka.producer import BatchProducer, DeliveryTracker
+from streams.observability import metrics as m
+from streams.runs.identity import schedule_slot
+from streams.settings.model import Settings
+from streams.settings.stackfile import state_dir
+
+log = logging.getLogger(__name__)
+PROGRESS_SECONDS = 5.0
+GAUGE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """When a client is dropped: not seen for more than ``runs`` runs or ``ms`` milliseconds."""
+
+    runs: int
+    ms: int
+
+
+def store_folder(settings: Settings) -> Path:
+    """``KCOLLECT_PROCESSOR_STORE_DIR`` (or ``<KCOLLECT_STATE_DIR>/processor-store``) / <prefix><group>."""
+    base = (
+        Path(settings.processor_store_dir)
+        if settings.processor_store_dir
+        else state_dir() / "processor-store"
+    )
+    return base / quote(f"{settings.topic_prefix}{settings.processor_group}", safe="")
+
+
+class StateStores:
+    """The local stores of the partitions this processor owns, and the changelog behind them."""
+
+    def __init__(
+        self, settings: Settings, changelog: str, producer: BatchProducer, spec: StateSpec, bounds: Bounds
+    ) -> None:
+        self._settings = settings
+        self._changelog = changelog
+        self._producer = producer
+        self.spec = spec
+        self.bounds = bounds
+        self.folder = store_folder(settings)
+        self.stores: dict[int, PartitionStore] = {}
+        self._gauged: dict[int, float] = {}
+
+    # --- assignment ---------------------------------------------------------------------------
+
+    def sync(self, assigned: Sequence[tuple[str, int]]) -> None:
+        """Open and restore the stores of newly assigned partition numbers; close the others."""
+        wanted = {partition for _, partition in assigned}
+        for partition in sorted(set(self.stores) - wanted):
+            self.stores.pop(partition).close()
+            log.info("state: partition %d released", partition)
+        for partition in sorted(wanted - set(self.stores)):
+            self.stores[partition] = self.restore(partition)
+
+    def restore(self, partition: int) -> PartitionStore:
+        """The store of ``partition``, brought up to the end of its changelog partition."""
+        store = PartitionStore(self.folder / f"p{partition}.sqlite")
+        started = time.monotonic()
+        start = store.changelog_offset()
+        applied, end = self._replay(store, partition, start)
+        if end < start:
+            log.warning(
+                "state: partition %d changelog ends at %d before the store (%d): rebuilt",
+                partition,
+                end,
+                start,
+            )
+            store.wipe()
+            applied, end = self._replay(store, partition, 0)
+        seconds = time.monotonic() - started
+        label = str(partition)
+        m.PROCESSOR_STATE_RESTORE_SECONDS.labels(label).set(seconds)
+        m.PROCESSOR_STATE_RESTORED_RECORDS.labels(label).inc(applied)
+        self._gauges(partition, store)
+        log.info(
+            "state: partition %d restored: %d changelog record(s) from offset %d to %d in %.2f s (%d rows)",
+            partition,
+            applied,
+            start,
+            end,
+            seconds,
+            store.count(),
+        )
+        return store
+
+    def _replay(self, store: PartitionStore, partition: int, start: int) -> tuple[int, int]:
+        """Apply changelog records from ``start`` to the partition's end; (records applied, end offset).
+        An end below ``start`` (a recreated topic) is returned at once."""
+        consumer = make_consumer(
+            self._settings, f"kcollect-state-restore-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
+        )
+        consumer.assign([TopicPartition(self._changelog, partition, start)])
+        applied = 0
+        end = start
+        last_note = time.monotonic()
+        deadline = time.monotonic() + max(60.0, self._settings.broker_timeout_seconds)
+        try:
+            while True:
+                messages = consumer.consume(5000, 0.5)
+                rows: list[Row] = []
+                at_end = False
+                for msg in messages:
+                    error = msg.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            at_end = True
+                            end = int(msg.offset() or 0)
+                        continue
+                    offset = int(msg.offset() or 0)
+                    if offset < start:
+                        return applied, offset  # records before the store's offset: a recreated topic
+                    key = msg.key()
+                    if key is not None:
+                        rows.append((bytes(key) if not isinstance(key, bytes) else key, msg.value()))
+                    end = offset + 1
+                if rows:
+                    store.write(rows, end)
+                    applied += len(rows)
+                if at_end:
+                    store.write([], end)
+                    return applied, end
+                if not messages and time.monotonic() > deadline:
+                    raise TimeoutError(f"state: changelog partition {partition} not read to its end in time")
+                if messages:
+                    deadline = time.monotonic() + max(60.0, self._settings.broker_timeout_seconds)
+                if time.monotonic() - last_note > PROGRESS_SECONDS:
+                    last_note = time.monotonic()
+                    log.info(
+                        "state: partition %d restoring: %d record(s) so far, at offset %d",
+                        partition,
+                        applied,
+                        end,
+                    )
+        finally:
+            consumer.close()
+
+    def gauges_now_and_then(self, partition: int, store: PartitionStore) -> None:
+        """The size gauges, at most every GAUGE_SECONDS per partition (a count scans the store)."""
+        now = time.monotonic()
+        if now - self._gauged.get(partition, 0.0) >= GAUGE_SECONDS:
+            self._gauged[partition] = now
+            self._gauges(partition, store)
+
+    def _gauges(self, partition: int, store: PartitionStore) -> None:
+        label = str(partition)
+        m.PROCESSOR_STATE_STORE_BYTES.labels(label).set(store.size_bytes())
+        m.PROCESSOR_STATE_ENTRIES.labels(label).set(store.count())
+
+    def produce(self, partition: int, records: list[Row], tracker: DeliveryTracker) -> None:
+        self._producer.produce_keyed_to_partition(self._changelog, partition, records, tracker)
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
+        self.stores.clear()
+
+    # --- one batch ----------------------------------------------------------------------------
+
+    def apply(
+        self,
+        requests: Sequence[Record],
+        partitions: Sequence[int],
+        columns: MetricColumns,
+        tracker: DeliveryTracker,
+    ) -> dict[str, list[Any]]:
+        """The state's output columns for ``requests`` (in order), the stores and changelog moved on."""
+        n = len(requests)
+        outputs: list[dict[str, float]] = []
+        batch = _BatchState(self, tracker)
+        names = list(columns)
+        for i in range(n):
+            request = requests[i]
+            values = {name: columns[name][i] for name in names}
+            scheduled = schedule_slot(str(request["run_id"]))
+            if scheduled is None:
+                m.PROCESSOR_STATE_LOOKUPS.labels("none").inc()
+                outputs.append(unscheduled_outputs(values, self.spec))
+                continue
+            schedule, at_ms = scheduled
+            outputs.append(
+                batch.run(
+                    partitions[i], schedule, str(request["client_id"]), str(request["run_id"]), at_ms, values
+                )
+            )
+        batch.flush()
+        keys: dict[str, None] = {}
+        for out in outputs:
+            keys.update(dict.fromkeys(out))
+        return {key: [out.get(key) for out in outputs] for key in keys}
+
+
+class _BatchState:
+    """The rows one batch reads and writes, per partition, written at the end in one transaction each."""
+
+    def __init__(self, stores: StateStores, tracker: DeliveryTracker) -> None:
+        self._stores = stores
+        self._tracker = tracker
+        self._rows: dict[int, dict[bytes, bytes | None]] = {}
+        self._clocks: dict[tuple[int, str], Clock] = {}
+
+    def _store(self, partition: int) -> PartitionStore:
+        store = self._stores.stores.get(partition)
+        if store is None:  # a partition assigned without a sync (not in the assignment list yet)
+            store = self._stores.restore(partition)
+            self._stores.stores[partition] = store
+        return store
+
+    def _read(self, partition: int, key: bytes) -> bytes | None:
+        rows = self._rows.setdefault(partition, {})
+        if key in rows:
+            return rows[key]
+        return self._store(partition).get(key)
+
+    def _clock(self, partition: int, schedule: str) -> Clock:
+        clock = self._clocks.get((partition, schedule))
+        if clock is None:
+            value = self._read(partition, clock_key(schedule))
+            clock = Clock.from_bytes(value) if value is not None else Clock()
+            self._clocks[(partition, schedule)] = clock
+        return clock
+
+    def run(
+        self,
+        partition: int,
+        schedule: str,
+        client_id: str,
+        run_id: str,
+        at_ms: int,
+        values: dict[str, float | None],
+    ) -> dict[str, float]:
+        clock, seq, new_slot = self._clock(partition, schedule).advance(at_ms)
+        if new_slot:
+            self._clocks[(partition, schedule)] = clock
+            self._rows.setdefault(partition, {})[clock_key(schedule)] = clock.to_bytes()
+            self._drop_stale(partition, schedule, seq, at_ms)
+        key = client_key(schedule, client_id)
+        value = self._read(partition, key)
+        history: History = decode_history(value) if value is not None else ()
+        m.PROCESSOR_STATE_LOOKUPS.labels("hit" if history else "miss").inc()
+        step = apply_run(history, run_id, at_ms, seq, values, self._stores.spec)
+        if step.history is not None:
+            self._rows.setdefault(partition, {})[key] = encode_history(step.history)
+        return step.outputs
+
+    def _drop_stale(self, partition: int, schedule: str, seq: int, at_ms: int) -> None:
+        bounds = self._stores.bounds
+        store = self._store(partition)
+        rows = self._rows.setdefault(partition, {})
+        dropped = 0
+        for key in store.stale(schedule, seq - bounds.runs, at_ms - bounds.ms):
+            value = rows.get(key, store.get(key))
+            if value is None:
+                continue
+            newest = decode_history(value)[-1:]
+            if newest and is_stale(newest[0], seq, at_ms, bounds.runs, bounds.ms):
+                rows[key] = None
+                dropped += 1
+        if dropped:
+            m.PROCESSOR_STATE_DROPPED.inc(dropped)
+            log.info(
+                "state: partition %d, schedule %s: %d client(s) dropped (not seen lately)",
+                partition,
+                schedule,
+                dropped,
+            )
+
+    def flush(self) -> None:
+        """Changelog records first (their delivery gates the commit), then the local stores."""
+        written = 0
+        for partition, rows in self._rows.items():
+            if not rows:
+                continue
+            records = list(rows.items())
+            self._stores.produce(partition, records, self._tracker)
+            written += sum(len(k) + len(v or b"") for k, v in records)
+            store = self._store(partition)
+            store.write(records)
+            self._stores.gauges_now_and_then(partition, store)
+        if written:
+            m.PROCESSOR_STATE_CHANGELOG_BYTES.inc(written)
