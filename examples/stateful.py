@@ -51,7 +51,7 @@ def counter_seconds(client_id: str, epoch_s: int, reset_after: int | None) -> in
 
 
 def counter_values(client_id: str, epoch_s: int, reset_after: int | None) -> tuple[float, float]:
-    """The example's (bytes_sent, errors) at ``epoch_s``: ``counter_rate`` bytes a second, an error a minute."""
+    """(bytes_sent, errors) at ``epoch_s``: ``counter_rate`` bytes a second, one error a minute."""
     seconds = counter_seconds(client_id, epoch_s, reset_after)
     return float(counter_rate(client_id) * seconds), float(seconds // 60)
 
