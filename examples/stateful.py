@@ -8,6 +8,7 @@ Processor config (YAML)::
         factory: examples.stateful:make_counters   # counters that grow with the run's slot time
         metrics: [bytes_sent, errors]
         options: {reset_after: 1767225600}          # clients "reset-*" restart from 0 at this epoch second
+        latency_ms: 0                               # > 0: each call sleeps that long (in a worker thread)
     state:
       metrics:                                      # built-in: delta, increase (counter), rate (per second)
         bytes_sent: [increase, rate]
@@ -29,6 +30,7 @@ the result's computed values and is kept with this run, so the next run sees it 
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -59,13 +61,19 @@ def counter_values(client_id: str, epoch_s: int, reset_after: int | None) -> tup
 class CounterSubsystem:
     """Counters at the run's slot time (a scheduled run id), else at its request time."""
 
-    def __init__(self, name: str, metrics: Sequence[str], reset_after: int | None) -> None:
+    def __init__(
+        self, name: str, metrics: Sequence[str], reset_after: int | None, latency_s: float = 0.0
+    ) -> None:
         self.name = name
         self.metrics = tuple(metrics)
         self.reset_after = reset_after
+        self.latency_s = latency_s
+        self.blocking = latency_s > 0  # a slow call runs in a worker thread
 
     def fetch(self, requests: Sequence[dict[str, Any]]) -> dict[str, list[float | None]]:
         """The first metric is the bytes counter, the second (if any) the errors counter."""
+        if self.latency_s:
+            time.sleep(self.latency_s)
         pairs = []
         for request in requests:
             scheduled = schedule_slot(request["run_id"])

@@ -92,90 +92,109 @@ class StateStores:
         for partition in sorted(set(self.stores) - wanted):
             self.stores.pop(partition).close()
             log.info("state: partition %d released", partition)
-        for partition in sorted(wanted - set(self.stores)):
-            self.stores[partition] = self.restore(partition)
+        self.stores.update(self.restore(sorted(wanted - set(self.stores))))
 
-    def restore(self, partition: int) -> PartitionStore:
-        """The store of ``partition``, brought up to the end of its changelog partition."""
-        store = PartitionStore(self.folder / f"p{partition}.sqlite")
+    def restore(self, partitions: Sequence[int]) -> dict[int, PartitionStore]:
+        """The stores of ``partitions``, each brought up to the end of its changelog partition (all read
+        at once by one consumer)."""
+        if not partitions:
+            return {}
         started = time.monotonic()
-        start = store.changelog_offset()
-        applied, end = self._replay(store, partition, start)
-        if end < start:
+        stores = {p: PartitionStore(self.folder / f"p{p}.sqlite") for p in partitions}
+        starts = {p: store.changelog_offset() for p, store in stores.items()}
+        done = self._replay(stores, starts)
+        recreated = [p for p, (_, end) in done.items() if end < starts[p]]
+        for p in recreated:
             log.warning(
-                "state: partition %d changelog ends at %d before the store (%d): rebuilt",
-                partition,
-                end,
-                start,
+                "state: partition %d changelog is behind its store (%d < %d): rebuilt",
+                p,
+                done[p][1],
+                starts[p],
             )
-            store.wipe()
-            applied, end = self._replay(store, partition, 0)
+            stores[p].wipe()
+        if recreated:
+            done.update(self._replay({p: stores[p] for p in recreated}, dict.fromkeys(recreated, 0)))
         seconds = time.monotonic() - started
-        label = str(partition)
-        m.PROCESSOR_STATE_RESTORE_SECONDS.labels(label).set(seconds)
-        m.PROCESSOR_STATE_RESTORED_RECORDS.labels(label).inc(applied)
-        self._gauges(partition, store)
-        log.info(
-            "state: partition %d restored: %d changelog record(s) from offset %d to %d in %.2f s (%d rows)",
-            partition,
-            applied,
-            start,
-            end,
-            seconds,
-            store.count(),
-        )
-        return store
+        for p, (applied, end) in sorted(done.items()):
+            m.PROCESSOR_STATE_RESTORE_SECONDS.labels(str(p)).set(seconds)
+            m.PROCESSOR_STATE_RESTORED_RECORDS.labels(str(p)).inc(applied)
+            self._gauges(p, stores[p])
+            log.info(
+                "state: partition %d restored: %d changelog record(s) from offset %d to %d (%d rows)",
+                p,
+                applied,
+                0 if p in recreated else starts[p],
+                end,
+                stores[p].count(),
+            )
+        total = sum(applied for applied, _ in done.values())
+        log.info("state: %d partition(s) restored in %.2f s (%d record(s))", len(stores), seconds, total)
+        return stores
 
-    def _replay(self, store: PartitionStore, partition: int, start: int) -> tuple[int, int]:
-        """Apply changelog records from ``start`` to the partition's end; (records applied, end offset).
-        An end below ``start`` (a recreated topic) is returned at once."""
+    def _replay(
+        self, stores: dict[int, PartitionStore], starts: dict[int, int]
+    ) -> dict[int, tuple[int, int]]:
+        """Apply each partition's changelog records from its start offset to its end: {partition:
+        (records applied, end offset)}. A partition that answers a record before its start offset (the
+        topic was recreated) stops there, with that offset as its end."""
         consumer = make_consumer(
             self._settings, f"kcollect-state-restore-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
         )
-        consumer.assign([TopicPartition(self._changelog, partition, start)])
-        applied = 0
-        end = start
+        consumer.assign([TopicPartition(self._changelog, p, at) for p, at in starts.items()])
+        applied = dict.fromkeys(stores, 0)
+        ends = dict(starts)
+        open_parts = set(stores)
+        patience = max(60.0, self._settings.broker_timeout_seconds)
+        deadline = time.monotonic() + patience
         last_note = time.monotonic()
-        deadline = time.monotonic() + max(60.0, self._settings.broker_timeout_seconds)
         try:
-            while True:
-                messages = consumer.consume(5000, 0.5)
-                rows: list[Row] = []
-                at_end = False
+            while open_parts:
+                messages = consumer.consume(5000, 0.2)
+                rows: dict[int, list[Row]] = {}
                 for msg in messages:
+                    p = int(msg.partition() or 0)
+                    if p not in open_parts:
+                        continue
                     error = msg.error()
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:
-                            at_end = True
-                            end = int(msg.offset() or 0)
+                            ends[p] = int(msg.offset() or 0)
+                            open_parts.discard(p)
+                            done_rows = rows.pop(p, [])
+                            stores[p].write(done_rows, ends[p])
+                            applied[p] += len(done_rows)
                         continue
                     offset = int(msg.offset() or 0)
-                    if offset < start:
-                        return applied, offset  # records before the store's offset: a recreated topic
+                    if offset < starts[p]:
+                        ends[p] = offset
+                        open_parts.discard(p)
+                        rows.pop(p, None)
+                        continue
                     key = msg.key()
                     if key is not None:
-                        rows.append((bytes(key) if not isinstance(key, bytes) else key, msg.value()))
-                    end = offset + 1
-                if rows:
-                    store.write(rows, end)
-                    applied += len(rows)
-                if at_end:
-                    store.write([], end)
-                    return applied, end
-                if not messages and time.monotonic() > deadline:
-                    raise TimeoutError(f"state: changelog partition {partition} not read to its end in time")
+                        rows.setdefault(p, []).append(
+                            (key if isinstance(key, bytes) else bytes(key), msg.value())
+                        )
+                    ends[p] = offset + 1
+                for p, part_rows in rows.items():
+                    stores[p].write(part_rows, ends[p])
+                    applied[p] += len(part_rows)
                 if messages:
-                    deadline = time.monotonic() + max(60.0, self._settings.broker_timeout_seconds)
+                    deadline = time.monotonic() + patience
+                elif time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"state: changelog partitions {sorted(open_parts)} not read to their end"
+                    )
                 if time.monotonic() - last_note > PROGRESS_SECONDS:
                     last_note = time.monotonic()
                     log.info(
-                        "state: partition %d restoring: %d record(s) so far, at offset %d",
-                        partition,
-                        applied,
-                        end,
+                        "state: restoring: %d record(s) so far, %d partition(s) to go",
+                        sum(applied.values()),
+                        len(open_parts),
                     )
         finally:
             consumer.close()
+        return {p: (applied[p], ends[p]) for p in stores}
 
     def gauges_now_and_then(self, partition: int, store: PartitionStore) -> None:
         """The size gauges, at most every GAUGE_SECONDS per partition (a count scans the store)."""
@@ -244,7 +263,7 @@ class _BatchState:
     def _store(self, partition: int) -> PartitionStore:
         store = self._stores.stores.get(partition)
         if store is None:  # a partition assigned without a sync (not in the assignment list yet)
-            store = self._stores.restore(partition)
+            store = self._stores.restore([partition])[partition]
             self._stores.stores[partition] = store
         return store
 

@@ -4,6 +4,7 @@ and one leaving, and a deleted local store change no result."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from datetime import UTC, datetime, timedelta
@@ -37,9 +38,12 @@ CONFIG = {
 }
 
 
-def stateful_pipeline(kafka: str, clickhouse: str, name: str, tmp: Path, **extra: str) -> Pipeline:
+def stateful_pipeline(
+    kafka: str, clickhouse: str, name: str, tmp: Path, latency_ms: float = 0, **extra: str
+) -> Pipeline:
     config = tmp / "processor.json"
-    config.write_bytes(orjson.dumps(CONFIG))
+    subsystem = CONFIG["subsystems"][0] | {"latency_ms": latency_ms}  # type: ignore[index,operator]
+    config.write_bytes(orjson.dumps(CONFIG | {"subsystems": [subsystem]}))
     return make_pipeline(kafka, clickhouse, name, tmp, KCOLLECT_PROCESSOR_CONFIG=str(config), **extra)
 
 
@@ -232,23 +236,28 @@ def test_members_joining_and_leaving_mid_run_change_no_result(
         clickhouse_url,
         unique_name,
         tmp_path,
+        latency_ms=200,  # one batch of 100 at a time: run 2 takes about 12 s
         KCOLLECT_CONSUME_BATCH="100",
-        KCOLLECT_SESSION_TIMEOUT_MS="6000",
+        KCOLLECT_MAX_IN_FLIGHT_BATCHES="1",
+        KCOLLECT_SUBSYSTEM_BATCH="100",
     )
     try:
         pipe.start("sink")
         pipe.launch("processor", ["processor"], env={"KCOLLECT_PROCESSOR_STORE_DIR": str(tmp_path / "a")})
         enqueue(pipe, 1, GROUP_CLIENTS)
         wait_all(pipe, run_id(1), len(GROUP_CLIENTS))
-        # run 2 with the requests throttled by a slow second member joining, then the first one leaving
+        # during run 2 a second member joins, then the first one leaves
         enqueue(pipe, 2, GROUP_CLIENTS)
         pipe.launch("second", ["processor"], env={"KCOLLECT_PROCESSOR_STORE_DIR": str(tmp_path / "b")})
+        pipe.wait_ready("second")
         time.sleep(1.0)
+        assert pipe.stored(run_id(2)) < len(GROUP_CLIENTS)  # still under way when the member joined
         assert pipe.stop("processor") == 0
         wait_all(pipe, run_id(2), len(GROUP_CLIENTS))
         second = computed(pipe, run_id(2))
         assert {c: stateful(v) for c, v in second.items()} == {c: expected_second(c) for c in GROUP_CLIENTS}
         identical_duplicates(pipe, run_id(2))
-        assert "restored:" in pipe.log("second")
+        restored = re.findall(r"restored: (\d+) changelog record", pipe.log("second"))
+        assert restored and sum(map(int, restored)) > 0  # the state came with the partitions
     finally:
         pipe.kill_all()
