@@ -7,6 +7,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
+from processors.processor.config import ConfigError
+from processors.processor.dead_letters import ProcessorFailing
 from producers.enqueue.enqueue import EnqueueIncompleteError
 from producers.enqueue.sources import SourceError, SourceReadError
 from streams.clickhouse.client import ClickHouseUnavailableError
@@ -22,16 +24,19 @@ EXIT_CODES_HELP = """Exit codes: 0 done; 1 run incomplete or failed; 2 bad setti
 3 broker unreachable; 4 topic missing; 5 ClickHouse unavailable; 6 deliveries not confirmed;
 7 client source unreadable (enqueue: a file that cannot be read, a failing ClickHouse query)."""
 
-ERROR_EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
-    (SettingsError, 2),
-    (SourceReadError, 7),
-    (SourceError, 2),
-    (BrokerUnreachableError, 3),
-    (TopicMissingError, 4),
-    (ClickHouseUnavailableError, 5),
-    (EnqueueIncompleteError, 6),
-    (DeliveryFailed, 6),
-    (ManifestNotDeliveredError, 6),
+# (error, exit code, what the message starts with after "kcollect: "); the first that matches wins
+ERROR_EXIT_CODES: tuple[tuple[type[Exception], int, str], ...] = (
+    (SettingsError, 2, ""),
+    (ConfigError, 2, "processor config: "),
+    (SourceReadError, 7, ""),
+    (SourceError, 2, ""),
+    (BrokerUnreachableError, 3, ""),
+    (TopicMissingError, 4, ""),
+    (ClickHouseUnavailableError, 5, ""),
+    (EnqueueIncompleteError, 6, ""),
+    (DeliveryFailed, 6, ""),
+    (ManifestNotDeliveredError, 6, ""),
+    (ProcessorFailing, 1, "processor stopped: "),
 )
 
 
@@ -42,9 +47,9 @@ def exit_on_known_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except tuple(cls for cls, _ in ERROR_EXIT_CODES) as exc:
-            code = next(code for cls, code in ERROR_EXIT_CODES if isinstance(exc, cls))
-            print(f"kcollect: {exc}", file=sys.stderr)
+        except tuple(cls for cls, _, _ in ERROR_EXIT_CODES) as exc:
+            code, lead = next((code, lead) for cls, code, lead in ERROR_EXIT_CODES if isinstance(exc, cls))
+            print(f"kcollect: {lead}{exc}", file=sys.stderr)
             raise SystemExit(code) from None
 
     return wrapper

@@ -1,4 +1,4 @@
-"""``kcollect lag``, ``kcollect exporter`` and ``kcollect doctor``: consumer-lag monitoring commands."""
+"""`kcollect lag`: consumer lag, time lag and Burrow-style statuses (once, or live with --watch)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from typing import Annotated
 import typer
 from rich.console import Console, Group
 from rich.live import Live
-from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from kcollect.cli.errors import exit_on_known_errors
+from kcollect.cli.options import AllTopics, Groups, Topics
 from streams.kafka.admin import require_topics
 from streams.lag.collector import LagCollector, LagMonitor, Snapshot, group_statuses, sort_worst_first
 from streams.settings.model import load_settings
@@ -27,9 +27,6 @@ STYLES = {
     "STOPPED": "bold red",
     "ERROR": "bold magenta",
 }
-Groups = Annotated[list[str] | None, typer.Option("--group", "-g", help="Only this group (repeatable).")]
-Topics = Annotated[list[str] | None, typer.Option("--topic", "-t", help="Only this topic (repeatable).")]
-AllTopics = Annotated[bool, typer.Option(help="Every topic, not only those under KCOLLECT_TOPIC_PREFIX.")]
 
 
 def _num(value: int | float | None, digits: int = 0) -> str:
@@ -136,60 +133,3 @@ def _watch(monitor: LagMonitor, interval: float, json_out: bool) -> None:
                 stop.wait(interval)
     except KeyboardInterrupt:
         pass
-
-
-@exit_on_known_errors
-def exporter(
-    port: Annotated[int, typer.Option(help="HTTP port of /metrics.")] = 9308,
-    addr: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
-    interval: Annotated[float, typer.Option(help="Seconds between collections.")] = 5.0,
-    group: Groups = None,
-    topic: Topics = None,
-    all_topics: AllTopics = False,
-    runs: Annotated[bool, typer.Option(help="Also export run progress.")] = True,
-) -> None:
-    """Prometheus exporter of consumer lag, time lag, offsets, statuses and run progress (until SIGTERM).
-
-    Collections run in the background every --interval seconds; scrapes are served from the last one.
-    """
-    from kcollect.ops.exporter import LagExporter, serve
-
-    settings = load_settings()
-    lag_exporter = LagExporter(
-        settings, interval, runs=runs, groups=group, topics=topic, all_topics=all_topics
-    )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    lag_exporter.refresh()
-    server = serve(lag_exporter, port, addr)
-    lag_exporter.start()
-    typer.echo(f"serving http://{addr}:{port}/metrics (collecting every {interval:g} s)", err=True)
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
-        lag_exporter.close()
-
-
-@exit_on_known_errors
-def doctor(
-    interval: Annotated[float, typer.Option(help="Seconds between the two samples.")] = 5.0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
-) -> None:
-    """Read lag, membership, partition counts and rates (two samples) and print concrete advice."""
-    from kcollect.ops.doctor import advise
-    from kcollect.ops.doctor_facts import gather_facts
-
-    facts = gather_facts(load_settings(), interval)
-    findings = advise(facts)
-    if json_out:
-        typer.echo(json.dumps({"facts": facts.as_dict(), "findings": [f.as_dict() for f in findings]}))
-        return
-    console = Console(width=max(Console().width, 100))
-    for finding in findings:
-        style = {"ok": "green", "info": "cyan", "warn": "yellow", "act": "bold red"}[finding.level]
-        console.print(Text(f"[{finding.level.upper():>4}] ", style=style) + Text(finding.title, style="bold"))
-        for line in finding.detail:
-            console.print(Padding(line, (0, 0, 0, 7)))

@@ -1,8 +1,7 @@
-"""`kcollect scheduler run | backfill | pause | resume` and `kcollect settings show` (docs/operations.md)."""
+"""`kcollect scheduler run | backfill | pause | resume` (docs/operations.md)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
 scheduler_app = typer.Typer(
     help="Enqueue runs on a schedule (one leader among instances).", no_args_is_help=True
 )
-settings_app = typer.Typer(help="The effective settings.", no_args_is_help=True)
 
 Name = Annotated[str, typer.Option(help="Schedule name: run ids are NAME-YYYYMMDDTHHMMSSZ.")]
 Every = Annotated[str | None, typer.Option(help="Period: 30s, 5m, 1h (slots aligned to the epoch).")]
@@ -172,18 +170,3 @@ def scheduler_pause(name: Annotated[str, typer.Argument(help="The schedule name.
 def scheduler_resume(name: Annotated[str, typer.Argument(help="The schedule name.")]) -> None:
     """Resume a paused schedule from its next slot."""
     _pause(name, False)
-
-
-@settings_app.command("show")
-@exit_on_known_errors
-def settings_show(json_out: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
-    """Print every setting with its effective value; secrets are masked (***)."""
-    from streams.settings.dump import settings_dump
-    from streams.settings.model import load_settings
-
-    dump = settings_dump(load_settings())
-    if json_out:
-        typer.echo(json.dumps(dump, default=str))
-    else:
-        for key, value in dump.items():
-            typer.echo(f"{key}={'' if value is None else value}")

@@ -18,9 +18,10 @@ from typing import NoReturn
 
 from kcollect.localstack.errors import StackError
 from kcollect.localstack.ports import deadline_after, remaining
+from streams.settings.names import variable
 from streams.settings.stackfile import ProcessRecord, pid_alive
 
-MARKER_VARIABLE = "KCOLLECT_STACK_PROCESS"
+MARKER_VARIABLE = variable("stack_process")
 STOP_TIMEOUT = 10.0
 KILL_TIMEOUT = 5.0
 

@@ -27,6 +27,7 @@ from streams.clickhouse.client import connect, migrate
 from streams.kafka.admin import create_topics
 from streams.runs.status import wait_complete
 from streams.settings.model import Settings, load_settings
+from streams.settings.names import variable
 
 READY_TIMEOUT = 120.0
 
@@ -65,8 +66,8 @@ def ensure_stack(settings: Settings) -> Settings:
 def service_env(settings: Settings) -> dict[str, str]:
     """The environment for child services: the parent's, with the resolved addresses made explicit."""
     env = dict(os.environ)
-    env["KCOLLECT_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap()
-    env["KCOLLECT_CLICKHOUSE_URL"] = settings.clickhouse().url_with_credentials()
+    env[variable("bootstrap_servers")] = settings.kafka_bootstrap()
+    env[variable("clickhouse_url")] = settings.clickhouse().url_with_credentials()
     return env
 
 

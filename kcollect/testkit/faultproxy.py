@@ -80,9 +80,6 @@ class FaultProxy:
         if mode == "reset":
             self._call(self._reset_open()).result(10)
 
-    def open_connections(self) -> int:
-        return len(self._open)
-
     def __enter__(self) -> FaultProxy:
         return self.start()
 

@@ -71,9 +71,6 @@ class RetryGate:
     def held_partitions(self) -> set[Partition]:
         return set(self._held)
 
-    def next_due_ms(self) -> int | None:
-        return min((due for due, _ in self._held.values()), default=None)
-
     def drop(self, partitions: set[Partition]) -> None:
         for partition in partitions:
             self._held.pop(partition, None)

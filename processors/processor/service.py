@@ -170,6 +170,7 @@ def results_lag_gate(settings: Settings) -> LagGate | None:
         RESULTS.name(settings.topic_prefix),
         settings.results_lag_high,
         settings.results_lag_low,
+        interval=settings.results_lag_interval_seconds,
     )
 
 

@@ -124,6 +124,3 @@ class BatchProducer:
     def flush(self, timeout: float) -> int:
         """Wait for every queued record; returns how many are still not delivered."""
         return int(self._producer.flush(timeout))
-
-    def in_queue(self) -> int:
-        return len(self._producer)

@@ -52,14 +52,14 @@ class LagGate:
         high: int,
         low: int,
         *,
-        interval: float | None = None,
+        interval: float = 1.0,
         stale_after: float | None = None,
         probe_factory: Callable[[], Probe] | None = None,
     ) -> None:
         if high < 1 or not 0 <= low < high:
             raise ValueError(f"need high >= 1 and 0 <= low < high (got high {high}, low {low})")
         self.group, self.topic, self.high, self.low = group, topic, high, low
-        self.interval = interval if interval is not None else settings.results_lag_interval_seconds
+        self.interval = interval
         self.stale_after = stale_after if stale_after is not None else max(30.0, 10 * self.interval)
         self._factory: Callable[[], Probe] = probe_factory or (lambda: LagProbe(settings, group, topic))
         self._probe: Probe | None = None

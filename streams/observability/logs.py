@@ -19,6 +19,8 @@ from typing import Any, Literal, TextIO
 
 import orjson
 
+from streams.settings.names import variable
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@", re.IGNORECASE)
 _KEY_VALUE = re.compile(
@@ -68,7 +70,7 @@ def wants_json(fmt: Literal["auto", "json", "text"], stream: TextIO) -> bool:
 
 def log_format_from_env() -> Literal["auto", "json", "text"]:
     """``KCOLLECT_LOG_FORMAT`` without validating every other setting (for the CLI's callback)."""
-    value = os.environ.get("KCOLLECT_LOG_FORMAT", "auto").strip().lower()
+    value = os.environ.get(variable("log_format"), "auto").strip().lower()
     return value if value in ("json", "text") else "auto"  # type: ignore[return-value]
 
 

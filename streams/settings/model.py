@@ -274,9 +274,6 @@ class Settings(BaseSettings):
             changes["secure"] = self.clickhouse_secure
         return dataclasses.replace(address, **changes) if changes else address
 
-    def topic(self, spec_suffix: str) -> str:
-        return f"{self.topic_prefix}{spec_suffix}"
-
 
 def describe_errors(exc: ValidationError) -> str:
     """One line per problem, naming the environment variable."""

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from streams.settings.names import variable
+
 STACK_FILE_NAME = "stack.json"
 
 
@@ -39,7 +41,7 @@ class StackFile(BaseModel):
 
 def state_dir() -> Path:
     """The local stack's state folder: ``KCOLLECT_STATE_DIR`` or ``~/.local/state/kcollect``."""
-    configured = os.environ.get("KCOLLECT_STATE_DIR")
+    configured = os.environ.get(variable("state_dir"))
     if configured:
         return Path(configured)
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import os
 
-ENV_VARIABLE = "KCOLLECT_FAULT_AT"
+from streams.settings.names import variable
+
+ENV_VARIABLE = variable("fault_at")
 EXIT_CODE = 97
 POINTS = ("after_poll", "after_fetch", "after_produce", "before_insert", "after_insert", "before_commit")
 

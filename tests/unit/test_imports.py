@@ -12,6 +12,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = {"schemas": 0, "streams": 1, "producers": 2, "processors": 2, "kcollect": 3}
 PACKAGES = tuple(LAYERS)
+# Inside a package, its folders import one way too (docs/architecture.md): a folder may import only
+# folders of a lower rank. Folders of one rank do not import each other.
+FOLDER_LAYERS = {
+    "streams.settings": 0,
+    "streams.kafka": 1,
+    "streams.clickhouse": 1,
+    "streams.observability": 1,
+    "streams.lag": 2,
+    "streams.steps": 2,
+    "streams.runs": 3,
+    "producers.enqueue": 0,
+    "producers.scheduler": 1,
+    "processors.processor": 0,
+    "processors.sink": 0,
+}
 
 
 def module_name(path: Path) -> str:
@@ -61,6 +76,27 @@ def direction_violations(graph: dict[str, dict[str, int]]) -> list[str]:
     return found
 
 
+def folder(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def folder_violations(graph: dict[str, dict[str, int]]) -> list[str]:
+    found = []
+    for source, edges in graph.items():
+        for target, line in edges.items():
+            a, b = folder(source), folder(target)
+            same_package = top(a) == top(b)
+            if (
+                same_package
+                and a != b
+                and a in FOLDER_LAYERS
+                and b in FOLDER_LAYERS
+                and FOLDER_LAYERS[b] >= FOLDER_LAYERS[a]
+            ):
+                found.append(f"{source} (line {line}) imports {target}: {a} may not import {b}")
+    return found
+
+
 def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
     """Every strongly connected component of more than one module (Tarjan)."""
     index: dict[str, int] = {}
@@ -106,6 +142,12 @@ def test_imports_go_one_way() -> None:
     assert direction_violations(import_graph()) == []
 
 
+def test_folders_inside_a_package_import_one_way() -> None:
+    graph = import_graph()
+    assert set(FOLDER_LAYERS) <= {folder(m) for m in graph}  # every folder named here exists
+    assert folder_violations(graph) == []
+
+
 def test_no_import_cycle_between_modules() -> None:
     assert cycles(import_graph()) == []
 
@@ -122,3 +164,7 @@ def test_the_checks_catch_what_they_forbid() -> None:
         "processors.b (line 4) imports producers.c: processors may not import producers",
     ]
     assert cycles(graph) == [["processors.b", "streams.a"]]
+    layered = {"streams.kafka.x": {"streams.lag.y": 7}, "streams.lag.y": {"streams.kafka.x": 2}}
+    assert folder_violations(layered) == [
+        "streams.kafka.x (line 7) imports streams.lag.y: streams.kafka may not import streams.lag"
+    ]

@@ -27,8 +27,8 @@ def _until(condition: object, timeout: float = 10.0) -> bool:
 def test_gate_pauses_above_high_and_resumes_at_low(kafka_bootstrap: str, unique_name: str) -> None:
     topic, group = f"{unique_name}.results", f"{unique_name}-sink"
     make_topic(kafka_bootstrap, topic, 2)
-    settings = lag_settings(kafka_bootstrap, f"{unique_name}.", results_lag_interval_seconds=0.2)
-    gate = LagGate(settings, group, topic, high=500, low=100)
+    settings = lag_settings(kafka_bootstrap, f"{unique_name}.")
+    gate = LagGate(settings, group, topic, high=500, low=100, interval=0.2)
     labels = {"group": group, "topic": topic}
 
     def metric() -> float | None:

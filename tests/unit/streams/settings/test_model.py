@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from schemas.topics import REQUESTS, RESULTS
 from streams.settings.model import (
     ClickHouseAddress,
     Settings,
@@ -42,7 +43,7 @@ def test_defaults() -> None:
     assert settings.clickhouse_url is None
     assert settings.partitions == 8
     assert settings.topic_prefix == "kcollect."
-    assert settings.topic("requests") == "kcollect.requests"
+    assert REQUESTS.name(settings.topic_prefix) == "kcollect.requests"
 
 
 def test_values_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,7 +56,7 @@ def test_values_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.partitions == 16
     assert settings.kafka_bootstrap() == "k1:9092, k2:9093"
     assert settings.clickhouse() == ClickHouseAddress("ch", 9001, "metrics")
-    assert settings.topic("results") == "test-1.results"
+    assert RESULTS.name(settings.topic_prefix) == "test-1.results"
     assert settings.kafka_config == {"linger.ms": "5"}
 
 
