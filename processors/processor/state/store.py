@@ -78,10 +78,11 @@ class PartitionStore:
         return None if row is None else bytes(row[0])
 
     def write(self, rows: Iterable[Row], changelog_offset: int | None = None) -> None:
-        """Upsert (value) or delete (None) each row, and move the restore offset, in one transaction."""
+        """Upsert (value) or delete (None) each row, and move the restore offset, in one transaction.
+        Of several rows of one key the last wins (rows are in changelog order)."""
         upserts: list[tuple[bytes, str, int, int, bytes]] = []
         deletes: list[tuple[bytes]] = []
-        for key, value in rows:
+        for key, value in dict(rows).items():
             if value is None:
                 deletes.append((key,))
             else:

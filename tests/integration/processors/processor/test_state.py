@@ -261,3 +261,48 @@ def test_members_joining_and_leaving_mid_run_change_no_result(
         assert restored and sum(map(int, restored)) > 0  # the state came with the partitions
     finally:
         pipe.kill_all()
+
+
+def test_state_inspect_and_a_guarded_reset(
+    kafka_bootstrap: str, clickhouse_url: str, unique_name: str, tmp_path: Path
+) -> None:
+    pipe = stateful_pipeline(kafka_bootstrap, clickhouse_url, unique_name, tmp_path)
+    clients = PLAIN[:40]
+    try:
+        pipe.start("sink")
+        pipe.start("processor")
+        enqueue(pipe, 1, clients)
+        enqueue(pipe, 2, clients)
+        wait_all(pipe, run_id(2), len(clients))
+        shown = pipe.cli("state", "inspect", "--client", "c3")
+        assert shown.returncode == 0, shown.stderr
+        [entry] = orjson.loads(shown.stdout)
+        assert entry["schedule"] == SCHEDULE and [r["run_id"] for r in entry["runs"]] == [
+            run_id(1),
+            run_id(2),
+        ]
+        assert (
+            entry["runs"][1]["values"]["bytes_sent"]
+            == counter_values("c3", int(slot(2).timestamp()), None)[0]
+        )
+        assert pipe.cli("state", "inspect", "--client", "nobody").returncode == 1
+
+        assert pipe.cli("state", "reset", "--schedule", SCHEDULE).returncode == 2  # no --yes
+        running = pipe.cli("state", "reset", "--schedule", SCHEDULE, "--yes")
+        assert running.returncode == 2 and "member" in running.stderr  # the processor is running
+        dry = pipe.cli("state", "reset", "--schedule", SCHEDULE, "--dry-run")
+        assert dry.returncode == 0 and orjson.loads(dry.stdout)["clients"] == len(clients)
+        assert pipe.stop("processor") == 0
+        done = pipe.cli("state", "reset", "--schedule", SCHEDULE, "--yes")
+        assert done.returncode == 0, done.stderr
+        assert orjson.loads(done.stdout)["deleted"] >= len(clients)
+        gone = pipe.cli("state", "inspect", "--client", "c3")
+        assert gone.returncode == 1, (gone.stdout, done.stdout)
+        pipe.start("processor")
+        enqueue(pipe, 3, clients)
+        wait_all(pipe, run_id(3), len(clients))
+        first_sight = {"bytes_sent_reason": float(FIRST_SIGHT), "errors_reason": float(FIRST_SIGHT)}
+        third = {c: stateful(v) for c, v in computed(pipe, run_id(3)).items()}
+        assert third == dict.fromkeys(clients, first_sight), pipe.log("processor")[-6000:]
+    finally:
+        pipe.kill_all()
