@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 
 from processors.processor.state.history import (
     Clock,
@@ -82,25 +82,37 @@ class StateStores:
         self.bounds = bounds
         self.folder = store_folder(settings)
         self.stores: dict[int, PartitionStore] = {}
+        self.own_ends: dict[int, int] = {}  # per partition: offset after this process's last confirmed write
         self._gauged: dict[int, float] = {}
 
     # --- assignment ---------------------------------------------------------------------------
 
     def sync(self, assigned: Sequence[tuple[str, int]]) -> None:
-        """Open and restore the stores of newly assigned partition numbers; close the others."""
+        """After an assignment: close the stores of partition numbers no longer owned, open the new
+        ones, and bring every owned one up to its changelog's end. A store kept open reads only what
+        was written after its own last confirmed write (nothing, unless it was lost to another
+        member meanwhile), so a rebalance that moves nothing costs one read to the end."""
         wanted = {partition for _, partition in assigned}
         for partition in sorted(set(self.stores) - wanted):
             self.stores.pop(partition).close()
+            self.own_ends.pop(partition, None)
             log.info("state: partition %d released", partition)
-        self.stores.update(self.restore(sorted(wanted - set(self.stores))))
+        for partition, store in self.stores.items():
+            own = self.own_ends.get(partition, 0)
+            if own > store.changelog_offset():
+                store.write([], own)
+        self.stores.update(self.restore(sorted(wanted), self.stores))
 
-    def restore(self, partitions: Sequence[int]) -> dict[int, PartitionStore]:
-        """The stores of ``partitions``, each brought up to the end of its changelog partition (all read
-        at once by one consumer)."""
+    def restore(
+        self, partitions: Sequence[int], open_stores: dict[int, PartitionStore] | None = None
+    ) -> dict[int, PartitionStore]:
+        """The stores of ``partitions`` (those in ``open_stores`` reused), each brought up to the end of
+        its changelog partition (all read at once by one consumer)."""
         if not partitions:
             return {}
         started = time.monotonic()
-        stores = {p: PartitionStore(self.folder / f"p{p}.sqlite") for p in partitions}
+        known = open_stores or {}
+        stores = {p: known.get(p) or PartitionStore(self.folder / f"p{p}.sqlite") for p in partitions}
         starts = {p: store.changelog_offset() for p, store in stores.items()}
         done = self._replay(stores, starts)
         recreated = [p for p, (_, end) in done.items() if end < starts[p]]
@@ -211,6 +223,9 @@ class StateStores:
     def produce(self, partition: int, records: list[Row], tracker: DeliveryTracker) -> None:
         self._producer.produce_keyed_to_partition(self._changelog, partition, records, tracker)
 
+    def tracker(self) -> ChangelogTracker:
+        return ChangelogTracker(self.own_ends)
+
     def close(self) -> None:
         for store in self.stores.values():
             store.close()
@@ -226,16 +241,24 @@ class StateStores:
         tracker: DeliveryTracker,
     ) -> dict[str, list[Any]]:
         """The state's output columns for ``requests`` (in order), the stores and changelog moved on."""
-        n = len(requests)
-        outputs: list[dict[str, float]] = []
+        slots: dict[str, tuple[str, int] | None] = {}
+        for run_id in {str(r["run_id"]) for r in requests}:
+            slots[run_id] = schedule_slot(run_id)
         batch = _BatchState(self, tracker)
+        wanted: dict[int, list[bytes]] = {}
+        for request, partition in zip(requests, partitions, strict=True):
+            scheduled = slots[str(request["run_id"])]
+            if scheduled is not None:
+                wanted.setdefault(partition, []).append(client_key(scheduled[0], str(request["client_id"])))
+        for partition, client_keys in wanted.items():
+            batch.prefetch(partition, client_keys)
+        outputs: list[dict[str, float]] = []
         names = list(columns)
-        for i in range(n):
-            request = requests[i]
+        for i, request in enumerate(requests):
             values = {name: columns[name][i] for name in names}
-            scheduled = schedule_slot(str(request["run_id"]))
+            scheduled = slots[str(request["run_id"])]
             if scheduled is None:
-                m.PROCESSOR_STATE_LOOKUPS.labels("none").inc()
+                batch.unscheduled += 1
                 outputs.append(unscheduled_outputs(values, self.spec))
                 continue
             schedule, at_ms = scheduled
@@ -259,6 +282,14 @@ class _BatchState:
         self._tracker = tracker
         self._rows: dict[int, dict[bytes, bytes | None]] = {}
         self._clocks: dict[tuple[int, str], Clock] = {}
+        self._index: dict[bytes, tuple[str, int, int]] = {}
+        self._loaded: dict[bytes, bytes] = {}  # prefetched rows
+        self.hits = 0
+        self.misses = 0
+        self.unscheduled = 0
+
+    def prefetch(self, partition: int, keys: list[bytes]) -> None:
+        self._loaded.update(self._store(partition).get_many(keys))
 
     def _store(self, partition: int) -> PartitionStore:
         store = self._stores.stores.get(partition)
@@ -271,6 +302,8 @@ class _BatchState:
         rows = self._rows.setdefault(partition, {})
         if key in rows:
             return rows[key]
+        if key in self._loaded:
+            return self._loaded[key]
         return self._store(partition).get(key)
 
     def _clock(self, partition: int, schedule: str) -> Clock:
@@ -298,10 +331,15 @@ class _BatchState:
         key = client_key(schedule, client_id)
         value = self._read(partition, key)
         history: History = decode_history(value) if value is not None else ()
-        m.PROCESSOR_STATE_LOOKUPS.labels("hit" if history else "miss").inc()
+        if history:
+            self.hits += 1
+        else:
+            self.misses += 1
         step = apply_run(history, run_id, at_ms, seq, values, self._stores.spec)
         if step.history is not None:
             self._rows.setdefault(partition, {})[key] = encode_history(step.history)
+            newest = step.history[-1]
+            self._index[key] = (schedule, newest.seq, newest.at_ms)
         return step.outputs
 
     def _drop_stale(self, partition: int, schedule: str, seq: int, at_ms: int) -> None:
@@ -328,6 +366,9 @@ class _BatchState:
 
     def flush(self) -> None:
         """Changelog records first (their delivery gates the commit), then the local stores."""
+        for outcome, count in (("hit", self.hits), ("miss", self.misses), ("none", self.unscheduled)):
+            if count:
+                m.PROCESSOR_STATE_LOOKUPS.labels(outcome).inc(count)
         written = 0
         for partition, rows in self._rows.items():
             if not rows:
@@ -336,7 +377,22 @@ class _BatchState:
             self._stores.produce(partition, records, self._tracker)
             written += sum(len(k) + len(v or b"") for k, v in records)
             store = self._store(partition)
-            store.write(records)
+            store.write(records, index=self._index)
             self._stores.gauges_now_and_then(partition, store)
         if written:
             m.PROCESSOR_STATE_CHANGELOG_BYTES.inc(written)
+
+
+class ChangelogTracker(DeliveryTracker):
+    """A delivery tracker that also notes, per partition, the offset after the last confirmed record."""
+
+    def __init__(self, ends: dict[int, int]) -> None:
+        super().__init__()
+        self._ends = ends
+
+    def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        super().on_delivery(err, msg)
+        if err is None:
+            partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
+            if offset + 1 > self._ends.get(partition, 0):
+                self._ends[partition] = offset + 1

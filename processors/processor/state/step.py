@@ -11,7 +11,6 @@ from processors.processor.collect import encode_results
 from processors.processor.compute import ComputeFn
 from processors.processor.fetcher import Outcome
 from processors.processor.state.manager import StateStores
-from streams.kafka.producer import DeliveryTracker
 from streams.steps.strategy import Batch
 
 
@@ -27,7 +26,7 @@ class ApplyState:
         collected = outcome.collected
         if collected is None:
             return batch
-        tracker = DeliveryTracker()
+        tracker = self._stores.tracker()
         stateful = self._stores.apply(collected.requests, collected.partitions, collected.columns, tracker)
         encoded, partial = encode_results(
             collected.requests,

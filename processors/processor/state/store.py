@@ -9,7 +9,7 @@ and the newest observation's run number and slot. ``meta`` holds the changelog o
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from processors.processor.state.history import decode_history
@@ -77,16 +77,23 @@ class PartitionStore:
         row = self._db.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    def write(self, rows: Iterable[Row], changelog_offset: int | None = None) -> None:
+    def write(
+        self,
+        rows: Iterable[Row],
+        changelog_offset: int | None = None,
+        index: Mapping[bytes, tuple[str, int, int]] | None = None,
+    ) -> None:
         """Upsert (value) or delete (None) each row, and move the restore offset, in one transaction.
-        Of several rows of one key the last wins (rows are in changelog order)."""
+        Of several rows of one key the last wins (rows are in changelog order). ``index``: the
+        ``index_of`` of rows the caller knows it for (saves decoding their values)."""
         upserts: list[tuple[bytes, str, int, int, bytes]] = []
         deletes: list[tuple[bytes]] = []
+        known = index or {}
         for key, value in dict(rows).items():
             if value is None:
                 deletes.append((key,))
             else:
-                upserts.append((key, *index_of(key, value), value))
+                upserts.append((key, *(known.get(key) or index_of(key, value)), value))
         with self._transaction():
             if deletes:
                 self._db.executemany("DELETE FROM entries WHERE key = ?", deletes)
