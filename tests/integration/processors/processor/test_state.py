@@ -16,6 +16,8 @@ import pytest
 
 from examples.stateful import counter_rate, counter_values
 from processors.processor.state.history import FIRST_SIGHT, GAP, RESET, UNSCHEDULED
+from schemas.topics import REQUESTS, RESULTS
+from streams.lag.probe import partition_lags
 from streams.steps.faults import EXIT_CODE
 from tests.integration.pipeline import Pipeline, make_pipeline
 
@@ -149,8 +151,33 @@ def test_two_runs_give_exact_increases_and_rates_and_every_reason(
                 "errors_delta": 2.0,
                 "errors_reason": float(GAP),
             }
+
+        enqueue(pipe, 2, PLAIN + RESETS)  # run 2 again, after run 3: the same requests, handled twice
+        wait_drained(pipe)
+        assert pipe.stop("sink") == 0  # every result of the re-run stored
+        # the re-run's rows (stored last, so FINAL shows them) are computed against run 1 again
+        assert computed(pipe, run_id(2)) == second
+        identical_duplicates(pipe, run_id(2))
+        assert {c: stateful(v) for c, v in computed(pipe, run_id(3)).items()} == {
+            c: stateful(v) for c, v in third.items()
+        }
     finally:
         pipe.kill_all()
+
+
+def wait_drained(pipe: Pipeline, timeout: float = 120) -> None:
+    """Until the processor group has committed everything on the requests topic, then the sink group
+    everything on the results topic."""
+    settings = pipe.settings
+    prefix = settings.topic_prefix
+    deadline = time.monotonic() + timeout
+    for group, topic in (
+        (settings.processor_group, REQUESTS.name(prefix)),
+        (settings.sink_group, RESULTS.name(prefix)),
+    ):
+        while sum(p.lag for p in partition_lags(settings, group, topic)) > 0:
+            assert time.monotonic() < deadline, f"{group} still behind on {topic}"
+            time.sleep(0.3)
 
 
 def identical_duplicates(pipe: Pipeline, run: str) -> None:
@@ -236,7 +263,7 @@ def test_members_joining_and_leaving_mid_run_change_no_result(
         clickhouse_url,
         unique_name,
         tmp_path,
-        latency_ms=200,  # one batch of 100 at a time: run 2 takes about 12 s
+        latency_ms=300,  # one batch of 100 at a time: run 2 takes about 18 s
         KCOLLECT_CONSUME_BATCH="100",
         KCOLLECT_MAX_IN_FLIGHT_BATCHES="1",
         KCOLLECT_SUBSYSTEM_BATCH="100",
@@ -246,9 +273,9 @@ def test_members_joining_and_leaving_mid_run_change_no_result(
         pipe.launch("processor", ["processor"], env={"KCOLLECT_PROCESSOR_STORE_DIR": str(tmp_path / "a")})
         enqueue(pipe, 1, GROUP_CLIENTS)
         wait_all(pipe, run_id(1), len(GROUP_CLIENTS))
-        # during run 2 a second member joins, then the first one leaves
-        enqueue(pipe, 2, GROUP_CLIENTS)
+        # during run 2 a second member joins (started as run 2 is enqueued), then the first one leaves
         pipe.launch("second", ["processor"], env={"KCOLLECT_PROCESSOR_STORE_DIR": str(tmp_path / "b")})
+        enqueue(pipe, 2, GROUP_CLIENTS)
         pipe.wait_ready("second")
         time.sleep(1.0)
         assert pipe.stored(run_id(2)) < len(GROUP_CLIENTS)  # still under way when the member joined
