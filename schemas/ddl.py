@@ -3,9 +3,15 @@
 ``client_results`` is a ReplacingMergeTree ordered by (run_id, client_id): a result delivered twice
 (after a crash, a rebalance or a replay) is the same key, so queries with ``FINAL`` (or the
 ``client_results_final`` view) see it once. The version column is the request's attempt number, a
-deterministic function of the message: a later attempt replaces an earlier one, a re-delivered copy
-of the same attempt replaces its twin. The table is partitioned by month of ``requested_at``; the sink
-splits every window by that month so each insert lands in one partition and is atomic.
+deterministic function of the message (``result_version``): a monotonic order over what a later,
+better result is (the attempt, then ``ok`` over ``partial``, then the collection time in ms), so a
+later attempt replaces an earlier one, a full result replaces a partial one of the same attempt (the
+partial written during a subsystem outage, the full one after a replay), and a re-delivered copy of
+the same result ties with its identical twin. Tables created before this format hold
+``version = attempt``; ``version_migration`` copies those rows once with their new version (18.16
+cannot ``ALTER ... UPDATE`` a key column), so each (run, client) keeps its best row.
+The table is partitioned by month of ``requested_at``; the sink splits every window by that month so
+each insert lands in one partition and is atomic.
 
 ``run_summary`` is an AggregatingMergeTree fed by the materialized view ``run_summary_mv`` on every
 insert into ``client_results``. It only keeps aggregates that a re-delivered row cannot change
@@ -125,6 +131,46 @@ SELECT * FROM {database}.{RESULTS_TABLE} FINAL""",
             f"MODIFY SETTING non_replicated_deduplication_window = {DEDUP_WINDOW}"
         )
     return statements
+
+
+VERSION_FORMAT = 1 << 62  # set in every version of this format; a version without it is an attempt number
+_ATTEMPT_SHIFT, _OK_SHIFT = 49, 48  # collected_at_ms <= 253402300799999 < 2**48; attempt <= 1000 < 2**10
+
+
+def result_version(attempt: int, ok: bool, collected_at_ms: int) -> int:
+    """The ``version`` of a result row: a later, better result of a (run, client) has a greater one.
+
+    Ordered by the attempt, then completeness (``ok`` above ``partial``), then the collection time (ms);
+    ``VERSION_FORMAT`` marks the format, so rows written before it (version = attempt) are told apart.
+    """
+    return VERSION_FORMAT | attempt << _ATTEMPT_SHIFT | int(ok) << _OK_SHIFT | collected_at_ms
+
+
+def _version_sql() -> str:
+    """``result_version`` in SQL over a stored row (``collected_at`` holds seconds: ms = s * 1000)."""
+    return (
+        f"bitOr(bitOr(toUInt64({VERSION_FORMAT}), bitShiftLeft(toUInt64(attempt), {_ATTEMPT_SHIFT})), "
+        f"bitOr(bitShiftLeft(toUInt64(status = 'ok'), {_OK_SHIFT}), toUInt64(collected_at) * 1000))"
+    )
+
+
+def version_migration(database: str) -> tuple[str, str]:
+    """(check, migration) for rows written before ``VERSION_FORMAT``.
+
+    The check is cheap (one UInt64 column): whether any row of the old format is left. The migration
+    re-inserts the rows of the (run, client) keys that have no row of the new format yet, with their
+    new version (same key, greater version: the copy replaces the original under FINAL and in merges,
+    the copy landing in the original's partition). Keys that already have a new-format row are left
+    alone (that row wins anyway), so running it again copies nothing; the originals stay on disk until
+    background merges drop them, and until then the check still finds them."""
+    table = f"{database}.{RESULTS_TABLE}"
+    new_keys = f"(SELECT run_id, client_id FROM {table} WHERE version >= {VERSION_FORMAT})"
+    where = f"version < {VERSION_FORMAT} AND (run_id, client_id) NOT IN {new_keys}"
+    others = ", ".join(name for name, _ in RESULT_COLUMNS if name != "version")
+    names = ", ".join(name for name, _ in RESULT_COLUMNS)
+    check = f"SELECT count() FROM {table} WHERE version < {VERSION_FORMAT}"
+    migration = f"INSERT INTO {table} ({names}) SELECT {others}, {_version_sql()} FROM {table} WHERE {where}"
+    return check, migration
 
 
 OPTIONAL_RESULT_COLUMNS = frozenset(("missing",))

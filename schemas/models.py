@@ -44,6 +44,7 @@ def check_run_id(value: str) -> str:
 ClientId = Annotated[str, AfterValidator(check_client_id)]
 RunId = Annotated[str, AfterValidator(check_run_id)]
 EpochMs = Annotated[int, Field(ge=0, le=MAX_EPOCH_MS)]
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]  # schemas.client_set.to_hex
 
 
 ResultStatus = Literal["ok", "partial"]
@@ -86,10 +87,30 @@ SCHEMA_VERSIONS: dict[str, int] = {"request": 1, "result": 1}
 RunStatus = Literal["enqueueing", "enqueued", "failed"]
 
 
+class EnqueueTotal(BaseModel):
+    """One confirmed enqueue of a run: its own distinct clients, and the run's client set after it (the
+    union with every earlier enqueue's), each as a size and a digest (``schemas.client_set``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    source: str
+    clients: Annotated[int, Field(ge=0)]
+    digest: Digest
+    union_clients: Annotated[int, Field(ge=0)]
+    union_digest: Digest
+    finished_at_ms: EpochMs
+
+
+MAX_ENQUEUES = 100  # entries a manifest keeps (the latest: the run's client set is in the last one)
+
+
 class RunManifest(BaseModel):
     """What a run is (topic: runs, keyed by run id; the last record per run id wins).
 
-    ``total`` is the number of distinct valid clients enqueued, known once ``status`` is ``enqueued``;
+    ``total`` is the number of distinct valid clients of the run (the union of every confirmed enqueue's
+    clients), known once ``status`` is ``enqueued``; ``enqueues`` lists the confirmed enqueues, the last
+    one holding the run's client set (size and digest) that ``runs status`` checks completion against
+    (absent in manifests written before it: completion is then by count);
     ``requested_at_ms`` is the run's request time, the same in every request of the run (a re-run of
     the same enqueue reuses it, so requests stay byte-identical).
     """
@@ -105,3 +126,9 @@ class RunManifest(BaseModel):
     created_at_ms: EpochMs
     finished_at_ms: EpochMs | None = None
     deadline_ms: EpochMs | None = None
+    enqueues: tuple[EnqueueTotal, ...] = ()
+
+    @property
+    def client_set(self) -> EnqueueTotal | None:
+        """The last confirmed enqueue (the run's client set), if the manifest records one."""
+        return self.enqueues[-1] if self.enqueues else None

@@ -33,3 +33,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "integration: needs a Kafka-protocol broker and/or ClickHouse (started by the session fixtures)",
     )
+    config.addinivalue_line(
+        "markers", "install: installs the package into a fresh venv (needs the package index or pip's cache)"
+    )

@@ -19,6 +19,7 @@ from processors.processor.subsystems.protocol import MetricColumns, Subsystem
 from processors.sink.columns import in_column_order
 from processors.sink.result_rows import DecodedRows, Row
 from schemas.codec import CodecError, _decode_batch
+from schemas.ddl import result_version
 from schemas.fast_checks import is_plain_result
 from schemas.models import ClientResult
 from schemas.result_batch import expand_batch
@@ -99,6 +100,9 @@ def to_columns(rows: list[Record]) -> list[list[Any]]:
         "metrics": [dumps(r["metrics"]) for r in rows],
         "missing": [list(r.get("missing", ())) for r in rows],
         "computed": [dumps(r["computed"]) for r in rows],
-        "version": attempts,
+        "version": [
+            result_version(a, r["status"] == "ok", r["collected_at_ms"])
+            for a, r in zip(attempts, rows, strict=True)
+        ],
     }
     return list(in_column_order(columns))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
 from kcollect.cli.errors import exit_on_known_errors
+from kcollect.cli.options import JsonOut
 from streams.settings.model import load_settings
 
 db_app = typer.Typer(help="ClickHouse schema.", no_args_is_help=True)
@@ -12,10 +15,13 @@ db_app = typer.Typer(help="ClickHouse schema.", no_args_is_help=True)
 
 @db_app.command("migrate")
 @exit_on_known_errors
-def db_migrate() -> None:
+def db_migrate(json_out: JsonOut = False) -> None:
     """Create the ClickHouse database and tables (idempotent)."""
     from streams.clickhouse.client import migrate
 
     address = load_settings().clickhouse()
     migrate(address)
-    typer.echo(f"schema ready in {address.url()}")
+    if json_out:
+        typer.echo(json.dumps({"ready": True, "clickhouse": address.url(), "database": address.database}))
+    else:
+        typer.echo(f"schema ready in {address.url()}")

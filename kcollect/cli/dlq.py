@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kcollect.cli.choices import DeadLetterStage
 from kcollect.cli.errors import exit_on_known_errors
 from streams.settings.model import load_settings
 
@@ -45,7 +46,7 @@ def dlq_inspect(
 @dlq_app.command("replay")
 @exit_on_known_errors
 def dlq_replay(
-    stage: Annotated[str | None, typer.Option(help="Only this stage (decode, deadline, fetch).")] = None,
+    stage: Annotated[DeadLetterStage | None, typer.Option(help="Only this stage.")] = None,
     error_class: Annotated[str | None, typer.Option(help="Only this error class.")] = None,
     reason: Annotated[str | None, typer.Option(help="Only this reason (e.g. expired).")] = None,
     run_id: Annotated[str | None, typer.Option(help="Only this run.")] = None,
@@ -62,7 +63,7 @@ def dlq_replay(
     records = [
         r
         for r in read_dlq(settings, REQUESTS_DLQ.name(settings.topic_prefix))
-        if r.matches(stage, error_class, reason, run_id)
+        if r.matches(stage.value if stage else None, error_class, reason, run_id)
     ][:limit]
     result = {"matched": len(records)}
     if not dry_run:

@@ -73,6 +73,13 @@ def enqueue(
     resume_lag: Annotated[
         int | None, typer.Option(min=0, help="Resume when the lag is down to this (default max-lag/2).")
     ] = None,
+    deadline: Annotated[
+        str | None,
+        typer.Option(
+            help="Requests expire (dead-lettered, reason expired) at this ISO-8601 time (UTC when no "
+            "offset) or this long after the run's request time (90m, 2h, 1d). Default: none."
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Progress on stderr (bar on a TTY, else log lines).")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
@@ -83,13 +90,14 @@ def enqueue(
 
     Invalid lines (empty, over 128 characters, unprintable characters, a CSV row without the column)
     are skipped and reported with line numbers; --strict refuses the whole source instead.
-    Duplicate ids are enqueued once.
+    Duplicate ids are enqueued once, exactly, in bounded memory: past KCOLLECT_ENQUEUE_MEMORY_MB
+    (default 128) of ids seen, the rest are checked through hash partitions in a temporary directory.
 
     The run id is --run-id, or NAME-YYYYMMDDTHHMMSSZ from --schedule and --scheduled-for: the same
     command is the same run. After a crash, run it again to complete the run (duplicates are
     removed downstream: read results with FINAL).
 
-    Exit codes: 0 every request confirmed;
+    Exit codes: 0 every request confirmed; 1 the duplicate removal could not write its spill files;
     2 bad arguments, CSV without the column, or an invalid line with --strict (nothing enqueued);
     3 broker unreachable (within KCOLLECT_BROKER_TIMEOUT_SECONDS, default 30 s);
     4 topic missing (run `kcollect topics create`); 5 ClickHouse unavailable;
@@ -101,20 +109,24 @@ def enqueue(
     from producers.enqueue.sources import SourceError
     from producers.enqueue.throttle import Hysteresis
     from producers.enqueue.validate import strict_pass, validate_only
+    from producers.scheduler.schedule import parse_deadline
     from streams.runs.identity import resolve_run_id
     from streams.settings.model import load_settings
 
     source = _source(clients, from_file, column, from_clickhouse)
     try:
         run = resolve_run_id(run_id, schedule, scheduled_for) if not dry_run or run_id or schedule else None
+        expiry = parse_deadline(deadline) if deadline is not None else None
         if max_lag is not None:
             Hysteresis.of(max_lag, resume_lag)
         elif resume_lag is not None:
             raise ValueError("--resume-lag goes with --max-lag")
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    settings = load_settings()
+    memory_mb = settings.enqueue_memory_mb
     if dry_run:
-        stats = validate_only(source, CHUNK)
+        stats = validate_only(source, CHUNK, memory_mb)
         data: dict[str, Any] = {
             "dry_run": True,
             "run_id": run,
@@ -131,15 +143,16 @@ def enqueue(
         _print(data, json_out)
         return
     assert run is not None
-    spool = strict_pass(source, CHUNK) if strict else None
+    spool = strict_pass(source, CHUNK, memory_mb) if strict else None
     try:
         summary = enqueue_run(
-            load_settings(),
+            settings,
             run,
             spool or source,
             reporter=make_reporter(progress),
             max_lag=max_lag,
             resume_lag=resume_lag,
+            deadline=expiry,
         )
     finally:
         if spool is not None:
@@ -149,6 +162,12 @@ def enqueue(
         data.update(read=spool.stats.read, duplicates=spool.stats.duplicates)
     _report_bad_lines(data)
     _print(data, json_out)
+
+
+def _iso_ms(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _print(data: dict[str, Any], json_out: bool) -> None:
@@ -167,5 +186,6 @@ def _print(data: dict[str, Any], json_out: bool) -> None:
         f"{data['seconds']:.2f} s ({data['requests_per_s']:,.0f}/s); {data['skipped_invalid']:,} invalid "
         f"line(s) skipped, {data['duplicates']:,} duplicate(s)"
         + (f"; throttled {data['throttled_seconds']:.1f} s" if data["throttled_seconds"] else "")
+        + (f"; deadline {_iso_ms(data['deadline_ms'])}" if data.get("deadline_ms") else "")
     )
     sys.stdout.flush()

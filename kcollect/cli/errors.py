@@ -9,10 +9,13 @@ from typing import ParamSpec, TypeVar
 
 from processors.processor.config import ConfigError
 from processors.processor.dead_letters import ProcessorFailing
+from producers.enqueue.dedup import SpillError
 from producers.enqueue.enqueue import EnqueueIncompleteError
 from producers.enqueue.sources import SourceError, SourceReadError
+from producers.enqueue.throttle import ThrottleTimeout
 from streams.clickhouse.client import ClickHouseUnavailableError
 from streams.kafka.admin import BrokerUnreachableError, TopicMissingError
+from streams.runs.identity import DeadlineError
 from streams.runs.manifests import ManifestNotDeliveredError
 from streams.settings.names import SettingsError
 from streams.steps.commit import DeliveryFailed
@@ -27,6 +30,7 @@ EXIT_CODES_HELP = """Exit codes: 0 done; 1 run incomplete or failed; 2 bad setti
 # (error, exit code, what the message starts with after "kcollect: "); the first that matches wins
 ERROR_EXIT_CODES: tuple[tuple[type[Exception], int, str], ...] = (
     (SettingsError, 2, ""),
+    (DeadlineError, 2, ""),
     (ConfigError, 2, "processor config: "),
     (SourceReadError, 7, ""),
     (SourceError, 2, ""),
@@ -34,9 +38,11 @@ ERROR_EXIT_CODES: tuple[tuple[type[Exception], int, str], ...] = (
     (TopicMissingError, 4, ""),
     (ClickHouseUnavailableError, 5, ""),
     (EnqueueIncompleteError, 6, ""),
+    (ThrottleTimeout, 1, ""),
     (DeliveryFailed, 6, ""),
     (ManifestNotDeliveredError, 6, ""),
     (ProcessorFailing, 1, "processor stopped: "),
+    (SpillError, 1, ""),  # enqueue's duplicate removal could not use its temporary directory
 )
 
 

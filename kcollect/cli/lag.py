@@ -25,7 +25,8 @@ STYLES = {
     "WARNING": "yellow",
     "STALLED": "red",
     "STOPPED": "bold red",
-    "ERROR": "bold magenta",
+    "REWIND": "bold yellow",
+    "UNMEASURED": "bold magenta",
 }
 
 
@@ -87,7 +88,8 @@ def lag(
     A status needs several samples: a one-shot run takes --samples (3) about a second apart and shows the
     last; --watch keeps a window of --window samples. Statuses: OK; WARNING (lag grows while commits move);
     STALLED (lag > 0, committed offset not moving); STOPPED (lag > 0 and no member, or no commit for 5
-    minutes); ERROR (could not measure). With --json --watch, one JSON list per line per sample.
+    minutes); REWIND (a committed offset moved backwards); UNMEASURED (could not measure).
+    With --json --watch, one JSON list per line per sample.
 
     Exit codes: 2 bad settings, 3 broker unreachable, 4 a --topic does not exist.
     """

@@ -7,10 +7,16 @@ shared options are in ``options``, exit codes in ``errors``.
 from __future__ import annotations
 
 import faulthandler
+import sys
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from typing import Annotated
 
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
+from kcollect.cli.choices import LogLevel
+from kcollect.cli.console import console
 from kcollect.cli.db import db_app
 from kcollect.cli.dlq import dlq_app
 from kcollect.cli.doctor import doctor
@@ -29,12 +35,12 @@ from kcollect.cli.stack import stack_app
 from kcollect.cli.state import state_app
 from kcollect.cli.topics import topics_app
 from streams.observability.logs import log_format_from_env, setup_logging
+from streams.settings.model import warn_unknown_variables
 
 app = typer.Typer(
     help=f"kcollect: fleet-scale metric collection through Kafka into ClickHouse.\n\n{EXIT_CODES_HELP}",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 app.add_typer(stack_app, name="stack", help="The embedded local stack (Tansu broker + ClickHouse).")
 app.add_typer(topics_app, name="topics")
@@ -52,15 +58,60 @@ app.add_typer(settings_app, name="settings")
 app.add_typer(state_app, name="state")
 app.command("sink")(sink)
 app.command("run")(run)
+app.command("console")(console)
+
+
+def kcollect_version() -> str:
+    try:
+        return package_version("kcollect")
+    except PackageNotFoundError:  # a source tree that is not installed
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"kcollect {kcollect_version()}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _main(log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO") -> None:
-    setup_logging(log_level, log_format_from_env())
+def _main(
+    log_level: Annotated[
+        LogLevel, typer.Option(envvar="KCOLLECT_LOG_LEVEL", case_sensitive=False, help="Log level.")
+    ] = LogLevel.INFO,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    setup_logging(log_level.value, log_format_from_env())
+    warn_unknown_variables()
 
 
 def main() -> None:
     # A crash inside a C extension (librdkafka, the ClickHouse driver's) prints every thread's Python
     # stack to stderr, which the services' logs keep, instead of leaving only an exit code of -11.
     faulthandler.enable()
-    app()
+    sys.exit(run_cli(sys.argv[1:]))
+
+
+def run_cli(args: list[str]) -> int:
+    """Run the command line; a usage error (bad option, bad choice) is one line on stderr and exit 2."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args, prog_name="kcollect", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        return 2
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "kcollect"
+        message = " ".join(exc.format_message().replace("Value error, ", "").split())
+        print(f"{where}: error: {message} (see {where} --help)", file=sys.stderr)
+        return exc.exit_code
+    except ClickException as exc:
+        print(f"kcollect: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Abort:
+        print("kcollect: aborted", file=sys.stderr)
+        return 1
+    return result if isinstance(result, int) else 0

@@ -14,6 +14,7 @@ StatsFile = Annotated[Path | None, typer.Option(help="Write statistics as JSON h
 Groups = Annotated[list[str] | None, typer.Option("--group", "-g", help="Only this group (repeatable).")]
 Topics = Annotated[list[str] | None, typer.Option("--topic", "-t", help="Only this topic (repeatable).")]
 AllTopics = Annotated[bool, typer.Option(help="Every topic, not only those under KCOLLECT_TOPIC_PREFIX.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
 def peak_rss_mb() -> float:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Annotated
+import time
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,9 +22,10 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from kcollect.cli.choices import ValueCheck as ValueCheckMode
 from kcollect.cli.errors import exit_on_known_errors
-from streams.runs.status import RunProgress, list_runs, run_status, wait_complete
-from streams.settings.model import Settings, load_settings
+from streams.runs.status import RunProgress, RunWatcher, run_status, wait_complete
+from streams.settings.model import load_settings
 
 if TYPE_CHECKING:
     from streams.runs.checker import ValueCheck
@@ -38,9 +40,30 @@ def _line(p: RunProgress) -> str:
     pending = "?" if p.pending is None else f"{p.pending:,}"
     return (
         f"{p.run_id}: {p.state}, enqueued {total}, processed {p.processed:,}, stored {p.stored:,}, "
-        f"dead-lettered {p.dead_lettered:,}, pending {pending}, "
+        f"dead-lettered {p.dead_lettered:,} (expired {p.expired:,}), pending {pending}, "
         + ("complete" if p.complete else "not complete")
+        + (
+            f"; {p.unmatched:,} dead letter(s) name the run but are none of its clients"
+            if p.unmatched
+            else ""
+        )
     )
+
+
+def _list_line(row: dict[str, Any]) -> str:
+    took = "-" if row["duration_s"] is None else f"{row['duration_s']:.1f} s"
+    eta = "" if row["eta_s"] is None else f", ETA {row['eta_s']:.0f} s"
+    return (
+        f"{row['run_id']}: {row['state']}, total {_count(row['total'])}, stored {row['stored']:,} "
+        f"(ok {row['ok']:,}, partial {row['partial']:,}), dead-lettered {row['dead_lettered']:,}, "
+        f"pending {_count(row['pending'])}, started {row['started'] or '-'}, "
+        f"finished {row['finished'] or '-'}, took {took}{eta}, "
+        + ("complete" if row["complete"] else "not complete")
+    )
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
 
 
 @runs_app.command("list")
@@ -48,9 +71,21 @@ def _line(p: RunProgress) -> str:
 def runs_list(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per run.")] = False,
 ) -> None:
-    """Every run seen in manifests, ClickHouse or dead letters, with its counts."""
-    for progress in list_runs(load_settings()):
-        typer.echo(json.dumps(progress.as_dict()) if json_out else _line(progress))
+    """Every run seen in manifests, ClickHouse or dead letters: counts (stored ok / partial), times, ETA."""
+    from kcollect.console.data import run_row
+
+    watcher = RunWatcher(load_settings())
+    try:
+        watcher.refresh()
+        progress, summaries = watcher.all_runs(), watcher.summaries()
+        now_ms = int(time.time() * 1000)
+        rows = [
+            run_row(p, summaries.get(p.run_id, {}), watcher.manifests.get(p.run_id), now_ms) for p in progress
+        ]
+    finally:
+        watcher.close()
+    for row in rows:
+        typer.echo(json.dumps(row) if json_out else _list_line(row))
 
 
 class RateColumn(ProgressColumn):
@@ -112,19 +147,6 @@ def runs_status(
         raise SystemExit(1)
 
 
-def value_check_for(settings: Settings) -> ValueCheck | None:
-    """``simulated_check`` when every subsystem of the deployment is the built-in simulated one;
-    otherwise None (values cannot be predicted; ``--values simulated`` for ``kcollect simulate``)."""
-    from pathlib import Path
-
-    from processors.processor.config import load_config
-    from processors.processor.subsystems.simulated import simulated_check
-
-    path = Path(settings.processor_config) if settings.processor_config else None
-    config = load_config(path)
-    return simulated_check if all(s.kind == "simulated" for s in config.subsystems) else None
-
-
 @runs_app.command("verify")
 @exit_on_known_errors
 def verify(
@@ -134,26 +156,28 @@ def verify(
         str | None, typer.Option(help="Also expect these client ids (N or FIRST-LAST), as enqueued.")
     ] = None,
     values: Annotated[
-        str, typer.Option(help="Value check: auto (simulated subsystems only), simulated or none.")
-    ] = "auto",
+        ValueCheckMode, typer.Option(help="Value check: auto (simulated subsystems only), simulated or none.")
+    ] = ValueCheckMode.auto,
     watch: Annotated[
         float, typer.Option(help="First wait up to this many seconds for the lag to reach zero.")
     ] = 0.0,
 ) -> None:
     """Compare every acknowledged request of a run with ClickHouse and the dead-letter topics."""
+    from kcollect.ops.value_check import compute_for, value_check_for
     from processors.processor.subsystems.simulated import simulated_check
     from producers.enqueue.sources import RangeSource
     from streams.runs.checker import pipeline_groups, verify_run, watch_recovery
 
     settings = load_settings()
     recovery = watch_recovery(settings, pipeline_groups(settings), watch) if watch > 0 else None
-    if values not in ("auto", "simulated", "none"):
-        raise typer.BadParameter("--values takes auto, simulated or none")
-    check: ValueCheck | None = simulated_check if values == "simulated" else None
-    if values == "auto":
+    check: ValueCheck | None = simulated_check if values is ValueCheckMode.simulated else None
+    if values is ValueCheckMode.auto:
         check = value_check_for(settings)
     expected = list(RangeSource.parse(clients)) if clients else None
-    report = verify_run(settings, run_id, expected=expected, value_check=check)
+    compute, metric_names = compute_for(settings)
+    report = verify_run(
+        settings, run_id, expected=expected, value_check=check, compute=compute, metric_names=metric_names
+    )
     report.recovery_seconds = recovery
     if watch > 0 and recovery is None:
         report.problems.append(f"lag not back to zero within {watch:g} s")
@@ -169,6 +193,9 @@ def verify(
             f"  lost {report.lost:,}  duplicated raw {report.duplicated_raw:,}  duplicated FINAL "
             f"{report.duplicated_final:,}  unexpected {report.unexpected:,}  wrong {report.wrong:,}"
             + ("" if report.values_checked else "  (values not checked)")
+            + f"  stored and dead-lettered {report.stored_and_dead_lettered:,}  incomplete ok "
+            f"{report.incomplete_ok:,}  status contradicts missing {report.status_contradicts_missing:,}  "
+            f"wrong computed {report.wrong_computed:,}"
             + ("" if recovery is None else f"  recovered in {recovery:.1f} s")
         )
         for name, sample in report.samples.items():

@@ -28,7 +28,9 @@ from streams.lag.status import Status
 from streams.settings.model import Settings
 
 log = logging.getLogger(__name__)
-PARTITION_LABELS = ["group", "topic", "partition"]
+PARTITION_LABELS = list(m.PARTITION_LABELS)
+GROUP_TOPIC_LABELS = list(m.GROUP_TOPIC_LABELS)
+STATUS_HELP = ", ".join(f"{s.value} {s.name}" for s in Status)
 
 
 def snapshot_families(snapshot: Snapshot) -> list[Metric]:
@@ -38,9 +40,7 @@ def snapshot_families(snapshot: Snapshot) -> list[Metric]:
         m.GROUP_LAG_SECONDS, "Age of the oldest unconsumed record (seconds)", labels=PARTITION_LABELS
     )
     offset = GaugeMetricFamily(m.GROUP_OFFSET, "The group's committed offset", labels=PARTITION_LABELS)
-    status = GaugeMetricFamily(
-        m.PARTITION_STATUS, "0 OK, 1 WARNING, 2 STALLED, 3 STOPPED, 4 ERROR", labels=PARTITION_LABELS
-    )
+    status = GaugeMetricFamily(m.PARTITION_STATUS, STATUS_HELP, labels=PARTITION_LABELS)
     for row in snapshot.rows:
         labels = [row.group, row.topic, str(row.partition)]
         lag.add_metric(labels, row.lag)
@@ -52,16 +52,46 @@ def snapshot_families(snapshot: Snapshot) -> list[Metric]:
     topic = GaugeMetricFamily(m.TOPIC_OFFSET, "End offset of a partition", labels=["topic", "partition"])
     for (name, partition), end in sorted(snapshot.ends.items()):
         topic.add_metric([name, str(partition)], end)
-    groups = GaugeMetricFamily(m.GROUP_STATUS, "Worst status of a group's partitions", labels=["group"])
+    groups = GaugeMetricFamily(m.GROUP_STATUS, "Worst status of a group's partitions", labels=[m.GROUP_LABEL])
     for group, value in sorted(group_statuses(snapshot.rows).items()):
         groups.add_metric([group], value)
     members = GaugeMetricFamily(
-        m.GROUP_MEMBERS, "Active members (when the broker lists them)", labels=["group"]
+        m.GROUP_MEMBERS, "Active members (when the broker lists them)", labels=[m.GROUP_LABEL]
     )
     for group, info in sorted(snapshot.groups.items()):
         if info.members is not None:
             members.add_metric([group], info.members)
-    return [lag, seconds, offset, status, topic, groups, members]
+    return [lag, seconds, offset, status, topic, groups, members, *group_topic_families(snapshot)]
+
+
+def group_topic_families(snapshot: Snapshot) -> list[Metric]:
+    """Sums and maxima per consumer group and topic (pure): the numbers alerts and dashboards ask for."""
+    lag_sum = GaugeMetricFamily(
+        m.GROUP_LAG_SUM, "Records behind, summed over partitions", labels=GROUP_TOPIC_LABELS
+    )
+    lag_max = GaugeMetricFamily(
+        m.GROUP_LAG_MAX, "Records behind on the worst partition", labels=GROUP_TOPIC_LABELS
+    )
+    seconds_max = GaugeMetricFamily(
+        m.GROUP_LAG_SECONDS_MAX, "Time lag of the worst partition (seconds)", labels=GROUP_TOPIC_LABELS
+    )
+    offset_sum = GaugeMetricFamily(
+        m.GROUP_OFFSET_SUM, "Committed offsets summed over partitions", labels=GROUP_TOPIC_LABELS
+    )
+    by_key: dict[tuple[str, str], list[Any]] = {}
+    for row in snapshot.rows:
+        by_key.setdefault((row.group, row.topic), []).append(row)
+    for (group, topic), rows in sorted(by_key.items()):
+        labels = [group, topic]
+        lag_sum.add_metric(labels, sum(r.lag for r in rows))
+        lag_max.add_metric(labels, max(r.lag for r in rows))
+        measured = [r.lag_seconds for r in rows if r.lag_seconds is not None]
+        if measured:
+            seconds_max.add_metric(labels, max(measured))
+        committed = [r.committed for r in rows if r.committed is not None]
+        if committed:
+            offset_sum.add_metric(labels, sum(committed))
+    return [lag_sum, lag_max, seconds_max, offset_sum]
 
 
 def run_families(progress: Iterable[Any]) -> list[Metric]:

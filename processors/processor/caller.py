@@ -3,11 +3,18 @@
 ``SubsystemCaller.call(requests)`` returns the subsystem's columns, or raises the last
 ``FetchError`` (``BreakerOpen`` when the breaker refused the call). It runs on the processor's event
 loop: async subsystems are awaited, blocking ones run in a thread, fast synchronous ones inline.
+
+A blocking subsystem has its own thread pool (``2 x max_concurrency`` threads: a call that timed out
+keeps its thread until it returns, and must not starve the next calls), never asyncio's small shared
+default executor. Its timeout counts the call only, from the moment a thread runs it; waiting for a
+free thread (only when earlier calls hang past their timeout) is bounded by the timeout too and
+fails as ``CallTimeout`` saying no thread was free.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -45,6 +52,11 @@ class SubsystemCaller:
         )
         self._is_async = hasattr(client, "fetch_async")
         self._blocking = bool(getattr(client, "blocking", False))
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        if self._blocking and not self._is_async:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                2 * config.max_concurrency, thread_name_prefix=f"kcollect-{config.name}"
+            )
         self.inline = not self._is_async and not self._blocking  # never waits: may run on any thread
         self._latency = m.PROCESSOR_FETCH_SECONDS.labels(self.name)
         self._batch = m.PROCESSOR_FETCH_BATCH.labels(self.name)
@@ -53,13 +65,43 @@ class SubsystemCaller:
     def _breaker_changed(self, state: State) -> None:
         m.PROCESSOR_BREAKER_STATE.labels(self.name).set(STATE_VALUES[state])
 
-    async def _invoke(self, requests: Sequence[Record]) -> MetricColumns:
+    async def _in_thread(self, requests: Sequence[Record]) -> tuple[MetricColumns, float]:
+        """Run the blocking call on this subsystem's pool; (columns, when the call started)."""
+        assert self._pool is not None
+        loop = asyncio.get_running_loop()
+        running = asyncio.Event()
+        started = [0.0]
+
+        def call() -> MetricColumns:
+            started[0] = time.monotonic()
+            loop.call_soon_threadsafe(running.set)
+            return self.client.fetch(requests)  # type: ignore[no-any-return]
+
+        future = loop.run_in_executor(self._pool, call)
+        try:
+            await asyncio.wait_for(running.wait(), self._timeout)
+        except TimeoutError:
+            future.cancel()
+            raise CallTimeout(f"no free thread within {self._timeout:g} s (earlier calls hang)") from None
+        left = self._timeout - (time.monotonic() - started[0])
+        try:
+            return await asyncio.wait_for(future, max(left, 0.0)), started[0]
+        except TimeoutError:
+            raise CallTimeout(f"no answer in {self._timeout:g} s") from None
+
+    async def _invoke(self, requests: Sequence[Record]) -> tuple[MetricColumns, float]:
+        if self._pool is not None:
+            return await self._in_thread(requests)
+        started = time.monotonic()
         if self._is_async:
-            result: MetricColumns = await self.client.fetch_async(requests)
-            return result
-        if self._blocking:
-            return await asyncio.to_thread(self.client.fetch, requests)
-        return self.client.fetch(requests)  # type: ignore[no-any-return]
+            try:
+                result: MetricColumns = await asyncio.wait_for(
+                    self.client.fetch_async(requests), self._timeout
+                )
+            except TimeoutError:
+                raise CallTimeout(f"no answer in {self._timeout:g} s") from None
+            return result, started
+        return self.client.fetch(requests), started
 
     async def _attempt(self, requests: Sequence[Record]) -> MetricColumns:
         if self._sem is None:
@@ -67,12 +109,7 @@ class SubsystemCaller:
         async with self._sem:
             started = time.monotonic()
             try:
-                if self._is_async or self._blocking:
-                    columns = await asyncio.wait_for(self._invoke(requests), self._timeout)
-                else:
-                    columns = self.client.fetch(requests)
-            except TimeoutError:
-                raise CallTimeout(f"no answer in {self._timeout:g} s") from None
+                columns, started = await self._invoke(requests)
             except FetchError:
                 raise
             except Exception as exc:
@@ -80,6 +117,11 @@ class SubsystemCaller:
             finally:
                 self._latency.observe(time.monotonic() - started)
         return check_columns(columns, self.metrics, len(requests))
+
+    def close(self) -> None:
+        """Let the pool's threads end (a hung call keeps its thread until it returns)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _await_probe(self) -> bool:
         """Half-open with the probe out: wait (at most the call timeout) for its verdict."""

@@ -46,13 +46,25 @@ def compute_columns(columns: MetricColumns, compute: ComputeFn, n: int) -> dict[
     if columnar is not None and names and all(None not in c for c in columns.values()):
         computed = columnar([columns[name] for name in names])  # type: ignore[misc]
         if computed:
-            return computed
+            return check_names(computed)
     rows = zip(*columns.values(), strict=True) if names else repeat((), n)
     per_client = [compute({k: v for k, v in zip(names, row, strict=True) if v is not None}) for row in rows]
     keys: dict[str, None] = {}
     for values in per_client:
         keys.update(dict.fromkeys(values))
-    return {key: [values.get(key) for values in per_client] for key in keys}
+    return check_names({key: [values.get(key) for values in per_client] for key in keys})
+
+
+class Unencodable(TypeError):
+    """A computed result that cannot be a result batch (e.g. a value name that is not a string)."""
+
+
+def check_names(computed: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """``computed`` itself, once every value name is a string (else ``Unencodable``)."""
+    wrong = [name for name in computed if type(name) is not str]
+    if wrong:
+        raise Unencodable(f"computed value names must be strings, got {wrong[:3]!r}")
+    return computed
 
 
 def partition_runs(partitions: Sequence[int], limit: int = MAX_BATCH_CLIENTS) -> list[tuple[int, int]]:

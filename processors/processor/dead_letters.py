@@ -1,5 +1,5 @@
 """Dead-lettering requests (headers saying why, where from and when) and the guard that stops the
-processor when almost every recent request is being dead-lettered."""
+processor when almost every recent fetch fails (a bad deploy)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,13 @@ class ProcessorFailing(RuntimeError):
 
 
 class FailureGuard:
-    """Trips when more than ``ratio`` of the last ``window`` requests were dead-lettered."""
+    """Trips when more than ``ratio`` of the last ``window`` fetched requests were dead-lettered.
+
+    It guards against a bad deploy (every fetch failing, so every request would be emptied into the
+    DLQ): only requests that reached a fetch count, and only fetch failures count against them.
+    Malformed and expired requests are dead-lettered without counting, so a backlog of them (an old
+    cycle after an outage) is drained at full speed instead of stopping the processor on each start.
+    """
 
     def __init__(self, window: int = 1000, ratio: float = 0.9) -> None:
         self.window = window
@@ -73,4 +79,4 @@ class RequestDeadLetters:
         )
 
 
-_ADJECTIVE = {"decode": "invalid", "deadline": "expired", "fetch": "failed"}
+_ADJECTIVE = {"decode": "invalid", "deadline": "expired", "fetch": "failed", "compute": "uncomputable"}

@@ -6,6 +6,11 @@ subsystem's ``max_concurrency``). What a client gets when a subsystem failed for
 - some subsystems answered: a ``partial`` result, the failed subsystems' metrics named in ``missing``;
 - every subsystem failed, or a ``required`` one did: no result; the request is a *failure*, which the
   produce step sends to the retry topic (or, after the last attempt, to the DLQ).
+
+A client whose compute function raises, or whose result cannot be encoded (an integer beyond 64
+bits, a non-string key, a value of the wrong type), is a *permanent* failure (``reason``
+``compute_failed`` or ``unencodable``): the produce step dead-letters it at once; its batch-mates
+are stored. The batch is encoded whole first; only when that raises is each client tried alone.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from typing import Any
 from confluent_kafka import Message
 
 from processors.processor.caller import SubsystemCaller
-from processors.processor.collect import EncodedBatch, encode_results
+from processors.processor.collect import EncodedBatch, check_names, encode_results
 from processors.processor.compute import ComputeFn
 from processors.processor.subsystems.protocol import MetricColumns, Record
+from schemas.result_batch import encode_batch
 
 
 @dataclass
@@ -44,17 +50,29 @@ class Failure:
     message: Message
     error_class: str
     error: str
+    reason: str | None = None  # set: permanent (dead-lettered at once with this reason), else retried
 
 
 @dataclass
 class Collected:
     """Fetched columns not encoded yet: the state step (``processors.processor.state.step``) adds its
-    outputs in consume order, then encodes them."""
+    outputs in consume order, then encodes them (``Fetcher.encode``). ``keep``: the requests of
+    ``batch`` that get a result (the others failed); ``columns`` are aligned with ``batch``."""
 
-    requests: list[Record]
-    partitions: list[int]
+    batch: Decoded
+    keep: list[int]
     columns: MetricColumns
     now_ms: int
+
+
+def kept(
+    batch: Decoded, keep: list[int], columns: MetricColumns
+) -> tuple[list[Record], list[int], MetricColumns]:
+    """The requests, partitions and columns of the ``keep`` indexes of ``batch``."""
+    partitions = batch.partition_list()
+    if len(keep) != len(batch.requests):
+        columns = {metric: [column[i] for i in keep] for metric, column in columns.items()}
+    return [batch.requests[i] for i in keep], [partitions[i] for i in keep], columns
 
 
 @dataclass
@@ -116,11 +134,67 @@ class Fetcher:
             spans.extend(sub_spans)
         now_ms = int(time.time() * 1000)
         if not spans:
-            partitions = batch.partition_list()
-            if self.defer:
-                return Outcome([], 0, [], Collected(requests, partitions, columns, now_ms))
-            return Outcome(*encode_results(requests, partitions, columns, self.compute, now_ms))
+            return self._finish(batch, list(range(len(requests))), columns, now_ms, [])
         return self._split(batch, columns, spans, now_ms)
+
+    def _finish(
+        self, batch: Decoded, keep: list[int], columns: MetricColumns, now_ms: int, failures: list[Failure]
+    ) -> Outcome:
+        """Encoded results, or (``defer``) the collected columns for the state step to encode."""
+        if self.defer:
+            return Outcome([], 0, failures, Collected(batch, keep, columns, now_ms))
+        return self.encode(batch, keep, columns, now_ms, failures)
+
+    def encode(
+        self,
+        batch: Decoded,
+        keep: list[int],
+        columns: MetricColumns,
+        now_ms: int,
+        failures: list[Failure],
+        stateful: dict[str, list[Any]] | None = None,
+    ) -> Outcome:
+        """Result batches of the clients ``keep`` indexes (``stateful``: more computed columns, one value
+        per kept client); a client whose compute or encoding fails becomes a permanent failure instead
+        of failing the batch."""
+        requests, kept_partitions, columns = kept(batch, keep, columns)
+        try:
+            encoded, partial = encode_results(
+                requests, kept_partitions, columns, self.compute, now_ms, stateful
+            )
+            return Outcome(encoded, partial, failures)
+        except Exception:
+            pass  # some client's compute or encoding fails: find which, alone
+        good: list[int] = []
+        bad: list[Failure] = []
+        for j, i in enumerate(keep):
+            one = {metric: [column[j]] for metric, column in columns.items()}
+            failure = self._try_one(batch, i, one, now_ms)
+            if failure is None:
+                good.append(j)
+            else:
+                bad.append(failure)
+        encoded, partial = encode_results(
+            [requests[j] for j in good],
+            [kept_partitions[j] for j in good],
+            {metric: [column[j] for j in good] for metric, column in columns.items()},
+            self.compute,
+            now_ms,
+            {name: [column[j] for j in good] for name, column in (stateful or {}).items()},
+        )
+        return Outcome(encoded, partial, [*failures, *bad])
+
+    def _try_one(self, batch: Decoded, i: int, columns: MetricColumns, now_ms: int) -> Failure | None:
+        request, message = batch.requests[i], batch.messages[i]
+        try:
+            values = self.compute({name: col[0] for name, col in columns.items() if col[0] is not None})
+        except Exception as exc:
+            return Failure(request, message, type(exc).__name__, str(exc)[:500], "compute_failed")
+        try:
+            encode_batch([request], now_ms, columns, check_names({k: [v] for k, v in values.items()}))
+        except Exception as exc:
+            return Failure(request, message, type(exc).__name__, str(exc)[:500], "unencodable")
+        return None
 
     def _split(self, batch: Decoded, columns: MetricColumns, spans: list[Span], now_ms: int) -> Outcome:
         n = len(batch.requests)
@@ -132,15 +206,8 @@ class Fetcher:
                 if caller.required or failed_count[i] == len(self.callers):
                     fatal.setdefault(i, error)
         keep = [i for i in range(n) if i not in fatal]
-        partitions = batch.partition_list()
-        kept_columns = {metric: [column[i] for i in keep] for metric, column in columns.items()}
-        kept_requests = [batch.requests[i] for i in keep]
-        kept_partitions = [partitions[i] for i in keep]
         failures = [
             Failure(batch.requests[i], batch.messages[i], type(err).__name__, str(err)[:500])
             for i, err in sorted(fatal.items())
         ]
-        if self.defer:
-            return Outcome([], 0, failures, Collected(kept_requests, kept_partitions, kept_columns, now_ms))
-        encoded, partial = encode_results(kept_requests, kept_partitions, kept_columns, self.compute, now_ms)
-        return Outcome(encoded, partial, failures)
+        return self._finish(batch, keep, columns, now_ms, failures)

@@ -3,6 +3,12 @@
 The stream processor pauses a partition while the gate holds records of it (so nothing busy-waits
 and other partitions flow on) and hands the held records back, in order, once the first is due.
 Records of other topics pass straight through.
+
+A ``not_before_ms`` further ahead than ``max_wait_ms`` (the processor's longest retry delay plus a
+margin) would pin its partition: the record waits ``max_wait_ms`` at most. One more than
+``ABSURD_AHEAD_MS`` (a day) ahead is no retry delay at all (a garbage header, a wrong clock): it is
+not held, and ``out_of_range`` names it so the decoder dead-letters it (reason
+``not_before_out_of_range``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Any
 from confluent_kafka import Message
 
 from streams.steps.strategy import Partition
+
+ABSURD_AHEAD_MS = 86_400_000
 
 
 def not_before_ms(msg: Message) -> int:
@@ -30,9 +38,13 @@ def not_before_ms(msg: Message) -> int:
 class RetryGate:
     """Per partition of ``topic``: the records waiting, from the first one not yet due."""
 
-    def __init__(self, topic: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, topic: str, clock: Callable[[], float] = time.time, max_wait_ms: int | None = None
+    ) -> None:
         self.topic = topic
         self._clock = clock
+        self.max_wait_ms = max_wait_ms
+        self.absurd_ms = max(ABSURD_AHEAD_MS, 2 * (max_wait_ms or 0))
         self._held: dict[Partition, tuple[int, list[Message]]] = {}
 
     def admit(self, messages: list[Message]) -> list[Message]:
@@ -52,11 +64,19 @@ class RetryGate:
                 held[1].append(msg)
                 continue
             due = not_before_ms(msg)
-            if due > now_ms:
-                self._held[partition] = (due, [msg])
-            else:
+            if due <= now_ms or due - now_ms > self.absurd_ms:
                 ready.append(msg)
+                continue
+            if self.max_wait_ms is not None:
+                due = min(due, now_ms + self.max_wait_ms)
+            self._held[partition] = (due, [msg])
         return ready
+
+    def out_of_range(self, messages: list[Message]) -> list[int]:
+        """Indexes of the records of this gate's topic whose ``not_before_ms`` is absurdly far ahead."""
+        topic = self.topic
+        limit = int(self._clock() * 1000) + self.absurd_ms
+        return [i for i, msg in enumerate(messages) if msg.topic() == topic and not_before_ms(msg) > limit]
 
     def due(self) -> list[Message]:
         """Remove and return the held records of every partition whose first record is due."""
@@ -70,6 +90,10 @@ class RetryGate:
 
     def held_partitions(self) -> set[Partition]:
         return set(self._held)
+
+    def held(self) -> list[Message]:
+        """Every record held, in order per partition."""
+        return [msg for _, messages in self._held.values() for msg in messages]
 
     def drop(self, partitions: set[Partition]) -> None:
         for partition in partitions:

@@ -32,7 +32,7 @@ from processors.processor.retry_gate import RetryGate
 from processors.processor.state.history import StateSpec
 from processors.processor.state.manager import Bounds, StateStores
 from processors.processor.state.step import ApplyState
-from processors.processor.steps import ProduceOutcome, RequestDecoder, Topics
+from processors.processor.steps import OutcomeCounts, ProduceOutcome, RequestDecoder, Topics
 from processors.processor.subsystems.simulated import SimulatedSubsystem
 from schemas.topics import REQUESTS, REQUESTS_DLQ, REQUESTS_RETRY, RESULTS, STATE_CHANGELOG
 from streams.kafka.producer import BatchProducer
@@ -44,6 +44,7 @@ from streams.steps.service import run_consumer_service
 from streams.steps.strategy import Batch, LoopThread, ProcessingStep, RunTaskInLoop, TransformStep
 
 log = logging.getLogger(__name__)
+RETRY_WAIT_MARGIN_MS = 60_000  # a retry record waits at most the longest retry delay plus this
 
 
 def make_client(config: SubsystemConfig, settings: Settings) -> Any:
@@ -99,12 +100,13 @@ class Processor:
         self.topics = Topics(RESULTS.name(prefix), REQUESTS_RETRY.name(prefix), REQUESTS_DLQ.name(prefix))
         self.guard = FailureGuard(settings.processor_dlq_guard_window, settings.processor_dlq_guard_ratio)
         self.dead = RequestDeadLetters(producer, self.topics.dlq)
-        self.decoder = RequestDecoder(self.dead, self.guard)
+        self.gate = RetryGate(self.topics.retry, max_wait_ms=config.retry.max_delay_ms + RETRY_WAIT_MARGIN_MS)
+        self.decoder = RequestDecoder(self.dead, self.guard, self.gate)
         self.fetcher = make_fetcher(config, settings)
         self.state = make_state(config, settings, producer)
         self.loop = LoopThread("kcollect-fetch")
         self._inline_loop = asyncio.new_event_loop()
-        self.outcomes: list[ProduceOutcome] = []
+        self.counts = OutcomeCounts()  # shared by every chain's produce step
 
     def chain(self, commit_offsets: Commit) -> ProcessingStep[list[Message]]:
         """DecodeRequests -> FetchAndCompute -> ProduceOutcome -> CommitOffsets."""
@@ -115,11 +117,12 @@ class Processor:
             self.producer.poll,
             max_waiting=settings.max_in_flight_batches * 2,
         )
-        produce = ProduceOutcome(self.producer, self.topics, self.dead, self.guard, self.config.retry, commit)
-        self.outcomes.append(produce)
+        produce = ProduceOutcome(
+            self.producer, self.topics, self.dead, self.guard, self.config.retry, commit, self.counts
+        )
         after_fetch: ProcessingStep[Any] = produce
         if self.state is not None:  # in consume order, on this thread: ApplyState -> ProduceOutcome
-            after_fetch = TransformStep(ApplyState(self.state, self.fetcher.compute), produce)
+            after_fetch = TransformStep(ApplyState(self.state, self.fetcher), produce)
         fetch: ProcessingStep[Any]
         if all(caller.inline for caller in self.fetcher.callers):
             fetch = TransformStep(self._fetch_inline, after_fetch)  # nothing to wait for: no thread hop
@@ -138,10 +141,7 @@ class Processor:
         return batch.replace(self._inline_loop.run_until_complete(self.fetcher.process(batch.payload)))
 
     def stats(self) -> dict[str, Any]:
-        totals = {"results": 0, "partial": 0, "retried": 0, "dead_lettered": 0}
-        for outcome in self.outcomes:
-            for key in totals:
-                totals[key] += getattr(outcome, key)
+        totals = asdict(self.counts)
         decoder = self.decoder
         return totals | {"decoded": decoder.decoded, "invalid": decoder.invalid, "expired": decoder.expired}
 
@@ -153,6 +153,7 @@ class Processor:
                     self.loop.submit(aclose()).result(5)
                 except Exception as exc:  # closing is best effort
                     log.debug("closing %s: %s", caller.name, exc)
+            caller.close()
         self.loop.stop()
         self._inline_loop.close()
         if self.state is not None:
@@ -216,7 +217,7 @@ def run_processor(settings: Settings, ready_file: Path | None = None) -> dict[st
             topics,
             processor.chain,
             ready_file,
-            RetryGate(REQUESTS_RETRY.name(prefix)),
+            processor.gate,
             results_gate.paused if results_gate is not None else None,
             on_assigned=processor.state.sync if processor.state is not None else None,
             **consumer_extra(settings, processor.state is not None),

@@ -14,6 +14,7 @@ from confluent_kafka import Message
 from processors.processor.dead_letters import FailureGuard, RequestDeadLetters
 from processors.processor.fetcher import Decoded, Failure, Outcome
 from processors.processor.retry import retry_delay_ms
+from processors.processor.retry_gate import RetryGate, not_before_ms
 from schemas.codec import decode_requests, encode_record
 from streams.kafka.dead_letter import header_map
 from streams.kafka.producer import BatchProducer, DeliveryTracker, Headers
@@ -26,6 +27,16 @@ Record = dict[str, Any]
 
 
 @dataclass
+class OutcomeCounts:
+    """What the produce steps of every chain of one processor did (a chain lives until a rebalance)."""
+
+    results: int = 0
+    partial: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass
 class Topics:
     results: str
     retry: str
@@ -35,16 +46,17 @@ class Topics:
 class RequestDecoder:
     """Messages -> valid requests; poison and expired requests go to the DLQ at once."""
 
-    def __init__(self, dead: RequestDeadLetters, guard: FailureGuard) -> None:
+    def __init__(self, dead: RequestDeadLetters, guard: FailureGuard, gate: RetryGate | None = None) -> None:
         self._dead = dead
         self._guard = guard
+        self._gate = gate  # names retry records whose not_before_ms is absurd
         self.decoded = 0
         self.invalid = 0
         self.expired = 0
 
     def __call__(self, batch: Batch[list[Message]]) -> Batch[Decoded]:
         fault_point("after_poll")
-        messages = batch.payload
+        messages = batch.payload if self._gate is None else self._out_of_range(batch)
         requests, bad = decode_requests([msg.value() for msg in messages])
         if bad:
             tracker = DeliveryTracker()
@@ -68,8 +80,28 @@ class RequestDecoder:
             batch.trackers.append(tracker)
             self.expired += len(expired)
         self.decoded += len(requests)
-        self._guard.record(len(batch.payload), len(bad) + len(expired))
+        self._guard.record(len(requests), 0)  # only requests that go on to a fetch count for the guard
         return batch.replace(Decoded(requests, messages, [msg.partition() or 0 for msg in messages]))
+
+    def _out_of_range(self, batch: Batch[list[Message]]) -> list[Message]:
+        """The batch's records without the retry records whose not_before_ms is absurd (dead-lettered)."""
+        messages = batch.payload
+        assert self._gate is not None
+        far = self._gate.out_of_range(messages)
+        if not far:
+            return messages
+        tracker = DeliveryTracker()
+        for i in far:
+            text = (
+                f"not_before_ms {not_before_ms(messages[i])} is over {self._gate.absurd_ms // 1000} s ahead"
+            )
+            self._dead.send(
+                tracker, messages[i], "NotBeforeOutOfRange", text, "decode", "not_before_out_of_range"
+            )
+        batch.trackers.append(tracker)
+        self.invalid += len(far)
+        gone = set(far)
+        return [msg for i, msg in enumerate(messages) if i not in gone]
 
 
 class ProduceOutcome(ForwardingStep[None]):
@@ -84,6 +116,7 @@ class ProduceOutcome(ForwardingStep[None]):
         guard: FailureGuard,
         retry: Any,
         next_step: ProcessingStep[Any],
+        counts: OutcomeCounts | None = None,
     ) -> None:
         super().__init__(next_step)
         self._producer = producer
@@ -92,10 +125,7 @@ class ProduceOutcome(ForwardingStep[None]):
         self._guard = guard
         self._retry = retry  # processors.processor.config.RetryConfig
         self._results_partitions = producer.partition_count(topics.results)
-        self.results = 0
-        self.partial = 0
-        self.retried = 0
-        self.dead_lettered = 0
+        self.counts = counts if counts is not None else OutcomeCounts()
 
     def submit(self, batch: Batch[Outcome]) -> None:
         # a produced batch the commit step refused is held, not produced again: refuse until it is taken
@@ -109,8 +139,8 @@ class ProduceOutcome(ForwardingStep[None]):
         )
         fault_point("after_produce")
         clients = outcome.clients
-        self.results += clients
-        self.partial += outcome.partial
+        self.counts.results += clients
+        self.counts.partial += outcome.partial
         m.PROCESSOR_RECORDS.labels("ok").inc(clients - outcome.partial)
         if outcome.partial:
             m.PROCESSOR_RECORDS.labels("partial").inc(outcome.partial)
@@ -122,6 +152,12 @@ class ProduceOutcome(ForwardingStep[None]):
         now_ms = int(time.time() * 1000)
         dead = 0
         for failure in failures:
+            if failure.reason is not None:  # the compute or the encoding failed: retrying cannot help
+                self._dead.send(
+                    tracker, failure.message, failure.error_class, failure.error, "compute", failure.reason
+                )
+                dead += 1
+                continue
             attempt = int(failure.request.get("attempt", 0)) + 1
             if attempt >= self._retry.max_attempts:
                 self._dead.send(
@@ -130,8 +166,8 @@ class ProduceOutcome(ForwardingStep[None]):
                 dead += 1
                 continue
             self._send_retry(failure, attempt, now_ms, tracker)
-        self.retried += len(failures) - dead
-        self.dead_lettered += dead
+        self.counts.retried += len(failures) - dead
+        self.counts.dead_lettered += dead
         m.PROCESSOR_RECORDS.labels("retry").inc(len(failures) - dead)
         m.PROCESSOR_RECORDS.labels("dead_lettered").inc(dead)
         return dead

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from processors.sink.columns import ResultColumns, in_column_order
+from schemas.ddl import result_version
 from schemas.fast_checks import client_ids_valid, ints_within, run_ids_valid
 from schemas.models import MAX_ATTEMPT, MAX_EPOCH_MS
 from schemas.result_batch import ResultBatch
@@ -101,7 +102,7 @@ def batch_columns(obj: dict[str, Any], run_ids: set[str]) -> ResultColumns | Non
                 "metrics": metrics,
                 "missing": [NO_MISSING] * n,
                 "computed": computed,
-                "version": attempts,
+                "version": [result_version(a, True, collected) for a in attempts],  # all ok
             }
         )
     )

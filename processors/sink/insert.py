@@ -2,10 +2,20 @@
 retried with backoff through outages, with the outage state logged once per change and exported.
 
 ``WindowWriter.write`` does one attempt; ``write_with_retry`` repeats it until it succeeds or the
-sink stops. Crash points ``before_insert`` and ``after_insert`` (``streams.steps.faults``) surround every
-insert. Each insert carries a deduplication token (topic, partition, offset range, month, rows) on a
-server that has them (22.2+), so a retry after an insert whose acknowledgement was lost is dropped by
-the server; on 18.16 there is no token and the ReplacingMergeTree key does that job under FINAL.
+sink stops. What an attempt raised decides what happens (``streams.clickhouse.client.classify_insert_error``):
+data errors are bisected inside the attempt (the rows refused alone come back to be dead-lettered),
+outages are retried with backoff for as long as they last, and an unexpected error (a bug: it says
+nothing about the rows, and waiting does not cure it) is tried ``UNEXPECTED_ATTEMPTS`` times, then
+raised as ``UnexpectedInsertError``: the sink stops with the error in its log and the window
+uncommitted, so its records are consumed again by the next sink (nothing is lost, nothing is
+dead-lettered for a fault that is not theirs). A window without a valid row (every record in it was
+dead-lettered at decode) has nothing to insert: it is written at once, and its offsets are committed
+once its dead letters are confirmed.
+
+Crash points ``before_insert`` and ``after_insert`` (``streams.steps.faults``) surround every insert. Each
+insert carries a deduplication token (topic, partition, offset range, month, rows) on a server that
+has them (22.2+), so a retry after an insert whose acknowledgement was lost is dropped by the server;
+on 18.16 there is no token and the ReplacingMergeTree key does that job under FINAL.
 """
 
 from __future__ import annotations
@@ -22,10 +32,18 @@ from processors.sink.bisection import insert_bisecting
 from processors.sink.columns import CLIENT_ID, MISSING, RUN_ID, ResultColumns, split_columns_by_month, take
 from processors.sink.windowing import PartitionWindow
 from schemas.ddl import OPTIONAL_RESULT_COLUMNS, insert_results_sql
-from streams.clickhouse.client import ServerFeatures, connect, insert_settings, is_data_error, server_version
+from streams.clickhouse.client import (
+    ServerFeatures,
+    classify_insert_error,
+    connect,
+    insert_settings,
+    is_data_error,
+    server_version,
+)
 from streams.observability.metrics import (
     SINK_CLICKHOUSE_UP,
     SINK_INSERT_FAILURES,
+    SINK_INSERT_LATENCY,
     SINK_INSERTS,
     SINK_ROWS_INSERTED,
 )
@@ -36,6 +54,7 @@ log = logging.getLogger(__name__)
 Bad = list[tuple[int, Exception]]
 BACKOFF_FIRST = 0.2
 BACKOFF_MAX = 5.0
+UNEXPECTED_ATTEMPTS = 3  # attempts of a window that fails with an unexpected error before the sink stops
 _STATS_LOCK = threading.Lock()  # insert workers share the stats and the health state
 
 
@@ -51,6 +70,10 @@ class SinkStats:
     windows: int = 0
     decode_seconds: float = 0.0  # thread CPU seconds spent decoding (consumer thread)
     insert_seconds: float = 0.0  # wall seconds inside acknowledged inserts (worker thread)
+
+
+class UnexpectedInsertError(RuntimeError):
+    """An insert failed with an error that is neither a data error nor an outage, every attempt."""
 
 
 def first_line(exc: BaseException) -> str:
@@ -152,6 +175,7 @@ class WindowWriter:
         log.debug("inserted %d row(s) in %.3f s (%s)", count, seconds, token)
         SINK_INSERTS.inc()
         SINK_ROWS_INSERTED.inc(count)
+        SINK_INSERT_LATENCY.observe(seconds)
 
     def write(self, window: PartitionWindow) -> Bad:
         """Insert the window's rows; returns (row index, error) of rows refused on their own.
@@ -159,6 +183,8 @@ class WindowWriter:
         Raises on an outage (connection refused, timeout, too many parts, disk full...).
         """
         bad: Bad = []
+        if not window.count:
+            return bad
         columns = window.columns
         for month, indices in split_columns_by_month(columns):
             group = columns if indices is None else take(columns, indices)
@@ -198,16 +224,39 @@ def insert_token(window: PartitionWindow, month: int, head: int, tail: int, coun
 
 
 def write_with_retry(
-    writer: WindowWriter, window: PartitionWindow, health: ClickHouseHealth, stop: threading.Event
+    writer: WindowWriter,
+    window: PartitionWindow,
+    health: ClickHouseHealth,
+    stop: threading.Event,
+    backoff: float = BACKOFF_FIRST,
 ) -> Bad | None:
-    """Write until it succeeds (returns the refused rows) or ``stop`` is set (returns None)."""
-    backoff = BACKOFF_FIRST
+    """Write until it succeeds (returns the refused rows) or ``stop`` is set (returns None); raises
+    ``UnexpectedInsertError`` after ``UNEXPECTED_ATTEMPTS`` unexpected errors (see the module docstring)."""
+    unexpected = 0
     while not stop.is_set():
         try:
             bad = writer.write(window)
         except Exception as exc:
-            health.failed(exc)
             writer.reset()
+            if classify_insert_error(exc) == "unexpected":
+                unexpected += 1
+                SINK_INSERT_FAILURES.labels("unexpected").inc()
+                log.error(
+                    "insert of %s failed with an unexpected error (attempt %d of %d): %s",
+                    window.label(),
+                    unexpected,
+                    UNEXPECTED_ATTEMPTS,
+                    first_line(exc),
+                    exc_info=unexpected == UNEXPECTED_ATTEMPTS,
+                )
+                if unexpected >= UNEXPECTED_ATTEMPTS:
+                    raise UnexpectedInsertError(
+                        f"insert of {window.label()} failed {unexpected} times with {first_line(exc)}: "
+                        "not an outage and not the rows' data; stopping the sink, the window stays "
+                        "uncommitted"
+                    ) from exc
+            else:
+                health.failed(exc)
             stop.wait(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
             continue

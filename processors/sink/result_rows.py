@@ -23,6 +23,7 @@ import orjson
 from processors.sink.batch_columns import batch_columns
 from processors.sink.columns import ResultColumns, empty_columns, in_column_order
 from schemas.codec import CodecError, parse_object, validate
+from schemas.ddl import result_version
 from schemas.fast_checks import is_plain_result
 from schemas.models import ClientResult
 from schemas.result_batch import expand_batch, is_batch
@@ -49,7 +50,7 @@ def fast_row(obj: dict[str, Any], run_ids: set[str]) -> Row | None:
             "metrics": orjson.dumps(obj["metrics"]),
             "missing": missing if type(missing) is list else list(missing),
             "computed": orjson.dumps(obj["computed"]),
-            "version": attempt,
+            "version": result_version(attempt, obj["status"] == "ok", obj["collected_at_ms"]),
         }
     )
 

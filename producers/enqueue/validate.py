@@ -1,10 +1,13 @@
 """Validation of a client source: bad lines counted (first few kept with line numbers), duplicates dropped.
 
 ``Validator.filter`` turns one chunk of raw values into the valid client ids not seen before in this
-source. A valid id has 1 to 128 printable characters (``schemas.models.is_valid_client_id``). Only the
-set of ids seen is kept, never the source. ``strict_pass`` is ``--strict``'s first pass: it reads the
-whole source, refuses it when any line is bad, and spools the distinct valid ids to a temporary file
-that the second pass (``SpoolSource``) produces from; so stdin and a query are read only once.
+source; once the source is exhausted, ``Validator.rest`` gives the distinct ids that had to wait on
+disk (``producers.enqueue.dedup``: duplicates are removed exactly in bounded memory, a set of the ids seen
+while it fits in the budget, hash partitions on disk after). A valid id has 1 to 128 printable
+characters (``schemas.models.is_valid_client_id``). ``close`` removes the spill files. ``strict_pass``
+is ``--strict``'s first pass: it reads the whole source, refuses it when any line is bad, and spools
+the distinct valid ids to a temporary file that the second pass (``SpoolSource``) produces from; so
+stdin and a query are read only once.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from producers.enqueue.dedup import DEFAULT_MEMORY_MB, MB, Deduplicator
 from producers.enqueue.sources import Chunk, ClientSource, SourceError
 from schemas.models import MAX_ID_LENGTH
 
@@ -56,13 +60,13 @@ def invalid_reason(value: str | None, missing_reason: str) -> str:
 
 
 class Validator:
-    """Filters chunks of one source; ``stats`` accumulates across chunks."""
+    """Filters chunks of one source, then gives the ``rest``; ``stats`` accumulates across both."""
 
-    def __init__(self, source: ClientSource) -> None:
+    def __init__(self, source: ClientSource, dedup: Deduplicator | None = None) -> None:
         self.stats = SourceStats()
         self._trusted = source.trusted
         self._missing_reason = source.missing_reason
-        self._seen: set[str] = set()
+        self._dedup = dedup if dedup is not None else Deduplicator()
 
     def filter(self, chunk: Chunk) -> list[str]:
         first_line, values = chunk
@@ -71,22 +75,35 @@ class Validator:
         if self._trusted:
             stats.valid += len(values)
             return values  # type: ignore[return-value]  # trusted sources never yield None
-        seen = self._seen
-        add = seen.add
-        out: list[str] = []
-        append = out.append
-        before = len(seen)
-        for index, value in enumerate(values):
-            if value is not None and 0 < len(value) <= MAX_ID_LENGTH and value.isprintable():
-                if value in seen:
-                    stats.duplicates += 1
-                else:
-                    add(value)
-                    append(value)
-            else:
-                self._bad(first_line + index, value)
-        stats.valid += len(seen) - before
-        return out
+        valid = [
+            value
+            for value in values
+            if value is not None and 0 < len(value) <= MAX_ID_LENGTH and value.isprintable()
+        ]
+        if len(valid) < len(values):
+            for index, value in enumerate(values):
+                if value is None or not (0 < len(value) <= MAX_ID_LENGTH and value.isprintable()):
+                    self._bad(first_line + index, value)
+        fresh = self._dedup.add(valid)
+        self._count()
+        return fresh
+
+    def rest(self) -> Iterator[list[str]]:
+        """After the last chunk: the distinct valid ids that waited on disk (none for a small source)."""
+        if self._trusted:
+            return
+        for ids in self._dedup.drain():
+            self._count()
+            yield ids
+        self._count()
+
+    def close(self) -> None:
+        """Remove the spill files, if any."""
+        self._dedup.close()
+
+    def _count(self) -> None:
+        self.stats.valid = self._dedup.counts.distinct
+        self.stats.duplicates = self._dedup.counts.duplicates
 
     def _bad(self, line: int, value: str | None) -> None:
         self.stats.invalid += 1
@@ -94,11 +111,16 @@ class Validator:
             self.stats.bad_lines.append(BadLine(line, invalid_reason(value, self._missing_reason)))
 
 
-def validate_only(source: ClientSource, chunk_size: int) -> SourceStats:
+def validate_only(source: ClientSource, chunk_size: int, memory_mb: int = DEFAULT_MEMORY_MB) -> SourceStats:
     """Read and validate the whole source without keeping it (``--dry-run``)."""
-    validator = Validator(source)
-    for chunk in source.chunks(chunk_size):
-        validator.filter(chunk)
+    validator = Validator(source, Deduplicator(memory_mb * MB))
+    try:
+        for chunk in source.chunks(chunk_size):
+            validator.filter(chunk)
+        for _ in validator.rest():
+            pass
+    finally:
+        validator.close()
     return validator.stats
 
 
@@ -129,9 +151,9 @@ class SpoolSource:
         os.unlink(self.path)
 
 
-def strict_pass(source: ClientSource, chunk_size: int) -> SpoolSource:
+def strict_pass(source: ClientSource, chunk_size: int, memory_mb: int = DEFAULT_MEMORY_MB) -> SpoolSource:
     """``--strict``: read everything first; SourceError when a line is bad, else the spooled ids."""
-    validator = Validator(source)
+    validator = Validator(source, Deduplicator(memory_mb * MB))
     fd, path = tempfile.mkstemp(prefix="kcollect-enqueue-", suffix=".ids")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as spool:
@@ -140,12 +162,17 @@ def strict_pass(source: ClientSource, chunk_size: int) -> SpoolSource:
                 if ids and not validator.stats.invalid:
                     spool.write("\n".join(ids))
                     spool.write("\n")
-        if validator.stats.invalid:
-            raise SourceError(
-                f"--strict: {source.describe()} refused, nothing was enqueued: "
-                f"{validator.stats.bad_lines_text()}"
-            )
+            if validator.stats.invalid:
+                raise SourceError(
+                    f"--strict: {source.describe()} refused, nothing was enqueued: "
+                    f"{validator.stats.bad_lines_text()}"
+                )
+            for ids in validator.rest():
+                spool.write("\n".join(ids))
+                spool.write("\n")
     except BaseException:
         os.unlink(path)
         raise
+    finally:
+        validator.close()
     return SpoolSource(path, source.describe(), validator.stats)

@@ -9,8 +9,10 @@ same time (unless one stalls past ``max.poll.interval.ms``; the run-manifest che
 enqueue covers that case too).
 
 The lock topic also carries pause records (key ``pause:<name>``, JSON ``{"schedule", "paused",
-"at_ms"}``; the last one wins). The group never commits: each new leader reads the partition from
-the start and acts only once it has reached the end, so it knows the current pause state.
+"at_ms"}``; the last one wins) and each instance's schedule at start (key ``spec:<name>``, JSON
+``{"schedule", "every", "cron", "describe", "at_ms"}``), which the console reads for the next slot.
+The group never commits: each new leader reads the partition from the start and acts only once it has
+reached the end, so it knows the current pause state.
 """
 
 from __future__ import annotations
@@ -44,18 +46,31 @@ def pause_key(name: str) -> str:
     return f"pause:{name}"
 
 
-def publish_pause(settings: Settings, name: str, paused: bool) -> None:
-    """Record that schedule ``name`` is paused (or resumed); waits for the broker's confirmation."""
+SPEC_PREFIX = "spec:"
+
+
+def _publish(settings: Settings, key: str, value: dict[str, Any], what: str) -> None:
     topic = SCHEDULER_LOCK.name(settings.topic_prefix)
     require_topics(settings, [topic])
     producer = BatchProducer(settings)
-    value = orjson.dumps({"schedule": name, "paused": paused, "at_ms": int(time.time() * 1000)})
-    tracker = producer.produce_batch(topic, [(pause_key(name), value)], DeliveryTracker())
+    body = orjson.dumps(value | {"at_ms": int(time.time() * 1000)})
+    tracker = producer.produce_batch(topic, [(key, body)], DeliveryTracker())
     if not producer.wait(tracker, settings.broker_timeout_seconds) or tracker.failed:
         raise PauseNotDeliveredError(
-            f"the {'pause' if paused else 'resume'} record for {name} was not confirmed: "
-            f"{'; '.join(tracker.first_errors) or 'timed out'}"
+            f"the {what} was not confirmed: {'; '.join(tracker.first_errors) or 'timed out'}"
         )
+
+
+def publish_pause(settings: Settings, name: str, paused: bool) -> None:
+    """Record that schedule ``name`` is paused (or resumed); waits for the broker's confirmation."""
+    what = f"{'pause' if paused else 'resume'} record for {name}"
+    _publish(settings, pause_key(name), {"schedule": name, "paused": paused}, what)
+
+
+def publish_spec(settings: Settings, name: str, every: str | None, cron: str | None, describe: str) -> None:
+    """Record the schedule's period (for the console's next slot); waits for the broker's confirmation."""
+    spec = {"schedule": name, "every": every, "cron": cron, "describe": describe}
+    _publish(settings, f"{SPEC_PREFIX}{name}", spec, f"schedule spec record of {name}")
 
 
 class ScheduleLock:

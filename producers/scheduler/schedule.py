@@ -22,7 +22,7 @@ from typing import Literal, Protocol
 
 from producers.scheduler.cron import Cron, utc
 from schemas.models import check_run_id
-from streams.runs.identity import SLOT_TIME_FORMAT
+from streams.runs.identity import SLOT_TIME_FORMAT, Deadline
 
 __all__ = ["Cron", "Every", "Plan", "Schedule", "parse_schedule", "plan", "run_id", "slot_of", "utc"]
 CatchUp = Literal["latest", "skip"]
@@ -148,3 +148,20 @@ def parse_time(text: str) -> datetime:
         return utc(datetime.fromisoformat(text.strip()))
     except ValueError:
         raise ValueError(f"must be an ISO-8601 time such as 2026-11-23T12:00:00Z (got {text!r})") from None
+
+
+def parse_deadline(text: str) -> Deadline:
+    """``--deadline``: a duration (``90m``, ``2h``, ``1h30m``, ``1d``, seconds) after the run's request
+    time, or an ISO-8601 time (no offset: UTC); ValueError naming the option otherwise."""
+    try:
+        return Deadline(after_ms=parse_duration(text) * 1000)
+    except ValueError:
+        pass
+    try:
+        when = parse_time(text)
+    except ValueError:
+        raise ValueError(
+            "--deadline must be a duration after the run's request time (90m, 2h, 1d) or an ISO-8601 "
+            f"time such as 2026-11-23T18:00:00Z (got {text!r})"
+        ) from None
+    return Deadline(at_ms=int(when.timestamp() * 1000))

@@ -12,7 +12,11 @@ missed slots after downtime follow ``catch_up``), waits out the slot's jitter, a
    (``streams.runs.status``: stored + dead-lettered vs the manifest's total): ``skip`` the slot,
    ``queue`` it (at most one; enqueued once the previous run completes; a newer slot replaces it), or
    ``allow`` it;
-4. ``enqueue_run(run id = NAME-<slot>, requested_at_ms = the slot time)``.
+4. ``enqueue_run(run id = NAME-<slot>, requested_at_ms = the slot time, deadline)``: by default a
+   run's requests expire when the next slot is due (the slot plus its period: ``--deadline period``);
+   ``--deadline 10m`` gives the slot plus 10 minutes, ``--deadline none`` no deadline. The deadline is
+   in the run's manifest and every request; what is still unprocessed then is dead-lettered
+   (reason ``expired``), so a late backlog never competes with the next cycle.
 
 Where it starts: the newest slot with a manifest of this schedule, or (no history) now: the first
 start does not enqueue a slot that was already past. A failed enqueue is retried on the next turns.
@@ -32,9 +36,19 @@ from prometheus_client import Counter, Gauge
 from producers.enqueue.enqueue import enqueue_run
 from producers.enqueue.sources import ClientSource
 from producers.scheduler.lock import ScheduleLock
-from producers.scheduler.schedule import CatchUp, Schedule, jitter_seconds, plan, run_id, slot_of, utc
+from producers.scheduler.schedule import (
+    CatchUp,
+    Schedule,
+    jitter_seconds,
+    parse_duration,
+    plan,
+    run_id,
+    slot_of,
+    utc,
+)
 from schemas.models import RunManifest
 from streams.observability.health import HealthProbe
+from streams.runs.identity import Deadline
 from streams.runs.manifests import read_manifests
 from streams.settings.model import Settings
 
@@ -44,6 +58,11 @@ ENQUEUED = Counter("kcollect_scheduler_runs_enqueued", "Runs the scheduler enque
 SKIPPED = Counter("kcollect_scheduler_slots_skipped", "Slots skipped (missed, paused, overlap)", ["schedule"])
 LEADER = Gauge("kcollect_scheduler_leader", "1 while this instance leads its schedule", ["schedule"])
 LAST_SLOT = Gauge("kcollect_scheduler_last_slot_timestamp_seconds", "The newest slot handled", ["schedule"])
+OVERDUE = Gauge(
+    "kcollect_scheduler_previous_run_incomplete",
+    "1 when the schedule's previous run was not complete at its latest slot (whatever the overlap policy)",
+    ["schedule"],
+)
 
 
 @dataclass
@@ -55,6 +74,22 @@ class SchedulerConfig:
     jitter: float = 0.0
     tick: float = 1.0
     grace: float = 60.0  # catch_up=skip: a slot older than this is skipped
+    deadline: str = "period"  # period (the next slot), none, or a duration after the slot
+
+    def __post_init__(self) -> None:
+        if self.deadline not in ("period", "none"):
+            try:
+                parse_duration(self.deadline)  # before any slot is run
+            except ValueError as exc:
+                raise ValueError(f"must be period, none or a duration after the slot: {exc}") from None
+
+    def deadline_for(self, slot: datetime) -> Deadline | None:
+        """When the run of ``slot`` expires (None: never)."""
+        if self.deadline == "none":
+            return None
+        if self.deadline == "period":
+            return Deadline(at_ms=int(self.schedule.next_after(slot).timestamp() * 1000))
+        return Deadline(after_ms=parse_duration(self.deadline) * 1000)
 
 
 @dataclass
@@ -171,10 +206,11 @@ class Scheduler:
             log.info("scheduler %s: slot %s already enqueued, nothing to do", self.config.name, rid)
             return self._done(slot)
         earlier = [s for s in mine if s < slot]
-        if existing is None and earlier and self.config.overlap != "allow":
+        if existing is None and earlier:
             previous = run_id(self.config.name, max(earlier))
             busy = self._incomplete(previous, mine[max(earlier)])
-            if busy:
+            OVERDUE.labels(self.config.name).set(1 if busy else 0)
+            if busy and self.config.overlap != "allow":
                 if self.config.overlap == "skip":
                     return self._skip(slot, f"overlap skip: previous run {previous} is incomplete ({busy})")
                 if self.queued is not None and self.queued < slot:
@@ -189,7 +225,13 @@ class Scheduler:
                 return
         log.info("scheduler %s: enqueueing slot %s%s", self.config.name, rid,
                  f" (resuming: manifest {existing.status})" if existing else "")  # fmt: skip
-        summary = enqueue_run(self.settings, rid, self.source(), int(slot.timestamp() * 1000))
+        summary = enqueue_run(
+            self.settings,
+            rid,
+            self.source(),
+            int(slot.timestamp() * 1000),
+            deadline=self.config.deadline_for(slot),
+        )
         log.info("scheduler %s: enqueued %s: %d request(s) in %.2f s", self.config.name, rid,
                  summary.enqueued, summary.seconds)  # fmt: skip
         self.stats.enqueued.append(rid)

@@ -2,21 +2,34 @@
 
 18.16 quirks handled here: rows always go as a parameter (literal VALUES in the SQL hang), and the
 driver silently drops settings the server does not know, so features are chosen from the server
-version, never from the absence of an error. ``is_data_error`` tells a batch the server (or the
-driver) refuses because of its contents from an outage (down, slow, too many parts, disk full):
-the first is bisected, the second retried.
+version, never from the absence of an error.
+
+``classify_insert_error`` sorts what an insert raised into three kinds:
+
+- ``data``: the server refused the rows' contents (a parse, type or range error code) or the driver
+  could not serialize a value into its column (``TypeMismatchError``, which the driver raises for
+  every value that does not fit its column type): the batch is bisected and the rows refused on
+  their own are dead-lettered;
+- ``outage``: ClickHouse is down, slow, unreachable or refusing for a while (connection and protocol
+  errors, any other server error code: too many parts, memory, disk, a missing table): retried with
+  backoff for as long as it lasts;
+- ``unexpected``: anything else (``TypeError``, ``ValueError``, ``AttributeError``, ``IndexError``...):
+  a bug in kcollect or the driver. It says nothing about the rows, so it never dead-letters them, and
+  it is not an outage, so it is not retried for ever (``processors.insert``: a few attempts, then the
+  sink fails loudly).
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from clickhouse_driver import Client
+from clickhouse_driver.errors import Error as DriverError
 from clickhouse_driver.errors import ServerException, TypeMismatchError
 
-from schemas.ddl import DEDUP_SINCE, database_ddl
+from schemas.ddl import DEDUP_SINCE, database_ddl, version_migration
 from streams.clickhouse import driver_columns
 from streams.settings.model import ClickHouseAddress
 
@@ -42,8 +55,13 @@ DATA_ERROR_CODES = frozenset(
         321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
     }
 )
-# Raised by the driver while it serializes columns (a value that does not fit its column's type).
-_CLIENT_DATA_ERRORS = (TypeMismatchError, TypeError, ValueError, AttributeError, OverflowError, struct.error)
+# Raised by the driver while it serializes columns (a value that does not fit its column's type); it
+# wraps its own struct and overflow errors in TypeMismatchError, bare ones are accepted as well.
+_CLIENT_DATA_ERRORS = (TypeMismatchError, OverflowError, struct.error)
+# The connection or the protocol failed (the driver's own errors other than TypeMismatchError, and the
+# OS's: refused, reset, timed out, EOF).
+_OUTAGE_ERRORS = (DriverError, OSError, EOFError)
+InsertErrorKind = Literal["data", "outage", "unexpected"]
 
 
 class ClickHouseUnavailableError(RuntimeError):
@@ -103,22 +121,34 @@ def insert_settings(features: ServerFeatures, token: str) -> dict[str, Any]:
     return {"insert_deduplication_token": token} if features.dedup_token else {}
 
 
-def is_data_error(exc: BaseException) -> bool:
-    """True when ``exc`` says the rows themselves are unacceptable (bisect), False for outages (retry)."""
+def classify_insert_error(exc: BaseException) -> InsertErrorKind:
+    """``data``, ``outage`` or ``unexpected`` (see the module docstring)."""
     if isinstance(exc, ServerException):
-        return exc.code in DATA_ERROR_CODES
-    if isinstance(exc, (ConnectionError, TimeoutError, EOFError)):
-        return False
-    return isinstance(exc, _CLIENT_DATA_ERRORS)
+        return "data" if exc.code in DATA_ERROR_CODES else "outage"
+    if isinstance(exc, _CLIENT_DATA_ERRORS):
+        return "data"
+    if isinstance(exc, _OUTAGE_ERRORS):
+        return "outage"
+    return "unexpected"
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True when ``exc`` says the rows themselves are unacceptable (bisect them)."""
+    return classify_insert_error(exc) == "data"
 
 
 def migrate(address: ClickHouseAddress) -> list[str]:
-    """Create the database, tables and views if missing (idempotent); returns the statements run."""
+    """Create the database, tables and views if missing and migrate rows of an older version format
+    (``schemas.ddl.version_migration``); idempotent. Returns the statements run."""
     client = connect(address, database="default")
     try:
         statements = database_ddl(address.database, server_version(client))
         for statement in statements:
             client.execute(statement)
+        check, migration = version_migration(address.database)
+        if client.execute(check)[0][0]:
+            client.execute(migration)
+            statements.append(migration)
         return statements
     except Exception as exc:
         if "Connection refused" in str(exc) or "timed out" in str(exc):

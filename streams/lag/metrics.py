@@ -1,22 +1,32 @@
 """Every metric name of lag monitoring, in one place (the exporter's, and the lag gate's gauges).
 
-The ``kafka_*`` names follow the widely used Kafka lag exporters (kafka_exporter, kminion), so existing
-dashboards and alerts fit; labels ``group``, ``topic``, ``partition``. Status values are
-``streams.lag.status.Status``: 0 OK, 1 WARNING, 2 STALLED, 3 STOPPED, 4 ERROR.
+The convention is kafka_exporter's (danielqsj/kafka_exporter): its names AND its labels, ``consumergroup``,
+``topic``, ``partition``, so its dashboards and alert rules work on kcollect's exporter unchanged. What
+kafka_exporter lacks (time lag, maxima, Burrow-style statuses) keeps its prefix and labels. docs/lag.md
+maps every name onto kafka-lag-exporter's and Burrow's. Status values are ``streams.lag.status.Status``:
+0 OK, 1 WARNING, 2 STALLED, 3 STOPPED, 4 REWIND, 5 UNMEASURED.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+GROUP_LABEL = "consumergroup"  # kafka_exporter's name for the consumer group label, on every metric here
+PARTITION_LABELS = (GROUP_LABEL, "topic", "partition")
+GROUP_TOPIC_LABELS = (GROUP_LABEL, "topic")
+
 # Exporter (kcollect/ops/exporter.py), served from a cache filled by a background collection.
-GROUP_LAG = "kafka_consumergroup_lag"
+GROUP_LAG = "kafka_consumergroup_lag"  # kafka_exporter
+GROUP_LAG_SUM = "kafka_consumergroup_lag_sum"  # kafka_exporter: per consumergroup and topic
+GROUP_LAG_MAX = "kafka_consumergroup_lag_max"
 GROUP_LAG_SECONDS = "kafka_consumergroup_lag_seconds"
-GROUP_OFFSET = "kafka_consumergroup_current_offset"
-TOPIC_OFFSET = "kafka_topic_partition_current_offset"
+GROUP_LAG_SECONDS_MAX = "kafka_consumergroup_lag_seconds_max"
+GROUP_OFFSET = "kafka_consumergroup_current_offset"  # kafka_exporter
+GROUP_OFFSET_SUM = "kafka_consumergroup_current_offset_sum"  # kafka_exporter
+TOPIC_OFFSET = "kafka_topic_partition_current_offset"  # kafka_exporter
 PARTITION_STATUS = "kafka_consumergroup_status"
 GROUP_STATUS = "kafka_consumergroup_group_status"
-GROUP_MEMBERS = "kafka_consumergroup_members"
+GROUP_MEMBERS = "kafka_consumergroup_members"  # kafka_exporter
 RUN_TOTAL = "kcollect_run_total"
 RUN_STORED = "kcollect_run_stored"
 RUN_DEAD_LETTERED = "kcollect_run_dead_lettered"
@@ -31,9 +41,9 @@ EXPORTER_ERRORS = "kcollect_lag_exporter_collect_errors"  # a counter: exposed w
 GATE_PAUSED = Gauge(
     "kcollect_lag_gate_paused",
     "1 while the gate holds consumption back (lag above the high mark, until below the low mark)",
-    ["group", "topic"],
+    GROUP_TOPIC_LABELS,
 )
-GATE_LAG = Gauge("kcollect_lag_gate_lag", "The lag the gate last measured (records)", ["group", "topic"])
+GATE_LAG = Gauge("kcollect_lag_gate_lag", "The lag the gate last measured (records)", GROUP_TOPIC_LABELS)
 GATE_ERRORS = Counter(
-    "kcollect_lag_gate_errors", "Lag measurements of the gate that failed", ["group", "topic"]
+    "kcollect_lag_gate_errors", "Lag measurements of the gate that failed", GROUP_TOPIC_LABELS
 )

@@ -2,17 +2,21 @@
 
 Rules, checked in this order for one partition (after Burrow's consumer evaluation rules):
 
-1. ERROR: the latest sample could not be measured (``error`` set).
-2. OK: the latest lag is 0, or any lag in the window is 0 (the consumer caught up within the window).
-3. STOPPED: lag > 0 and the consumer is gone (the group reports no active member, ``consumer_present``
+1. UNMEASURED: the latest sample could not be measured (``error`` set). Not Burrow's ERR, which means
+   a stopped or stalled consumer: here nothing is known about the partition.
+2. REWIND: the committed offset moved backwards between two samples of the window (a reset, a seek, a
+   recreated topic): records after the new offset are consumed again, which at-least-once operators
+   want flagged. It stays while that pair of samples is in the window.
+3. OK: the latest lag is 0, or any lag in the window is 0 (the consumer caught up within the window).
+4. STOPPED: lag > 0 and the consumer is gone (the group reports no active member, ``consumer_present``
    is False), or the committed offset has not moved for ``stopped_after`` seconds (no commits for a
    while; counted from the first sample that saw the current offset, across windows).
-4. STALLED: lag > 0 and the committed offset did not move across the whole window (at least
+5. STALLED: lag > 0 and the committed offset did not move across the whole window (at least
    ``min_samples`` samples): a member is there but is not committing.
-5. WARNING: the committed offset moves but the lag grew at every step of the window and ends higher
+6. WARNING: the committed offset moves but the lag grew at every step of the window and ends higher
    than it started: the consumer is falling behind. A constant non-zero lag with moving offsets
    (keeping up under load) is OK.
-6. OK otherwise; also with fewer than ``min_samples`` samples, when there is not enough evidence.
+7. OK otherwise; also with fewer than ``min_samples`` samples, when there is not enough evidence.
 
 A group's status is the worst of its partitions'. ``LagTracker`` keeps the windows between samples.
 """
@@ -33,7 +37,8 @@ class Status(IntEnum):
     WARNING = 1
     STALLED = 2
     STOPPED = 3
-    ERROR = 4
+    REWIND = 4
+    UNMEASURED = 5
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,10 @@ def evaluate(
         return Status.OK
     latest = window[-1]
     if latest.error is not None:
-        return Status.ERROR
+        return Status.UNMEASURED
     measured = [s for s in window if s.error is None]
+    if rewound(measured):
+        return Status.REWIND
     if latest.lag == 0 or any(s.lag == 0 for s in measured):
         return Status.OK
     if consumer_present is False:
@@ -88,6 +95,12 @@ def evaluate(
     if all(b >= a for a, b in itertools.pairwise(lags)) and lags[-1] > lags[0]:
         return Status.WARNING
     return Status.OK
+
+
+def rewound(measured: Sequence[Sample]) -> bool:
+    """True when a committed offset is lower than the one of the sample before it (both known)."""
+    offsets = [s.committed for s in measured if s.committed is not None]
+    return any(b < a for a, b in itertools.pairwise(offsets))
 
 
 def worst(statuses: Iterable[Status]) -> Status:

@@ -17,7 +17,7 @@ SINK_INSERTS = Counter("kcollect_sink_inserts", "Acknowledged inserts (one per w
 SINK_INSERT_FAILURES = Counter(
     "kcollect_sink_insert_failures",
     "Failed insert attempts",
-    ["kind"],  # kind: outage | data
+    ["kind"],  # kind: outage | data | unexpected (a bug: a few attempts, then the sink stops)
 )
 SINK_DEAD_LETTERED = Counter(
     "kcollect_sink_dead_lettered", "Results sent to the results dead-letter topic", ["stage"]
@@ -56,10 +56,23 @@ PROCESSOR_DEAD_LETTERED = Counter(
 )
 PROCESSOR_IN_FLIGHT = Gauge("kcollect_processor_in_flight_batches", "Batches being fetched")
 CONSUMER_PAUSED_PARTITIONS = Gauge(
-    "kcollect_consumer_paused_partitions", "Partitions paused (backpressure or retry wait)", ["group"]
+    "kcollect_consumer_paused_partitions", "Partitions paused (backpressure or retry wait)", ["consumergroup"]
 )
 CONSUMER_PAUSED_SECONDS = Counter(
-    "kcollect_consumer_paused_seconds", "Time the consumer spent paused by backpressure", ["group"]
+    "kcollect_consumer_paused_seconds", "Time the consumer spent paused by backpressure", ["consumergroup"]
+)
+
+# --- the consume loop of every service (streams/stream_processor.py) and the sink's inserts -----------
+CONSUMER_LOOP_SECONDS = Histogram(
+    "kcollect_consumer_loop_seconds",
+    "Duration of one turn of the consume loop (consume, submit, poll)",
+    ["consumergroup"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+SINK_INSERT_LATENCY = Histogram(
+    "kcollect_sink_insert_seconds",
+    "Duration of one acknowledged ClickHouse insert",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
 # --- processor state (processors/processor/state/, docs/state.md) -------------------------------------

@@ -14,42 +14,107 @@ the dead-letter topics (``run_id`` header, key = client id). The report counts:
 - ``lost``: acknowledged but neither stored nor dead-lettered (plus manifest total minus requests found
   when no ``expected`` covers the difference);
 - ``duplicated_raw`` (a client with more than one raw row: harmless, FINAL hides it) and
-  ``duplicated_final`` (more than one row under FINAL: a real duplicate);
+  ``duplicated_final``: a real duplicate, one that no merge will ever remove: more than one row under
+  FINAL, or raw rows of one (run, client) in more than one partition of the table (month of
+  ``requested_at``). Background merges never merge across partitions, and whether ``FINAL`` does
+  depends on the server and on ``do_not_merge_across_partitions_select_final``: 18.16 merges across
+  them at query time, which would hide such a duplicate from a FINAL count alone;
 - ``unexpected``: stored but never enqueued;
+- ``dead_lettered`` counts the run's clients only; ``dead_letters_of_others`` the dead-letter keys that
+  name the run but are none of its clients (garbage carrying the run's id): reported, not a failure;
+- ``stored_and_dead_lettered``: a client with a row and a dead letter of the run: two outcomes;
 - ``wrong``: a metric that differs from what the ``ValueCheck`` says (optional; the built-in simulated
-  subsystems' ``simulated_check`` when the deployment uses them).
+  subsystems' ``simulated_check`` when the deployment uses them);
+- ``incomplete_ok``: a row with status ``ok`` that lacks one of the run's metrics (the deployment's
+  configured metrics when known, else every metric name seen in the run's rows, present or missing);
+- ``status_contradicts_missing``: ``ok`` with a non-empty ``missing``, ``partial`` with an empty one, or
+  a metric both present and listed as missing;
+- ``wrong_computed``: ``computed`` differs from the compute function applied to the row's metrics
+  (optional: the deployment's compute function; ``kcollect runs verify`` passes it).
 
 The requests topic must still hold the run (retention: 7 days); an older run reads as lost.
 A run is ``ok`` only when it has a manifest in state ``enqueued`` (a run whose manifest is gone fails
 even when ``expected`` is given) and every count above except ``duplicated_raw`` is zero.
-``kcollect runs verify R`` exits 1 otherwise.
+``kcollect runs verify R`` exits 1 otherwise; it checks values, completeness and computed values with
+the deployment's processor config.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaError, TopicPartition
 
-from schemas.codec import decode_requests
 from schemas.ddl import RESULTS_TABLE
 from schemas.topics import REQUESTS, REQUESTS_DLQ, RESULTS_DLQ
 from streams.clickhouse.client import connect
-from streams.kafka.admin import require_topics
-from streams.kafka.clients import make_consumer
 from streams.kafka.dead_letter import header_map
-from streams.runs.manifests import read_manifest
+from streams.runs.manifests import read_manifest, read_to_end, run_clients
 from streams.settings.model import Settings
 
 SAMPLE = 20
 # (run id, client id, metrics as stored) -> the names of metrics whose value is wrong
 ValueCheck = Callable[[str, str, dict[str, Any]], list[str]]
+# a compute function (processors.processor.compute.ComputeFn): metrics -> computed values
+ComputeCheck = Callable[[dict[str, float]], dict[str, float]]
+
+
+def row_problems(
+    status: str,
+    metrics: dict[str, Any],
+    missing: list[str],
+    computed: dict[str, Any],
+    compute: ComputeCheck | None,
+) -> list[str]:
+    """What contradicts itself in one stored row (pure): ``status_contradicts_missing`` and
+    ``wrong_computed`` (``incomplete_ok`` needs the run's metric names: ``RowChecks``)."""
+    problems: list[str] = []
+    if (status == "ok") == bool(missing) or not metrics.keys().isdisjoint(missing):
+        problems.append("status_contradicts_missing")
+    if compute is not None:
+        try:
+            expected = compute(metrics)
+        except Exception:  # a row the compute function cannot take was not computed by it
+            expected = None
+        if expected != computed:
+            problems.append("wrong_computed")
+    return problems
+
+
+@dataclass
+class RowChecks:
+    """The per-row checks over a run's rows under FINAL, fed one row at a time."""
+
+    compute: ComputeCheck | None = None
+    metric_names: frozenset[str] | None = None  # None: every name seen in the run's rows
+    found: dict[str, list[str]] = field(default_factory=dict)  # problem -> clients
+    _ok_by_names: dict[frozenset[str], list[str]] = field(default_factory=dict)
+    _seen_names: set[str] = field(default_factory=set)
+
+    def add(
+        self, client_id: str, status: str, metrics: dict[str, Any], missing: list[str], computed: Any
+    ) -> None:
+        for problem in row_problems(status, metrics, missing, computed, self.compute):
+            self.found.setdefault(problem, []).append(client_id)
+        names = frozenset(metrics)
+        if self.metric_names is None:
+            self._seen_names.update(names, missing)
+        if status == "ok":
+            self._ok_by_names.setdefault(names, []).append(client_id)
+
+    def finish(self) -> dict[str, list[str]]:
+        """Problem -> clients, ``incomplete_ok`` included."""
+        wanted = self.metric_names if self.metric_names is not None else frozenset(self._seen_names)
+        incomplete = [
+            c for names, clients in self._ok_by_names.items() if not wanted <= names for c in clients
+        ]
+        if incomplete:
+            self.found["incomplete_ok"] = incomplete
+        return self.found
 
 
 @dataclass(frozen=True)
@@ -73,13 +138,19 @@ class VerifyReport:
     expected: int  # distinct clients that must be accounted for
     stored_raw_rows: int
     stored: int  # distinct clients under FINAL
-    dead_lettered: int  # distinct clients dead-lettered and not stored
+    dead_lettered: int  # distinct clients of the run (expected) dead-lettered and not stored
     lost: int
     duplicated_raw: int
     duplicated_final: int
     unexpected: int
     wrong: int
     values_checked: bool
+    stored_and_dead_lettered: int = 0
+    dead_letters_of_others: int = 0  # dead-letter keys naming the run that are none of its clients
+    incomplete_ok: int = 0
+    status_contradicts_missing: int = 0
+    wrong_computed: int = 0
+    computed_checked: bool = False
     recovery_seconds: float | None = None
     samples: dict[str, list[str]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -97,53 +168,9 @@ class VerifyReport:
         return data
 
 
-def _read_topics(settings: Settings, topics: list[str], take: Callable[[Any], None], timeout: float) -> None:
-    """Read every partition of ``topics`` from the beginning to its end (assigned, no group)."""
-    counts = require_topics(settings, topics)
-    reader = make_consumer(
-        settings,
-        f"kcollect-verify-{uuid.uuid4().hex[:8]}",
-        **{"enable.partition.eof": True, "fetch.wait.max.ms": 10},
-    )
-    partitions = {(t, p) for t, n in counts.items() for p in range(n)}
-    reader.assign([TopicPartition(t, p, 0) for t, p in sorted(partitions)])
-    at_end: set[tuple[str, int]] = set()
-    deadline = time.monotonic() + timeout
-    try:
-        while at_end < partitions:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {', '.join(topics)} to the end within {timeout:g} s")
-            for msg in reader.consume(10000, 0.2):
-                where = (str(msg.topic()), int(msg.partition() or 0))
-                error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(where)
-                    continue
-                at_end.discard(where)
-                take(msg)
-    finally:
-        reader.close()
-
-
 def requested_clients(settings: Settings, run_id: str, timeout: float = 120.0) -> set[str]:
     """Client ids of every request of ``run_id`` on the requests topic."""
-    found: set[str] = set()
-    batch: list[bytes | None] = []
-
-    def flush() -> None:
-        good, _ = decode_requests(batch)
-        found.update(r["client_id"] for r in good if r["run_id"] == run_id)
-        batch.clear()
-
-    def take(msg: Any) -> None:
-        batch.append(msg.value())
-        if len(batch) >= 10000:
-            flush()
-
-    _read_topics(settings, [REQUESTS.name(settings.topic_prefix)], take, timeout)
-    flush()
-    return found
+    return run_clients(settings, run_id, timeout)
 
 
 def _int(text: str | None) -> int:
@@ -179,14 +206,23 @@ def dead_letters(settings: Settings, run_id: str | None, timeout: float = 60.0) 
             )
         )
 
-    _read_topics(settings, [REQUESTS_DLQ.name(prefix), RESULTS_DLQ.name(prefix)], take, timeout)
+    read_to_end(settings, [REQUESTS_DLQ.name(prefix), RESULTS_DLQ.name(prefix)], take, timeout)
     return found
 
 
-def _stored(
-    settings: Settings, run_id: str, check: ValueCheck | None
-) -> tuple[int, Counter[str], int, list[str]]:
-    """(raw rows, rows per client under FINAL, clients with >1 raw row, clients with a wrong value)."""
+@dataclass
+class StoredFacts:
+    """What ClickHouse holds of a run."""
+
+    raw_rows: int
+    final: Counter[str]  # rows per client under FINAL
+    raw_duplicates: int  # clients with more than one raw row
+    across_partitions: list[str]  # clients with raw rows in more than one partition
+    wrong: list[str]  # clients with a wrong metric value
+    row_problems: dict[str, list[str]]  # RowChecks' problem -> clients
+
+
+def _stored(settings: Settings, run_id: str, check: ValueCheck | None, rows: RowChecks) -> StoredFacts:
     address = settings.clickhouse()
     table = f"{address.database}.{RESULTS_TABLE}"
     client = connect(address)
@@ -200,20 +236,29 @@ def _stored(
                 params,
             )[0][0]
         )
+        across = [
+            str(r[0])
+            for r in client.execute(
+                f"SELECT client_id FROM {table} WHERE run_id = %(r)s "
+                "GROUP BY client_id HAVING uniqExact(toYYYYMM(requested_at)) > 1",
+                params,
+            )
+        ]
         final: Counter[str] = Counter()
         wrong: list[str] = []
-        columns = "client_id, metrics" if check is not None else "client_id"
-        rows = client.execute_iter(
-            f"SELECT {columns} FROM {table} FINAL WHERE run_id = %(r)s",
+        loads = orjson.loads
+        result_rows = client.execute_iter(
+            f"SELECT client_id, status, metrics, missing, computed FROM {table} FINAL WHERE run_id = %(r)s",
             params,
             settings={"max_block_size": 65536},
         )
-        for row in rows:
-            client_id = row[0]
+        for client_id, status, metrics_json, missing, computed_json in result_rows:
             final[client_id] += 1
-            if check is not None and check(run_id, client_id, orjson.loads(row[1])):
+            metrics = loads(metrics_json)
+            if check is not None and check(run_id, client_id, metrics):
                 wrong.append(client_id)
-        return raw_rows, final, raw_dups, wrong
+            rows.add(client_id, status, metrics, list(missing), loads(computed_json))
+        return StoredFacts(raw_rows, final, raw_dups, across, wrong, rows.finish())
     finally:
         client.disconnect()
 
@@ -228,22 +273,30 @@ def verify_run(
     *,
     expected: Iterable[str] | None = None,
     value_check: ValueCheck | None = None,
+    compute: ComputeCheck | None = None,
+    metric_names: Iterable[str] | None = None,
     timeout: float = 120.0,
 ) -> VerifyReport:
-    """Check run ``run_id`` end to end (see the module docstring)."""
+    """Check run ``run_id`` end to end (see the module docstring). ``compute``: the compute function to
+    check ``computed`` against; ``metric_names``: the metrics every ``ok`` row must hold (default: every
+    name seen in the run's rows)."""
     manifest = read_manifest(settings, run_id)
     requested = requested_clients(settings, run_id, timeout)
     wanted = set(requested)
     if expected is not None:
         wanted.update(expected)
     letters = dead_letters(settings, run_id, timeout)
-    raw_rows, final, raw_dups, wrong = _stored(settings, run_id, value_check)
+    names = frozenset(metric_names) if metric_names is not None else None
+    facts = _stored(settings, run_id, value_check, RowChecks(compute, names))
+    final, wrong, checks = facts.final, facts.wrong, facts.row_problems
     stored = set(final)
-    dead = {d.client_id for d in letters} - stored
+    lettered = {d.client_id for d in letters}
+    both = lettered & stored
+    dead = lettered - stored
     lost = wanted - stored - dead
     total = manifest.total if manifest is not None and manifest.status == "enqueued" else None
     unaccounted = max(0, (total or 0) - len(wanted))  # confirmed by the manifest, but no request found
-    dup_final = [c for c, n in final.items() if n > 1]
+    dup_final = sorted({c for c, n in final.items() if n > 1} | set(facts.across_partitions))
     unexpected = stored - wanted
     report = VerifyReport(
         run_id=run_id,
@@ -251,25 +304,45 @@ def verify_run(
         manifest_total=total,
         enqueued=len(requested),
         expected=max(len(wanted), total or 0),
-        stored_raw_rows=raw_rows,
+        stored_raw_rows=facts.raw_rows,
         stored=len(stored),
-        dead_lettered=len(dead),
+        dead_lettered=len(dead & wanted) if wanted else len(dead),
+        dead_letters_of_others=len(dead - wanted) if wanted else 0,
         lost=len(lost) + unaccounted,
-        duplicated_raw=raw_dups,
+        duplicated_raw=facts.raw_duplicates,
         duplicated_final=len(dup_final),
         unexpected=len(unexpected),
         wrong=len(wrong),
         values_checked=value_check is not None,
+        stored_and_dead_lettered=len(both),
+        incomplete_ok=len(checks.get("incomplete_ok", ())),
+        status_contradicts_missing=len(checks.get("status_contradicts_missing", ())),
+        wrong_computed=len(checks.get("wrong_computed", ())),
+        computed_checked=compute is not None,
         samples={
             "lost": _sample(lost),
             "duplicated_final": _sample(dup_final),
             "unexpected": _sample(unexpected),
+            "stored_and_dead_lettered": _sample(both),
         }
-        | {"wrong": _sample(wrong)},
+        | {"wrong": _sample(wrong)}
+        | {name: _sample(clients) for name, clients in sorted(checks.items())},
         dead_letters=letters,
     )
     report.problems = _problems(report, manifest is not None, expected is not None)
     return report
+
+
+PROBLEM_COUNTS = (
+    "lost",
+    "duplicated_final",
+    "unexpected",
+    "wrong",
+    "stored_and_dead_lettered",
+    "incomplete_ok",
+    "status_contradicts_missing",
+    "wrong_computed",
+)
 
 
 def _problems(report: VerifyReport, has_manifest: bool, has_expected: bool) -> list[str]:
@@ -280,7 +353,7 @@ def _problems(report: VerifyReport, has_manifest: bool, has_expected: bool) -> l
         problems.append(f"manifest state is {report.manifest_state!r}, not 'enqueued'")
     if report.expected == 0 and not has_expected:
         problems.append("nothing was enqueued for this run")
-    for name in ("lost", "duplicated_final", "unexpected", "wrong"):
+    for name in PROBLEM_COUNTS:
         count = getattr(report, name)
         if count:
             problems.append(f"{count:,} {name.replace('_', ' ')}")

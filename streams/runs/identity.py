@@ -4,14 +4,49 @@ The same command must yield the same run and byte-identical requests, so a re-ru
 completes the run instead of starting another: ``--schedule NAME --scheduled-for TIME`` gives
 ``NAME-YYYYMMDDTHHMMSSZ`` (TIME in UTC, seconds precision), and ``run_manifest`` reuses the
 ``requested_at_ms`` and ``created_at_ms`` of a manifest the run already has.
+
+A run's deadline (``--deadline``: an absolute time, or a duration after the run's request time) is
+written into its manifest and every request (``deadline_ms``); the processor dead-letters a request
+whose deadline has passed (reason ``expired``) instead of fetching it. The first enqueue of a run
+fixes its deadline: a re-run keeps it (a different one is logged and ignored), so requests stay
+byte-identical.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from schemas.models import RunManifest, RunStatus, check_run_id
+from schemas.models import MAX_ENQUEUES, EnqueueTotal, RunManifest, RunStatus, check_run_id
+
+log = logging.getLogger(__name__)
+
+
+class DeadlineError(ValueError):
+    """A deadline that is not after the run's request time."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a run's requests expire: at ``at_ms``, or ``after_ms`` after the run's request time."""
+
+    at_ms: int | None = None
+    after_ms: int | None = None
+
+    def resolve(self, requested_at_ms: int) -> int:
+        """The deadline in epoch ms; ValueError when it is not after the request time."""
+        deadline = self.at_ms if self.at_ms is not None else requested_at_ms + (self.after_ms or 0)
+        if deadline <= requested_at_ms:
+            raise DeadlineError(
+                f"--deadline {_iso(deadline)} must be after the run's request time {_iso(requested_at_ms)}"
+            )
+        return deadline
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 def scheduled_run_id(schedule: str, scheduled_for: str) -> str:
@@ -47,10 +82,18 @@ def run_manifest(
     source: str,
     previous: RunManifest | None,
     requested_at_ms: int | None = None,
+    deadline: Deadline | None = None,
 ) -> RunManifest:
-    """The ``enqueueing`` manifest of a run: times come from ``previous`` when the run already has one."""
+    """The ``enqueueing`` manifest of a run: times (the deadline included) come from ``previous`` when
+    the run already has one."""
     now = now_ms()
     if previous is not None:
+        if deadline is not None and deadline.resolve(previous.requested_at_ms) != previous.deadline_ms:
+            log.warning(
+                "run %s keeps the deadline of its first enqueue (%s); the --deadline given is ignored",
+                run_id,
+                "none" if previous.deadline_ms is None else _iso(previous.deadline_ms),
+            )
         return RunManifest(
             run_id=run_id,
             source=source,
@@ -58,15 +101,27 @@ def run_manifest(
             requested_at_ms=previous.requested_at_ms,
             created_at_ms=previous.created_at_ms,
             deadline_ms=previous.deadline_ms,
+            enqueues=previous.enqueues,
         )
     requested = requested_at_ms if requested_at_ms is not None else now
     return RunManifest(
-        run_id=run_id, source=source, status="enqueueing", requested_at_ms=requested, created_at_ms=now
+        run_id=run_id,
+        source=source,
+        status="enqueueing",
+        requested_at_ms=requested,
+        created_at_ms=now,
+        deadline_ms=deadline.resolve(requested) if deadline is not None else None,
     )
 
 
-def finished(manifest: RunManifest, status: RunStatus, total: int | None) -> RunManifest:
-    return manifest.model_copy(update={"status": status, "total": total, "finished_at_ms": now_ms()})
+def finished(
+    manifest: RunManifest, status: RunStatus, total: int | None, enqueue: EnqueueTotal | None = None
+) -> RunManifest:
+    """The manifest at the end of an enqueue; a confirmed one (``enqueue``) is appended to ``enqueues``."""
+    update: dict[str, object] = {"status": status, "total": total, "finished_at_ms": now_ms()}
+    if enqueue is not None:
+        update["enqueues"] = (*manifest.enqueues, enqueue)[-MAX_ENQUEUES:]
+    return manifest.model_copy(update=update)
 
 
 SLOT_TIME_FORMAT = "%Y%m%dT%H%M%SZ"

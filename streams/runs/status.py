@@ -1,19 +1,28 @@
-"""Run completion: a run is complete when its stored clients plus its dead-lettered clients reach the
-manifest's total.
+"""Run completion: a run is complete when every client of its manifest's client set is stored or
+dead-lettered.
 
-- ``total`` and the run's state come from its manifest (runs topic, last record per run wins); without
-  a manifest the total is unknown and the run is never complete (``kcollect run`` passes the total it
-  enqueued as ``fallback_total``).
+- The set: a confirmed enqueue records the run's client set in the manifest (runs topic, last record per
+  run wins) as its size (``total``, the union of every confirmed enqueue's clients) and a 64-bit digest
+  (``schemas.models.EnqueueTotal``, ``schemas.client_set``). Without a manifest the total is unknown
+  and the run is never complete (``kcollect run`` passes the total it enqueued as ``fallback_total``).
 - ``stored``: distinct clients in ``client_results`` (from ``run_summary_final``; re-deliveries do not
   count twice).
 - ``dead_lettered``: distinct client keys of dead-letter records (requests.dlq and results.dlq) whose
   ``run_id`` header names the run, minus the clients that are stored anyway (a later attempt landed).
-  Dead letters without a ``run_id`` header (an original that is not JSON or has no valid run id) belong
-  to no run.
-- ``processed`` = stored + dead-lettered (clients whose outcome is final); ``pending`` = total - processed.
+  Dead letters of records that did not decode (stages ``decode`` and ``sink-decode``) are uncertain:
+  garbage that names the run is no client of it, while a client's result that did not decode is; they
+  count only where the set check finds them to be clients of the run (``unmatched`` counts the rest).
+- ``expired``: dead-lettered requests whose deadline passed (stage ``deadline`` or reason ``expired``).
+- ``processed`` = stored + dead-lettered clients of the set; ``pending`` = total - processed.
+- ``complete``: the set check (``schemas.client_set.covers``): the stored clients' digest (one
+  aggregate query in ClickHouse, run only once the counts say the run may be complete) plus the dead
+  letters' add up to the manifest's digest. A manifest without a client set (written before them), or
+  members that cannot be the set by digest alone (more certain members than the set holds: rows of an
+  enqueue that was never confirmed), fall back to the count: processed >= total.
 
 ``RunWatcher`` keeps one consumer assigned to the runs and dead-letter topics and reads them
-incrementally, so ``--wait`` and ``--watch`` poll cheaply.
+incrementally, so ``--wait`` and ``--watch`` poll cheaply: a poll is a count per run in
+``run_summary_final`` and, near the end of a run, one ``DISTINCT client_id`` aggregate over its rows.
 """
 
 from __future__ import annotations
@@ -21,12 +30,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from clickhouse_driver.errors import ServerException
 from confluent_kafka import KafkaError, TopicPartition
 
+from schemas.client_set import CLICKHOUSE_CLIENT_HASH, MASK, client_hash, covers, digest_of, from_hex
 from schemas.codec import CodecError, decode
 from schemas.ddl import RESULTS_TABLE, RUN_SUMMARY_VIEW
 from schemas.models import RunManifest
@@ -41,6 +51,9 @@ UNKNOWN_TABLE = 60
 IN_CHUNK = 1000  # client ids per IN (...) list: 1000 ids of up to 128 characters stay under max_query_size
 
 
+DECODE_STAGES = frozenset(("decode", "sink-decode"))  # dead letters of records that did not decode
+
+
 @dataclass
 class RunProgress:
     run_id: str
@@ -53,9 +66,22 @@ class RunProgress:
     processed: int
     pending: int | None
     complete: bool
+    expired: int = 0
+    unmatched: int = 0  # dead letters naming the run that are no client of its set (garbage)
+    checked_by: str = "count"  # "set" (the digest check decided) or "count"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class DeadOfRun:
+    """A run's dead-lettered client keys, by what they say."""
+
+    requests: set[str] = field(default_factory=set)
+    results: set[str] = field(default_factory=set)
+    undecodable: set[str] = field(default_factory=set)  # their record did not decode
+    expired: set[str] = field(default_factory=set)
 
 
 def summarize(
@@ -66,27 +92,53 @@ def summarize(
     dead_results: set[str],
     also_stored: set[str],
     fallback_total: int | None = None,
+    *,
+    undecodable: set[str] | None = None,
+    expired: set[str] | None = None,
+    stored_digest: int | None = None,
 ) -> RunProgress:
-    """A run's progress from its parts (pure): see the module docstring for the definitions."""
+    """A run's progress from its parts (pure): see the module docstring for the definitions.
+    ``stored_digest``: the digest of the stored clients, when it was asked for."""
     dead = (dead_requests | dead_results) - also_stored
+    uncertain = dead & (undecodable or set())
+    certain = dead - uncertain
     state: str
     if manifest is not None:
         state = manifest.status
         total = manifest.total if manifest.status == "enqueued" else None
     else:
         state, total = "no-manifest", fallback_total
-    processed = stored + len(dead)
+    client_set = manifest.client_set if manifest is not None and total is not None else None
+    decided: bool | None = None
+    if client_set is not None and stored_digest is not None:
+        decided = covers(
+            client_set.union_clients,
+            from_hex(client_set.union_digest),
+            stored + len(certain),
+            (stored_digest + digest_of(certain)) & MASK,
+            {c: client_hash(c) for c in uncertain},
+        )
+    if decided is None and (client_set is None or stored_digest is not None):
+        dead_count, checked_by = len(dead), "count"  # no set to check, or not decidable by it
+        complete = total is not None and stored + dead_count >= total
+    else:
+        members = (total or 0) - stored - len(certain) if decided else 0
+        dead_count, checked_by, complete = len(certain) + members, "set", bool(decided)
+    processed = stored + dead_count
     return RunProgress(
         run_id=run_id,
         state=state,
         total=total,
         stored=stored,
-        dead_lettered=len(dead),
+        dead_lettered=dead_count,
         dead_lettered_requests=len(dead_requests),
         dead_lettered_results=len(dead_results),
         processed=processed,
         pending=None if total is None else max(total - processed, 0),
-        complete=total is not None and processed >= total,
+        complete=complete,
+        expired=len((expired or set()) - also_stored),
+        unmatched=len(dead) - dead_count,
+        checked_by=checked_by,
     )
 
 
@@ -104,7 +156,7 @@ class RunWatcher:
         self._consumer.assign([TopicPartition(t, p, 0) for t, p in sorted(self._partitions)])
         self._at_end: set[tuple[str, int]] = set()
         self.manifests: dict[str, RunManifest] = {}
-        self.dead: dict[str, dict[str, set[str]]] = {}  # run id -> stage -> client keys
+        self.dead: dict[str, DeadOfRun] = {}
         self._address = settings.clickhouse()
         self._client = connect(self._address)
 
@@ -140,8 +192,15 @@ class RunWatcher:
         found = header_map(headers)
         run_id = found.get("run_id")
         client = (key or b"").decode("utf-8", "replace")
-        if run_id and client:
-            self.dead.setdefault(run_id, {}).setdefault(self._dlq_topics[topic], set()).add(client)
+        if not (run_id and client):
+            return
+        dead = self.dead.setdefault(run_id, DeadOfRun())
+        (dead.requests if self._dlq_topics[topic] == "requests" else dead.results).add(client)
+        stage = found.get("stage", "")
+        if stage in DECODE_STAGES:
+            dead.undecodable.add(client)
+        if stage == "deadline" or found.get("reason") == "expired":
+            dead.expired.add(client)
 
     def _query(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return list(self._client.execute(sql, params))
@@ -158,7 +217,35 @@ class RunWatcher:
             rows = self._query(sql, {"r": run_id})
         return {str(r): int(n) for r, n in rows}
 
-    def _stored_among(self, run_id: str, clients: set[str]) -> set[str]:
+    def stored_digest(self, run_id: str) -> tuple[int, int]:
+        """(distinct stored clients, their digest: ``schemas.client_set``) of ``run_id``."""
+        sql = (
+            f"SELECT count(), sum({CLICKHOUSE_CLIENT_HASH}) FROM (SELECT DISTINCT client_id "
+            f"FROM {self._address.database}.{RESULTS_TABLE} WHERE run_id = %(r)s)"
+        )
+        count, digest = self._query(sql, {"r": run_id})[0]
+        return int(count), int(digest or 0) & MASK
+
+    def summaries(self, run_id: str | None = None) -> dict[str, dict[str, int]]:
+        """Per run from ``run_summary_final``: clients stored ok and partial, and the first and last
+        ``collected_at`` (epoch ms); empty on a database without the view."""
+        where = "WHERE run_id = %(r)s" if run_id is not None else ""
+        sql = (
+            "SELECT run_id, ok_clients, partial_clients, toUInt64(first_collected_at), "
+            f"toUInt64(last_collected_at) FROM {self._address.database}.{RUN_SUMMARY_VIEW} {where}"
+        )
+        try:
+            rows = self._query(sql, {"r": run_id})
+        except ServerException as exc:
+            if exc.code != UNKNOWN_TABLE:
+                raise
+            return {}
+        return {
+            str(r): {"ok": int(ok), "partial": int(partial), "first_ms": first * 1000, "last_ms": last * 1000}
+            for r, ok, partial, first, last in rows
+        }
+
+    def stored_among(self, run_id: str, clients: set[str]) -> set[str]:
         """The clients of ``clients`` stored anyway (asked in chunks: the ids go inline in the SQL)."""
         sql = (
             f"SELECT DISTINCT client_id FROM {self._address.database}.{RESULTS_TABLE} "
@@ -176,11 +263,27 @@ class RunWatcher:
     ) -> RunProgress:
         if stored is None:
             stored = self.stored_counts(run_id).get(run_id, 0)
-        by_stage = self.dead.get(run_id, {})
-        requests, results = by_stage.get("requests", set()), by_stage.get("results", set())
-        also_stored = self._stored_among(run_id, requests | results)
+        dead = self.dead.get(run_id, DeadOfRun())
+        requests, results = dead.requests, dead.results
+        also_stored = self.stored_among(run_id, requests | results)
         manifest = self.manifests.get(run_id)
-        return summarize(run_id, manifest, stored, requests, results, also_stored, fallback_total)
+        digest: int | None = None
+        total = manifest.total if manifest is not None and manifest.status == "enqueued" else None
+        may_be_complete = total is not None and stored + len((requests | results) - also_stored) >= total
+        if manifest is not None and manifest.client_set is not None and may_be_complete:
+            stored, digest = self.stored_digest(run_id)  # exact, and of the same moment as the digest
+        return summarize(
+            run_id,
+            manifest,
+            stored,
+            requests,
+            results,
+            also_stored,
+            fallback_total,
+            undecodable=dead.undecodable,
+            expired=dead.expired,
+            stored_digest=digest,
+        )
 
     def all_runs(self) -> list[RunProgress]:
         stored = self.stored_counts()

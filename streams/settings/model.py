@@ -8,7 +8,10 @@ running local stack (``kcollect stack up``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import difflib
+import logging
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit
@@ -21,7 +24,24 @@ from streams.settings.names import ENV_PREFIX, SettingsError, variable
 from streams.settings.sources import extra_sources
 from streams.settings.stackfile import read_stack_file
 
-__all__ = ["ClickHouseAddress", "Settings", "SettingsError", "load_settings", "parse_clickhouse_url"]
+# Variables read outside the Settings model (the CLI, the local stack, the console, fault drills) and the
+# prefix of the test suite's own variables; every other KCOLLECT_* name is a field of Settings.
+OTHER_VARIABLES = frozenset(
+    f"{ENV_PREFIX}{name}"
+    for name in ("LOG_LEVEL", "STATE_DIR", "CONSOLE_TOKEN", "FAULT_AT", "STACK_PROCESS", "DRILLS")
+)
+TEST_VARIABLE_PREFIX = f"{ENV_PREFIX}TEST_"
+log = logging.getLogger(__name__)
+__all__ = [
+    "ClickHouseAddress",
+    "Settings",
+    "SettingsError",
+    "known_variables",
+    "load_settings",
+    "parse_clickhouse_url",
+    "unknown_variables",
+    "warn_unknown_variables",
+]
 
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"]  # issue #8
 SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
@@ -108,7 +128,10 @@ def parse_clickhouse_url(url: str) -> ClickHouseAddress:
 class Settings(BaseSettings):
     """Every setting, with its default; the variable is ``KCOLLECT_`` + the field name in capitals."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+    # An empty variable is unset (a compose file's ``KCOLLECT_X=`` or ``${X:-}``), not an empty value.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_ignore_empty=True
+    )
 
     bootstrap_servers: str | None = None
     clickhouse_url: str | None = None
@@ -134,6 +157,11 @@ class Settings(BaseSettings):
     commit_interval_seconds: float = Field(1.0, gt=0, le=60)
     shutdown_deadline_seconds: float = Field(20.0, gt=0, le=600)
     broker_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    # memory for the ids enqueue has seen; past it they are deduplicated through hash partitions on disk
+    enqueue_memory_mb: int = Field(128, ge=1, le=1_000_000)
+
+    # enqueue: a throttled wait (--max-lag) longer than this stops the enqueue (exit 1; run it again)
+    enqueue_throttle_max_wait_seconds: float = Field(3600.0, gt=0, le=7 * 86400)
 
     # --- processor (processors/processor/service.py; docs/processor.md) ---------------------------
     processor_config: str | None = None  # YAML/JSON file of subsystems, metrics and compute (None: built-in)
@@ -292,8 +320,44 @@ def describe_errors(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def known_variables() -> frozenset[str]:
+    """Every ``KCOLLECT_*`` variable kcollect reads (fields, their secret ``_FILE`` twins, the others)."""
+    from streams.settings.sources import SECRET_FIELDS
+
+    fields = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    secret_files = {f"{ENV_PREFIX}{name.upper()}_FILE" for name in SECRET_FIELDS}
+    return frozenset(fields | secret_files | OTHER_VARIABLES)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One message per ``KCOLLECT_*`` variable that kcollect does not read, with the closest known name."""
+    known = known_variables()
+    messages = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in known or name.startswith(TEST_VARIABLE_PREFIX):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        messages.append(f"{name} is not a kcollect setting and is ignored{hint}")
+    return messages
+
+
+_warned: set[str] = set()
+
+
+def warn_unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Log each unknown ``KCOLLECT_*`` variable once per process (WARNING); returns the messages."""
+    messages = unknown_variables(os.environ if environ is None else environ)
+    for message in messages:
+        if message not in _warned:
+            _warned.add(message)
+            log.warning("%s", message)
+    return messages
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read and validate settings; raise SettingsError with one line per bad variable."""
+    warn_unknown_variables()
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

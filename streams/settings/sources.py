@@ -15,8 +15,10 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
+from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
@@ -131,3 +133,52 @@ class SecretFilesSource(PydanticBaseSettingsSource):
 def extra_sources(settings_cls: type[BaseSettings]) -> tuple[PydanticBaseSettingsSource, ...]:
     """The sources below environment variables, highest priority first."""
     return SecretFilesSource(settings_cls), SettingsFileSource(settings_cls)
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user_part, host_part = parts.netloc.rsplit("@", 1)
+    return urlunsplit(parts._replace(netloc=f"{user_part.split(':', 1)[0]}@{host_part}"))
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def settings_env_file(settings: BaseSettings) -> str:
+    """The effective settings as env lines that ``KCOLLECT_SETTINGS_FILE`` reads back to the same values.
+
+    Secrets are never written: a secret setting, a URL's password and a secret ``kafka_config`` key each
+    leave a comment saying so (set them with their variable or ``*_FILE``). Unset settings are comments.
+    """
+    from streams.settings.dump import is_secret_key
+
+    lines = ["# kcollect settings (kcollect settings show --format env); read with KCOLLECT_SETTINGS_FILE"]
+    for name in type(settings).model_fields:
+        key = variable(name)
+        value = getattr(settings, name)
+        if name == "settings_file":
+            continue
+        if isinstance(value, SecretStr):
+            lines.append(f"# {key} is a secret and is not written")
+            continue
+        if value is None:
+            lines.append(f"# {key} is not set")
+            continue
+        if name == "clickhouse_url" and urlsplit(value).password is not None:
+            lines.append(f"# the password of {key} is not written (use KCOLLECT_CLICKHOUSE_PASSWORD)")
+            value = _without_password(value)
+        if name == "kafka_config":
+            secret = sorted(k for k in value if is_secret_key(k))
+            if secret:
+                lines.append(f"# {key}: secret keys not written: {', '.join(secret)}")
+            value = {k: v for k, v in value.items() if not is_secret_key(k)}
+        # Quoted: the reader strips one pair of matching quotes, so any inner quote survives.
+        lines.append(f'{key}="{_env_value(value)}"')
+    return "\n".join(lines) + "\n"

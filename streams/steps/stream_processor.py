@@ -9,8 +9,13 @@
 - Rebalance, eager or cooperative: on revoke the chain is closed and joined (finishing and
   committing what it can within the deadline); of a batch still waiting only the revoked partitions'
   records are dropped (never committed, so their next owner consumes them again) and the rest is
-  kept for the next chain, so an incremental revoke never loses a retained partition's records.
-  A fresh chain is built while partitions are assigned. Lost partitions: everything is dropped.
+  kept for the next chain. Work the join did not finish in time is cancelled: on an incremental
+  revoke the partitions kept are then sought back to the offset their chains last committed (the
+  first record not handled; the first record consumed since the assignment when none), dropping
+  what is waiting or held of them, so that work is consumed again instead of being passed by later
+  commits.
+  A fresh chain is built while partitions are assigned. Lost partitions: everything is dropped, and
+  partitions kept (if any) are sought back the same way.
 - Downstream backpressure (optional ``hold``, e.g. the sink's lag on the results topic above a high
   mark): while it says so, every partition is paused and the loop keeps polling and finishing work.
 - Health (optional ``probe``): a beat every turn, Kafka marked reachable when records arrive, and the
@@ -50,6 +55,8 @@ class Gate(Protocol):
 
     def drop(self, partitions: set[Partition]) -> None: ...
 
+    def held(self) -> list[Message]: ...
+
 
 class LoopProbe(Protocol):
     """What the loop tells its health probe (streams/observability/health.py HealthProbe)."""
@@ -80,6 +87,23 @@ def _keep(batch: Batch[list[Message]] | None, gone: set[Partition]) -> Batch[lis
         return None
     kept = [msg for msg in batch.payload if (msg.topic(), msg.partition()) not in gone]
     return Batch(kept, offsets_of(kept)) if kept else None
+
+
+def rewind_targets(
+    handled: dict[Partition, int], first_consumed: dict[Partition, int], nexts: dict[Partition, int]
+) -> dict[Partition, int]:
+    """Where to seek each kept partition so work handed to the chain but never finished is done again.
+
+    ``nexts``: the first offset not handed to the chain; ``handled``: the offsets the chain committed
+    (finished work) since the partition was assigned; a partition without one starts again from its
+    first record consumed since the assignment.
+    """
+    targets: dict[Partition, int] = {}
+    for partition, next_offset in nexts.items():
+        start = handled.get(partition, first_consumed.get(partition))
+        if start is not None and start < next_offset:
+            targets[partition] = start
+    return targets
 
 
 class StreamProcessor:
@@ -113,13 +137,17 @@ class StreamProcessor:
         self._chain: ProcessingStep[list[Message]] | None = None
         self._pending: Batch[list[Message]] | None = None
         self._paused_at: float | None = None
+        self._first_consumed: dict[Partition, int] = {}  # per partition since it was assigned
+        self._handled: dict[Partition, int] = {}  # offsets the chains committed since then
         self._running = False
         self._paused_gauge = m.CONSUMER_PAUSED_PARTITIONS.labels(name)
         self._paused_counter = m.CONSUMER_PAUSED_SECONDS.labels(name)
+        self._turn_seconds = m.CONSUMER_LOOP_SECONDS.labels(name)
         self.stats = LoopStats()
 
     def _commit(self, offsets: dict[Partition, int], asynchronous: bool) -> None:
         """The chain's commit callback: ``offsets`` (next offset per partition) to the group."""
+        self._handled.update(offsets)  # finished work, whether or not this commit reaches the broker
         positions = [TopicPartition(topic, partition, at) for (topic, partition), at in offsets.items()]
         if asynchronous:
             self._consumer.commit(offsets=positions, asynchronous=True)
@@ -137,7 +165,9 @@ class StreamProcessor:
         self._running = True
         try:
             while self._running:
+                started = time.monotonic()
                 self._turn()
+                self._turn_seconds.observe(time.monotonic() - started)
         finally:
             self._shutdown()
         return self.stats
@@ -220,6 +250,11 @@ class StreamProcessor:
                     self.stats.consumer_errors += 1
                     log.warning("consumer error: %s", error)
         self.stats.consumed += len(good)
+        first = self._first_consumed
+        for msg in good:
+            key = (msg.topic(), msg.partition())
+            if key not in first:
+                first[key] = msg.offset()  # type: ignore[index,assignment]  # set on consumed records
         if good and self._probe is not None:
             self._probe.kafka_ok()
         return good
@@ -272,13 +307,57 @@ class StreamProcessor:
         log.info("revoking %d partition(s): finishing in-flight work", len(gone))
         self._finish_chain()
         self._forget(gone)
+        self._rewind_kept(consumer, gone)
 
     def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("lost %d partition(s): dropping in-flight work uncommitted", len(partitions))
         if self._chain is not None:
             self._chain.terminate()
         self._chain = None
-        self._forget({(tp.topic, tp.partition) for tp in partitions})
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self._forget(gone)
+        self._rewind_kept(consumer, gone)
+
+    def _rewind_kept(self, consumer: Consumer, gone: set[Partition]) -> None:
+        """After the chain was joined or dropped: seek every partition still owned whose finished work
+        (the offset its chains committed) stops short of what was handed to the chain back there."""
+        kept = [tp for tp in consumer.assignment() if (tp.topic, tp.partition) not in gone]
+        if not kept:
+            return
+        rewind = rewind_targets(self._handled, self._first_consumed, self._next_unhanded(consumer, kept))
+        if not rewind:
+            return
+        log.warning(
+            "%d kept partition(s) had work cancelled at the rebalance: consuming it again from %s",
+            len(rewind),
+            ", ".join(f"{t}/{p}@{o}" for (t, p), o in sorted(rewind.items())),
+        )
+        again = set(rewind)
+        self._pending = _keep(self._pending, again)
+        ungated = again & self._gated  # paused for the gate's sake: their held records are dropped
+        if self._gate is not None:
+            self._gate.drop(again)
+            self._gated -= again
+            self._paused_gauge.set(len(self._gated))
+        for (topic, partition), offset in rewind.items():
+            consumer.seek(TopicPartition(topic, partition, offset))
+        if self._pending is None and self._paused_at is not None:
+            self._resume()
+        elif ungated and self._paused_at is None:
+            consumer.resume([TopicPartition(topic, partition) for topic, partition in ungated])
+
+    def _next_unhanded(self, consumer: Consumer, kept: list[TopicPartition]) -> dict[Partition, int]:
+        """Per kept partition: the first offset not handed to the chain (waiting, held or unconsumed)."""
+        nexts = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(kept) if tp.offset >= 0}
+        waiting = list(self._pending.payload) if self._pending is not None else []
+        if self._gate is not None:
+            waiting.extend(self._gate.held())
+        for msg in waiting:
+            key = (msg.topic(), msg.partition())
+            offset: int = msg.offset()  # type: ignore[assignment]
+            if key in nexts and offset < nexts[key]:
+                nexts[key] = offset
+        return nexts
 
     def _forget(self, gone: set[Partition]) -> None:
         self._pending = _keep(self._pending, gone)
@@ -286,6 +365,9 @@ class StreamProcessor:
             self._gate.drop(gone)
             self._gated -= gone
         self.stats.assigned = [p for p in self.stats.assigned if p not in gone]
+        for partition in gone:
+            self._first_consumed.pop(partition, None)
+            self._handled.pop(partition, None)
         if self._probe is not None:
             self._probe.set_assigned(len(self.stats.assigned))
         if self._pending is None and self._paused_at is not None:

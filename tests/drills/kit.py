@@ -19,6 +19,7 @@ from kcollect.localstack.clickhouse import clickhouse_url, start_clickhouse
 from kcollect.localstack.persistent import S3Store, start_broker, start_moto
 from kcollect.localstack.ports import LOOPBACK, free_port
 from kcollect.localstack.process import stop_process, wait_exit
+from kcollect.ops.value_check import compute_for
 from kcollect.testkit.faultproxy import FaultProxy
 from processors.processor.subsystems.simulated import simulated_check
 from producers.enqueue.enqueue import EnqueueSummary, enqueue_run
@@ -197,8 +198,8 @@ class DrillRun:
     clients: int
     watch: OffsetWatch
 
-    def check(self) -> VerifyReport:
-        return check_run(self.d, self.run_id, self.clients, self.watch)
+    def check(self, *, dead_letters: int) -> VerifyReport:
+        return check_run(self.d, self.run_id, self.clients, self.watch, dead_letters=dead_letters)
 
 
 def start_run(
@@ -243,17 +244,30 @@ def wait_stored_some(d: Deployment, run_id: str, at_least: int, timeout: float =
     raise AssertionError(f"fewer than {at_least} rows of {run_id} stored after {timeout} s")
 
 
-def check_run(d: Deployment, run_id: str, clients: int, watch: OffsetWatch | None = None) -> VerifyReport:
+def check_run(
+    d: Deployment, run_id: str, clients: int, watch: OffsetWatch | None = None, *, dead_letters: int
+) -> VerifyReport:
     """The drill's verdict: lag back to zero, then the checker (nothing lost, no duplicate under FINAL,
-    nothing unexpected, every value right) and committed offsets never backwards."""
+    nothing unexpected, every value, ``computed`` and status right, no client both stored and
+    dead-lettered), exactly ``dead_letters`` of the run's clients dead-lettered and the others stored,
+    and committed offsets never backwards."""
     recovery = watch_recovery(d.settings, pipeline_groups(d.settings), RECOVERY_TIMEOUT)
-    report = verify_run(d.settings, run_id, expected=RangeSource(0, clients - 1), value_check=simulated_check)
+    compute, metric_names = compute_for(d.settings)
+    report = verify_run(
+        d.settings,
+        run_id,
+        expected=RangeSource(0, clients - 1),
+        value_check=simulated_check,
+        compute=compute,
+        metric_names=metric_names,
+    )
     report.recovery_seconds = recovery
     backwards = watch.stop() if watch is not None else []
     details = report.as_dict()
     assert recovery is not None, f"lag not back to zero in {RECOVERY_TIMEOUT} s: {details}"
     assert report.ok, f"checker failed: {details}"
-    assert report.stored + report.dead_lettered >= clients, details
+    assert report.dead_lettered == dead_letters, f"expected {dead_letters} dead letter(s): {details}"
+    assert report.stored == clients - dead_letters, details
     assert not backwards, f"committed offsets moved backwards: {backwards}"
     return report
 

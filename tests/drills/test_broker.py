@@ -28,7 +28,7 @@ def test_broker_kill_9_and_restart_on_persistent_storage(
         stack.broker.kill()
         time.sleep(3)
         stack.broker.start()
-        run.check()
+        run.check(dead_letters=0)
         assert all(p.poll() is None for p in run.d.procs.values()), "services must ride out a broker restart"
 
 
@@ -67,4 +67,4 @@ def test_network_faults_in_front_of_the_broker(tmp_path: Path, shared_clickhouse
         proxy.set_mode("drop")
         time.sleep(3)
         proxy.set_mode("pass")
-        run.check()
+        run.check(dead_letters=0)

@@ -1,5 +1,6 @@
 """Drills on ClickHouse: stopped for a minute (``DRILL_CLICKHOUSE_OUTAGE`` seconds, default 60), killed
-with -9 while the sink inserts, and network faults between the sink and ClickHouse (the fault proxy)."""
+with -9 while an insert of the sink is under way (seen in ``system.processes``: the kill lands inside
+it, not by chance), and network faults between the sink and ClickHouse (the fault proxy)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from clickhouse_driver import Client
 
+from kcollect.localstack.ports import LOOPBACK
 from kcollect.localstack.process import stop_process
-from tests.drills.kit import drill_stack, start_run
+from tests.drills.kit import ClickHouse, drill_stack, start_run
 
 CLIENTS = 30_000
 OUTAGE = float(os.environ.get("DRILL_CLICKHOUSE_OUTAGE", "60"))
@@ -25,20 +28,45 @@ def test_clickhouse_stopped_for_a_minute(tmp_path: Path) -> None:
         stop_process(stack.clickhouse.record)
         time.sleep(OUTAGE)
         stack.clickhouse.start()
-        run.check()
+        run.check(dead_letters=0)
         assert run.d.procs["sink"].poll() is None, "the sink must wait for ClickHouse, not die"
+
+
+def wait_insert_under_way(ch: ClickHouse, timeout: float = 60) -> str:
+    """The text of an INSERT into client_results that ClickHouse is executing, once there is one (asked
+    on the server's own port, not through the proxy that slows the sink's inserts down)."""
+    client = Client(host=LOOPBACK, port=ch.record.port)
+    sql = (
+        "SELECT query FROM system.processes "
+        "WHERE startsWith(query, 'INSERT INTO') AND position(query, 'client_results') > 0"
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            rows = client.execute(sql)
+            if rows:
+                return str(rows[0][0])
+            time.sleep(0.01)
+    finally:
+        client.disconnect()
+    raise AssertionError(f"no insert under way within {timeout} s")
 
 
 @pytest.mark.drill
 def test_clickhouse_kill_9_during_inserts(tmp_path: Path) -> None:
-    with drill_stack(tmp_path, None, own_clickhouse=True) as stack:
-        # big, frequent inserts: a kill at a random moment most likely lands inside one
+    with drill_stack(tmp_path, None, clickhouse_proxy=True) as stack:
+        proxy = stack.clickhouse.proxy
+        assert proxy is not None
         name = f"ck{int(time.time()) % 100000}"
         run = start_run(stack, name, CLIENTS, 1, env={"KCOLLECT_SINK_BATCH_SECONDS": "0.2"})
-        stack.clickhouse.kill(signal.SIGKILL)
+        proxy.set_mode("delay", delay_ms=200)  # an insert's blocks trickle in: it stays under way
+        query = wait_insert_under_way(stack.clickhouse)
+        stack.clickhouse.kill(signal.SIGKILL)  # while that insert is under way on the server
+        proxy.set_mode("pass")
         time.sleep(2)
         stack.clickhouse.start()
-        run.check()
+        report = run.check(dead_letters=0)
+        print(f"killed during {query[:80]!r}; recovered in {report.recovery_seconds} s")
 
 
 @pytest.mark.drill
@@ -56,4 +84,4 @@ def test_network_faults_in_front_of_clickhouse(tmp_path: Path) -> None:
         proxy.set_mode("drop")
         time.sleep(2)
         proxy.set_mode("pass")
-        run.check()
+        run.check(dead_letters=0)

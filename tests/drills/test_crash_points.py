@@ -69,4 +69,4 @@ def test_kill_at_crash_point(tmp_path: Path, shared_clickhouse: ClickHouse, serv
         d.procs.pop(target)
         d.launch(target, [service])  # the same service, no fault
         d.wait_ready(target)
-        check_run(d, run_id, CLIENTS, watch)
+        check_run(d, run_id, CLIENTS, watch, dead_letters=0)

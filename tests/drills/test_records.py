@@ -1,5 +1,8 @@
-"""Drills on what arrives on the requests topic: garbage and oversized (10 MB) records in the middle of a
-run, the same run enqueued twice, and record timestamps far in the past and the future."""
+"""Drills on what arrives on the topics: garbage on the requests and on the results topic, alone (produced
+before the run, on partitions 0 and 3: windows and batches of garbage only) and mixed with the run's own
+records; an oversized (10 MB) request; the same run enqueued twice; record timestamps far in the past
+and the future. Every garbage record is dead-lettered exactly once, none of the run's clients is
+(``dead_letters=0``), and the garbage that names the run is counted apart by the checker."""
 
 from __future__ import annotations
 
@@ -23,8 +26,14 @@ CLIENTS = 20_000
 TEN_MB = 10 * 1024 * 1024
 
 
-def produce(d: Deployment, records: Sequence[tuple[str, bytes, int | None]]) -> list[tuple[int, int]]:
-    """Produce (key, value, timestamp ms or None) to the requests topic; the (partition, offset) of each."""
+def produce(
+    d: Deployment,
+    records: Sequence[tuple[str, bytes, int | None]],
+    topic: str = "requests",
+    partitions: Sequence[int] | None = None,
+) -> list[tuple[int, int]]:
+    """Produce (key, value, timestamp ms or None) to ``topic`` (round robin over ``partitions`` when given,
+    else by key); the (partition, offset) of each."""
     settings = d.settings
     producer = make_producer(settings, **{"message.max.bytes": 3 * TEN_MB})
     where: list[tuple[int, int]] = [(-1, -1)] * len(records)
@@ -36,10 +45,17 @@ def produce(d: Deployment, records: Sequence[tuple[str, bytes, int | None]]) -> 
 
         return report
 
-    topic = f"{settings.topic_prefix}requests"
+    name = f"{settings.topic_prefix}{topic}"
     for index, (key, value, timestamp) in enumerate(records):
+        report = delivered(index)
         # timestamp 0: the producer's clock
-        producer.produce(topic, value, key.encode(), on_delivery=delivered(index), timestamp=timestamp or 0)
+        if partitions is None:
+            producer.produce(name, value, key.encode(), on_delivery=report, timestamp=timestamp or 0)
+        else:
+            partition = partitions[index % len(partitions)]
+            producer.produce(
+                name, value, key.encode(), partition, on_delivery=report, timestamp=timestamp or 0
+            )
         producer.poll(0)
     assert producer.flush(60) == 0
     return where
@@ -61,27 +77,71 @@ def oversized_record(run_id: str) -> tuple[str, bytes, int | None]:
     return ("bad-10mb", orjson.dumps(good | {"client_id": "bad-10mb", "pad": "x" * TEN_MB}), None)
 
 
-def garbage_drill(tmp_path: Path, shared_clickhouse: ClickHouse, name: str, oversized: bool) -> None:
+def bad_results(run_id: str) -> list[tuple[str, bytes, int | None]]:
+    now = int(time.time() * 1000)
+    good = {
+        "v": 1, "run_id": run_id, "requested_at_ms": now, "attempt": 0, "collected_at_ms": now,
+        "status": "ok", "metrics": {}, "missing": [], "computed": {},
+    }  # fmt: skip
+    return [
+        ("bad-binary", b"\x00\xff\xfe garbage \x81", None),
+        ("bad-text", b"not json", None),
+        ("bad-array", b"[1, 2, 3]", None),
+        ("bad-empty-id", orjson.dumps(good | {"client_id": ""}), None),
+        ("bad-version", orjson.dumps(good | {"v": 2, "client_id": "bad-version"}), None),
+    ]
+
+
+def wait_dead_lettered(d: Deployment, topic: str, count: int, timeout: float = 60) -> None:
+    """Until ``count`` dead letters of records of ``topic`` are on the dead-letter topics."""
+    name = f"{d.settings.topic_prefix}{topic}"
+    deadline = time.monotonic() + timeout
+    found = 0
+    while time.monotonic() < deadline:
+        found = sum(1 for x in dead_letters(d.settings, None) if x.original[0] == name)
+        if found >= count:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{found} of {count} garbage record(s) of {topic} dead-lettered after {timeout} s")
+
+
+def garbage_drill(
+    tmp_path: Path, shared_clickhouse: ClickHouse, name: str, topic: str, alone: bool, oversized: bool = False
+) -> None:
+    """Garbage on ``topic`` (requests or results): ``alone`` before the run on partitions 0 and 3 (each
+    partition's first window or batch holds nothing else), or in the middle of the run."""
     with drill_stack(tmp_path, shared_clickhouse) as stack:
         d = stack.deploy(f"{name}{int(time.time()) % 100000}")
+        run_id = f"{d.name}-run"
+        bad = bad_records(run_id) if topic == "requests" else bad_results(run_id)
+        bad += [oversized_record(run_id)] if oversized else []
+        partitions = (0, 3) if alone else None
+        offsets = produce(d, bad, topic, partitions) if alone else []
         start_pipeline(d)
         watch = watched(d)
-        run_id = f"{d.name}-run"
-        enqueue(d, run_id, CLIENTS // 2)
-        bad = bad_records(run_id) + ([oversized_record(run_id)] if oversized else [])
-        offsets = produce(d, bad)
-        enqueue(d, run_id, CLIENTS)  # the rest of the run (the first half again: same requests)
-        check_run(d, run_id, CLIENTS, watch)
-        topic = f"{d.settings.topic_prefix}requests"
-        letters = [x for x in dead_letters(d.settings, None) if x.original[0] == topic]
+        if alone:
+            wait_dead_lettered(d, topic, len(bad))
+            enqueue(d, run_id, CLIENTS)
+        else:
+            enqueue(d, run_id, CLIENTS // 2)
+            offsets = produce(d, bad, topic)
+            enqueue(d, run_id, CLIENTS)  # the rest of the run (the first half again: same requests)
+        report = check_run(d, run_id, CLIENTS, watch, dead_letters=0)
+        naming_the_run = [key for key, value, _ in bad if value.startswith(b"{") and b'"run_id"' in value]
+        assert report.dead_letters_of_others == len(naming_the_run), report.as_dict()
+        name_of_topic = f"{d.settings.topic_prefix}{topic}"
+        letters = [x for x in dead_letters(d.settings, None) if x.original[0] == name_of_topic]
+        assert len(letters) == len(bad), [x.original for x in letters]
         for (key, value, _), (partition, offset) in zip(bad, offsets, strict=True):
             mine = [x for x in letters if x.original[1:] == (partition, offset)]
             assert len(mine) == 1, f"{key}: dead-lettered {len(mine)} times"
             headers = mine[0].headers
             assert mine[0].client_id == key
-            for header in ("error_class", "error_message", "stage", "original_offset", "first_failure_ms"):
+            for header in ("error_class", "error_message", "stage", "original_offset"):
                 assert headers.get(header), f"{key}: header {header} missing: {headers}"
-            if value.startswith(b"{") and b'"run_id"' in value:
+            if topic == "requests":
+                assert headers.get("first_failure_ms"), f"{key}: {headers}"
+            if key in naming_the_run:
                 assert headers.get("run_id") == run_id, f"{key}: {headers}"
             if len(value) > 1024 * 1024:
                 assert headers.get("original_truncated") == str(len(value)), headers
@@ -89,13 +149,18 @@ def garbage_drill(tmp_path: Path, shared_clickhouse: ClickHouse, name: str, over
 
 
 @pytest.mark.drill
-def test_garbage_records_are_dead_lettered_once(tmp_path: Path, shared_clickhouse: ClickHouse) -> None:
-    garbage_drill(tmp_path, shared_clickhouse, "rg", oversized=False)
+@pytest.mark.parametrize(
+    ("topic", "alone"), [("requests", True), ("requests", False), ("results", True), ("results", False)]
+)
+def test_garbage_records_are_dead_lettered_once(
+    tmp_path: Path, shared_clickhouse: ClickHouse, topic: str, alone: bool
+) -> None:
+    garbage_drill(tmp_path, shared_clickhouse, f"g{topic[1]}{'a' if alone else 'm'}", topic, alone)
 
 
 @pytest.mark.drill
 def test_oversized_record_is_dead_lettered_once(tmp_path: Path, shared_clickhouse: ClickHouse) -> None:
-    garbage_drill(tmp_path, shared_clickhouse, "ro", oversized=True)
+    garbage_drill(tmp_path, shared_clickhouse, "ro", "requests", alone=False, oversized=True)
 
 
 @pytest.mark.drill
@@ -108,7 +173,7 @@ def test_same_run_enqueued_twice(tmp_path: Path, shared_clickhouse: ClickHouse) 
         first = enqueue(d, run_id, CLIENTS)
         second = enqueue(d, run_id, CLIENTS)
         assert first.enqueued == second.enqueued == CLIENTS
-        report = check_run(d, run_id, CLIENTS, watch)
+        report = check_run(d, run_id, CLIENTS, watch, dead_letters=0)
         assert report.manifest_total == CLIENTS
         assert report.stored == CLIENTS and report.duplicated_final == 0
 
@@ -136,4 +201,4 @@ def test_record_timestamps_far_in_the_past_and_future(tmp_path: Path, shared_cli
         )
         producer = BatchProducer(d.settings)
         publish_manifest(d.settings, producer, manifest)
-        check_run(d, run_id, CLIENTS, watch)
+        check_run(d, run_id, CLIENTS, watch, dead_letters=0)

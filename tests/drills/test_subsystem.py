@@ -47,7 +47,7 @@ def test_subsystem_down(tmp_path: Path, shared_clickhouse: ClickHouse) -> None:
         started = time.monotonic()
         run_id = f"{d.name}-run"
         enqueue(d, run_id, CLIENTS)
-        report = check_run(d, run_id, CLIENTS, watch)
+        report = check_run(d, run_id, CLIENTS, watch, dead_letters=0)
         stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5).read())
         statuses = dict(
             d.query(

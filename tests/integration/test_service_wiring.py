@@ -56,7 +56,7 @@ def test_processor_serves_health_and_pauses_on_results_lag(
         assert http_status(port, "/readyz") == 200
         assert pipe.cli("enqueue", "--run-id", "gate-1", "--clients", "3000").returncode == 0
         deadline = time.monotonic() + 30
-        gate = {"group": f"{unique_name}-sink", "topic": f"{unique_name}.results"}
+        gate = {"consumergroup": f"{unique_name}-sink", "topic": f"{unique_name}.results"}
         while metric_value(scrape(port), "kcollect_lag_gate_paused", **gate) != 1.0:
             assert time.monotonic() < deadline, "the processor never paused on the results lag"
             time.sleep(0.2)

@@ -7,9 +7,7 @@ changelog records' tracker on the batch (the commit step waits for their deliver
 
 from __future__ import annotations
 
-from processors.processor.collect import encode_results
-from processors.processor.compute import ComputeFn
-from processors.processor.fetcher import Outcome
+from processors.processor.fetcher import Fetcher, Outcome, kept
 from processors.processor.state.manager import StateStores
 from streams.steps.strategy import Batch
 
@@ -17,9 +15,9 @@ from streams.steps.strategy import Batch
 class ApplyState:
     """``Batch[Outcome]`` with collected columns -> ``Batch[Outcome]`` with encoded result batches."""
 
-    def __init__(self, stores: StateStores, compute: ComputeFn) -> None:
+    def __init__(self, stores: StateStores, fetcher: Fetcher) -> None:
         self._stores = stores
-        self._compute = compute
+        self._fetcher = fetcher
 
     def __call__(self, batch: Batch[Outcome]) -> Batch[Outcome]:
         outcome = batch.payload
@@ -27,15 +25,17 @@ class ApplyState:
         if collected is None:
             return batch
         tracker = self._stores.tracker()
-        stateful = self._stores.apply(collected.requests, collected.partitions, collected.columns, tracker)
-        encoded, partial = encode_results(
-            collected.requests,
-            collected.partitions,
-            collected.columns,
-            self._compute,
-            collected.now_ms,
-            stateful,
+        requests, partitions, columns = kept(collected.batch, collected.keep, collected.columns)
+        stateful = self._stores.apply(requests, partitions, columns, tracker)
+        done = batch.replace(
+            self._fetcher.encode(
+                collected.batch,
+                collected.keep,
+                collected.columns,
+                collected.now_ms,
+                outcome.failures,
+                stateful,
+            )
         )
-        done = batch.replace(Outcome(encoded, partial, outcome.failures))
         done.trackers.append(tracker)
         return done

@@ -186,12 +186,13 @@ def test_kubernetes_services_have_probes_and_real_commands() -> None:
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         parse_kcollect(container["args"])
         port = container["ports"][0]
-        if container["args"][0] != "exporter":
-            assert port["containerPort"] == int(config["data"]["KCOLLECT_HTTP_PORT"])
+        if container["args"][0] == "exporter":
+            assert port["containerPort"] == int(option(container["args"], "--port") or 0)
+        else:
+            own_port = option(container["args"], "--port")  # the console: its own --port
+            assert port["containerPort"] == int(own_port or config["data"]["KCOLLECT_HTTP_PORT"])
             assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
             assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-        else:
-            assert port["containerPort"] == int(option(container["args"], "--port") or 0)
         assert container["livenessProbe"]["httpGet"]["port"] == port["name"]
         grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         assert grace > 2 * float(config["data"]["KCOLLECT_SHUTDOWN_DEADLINE_SECONDS"])

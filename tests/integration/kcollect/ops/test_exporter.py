@@ -53,7 +53,7 @@ def test_scrape_has_lag_offsets_status_and_run_progress(
         assert time.monotonic() - started < 1.0
 
         def key(p: int) -> tuple[tuple[str, str], ...]:
-            return (("group", group), ("partition", str(p)), ("topic", requests))
+            return (("consumergroup", group), ("partition", str(p)), ("topic", requests))
 
         offsets = samples["kafka_topic_partition_current_offset"]
         ends = {p: int(offsets[(("partition", str(p)), ("topic", requests))]) for p in range(4)}
@@ -64,7 +64,7 @@ def test_scrape_has_lag_offsets_status_and_run_progress(
         assert key(1) not in samples["kafka_consumergroup_current_offset"]  # nothing committed there
         assert 0 <= samples["kafka_consumergroup_lag_seconds"][key(1)] < 120
         assert samples["kafka_consumergroup_status"][key(1)] == 3  # STOPPED: lag, and no member
-        assert samples["kafka_consumergroup_group_status"][(("group", group),)] == 3
+        assert samples["kafka_consumergroup_group_status"][(("consumergroup", group),)] == 3
         run = (("run_id", "run-exporter"),)
         assert samples["kcollect_run_total"][run] == 40
         assert samples["kcollect_run_stored"][run] == 0
@@ -112,8 +112,8 @@ def test_exporter_command(kafka_bootstrap: str, unique_name: str, tmp_path: Path
         assert samples is not None and settings.topic_prefix == f"{unique_name}."
         lags = samples["kafka_consumergroup_lag"]
         assert lags == {
-            (("group", group), ("partition", "0"), ("topic", topic)): 0,
-            (("group", group), ("partition", "1"), ("topic", topic)): ends[1] - 1,
+            (("consumergroup", group), ("partition", "0"), ("topic", topic)): 0,
+            (("consumergroup", group), ("partition", "1"), ("topic", topic)): ends[1] - 1,
         }
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -17,6 +17,7 @@ from confluent_kafka import Producer
 from schemas.models import RunManifest
 from streams.kafka.dead_letter import header_map
 from streams.kafka.producer import BatchProducer
+from streams.runs.checker import watch_recovery
 from streams.runs.manifests import publish_manifest
 from streams.steps.faults import EXIT_CODE
 from tests.integration.pipeline import Pipeline, make_pipeline
@@ -272,3 +273,25 @@ def test_a_trickle_is_flushed_by_the_time_window(pipe: Pipeline) -> None:
         started = time.monotonic()
         assert pipe.wait_rows("trickle-1", expected, timeout=10) == expected
         assert time.monotonic() - started < 5.0
+
+
+def test_windows_of_garbage_alone_are_dead_lettered_and_committed(pipe: Pipeline) -> None:
+    """The issue's reproduction: `not json` on partitions 0 and 3 before a run. Each is alone in its
+    partition's first window (a window without one valid row); both are dead-lettered and committed,
+    and every row of the run behind them lands."""
+    run = "garbage-first-1"
+    produce(pipe, [(b"junk-0", b"not json")], partition=0)
+    produce(pipe, [(b"junk-3", b"not json")], partition=3)
+    pipe.start("sink")
+    pipe.wait_ready("sink")
+    settings = pipe.settings
+    dead = consume_all(settings.kafka_bootstrap(), f"{settings.topic_prefix}results.dlq", 2)
+    assert sorted(m.key() for m in dead) == [b"junk-0", b"junk-3"]
+    produce_results(pipe, run, range(2000))
+    assert pipe.wait_rows(run, 2000, timeout=60) == 2000
+    assert "IndexError" not in pipe.log("sink")
+    publish(pipe, run, 2000)
+    status = json.loads(pipe.cli("runs", "status", run, "--json").stdout)
+    assert status["complete"] is True and status["dead_lettered"] == 0, status
+    sink_lag = {settings.sink_group: f"{settings.topic_prefix}results"}
+    assert watch_recovery(settings, sink_lag, 30) is not None, "the garbage's offsets must be committed"

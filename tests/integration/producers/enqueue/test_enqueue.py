@@ -4,6 +4,7 @@ ClickHouse, checked under FINAL; bad lines, duplicates, --strict, --dry-run and 
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import time
@@ -11,7 +12,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from schemas.topics import REQUESTS
 from streams.lag.probe import partition_lags
@@ -64,6 +67,34 @@ def stored(pipe: Pipeline, run_id: str) -> list[str]:
 def requests_end(pipe: Pipeline) -> int:
     settings = pipe.settings
     return sum(p.end for p in partition_lags(settings, "nobody", REQUESTS.name(settings.topic_prefix)))
+
+
+def requests_of(pipe: Pipeline, run_id: str) -> dict[str, list[bytes]]:
+    """Every request of ``run_id`` on the requests topic, read to the end: client id -> its values."""
+    settings = pipe.settings
+    topic = REQUESTS.name(settings.topic_prefix)
+    ends = {p.partition: p.end for p in partition_lags(settings, "nobody", topic)}
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap(), "group.id": f"r-{uuid.uuid4().hex}",
+                         "enable.partition.eof": True, "fetch.queue.backoff.ms": 20})  # fmt: skip
+    consumer.assign([TopicPartition(topic, partition, 0) for partition, end in ends.items() if end > 0])
+    found: dict[str, list[bytes]] = {}
+    ended = {partition for partition, end in ends.items() if end == 0}
+    deadline = time.monotonic() + 60
+    try:
+        while len(ended) < len(ends) and time.monotonic() < deadline:
+            for msg in consumer.consume(5000, 0.2):
+                if msg.error() is not None:
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        ended.add(msg.partition())
+                    continue
+                if msg.offset() >= ends[msg.partition()] - 1:
+                    ended.add(msg.partition())
+                if orjson.loads(msg.value())["run_id"] == run_id:
+                    found.setdefault(msg.key().decode(), []).append(msg.value())
+    finally:
+        consumer.close()
+    assert len(ended) == len(ends), "the requests topic was not read to its end"
+    return found
 
 
 def test_range_source_end_to_end(pipe: Pipeline) -> None:
@@ -253,3 +284,64 @@ def test_error_exits(pipe: Pipeline, tmp_path: Path) -> None:
         "7 the source",
     ):
         assert code in help_text
+
+
+def test_past_the_memory_budget_each_client_is_sent_once_and_counts_stay_exact(
+    pipe: Pipeline, tmp_path: Path
+) -> None:
+    """1 MB holds ~7,700 of these ids: the rest are deduplicated through the spill files on disk."""
+    distinct = [f"spill-{i:07d}" for i in range(40_000)]
+    repeats = random.Random(21).choices(distinct, k=15_000)  # repeats of ids held in memory and spilled
+    lines = distinct[:20_000] + repeats[:7_500] + ["", "bad\x07"] + distinct[20_000:] + repeats[7_500:]
+    path = tmp_path / "ids.txt"
+    path.write_text("\n".join(lines) + "\n")
+    small = {"KCOLLECT_ENQUEUE_MEMORY_MB": "1"}
+    args = ("--run-id", "spill-1", "--from-file", str(path), "--json")
+    before = requests_end(pipe)
+    done = enqueue(pipe, *args, **small)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["enqueued"], summary["total"], summary["duplicates"], summary["skipped_invalid"]) == (
+        40_000,
+        40_000,
+        15_000,
+        2,
+    )
+    assert summary["read"] == len(lines)
+    assert requests_end(pipe) - before == 40_000  # no duplicate request went on the wire
+    manifest = read_manifests(pipe.settings)["spill-1"]
+    assert manifest.status == "enqueued" and manifest.total == 40_000
+    assert pipe.wait_rows("spill-1", 40_000) == 40_000
+    assert stored(pipe, "spill-1") == distinct
+
+    again = enqueue(pipe, *args, **small)  # a re-run: every request again, byte for byte
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["total"] == 40_000
+    sent = requests_of(pipe, "spill-1")
+    assert sorted(sent) == distinct
+    assert all(len(values) == 2 and values[0] == values[1] for values in sent.values())
+
+    dry = enqueue(pipe, "--from-file", str(path), "--dry-run", "--json", **small)
+    assert dry.returncode == 0, dry.stderr
+    counts = json.loads(dry.stdout)
+    assert (counts["total"], counts["duplicates"], counts["skipped_invalid"]) == (40_000, 15_000, 2)
+    stdin = "\n".join(distinct[::-1] + repeats) + "\n"
+    strict = enqueue(
+        pipe, "--run-id", "spill-2", "--from-file", "-", "--strict", "--json", stdin=stdin, **small
+    )
+    assert strict.returncode == 0, strict.stderr
+    strict_summary = json.loads(strict.stdout)
+    assert (strict_summary["enqueued"], strict_summary["total"], strict_summary["duplicates"]) == (
+        40_000,
+        40_000,
+        15_000,
+    )
+    query = "SELECT concat('q-', toString(number % 30000)) FROM system.numbers LIMIT 50000"
+    from_query = enqueue(pipe, "--run-id", "spill-3", "--from-clickhouse", query, "--json", **small)
+    assert from_query.returncode == 0, from_query.stderr
+    assert (json.loads(from_query.stdout)["total"], json.loads(from_query.stdout)["duplicates"]) == (
+        30_000,
+        20_000,
+    )
+    assert pipe.wait_rows("spill-2", 40_000) == 40_000
+    assert pipe.wait_rows("spill-3", 30_000) == 30_000

@@ -29,7 +29,7 @@ def test_gate_pauses_above_high_and_resumes_at_low(kafka_bootstrap: str, unique_
     make_topic(kafka_bootstrap, topic, 2)
     settings = lag_settings(kafka_bootstrap, f"{unique_name}.")
     gate = LagGate(settings, group, topic, high=500, low=100, interval=0.2)
-    labels = {"group": group, "topic": topic}
+    labels = {"consumergroup": group, "topic": topic}
 
     def metric() -> float | None:
         return REGISTRY.get_sample_value("kcollect_lag_gate_paused", labels)

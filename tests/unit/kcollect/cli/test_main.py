@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[4]
 PROBE = """
 import faulthandler
 import kcollect.cli.main as cli
-cli.app = lambda: print("enabled" if faulthandler.is_enabled() else "disabled")
+cli.run_cli = lambda args: print("enabled" if faulthandler.is_enabled() else "disabled") or 0
 cli.main()
 """
 
@@ -24,7 +24,9 @@ def test_main_enables_faulthandler() -> None:
 
 
 def test_a_segfault_leaves_python_stacks_on_stderr() -> None:
-    crash = "import ctypes, kcollect.cli.main as cli; cli.app = lambda: ctypes.string_at(0); cli.main()"
+    crash = (
+        "import ctypes, kcollect.cli.main as cli; cli.run_cli = lambda args: ctypes.string_at(0); cli.main()"
+    )
     done = subprocess.run([sys.executable, "-c", crash], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "Fatal Python error: Segmentation fault" in done.stderr, done.stderr

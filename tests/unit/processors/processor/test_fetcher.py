@@ -184,3 +184,67 @@ def test_parse_body_checks_lengths_and_types() -> None:
     with pytest.raises(BadResponse, match="list of 2"):
         parse_body(b'{"clients":["a","b"],"values":{"m":[1.0]}}', ["a", "b"], ("m",))
     assert parse_body(b'{"clients":["a"],"values":{"m":[3]}}', ["a"], ("m", "n")) == {"m": [3.0]}
+
+
+def _compute_that_fails_for(bad: dict[str, Any]) -> Any:
+    """A plugin compute function: ``summary``, but for the metric value in ``bad`` it raises or returns
+    what cannot be encoded."""
+
+    def compute(metrics: dict[str, float]) -> dict[str, Any]:
+        action = bad.get(str(metrics.get("uptime")))
+        if action == "raise":
+            raise ZeroDivisionError("plugin bug")
+        if action == "huge":
+            return {"x": 2**70}
+        if action == "int_key":
+            return {1: 2.0}  # type: ignore[dict-item]
+        return summary(metrics)
+
+    return compute
+
+
+@pytest.mark.parametrize(
+    ("action", "reason"), [("raise", "compute_failed"), ("huge", "unencodable"), ("int_key", "unencodable")]
+)
+def test_a_client_whose_compute_raises_or_cannot_be_encoded_is_a_permanent_failure(
+    action: str, reason: str
+) -> None:
+    sim = SimulatedSubsystem("alpha", ["uptime"])
+    requests = reqs(5)
+    bad_value = simulated_value("r1", "c2", "uptime")
+    fetcher = Fetcher(
+        [SubsystemCaller(sim, cfg("alpha", ["uptime"]))], _compute_that_fails_for({str(bad_value): action})
+    )
+    outcome = run(fetcher.process(Decoded(requests, [Msg(f"m{i}") for i in range(5)])))  # type: ignore[arg-type]
+    assert sorted(r["client_id"] for r in results_of(outcome)) == ["c0", "c1", "c3", "c4"]
+    assert [(f.request["client_id"], f.reason) for f in outcome.failures] == [("c2", reason)]
+
+
+class SlowBlocking:
+    """A blocking client (runs in a thread) that answers after ``seconds``."""
+
+    blocking = True
+
+    def __init__(self, seconds: float) -> None:
+        self.name, self.metrics, self.seconds = "slow", ("s",), seconds
+
+    def fetch(self, requests: Sequence[dict[str, Any]]) -> dict[str, list[float | None]]:
+        import time
+
+        time.sleep(self.seconds)
+        return {"s": [1.0] * len(requests)}
+
+
+def test_blocking_calls_get_their_own_threads_and_their_timeout_counts_only_the_call() -> None:
+    # 40 concurrent 0.1 s calls with a 0.5 s timeout: on asyncio's default executor (a handful of
+    # threads on a small machine) the later calls wait their turn past the timeout
+    caller = SubsystemCaller(
+        SlowBlocking(0.1), cfg("slow", ["s"], retries=0, timeout_seconds=0.5, max_concurrency=40)
+    )
+
+    async def many() -> list[Any]:
+        return await asyncio.gather(*(caller.call(reqs(1)) for _ in range(40)), return_exceptions=True)
+
+    answers = run(many())
+    assert [a for a in answers if isinstance(a, BaseException)] == []
+    caller.close()

@@ -43,3 +43,16 @@ def test_a_revoke_drops_only_the_revoked_partitions_waiting_records() -> None:
 def test_offsets_of_takes_the_last_record_per_partition() -> None:
     msgs: list[Any] = [Msg("a", 0, 1), Msg("a", 1, 4), Msg("a", 0, 2), Msg("b", 0, 9)]
     assert offsets_of(msgs) == {("a", 0): 3, ("a", 1): 5, ("b", 0): 10}
+
+
+def test_rewind_targets_seek_back_only_partitions_with_handed_but_uncommitted_work() -> None:
+    from streams.steps.stream_processor import rewind_targets
+
+    a0, a1, a2, a3 = ("a", 0), ("a", 1), ("a", 2), ("a", 3)
+    nexts = {a0: 50, a1: 40, a2: 30, a3: 9}
+    first = {a0: 10, a1: 20, a2: 30}
+    # a0: committed 45 < 50 handed; a1: all handed work committed; a2: nothing handed;
+    # a3: never committed, nothing consumed since the assignment
+    assert rewind_targets({a0: 45, a1: 40}, first, nexts) == {a0: 45}
+    assert rewind_targets({a0: 45}, first, nexts) == {a0: 45, a1: 20}  # a1 never committed
+    assert rewind_targets({}, first, nexts) == {a0: 10, a1: 20}

@@ -83,3 +83,39 @@ def test_gate_passes_other_topics_untouched_and_drops_revoked() -> None:
     gate.admit([Msg("retry", 2, 0, 10**12)])
     gate.drop({("retry", 2)})
     assert gate.held_partitions() == set()
+
+
+def test_a_far_future_not_before_waits_at_most_max_wait_and_an_absurd_one_is_not_held() -> None:
+    now = [1000.0]
+    gate = RetryGate("retry", clock=lambda: now[0], max_wait_ms=2000)
+    far = Msg("retry", 0, 1, 1_000_000 + 3600_000)  # an hour ahead: beyond what a retry may wait
+    absurd = Msg("retry", 1, 4, 1_000_000 + 400 * 86_400_000)  # a year ahead: a garbage header
+    ready = gate.admit([far, absurd])
+    assert [m.offset() for m in ready] == [4]
+    assert gate.out_of_range(ready) == [0]
+    assert gate.held_partitions() == {("retry", 0)}
+    now[0] = 1002.0  # max_wait later: released although its header says an hour
+    assert [m.offset() for m in gate.due()] == [1]
+    assert gate.out_of_range([far]) == []
+
+
+def test_the_decoder_dead_letters_a_retry_record_with_an_absurd_not_before() -> None:
+    import orjson
+
+    from processors.processor.dead_letters import FailureGuard
+    from processors.processor.steps import RequestDecoder
+    from streams.steps.strategy import Batch
+    from tests.unit.processors.processor.test_dead_letters import _DeadLetters
+
+    class Valued(Msg):
+        def value(self) -> bytes:
+            return orjson.dumps({"v": 1, "run_id": "r", "client_id": f"c{self._o}", "requested_at_ms": 1})
+
+    now_ms = int(__import__("time").time() * 1000)
+    gate = RetryGate("retry", max_wait_ms=2000)
+    dead = _DeadLetters()
+    decoder = RequestDecoder(dead, FailureGuard(), gate)  # type: ignore[arg-type]
+    msgs: list[Any] = [Valued("retry", 0, 1, now_ms + 400 * 86_400_000), Valued("retry", 0, 2, now_ms)]
+    decoded = decoder(Batch(msgs, {}))
+    assert [r["client_id"] for r in decoded.payload.requests] == ["c2"]
+    assert dead.reasons == ["not_before_out_of_range"]

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from processors.sink.columns import in_column_order, month_of, split_columns_by_month
-from schemas.ddl import RESULT_COLUMNS
+from schemas.ddl import RESULT_COLUMNS, result_version
 from tests.oracles import to_columns
 
 JAN = calendar.timegm((2026, 1, 31, 23, 59, 59)) * 1000
@@ -43,7 +43,7 @@ def test_to_columns_in_result_columns_order() -> None:
     assert by_name["requested_at"] == [JAN // 1000, JAN // 1000]
     assert by_name["collected_at"] == [(JAN + 1999) // 1000] * 2
     assert by_name["attempt"] == [2, 7]
-    assert by_name["version"] == [2, 7]
+    assert by_name["version"] == [result_version(2, True, JAN + 1999), result_version(7, False, JAN + 1999)]
     assert by_name["status"] == ["ok", "partial"]
     assert [orjson.loads(m) for m in by_name["metrics"]] == [{"a": 1.5, "b": 2.0}, {"a": 0.25}]
     assert all(isinstance(m, bytes) for m in by_name["metrics"])  # the driver writes bytes as they are
@@ -56,7 +56,7 @@ def test_to_columns_defaults_for_fast_path_rows() -> None:
     del bare["attempt"], bare["missing"]
     columns = dict(zip((name for name, _ in RESULT_COLUMNS), to_columns([bare]), strict=True))
     assert columns["attempt"] == [0]
-    assert columns["version"] == [0]
+    assert columns["version"] == [result_version(0, True, bare["collected_at_ms"])]
     assert columns["missing"] == [[]]
 
 

@@ -9,14 +9,28 @@ from __future__ import annotations
 
 import calendar
 import logging
+import threading
+import time
 
 import pytest
 from clickhouse_driver.errors import NetworkError
 
-from processors.sink.insert import ClickHouseHealth, SinkStats, insert_token
+from processors.sink.insert import (
+    UNEXPECTED_ATTEMPTS,
+    ClickHouseHealth,
+    SinkStats,
+    UnexpectedInsertError,
+    WindowWriter,
+    insert_token,
+    write_with_retry,
+)
+from processors.sink.insert_step import InsertStep, InsertWorkerError
 from processors.sink.result_rows import row_of
 from processors.sink.windowing import PartitionWindow, WindowLimits
+from streams.kafka.producer import DeliveryTracker
 from streams.observability.metrics import SINK_CLICKHOUSE_UP
+from streams.settings.model import ClickHouseAddress
+from streams.steps.strategy import Batch
 
 JAN = calendar.timegm((2026, 1, 15, 0, 0, 0)) * 1000
 LIMITS = WindowLimits(1000, 10**9, 1.0)
@@ -60,3 +74,90 @@ def test_health_logs_each_state_change_once(caplog: pytest.LogCaptureFixture) ->
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2 and "pausing" in messages[0] and "back after" in messages[1]
     assert stats.outages == 1 and stats.insert_failures == 3
+
+
+class _FailingWriter:
+    """A writer whose every attempt raises ``error`` (pure: no connection)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.attempts = 0
+        self.resets = 0
+
+    def write(self, window: PartitionWindow) -> list[tuple[int, Exception]]:
+        self.attempts += 1
+        raise self.error
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+def test_a_window_without_valid_rows_is_written_without_touching_clickhouse() -> None:
+    # every record of the window was dead-lettered at decode: nothing to insert, nothing refused
+    empty = PartitionWindow(("results", 0), 0, 5, LIMITS, 0.0)
+    nowhere = ClickHouseAddress("127.0.0.1", 1, "nowhere")  # port 1: a connection attempt would fail
+    assert WindowWriter(nowhere, SinkStats()).write(empty) == []
+
+
+def test_an_error_that_is_not_an_outage_is_retried_a_bounded_number_of_times() -> None:
+    writer = _FailingWriter(TypeError("unsupported operand"))
+    stop = threading.Event()
+    timer = threading.Timer(20.0, stop.set)  # before the fix: retried for ever, until this stop
+    timer.start()
+    try:
+        with pytest.raises(UnexpectedInsertError) as caught:
+            write_with_retry(writer, window(0, 0, ["a"]), ClickHouseHealth(SinkStats()), stop, backoff=0.0)  # type: ignore[arg-type]
+    finally:
+        timer.cancel()
+    assert writer.attempts == UNEXPECTED_ATTEMPTS
+    assert isinstance(caught.value.__cause__, TypeError)
+
+
+def test_an_outage_is_retried_until_the_sink_stops() -> None:
+    writer = _FailingWriter(NetworkError("Code: 210. Connection refused"))
+    stop = threading.Event()
+    timer = threading.Timer(0.5, stop.set)
+    timer.start()
+    health = ClickHouseHealth(SinkStats())
+    assert write_with_retry(writer, window(0, 0, ["a"]), health, stop, backoff=0.01) is None  # type: ignore[arg-type]
+    assert writer.attempts > UNEXPECTED_ATTEMPTS and not health.up
+
+
+class _Sink:
+    """The next step of the insert step: keeps what it is handed."""
+
+    def __init__(self) -> None:
+        self.batches: list[Batch[None]] = []
+
+    def submit(self, batch: Batch[None]) -> None:
+        self.batches.append(batch)
+
+    def poll(self) -> None:
+        pass
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def terminate(self) -> None:
+        pass
+
+
+def test_an_unexpected_insert_error_stops_the_sink_with_the_window_uncommitted() -> None:
+    writer = _FailingWriter(TypeError("unsupported operand"))
+    after = _Sink()
+    step = InsertStep([writer], ClickHouseHealth(SinkStats()), lambda w, bad: DeliveryTracker(), after)  # type: ignore[list-item]
+    win = window(0, 0, ["a", "b"])
+    step.submit(Batch(win, {win.partition: win.end}))
+    deadline = time.monotonic() + 20
+    try:
+        with pytest.raises(InsertWorkerError) as caught:
+            while time.monotonic() < deadline:
+                step.poll()
+                time.sleep(0.05)
+    finally:
+        step.terminate()
+    assert isinstance(caught.value.__cause__, UnexpectedInsertError)
+    assert writer.attempts == UNEXPECTED_ATTEMPTS and after.batches == []  # nothing handed on to commit

@@ -12,7 +12,7 @@ import pytest
 from processors.sink.columns import empty_columns, split_columns_by_month, take
 from processors.sink.result_rows import decode_rows, fast_row, row_of
 from schemas.codec import CodecError, decode
-from schemas.ddl import RESULT_COLUMNS
+from schemas.ddl import RESULT_COLUMNS, result_version
 from schemas.models import ClientResult
 from tests.oracles import rows_of, to_columns
 
@@ -50,7 +50,8 @@ def test_defaults_of_absent_optional_fields() -> None:
     record = result()
     del record["attempt"], record["missing"]
     (row,) = rows_of(decode_rows([orjson.dumps(record)]))
-    assert row[4] == 0 and row[9] == 0 and row[7] == []
+    assert row[4] == 0 and row[7] == []
+    assert row[9] == result_version(0, record["status"] == "ok", record["collected_at_ms"])
 
 
 BAD_CHANGES: list[dict[str, Any]] = [

@@ -50,7 +50,9 @@ class World:
             created_at_ms=1,  # type: ignore[arg-type]
         )
 
-    def enqueue(self, settings: Any, rid: str, source: Any, requested_at_ms: int) -> Any:
+    def enqueue(
+        self, settings: Any, rid: str, source: Any, requested_at_ms: int, deadline: Any = None
+    ) -> Any:
         self.enqueued.append(rid)
         self.manifest(rid)
 
@@ -163,3 +165,52 @@ def test_a_failed_previous_run_does_not_block(world: World) -> None:
     sched.last_handled = t("2026-11-23T12:00:00")
     sched.turn(paused=False)
     assert world.enqueued == ["s-20261123T120100Z"]
+
+
+def test_the_scheduler_gives_each_run_a_deadline_of_its_slot_plus_the_period(world: World) -> None:
+    deadlines: dict[str, int | None] = {}
+
+    def enqueue(settings: Any, rid: str, source: Any, requested_at_ms: int, deadline: Any = None) -> Any:
+        deadlines[rid] = None if deadline is None else deadline.resolve(requested_at_ms)
+        return world.enqueue(settings, rid, source, requested_at_ms)
+
+    scheduler_module.enqueue_run = enqueue  # type: ignore[assignment]  # undone by the fixture's monkeypatch
+    world.now = t("2026-11-23T12:01:05")
+    sched = world.scheduler(overlap="allow")
+    sched.last_handled = t("2026-11-23T12:00:00")
+    sched.turn(paused=False)
+    slot_ms = int(t("2026-11-23T12:01:00").timestamp() * 1000)
+    assert deadlines == {"s-20261123T120100Z": slot_ms + 60_000}
+    world.now = t("2026-11-23T12:02:05")
+    custom = world.scheduler(overlap="allow", deadline="10m")
+    custom.last_handled = t("2026-11-23T12:01:00")
+    custom.turn(paused=False)
+    assert deadlines["s-20261123T120200Z"] == slot_ms + 60_000 + 600_000
+    world.now = t("2026-11-23T12:03:05")
+    none = world.scheduler(overlap="allow", deadline="none")
+    none.last_handled = t("2026-11-23T12:02:00")
+    none.turn(paused=False)
+    assert deadlines["s-20261123T120300Z"] is None
+
+
+@pytest.mark.parametrize("overlap", ["skip", "queue", "allow"])
+def test_the_overdue_gauge_says_whether_the_previous_run_was_complete_at_the_next_slot(
+    world: World, overlap: str
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def overdue() -> float | None:
+        return REGISTRY.get_sample_value("kcollect_scheduler_previous_run_incomplete", {"schedule": "s"})
+
+    world.manifest("s-20261123T120000Z")
+    world.now = t("2026-11-23T12:01:05")
+    sched = world.scheduler(overlap=overlap)
+    sched.last_handled = t("2026-11-23T12:00:00")
+    sched.turn(paused=False)
+    assert overdue() == 1.0  # whatever the policy did with the slot (allow: enqueued it anyway)
+    assert (world.enqueued == ["s-20261123T120100Z"]) is (overlap == "allow")
+    world.complete["s-20261123T120000Z"] = True
+    world.complete["s-20261123T120100Z"] = True
+    world.now = t("2026-11-23T12:02:05")
+    sched.turn(paused=False)
+    assert overdue() == 0.0

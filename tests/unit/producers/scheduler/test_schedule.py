@@ -71,12 +71,16 @@ def test_cron_next(expression: str, after: str, expected: str) -> None:
     ("expression", "message"),
     [
         ("* * * *", "5 fields"),
-        ("60 * * * *", "minute field must stay within 0-59"),
-        ("* 24 * * *", "hour"),
-        ("*/0 * * * *", "bad step"),
-        ("a * * * *", "bad value"),
-        ("* * 0 * *", "day field"),
-        ("5-1 * * * *", "within"),
+        ("* * * * * *", "5 fields"),
+        ("60 * * * *", "bad minute"),
+        ("* 24 * * *", "bad hour"),
+        ("*/0 * * * *", "bad minute"),
+        ("a * * * *", "bad minute"),
+        ("* * 0 * *", "bad day-of-month"),
+        ("* * * 13 *", "bad month"),
+        ("* * * * 8", "bad day-of-week"),
+        ("* * * * FUN", "bad day-of-week"),
+        ("5-1 * * * *", "bad minute"),
     ],
 )
 def test_bad_cron(expression: str, message: str) -> None:
@@ -84,9 +88,39 @@ def test_bad_cron(expression: str, message: str) -> None:
         Cron.parse(expression)
 
 
-def test_cron_that_never_runs() -> None:
-    with pytest.raises(ValueError, match="never runs"):
-        Cron.parse("0 0 31 2 *").next_after(t("2026-01-01T00:00:00"))
+def test_cron_that_never_runs_is_refused_when_parsed() -> None:
+    with pytest.raises(ValueError, match="day-of-month"):
+        Cron.parse("0 0 31 2 *")
+
+
+@pytest.mark.parametrize(
+    ("expression", "after", "expected"),
+    [
+        ("0 9 * * MON-FRI", "2026-11-27T10:00:00", "2026-11-30T09:00:00"),  # Friday → Monday
+        ("0 9 * * sun", "2026-11-23T00:00:00", "2026-11-29T09:00:00"),  # names in any case
+        ("0 0 1 JAN,JUL *", "2026-02-01T00:00:00", "2026-07-01T00:00:00"),
+        ("0 0 L * *", "2026-11-02T00:00:00", "2026-11-30T00:00:00"),  # the last day of the month
+        ("0 0 * * MON#1", "2026-11-03T00:00:00", "2026-12-07T00:00:00"),  # the first Monday
+    ],
+)
+def test_cron_takes_names_and_the_usual_extensions(expression: str, after: str, expected: str) -> None:
+    assert Cron.parse(expression).next_after(t(after)) == t(expected)
+
+
+def test_restricted_day_of_month_and_day_of_week_follow_vixie_cron() -> None:
+    """Both day fields restricted: a day matching either runs, except that a field starting with ``*``
+    (such as ``*/2``) counts as unrestricted, so both must match (Vixie/Debian cron, Kubernetes)."""
+    after = t("2026-11-01T00:00:00")  # a Sunday
+    odd_mondays = Cron.parse("0 0 */2 * 1")  # odd days that are Mondays
+    assert [odd_mondays.next_after(s) for s in (after, t("2026-11-09T00:00:00"))] == [
+        t("2026-11-09T00:00:00"),
+        t("2026-11-23T00:00:00"),
+    ]
+    odd_or_monday = Cron.parse("0 0 1-31/2 * 1")  # no leading *: odd days, or Mondays
+    assert [odd_or_monday.next_after(s) for s in (after, t("2026-11-02T00:00:00"))] == [
+        t("2026-11-02T00:00:00"),
+        t("2026-11-03T00:00:00"),
+    ]
 
 
 def test_parse_schedule_needs_exactly_one() -> None:

@@ -7,7 +7,13 @@ import struct
 import pytest
 from clickhouse_driver.errors import NetworkError, ServerException, SocketTimeoutError, TypeMismatchError
 
-from streams.clickhouse.client import ServerFeatures, insert_settings, is_data_error, parse_version
+from streams.clickhouse.client import (
+    ServerFeatures,
+    classify_insert_error,
+    insert_settings,
+    is_data_error,
+    parse_version,
+)
 
 
 def test_parse_version() -> None:
@@ -34,8 +40,6 @@ def test_dedup_token_and_window_are_gated_on_22_2(version: tuple[int, ...], supp
     "exc",
     [
         TypeMismatchError("Column b: ushort format requires 0 <= number <= 65535"),
-        TypeError("x"),
-        AttributeError("'int' object has no attribute 'encode'"),
         struct.error("argument out of range"),
         OverflowError("x"),
         ServerException("Cannot parse input", code=27),
@@ -45,6 +49,7 @@ def test_dedup_token_and_window_are_gated_on_22_2(version: tuple[int, ...], supp
 )
 def test_data_errors(exc: Exception) -> None:
     assert is_data_error(exc)
+    assert classify_insert_error(exc) == "data"
 
 
 @pytest.mark.parametrize(
@@ -64,3 +69,22 @@ def test_data_errors(exc: Exception) -> None:
 )
 def test_outages_are_not_data_errors(exc: Exception) -> None:
     assert not is_data_error(exc)
+    assert classify_insert_error(exc) == "outage"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        TypeError("unsupported operand type(s)"),
+        AttributeError("'int' object has no attribute 'encode'"),
+        ValueError("x"),
+        IndexError("list index out of range"),
+        KeyError("run_id"),
+        RuntimeError("x"),
+    ],
+)
+def test_bugs_are_neither_data_errors_nor_outages(exc: Exception) -> None:
+    """A bug (in kcollect or the driver) raised while inserting says nothing about the rows: bisecting it
+    would dead-letter every row of every window; retrying it for ever would stop the partitions."""
+    assert not is_data_error(exc)
+    assert classify_insert_error(exc) == "unexpected"

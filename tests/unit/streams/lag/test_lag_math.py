@@ -51,3 +51,34 @@ def test_hysteresis_custom_resume_and_bad_values() -> None:
     for max_lag, resume in ((0, None), (100, 100), (100, -1)):
         with pytest.raises(ValueError):
             Hysteresis.of(max_lag, resume)
+
+
+def test_the_enqueue_throttle_gives_up_after_its_max_wait() -> None:
+    import pytest
+
+    from producers.enqueue.progress import NullReporter
+    from producers.enqueue.throttle import EnqueueThrottle, ThrottleTimeout
+
+    class StuckLag:
+        def total(self) -> int:
+            return 5000  # the processors never catch up
+
+        def close(self) -> None:
+            pass
+
+    clock = [0.0]
+
+    def wait(seconds: float) -> None:
+        clock[0] += seconds
+
+    throttle = EnqueueThrottle(
+        StuckLag(),  # type: ignore[arg-type]
+        Hysteresis.of(1000),
+        NullReporter(),
+        wait,
+        max_wait_seconds=60,
+        clock=lambda: clock[0],
+    )
+    with pytest.raises(ThrottleTimeout, match="60 s"):
+        throttle.allowance()
+    assert 60 <= clock[0] < 61

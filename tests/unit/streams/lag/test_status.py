@@ -54,16 +54,36 @@ def test_warning_when_commits_move_but_lag_grows_at_every_step() -> None:
     assert status(window((5, 3), (6, 9), (9, 4))) is Status.OK  # went down at one step
 
 
-def test_error_when_the_latest_sample_failed() -> None:
+def test_unmeasured_when_the_latest_sample_failed() -> None:
     points = [*window((5, 3), (5, 3)), Sample(2.0, None, 0, "broker away")]
-    assert status(points) is Status.ERROR
+    assert status(points) is Status.UNMEASURED
     assert status([*points, Sample(3.0, 5, 3)]) is Status.STALLED  # errors are left out of the rules
 
 
 def test_worst_and_order() -> None:
     assert worst([]) is Status.OK
     assert worst([Status.OK, Status.STALLED, Status.WARNING]) is Status.STALLED
-    assert sorted(Status, reverse=True)[0] is Status.ERROR
+    assert sorted(Status, reverse=True)[0] is Status.UNMEASURED
+    assert "ERROR" not in Status.__members__  # not to be read as Burrow's ERR (a stopped consumer)
+
+
+def test_rewind_when_a_committed_offset_moves_backwards() -> None:
+    assert status(window((50, 3), (60, 3), (10, 53))) is Status.REWIND
+    assert status(window((50, 0), (10, 40), (50, 0))) is Status.REWIND  # caught up again: still flagged
+    assert status(window((50, 3), (10, 43)), present=False) is Status.REWIND
+    assert status(window((10, 3), (None, 13), (9, 4))) is Status.REWIND  # a sample without a commit between
+    assert status(window((10, 3), (10, 3), (11, 2))) is Status.OK  # forwards only
+    failed = [*window((50, 3)), Sample(1.0, None, 0, "broker away"), Sample(2.0, 40, 13)]
+    assert status(failed) is Status.REWIND  # a failed sample between does not hide it
+
+
+def test_rewind_leaves_with_the_window() -> None:
+    tracker = LagTracker(size=3)
+    key = ("g", "t", 0)
+    for t, committed in enumerate([50, 10, 11, 12, 13]):
+        tracker.observe(key, Sample(float(t), committed, 5))
+        expected = Status.REWIND if t in (1, 2) else Status.OK
+        assert tracker.status(key, now=float(t)) is expected, t
 
 
 def test_tracker_slides_and_remembers_when_the_offset_last_moved() -> None:

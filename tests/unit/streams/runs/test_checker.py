@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from processors.processor.compute import summary
 from processors.processor.subsystems.simulated import simulated_check, simulated_value
-from streams.runs.checker import VerifyReport, _problems
+from streams.runs.checker import RowChecks, VerifyReport, _problems, row_problems
 
 
 def _report(**counts: Any) -> VerifyReport:
@@ -58,3 +59,37 @@ def test_missing_manifest_fails_even_when_rows_exist() -> None:
 def test_unfinished_enqueue_fails() -> None:
     report = _report(manifest_state="enqueueing", manifest_total=None)
     assert any("enqueueing" in p for p in _problems(report, has_manifest=True, has_expected=False))
+
+
+def test_new_failures_are_named() -> None:
+    report = _report(
+        stored_and_dead_lettered=1, incomplete_ok=2, status_contradicts_missing=3, wrong_computed=4
+    )
+    assert _problems(report, True, False) == [
+        "1 stored and dead lettered",
+        "2 incomplete ok",
+        "3 status contradicts missing",
+        "4 wrong computed",
+    ]
+
+
+def test_row_problems() -> None:
+    metrics = {"a": 1.0, "b": 2.0}
+    assert row_problems("ok", metrics, [], summary(metrics), summary) == []
+    assert row_problems("partial", {"a": 1.0}, ["b"], summary({"a": 1.0}), summary) == []
+    assert row_problems("ok", metrics, ["c"], summary(metrics), summary) == ["status_contradicts_missing"]
+    assert row_problems("partial", metrics, [], summary(metrics), None) == ["status_contradicts_missing"]
+    assert row_problems("partial", metrics, ["b"], summary(metrics), None) == ["status_contradicts_missing"]
+    assert row_problems("ok", metrics, [], summary({"a": 1.0}), summary) == ["wrong_computed"]
+    assert row_problems("ok", metrics, [], summary({"a": 1.0}), None) == []
+
+
+def test_row_checks_find_ok_rows_without_every_metric() -> None:
+    checks = RowChecks()
+    checks.add("c1", "ok", {"a": 1.0, "b": 1.0}, [], {})
+    checks.add("c2", "ok", {"a": 1.0}, [], {})  # lacks b, seen in the run
+    checks.add("c3", "partial", {"a": 1.0}, ["b"], {})
+    assert checks.finish() == {"incomplete_ok": ["c2"]}
+    configured = RowChecks(metric_names=frozenset({"a", "b", "c"}))
+    configured.add("c1", "ok", {"a": 1.0, "b": 1.0}, [], {})
+    assert configured.finish() == {"incomplete_ok": ["c1"]}

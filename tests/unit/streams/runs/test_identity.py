@@ -57,3 +57,33 @@ def test_log_reporter_lines_show_throttling() -> None:
     assert len(lines) == 3
     assert "read 10/100, enqueued 9" in lines[0] and "THROTTLED: processor lag 5 >= max 5" in lines[0]
     assert "THROTTLED" not in lines[1]
+
+
+def test_a_deadline_is_an_absolute_time_or_a_duration_after_the_request_time() -> None:
+    from producers.scheduler.schedule import parse_deadline
+
+    requested = 1_700_000_000_000  # 2023-11-14T22:13:20Z
+    assert parse_deadline("2h").resolve(requested) == requested + 7_200_000
+    assert parse_deadline("1h30m").resolve(requested) == requested + 5_400_000
+    assert parse_deadline("2023-11-15T00:00:00Z").resolve(requested) == 1_700_006_400_000
+    assert parse_deadline("2023-11-15T01:00:00+01:00").resolve(requested) == 1_700_006_400_000
+    assert parse_deadline("2023-11-15 00:00").resolve(requested) == 1_700_006_400_000  # no offset: UTC
+    for bad in ("soon", "-5m", "0s"):
+        with pytest.raises(ValueError, match="--deadline"):
+            parse_deadline(bad)
+    with pytest.raises(ValueError, match="after the run's request time"):
+        parse_deadline("2023-11-14T00:00:00Z").resolve(requested)
+
+
+def test_the_deadline_goes_into_the_manifest_and_every_request_and_a_rerun_keeps_it() -> None:
+    from producers.scheduler.schedule import parse_deadline
+
+    requested = 1_700_000_000_000
+    first = run_manifest("r-1", "range 0-9", None, requested, parse_deadline("30m"))
+    assert first.deadline_ms == requested + 1_800_000
+    again = run_manifest("r-1", "range 0-9", finished(first, "failed", None), None, parse_deadline("2h"))
+    assert again.deadline_ms == first.deadline_ms  # the first enqueue fixed it: requests stay identical
+    encode = request_encoder("r-1", requested, deadline_ms=first.deadline_ms)
+    expected = request_record("r-1", "7", requested) | {"deadline_ms": requested + 1_800_000}
+    assert encode("7") == encode_record(expected)
+    assert run_manifest("r-2", "range 0-9", None, requested).deadline_ms is None

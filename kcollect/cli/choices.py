@@ -1,0 +1,54 @@
+"""Options that take one of a fixed set of values, as Enums: typer lists the values in ``--help`` and
+refuses any other with a one-line error and exit 2 (``kcollect.cli.main``)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class CatchUp(StrEnum):
+    """Missed slots after downtime: the newest once, or none."""
+
+    latest = "latest"
+    skip = "skip"
+
+
+class Overlap(StrEnum):
+    """The schedule's previous run is still incomplete: skip the slot, queue one, or start anyway."""
+
+    skip = "skip"
+    queue = "queue"
+    allow = "allow"
+
+
+class ValueCheck(StrEnum):
+    """``runs verify --values``."""
+
+    auto = "auto"
+    simulated = "simulated"
+    none = "none"
+
+
+class DeadLetterStage(StrEnum):
+    """Stages that dead-letter a request (processors/dead_letters.py)."""
+
+    decode = "decode"
+    deadline = "deadline"
+    fetch = "fetch"
+    compute = "compute"
+
+
+class SettingsFormat(StrEnum):
+    """``settings show --format``: lines for reading, one JSON object, or an env file that
+    ``KCOLLECT_SETTINGS_FILE`` reads back."""
+
+    text = "text"
+    json = "json"
+    env = "env"

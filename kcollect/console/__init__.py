@@ -1,0 +1,1 @@
+"""The web console: runs, run detail with dead letters and replay, lag, schedules (docs/console.md)."""
