@@ -116,7 +116,20 @@ class StateSpec:
 
     @property
     def kept(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys([*self.metrics, *self.keep]))
+        return self._kept
+
+    @property
+    def plan(self) -> tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]:
+        """Per stateful metric: (metric, its reason output, ((compute, output name), ...))."""
+        return self._plan
+
+    def __post_init__(self) -> None:
+        plan = tuple(
+            (metric, f"{metric}_reason", tuple((kind, f"{metric}_{kind}") for kind in computes))
+            for metric, computes in self.metrics.items()
+        )
+        object.__setattr__(self, "_plan", plan)
+        object.__setattr__(self, "_kept", tuple(dict.fromkeys([*self.metrics, *self.keep])))
 
 
 @dataclass(frozen=True)
@@ -143,30 +156,36 @@ def builtin_outputs(
 ) -> dict[str, float]:
     """``<metric>_<compute>`` and ``<metric>_reason`` for every stateful metric this run has a value of."""
     out: dict[str, float] = {}
-    for metric, computes in spec.metrics.items():
-        value = current.values.get(metric)
+    base = LATE if late else 0
+    values = current.values
+    if previous is None:
+        first = float(base | FIRST_SIGHT)
+        for metric, reason_name, _ in spec.plan:
+            if metric in values:
+                out[reason_name] = first
+        return out
+    before_values = previous.values
+    if current.seq and previous.seq and current.seq - previous.seq > 1:
+        base |= GAP
+    seconds = (current.at_ms - previous.at_ms) / 1000
+    for metric, reason_name, computes in spec.plan:
+        value = values.get(metric)
         if value is None:
             continue  # named in the result's ``missing``
-        reason = LATE if late else 0
-        before = previous.values.get(metric) if previous is not None else None
-        if previous is None or before is None:
-            out[f"{metric}_reason"] = float(reason | FIRST_SIGHT)
+        before = before_values.get(metric)
+        if before is None:
+            out[reason_name] = float(base | FIRST_SIGHT)
             continue
-        if current.seq and previous.seq and current.seq - previous.seq > 1:
-            reason |= GAP
         reset = value < before
-        if reset:
-            reason |= RESET
         increase = value if reset else value - before
-        seconds = (current.at_ms - previous.at_ms) / 1000
-        for name in computes:
-            if name == "delta":
-                out[f"{metric}_delta"] = value - before
-            elif name == "increase":
-                out[f"{metric}_increase"] = increase
-            elif name == "rate" and seconds > 0:
-                out[f"{metric}_rate"] = increase / seconds
-        out[f"{metric}_reason"] = float(reason)
+        for kind, name in computes:
+            if kind == "delta":
+                out[name] = value - before
+            elif kind == "increase":
+                out[name] = increase
+            elif seconds > 0:  # rate
+                out[name] = increase / seconds
+        out[reason_name] = float(base | RESET) if reset else float(base)
     return out
 
 
