@@ -33,9 +33,9 @@ from confluent_kafka import KafkaError, TopicPartition
 from bench.deployment import Deployment, make_deployment
 from bench.e2e_kit import proc_cpu_seconds, wait_stored
 from bench.machine import machine_line
+from processors.processor.subsystems.simulated import DEFAULT_METRICS
 from producers.enqueue.enqueue import enqueue_run
 from producers.enqueue.sources import RangeSource
-from processors.processor.subsystems.simulated import DEFAULT_METRICS
 from schemas.topics import STATE_CHANGELOG
 from streams.kafka.clients import make_consumer
 
