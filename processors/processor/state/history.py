@@ -105,6 +105,10 @@ class Clock:
         return cls(int(count), tuple((int(slot), int(seq)) for slot, seq in recent))
 
 
+Plan = tuple[str, str, tuple[tuple[str, str], ...]]
+"""(metric, its reason output, ((compute, output name), ...))."""
+
+
 @dataclass(frozen=True)
 class StateSpec:
     """What the state keeps and computes (from the processor config's ``state`` section)."""
@@ -114,22 +118,16 @@ class StateSpec:
     keep_runs: int = 3
     plugin: StatefulFn | None = None
 
-    @property
-    def kept(self) -> tuple[str, ...]:
-        return self._kept
-
-    @property
-    def plan(self) -> tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]:
-        """Per stateful metric: (metric, its reason output, ((compute, output name), ...))."""
-        return self._plan
+    kept: tuple[str, ...] = field(init=False, repr=False, compare=False)  # metric values an observation keeps
+    plan: tuple[Plan, ...] = field(init=False, repr=False, compare=False)  # per stateful metric
 
     def __post_init__(self) -> None:
         plan = tuple(
             (metric, f"{metric}_reason", tuple((kind, f"{metric}_{kind}") for kind in computes))
             for metric, computes in self.metrics.items()
         )
-        object.__setattr__(self, "_plan", plan)
-        object.__setattr__(self, "_kept", tuple(dict.fromkeys([*self.metrics, *self.keep])))
+        object.__setattr__(self, "plan", plan)
+        object.__setattr__(self, "kept", tuple(dict.fromkeys([*self.metrics, *self.keep])))
 
 
 @dataclass(frozen=True)
