@@ -220,6 +220,7 @@ def run_processor(settings: Settings, ready_file: Path | None = None) -> dict[st
             processor.gate,
             results_gate.paused if results_gate is not None else None,
             on_assigned=processor.state.sync if processor.state is not None else None,
+            on_lost=processor.state.lost if processor.state is not None else None,
             **consumer_extra(settings, processor.state is not None),
         )
     finally:

@@ -64,12 +64,14 @@ def run_consumer_service(
     hold: Callable[[], bool] | None = None,
     batch_size: int | None = None,
     on_assigned: Callable[[list[tuple[str, int]]], None] | None = None,
+    on_lost: Callable[[list[tuple[str, int]]], None] | None = None,
     **consumer_extra: Any,
 ) -> LoopStats:
     """Run until a signal; returns the loop's statistics. With ``KCOLLECT_HTTP_PORT`` set it serves
     ``/metrics``, ``/healthz`` and ``/readyz`` (streams/observability/health.py) while it runs.
     ``batch_size``: records per consume (default ``settings.consume_batch``); ``on_assigned`` is called
-    with every partition owned after each assignment, before any of their records is processed."""
+    with every partition owned after each assignment, before any of their records is processed;
+    ``on_lost`` with the partitions lost (session expired: another member may own them meanwhile)."""
     probe, server = service_health(settings)
     consumer = make_consumer(settings, group, **client_hooks(probe), **consumer_extra)
     loop = StreamProcessor(
@@ -79,6 +81,7 @@ def run_consumer_service(
         batch_size=batch_size or settings.consume_batch,
         shutdown_deadline=settings.shutdown_deadline_seconds,
         on_assigned=mark_ready(ready_file, on_assigned),
+        on_lost=on_lost,
         gate=gate,
         name=group,
         probe=probe,

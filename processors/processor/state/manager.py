@@ -83,6 +83,7 @@ class StateStores:
         self.folder = store_folder(settings)
         self.stores: dict[int, PartitionStore] = {}
         self.own_ends: dict[int, int] = {}  # per partition: offset after this process's last confirmed write
+        self.generation = 0  # moves on when partitions are lost: older writes' deliveries no longer count
         self._gauged: dict[int, float] = {}
 
     # --- assignment ---------------------------------------------------------------------------
@@ -224,7 +225,15 @@ class StateStores:
         self._producer.produce_keyed_to_partition(self._changelog, partition, records, tracker)
 
     def tracker(self) -> ChangelogTracker:
-        return ChangelogTracker(self.own_ends)
+        return ChangelogTracker(self)
+
+    def lost(self, partitions: Sequence[tuple[str, int]]) -> None:
+        """Partitions lost (session expired): another member may have written their changelog since,
+        so the next sync reads from the store's last restore, not from this process's own writes;
+        deliveries of writes made before now are not counted as this process's any more."""
+        self.generation += 1
+        for _, partition in partitions:
+            self.own_ends.pop(partition, None)
 
     def close(self) -> None:
         for store in self.stores.values():
@@ -384,15 +393,18 @@ class _BatchState:
 
 
 class ChangelogTracker(DeliveryTracker):
-    """A delivery tracker that also notes, per partition, the offset after the last confirmed record."""
+    """A delivery tracker that also notes, per partition, the offset after the last confirmed record
+    (unless partitions were lost since the tracker was made)."""
 
-    def __init__(self, ends: dict[int, int]) -> None:
+    def __init__(self, stores: StateStores) -> None:
         super().__init__()
-        self._ends = ends
+        self._stores = stores
+        self._ends = stores.own_ends
+        self._generation = stores.generation
 
     def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         super().on_delivery(err, msg)
-        if err is None:
+        if err is None and self._generation == self._stores.generation:
             partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
             if offset + 1 > self._ends.get(partition, 0):
                 self._ends[partition] = offset + 1
