@@ -314,6 +314,15 @@ def test_state_inspect_and_a_guarded_reset(
         )
         assert pipe.cli("state", "inspect", "--client", "nobody").returncode == 1
 
+        doctor = pipe.cli("doctor", "--interval", "0.5", "--json")
+        assert doctor.returncode == 0, doctor.stderr
+        report = orjson.loads(doctor.stdout)
+        facts = report["facts"]["state"]
+        assert (
+            facts["partitions"] == 4 and facts["records_total"] >= len(clients) and facts["restore_per_s"] > 0
+        )
+        assert any(f["title"].startswith("state: ") for f in report["findings"])  # small: restores are quick
+
         assert pipe.cli("state", "reset", "--schedule", SCHEDULE).returncode == 2  # no --yes
         running = pipe.cli("state", "reset", "--schedule", SCHEDULE, "--yes")
         assert running.returncode == 2 and "member" in running.stderr  # the processor is running
