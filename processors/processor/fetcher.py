@@ -82,6 +82,8 @@ class Outcome:
     encoded: list[EncodedBatch]
     partial: int = 0
     failures: list[Failure] = field(default_factory=list)
+    requests: list[Record] = field(default_factory=list)  # the batch's requests and messages (same order):
+    messages: list[Message] = field(default_factory=list)  # where an oversized result is dead-lettered from
     collected: Collected | None = None  # set (and ``encoded`` empty) when encoding waits for the state
 
     @property
@@ -142,7 +144,7 @@ class Fetcher:
     ) -> Outcome:
         """Encoded results, or (``defer``) the collected columns for the state step to encode."""
         if self.defer:
-            return Outcome([], 0, failures, Collected(batch, keep, columns, now_ms))
+            return Outcome([], 0, failures, collected=Collected(batch, keep, columns, now_ms))
         return self.encode(batch, keep, columns, now_ms, failures)
 
     def encode(
@@ -162,7 +164,7 @@ class Fetcher:
             encoded, partial = encode_results(
                 requests, kept_partitions, columns, self.compute, now_ms, stateful
             )
-            return Outcome(encoded, partial, failures)
+            return Outcome(encoded, partial, failures, batch.requests, batch.messages)
         except Exception:
             pass  # some client's compute or encoding fails: find which, alone
         good: list[int] = []
@@ -182,7 +184,7 @@ class Fetcher:
             now_ms,
             {name: [column[j] for j in good] for name, column in (stateful or {}).items()},
         )
-        return Outcome(encoded, partial, [*failures, *bad])
+        return Outcome(encoded, partial, [*failures, *bad], batch.requests, batch.messages)
 
     def _try_one(self, batch: Decoded, i: int, columns: MetricColumns, now_ms: int) -> Failure | None:
         request, message = batch.requests[i], batch.messages[i]

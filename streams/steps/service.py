@@ -73,7 +73,7 @@ def run_consumer_service(
     with every partition owned after each assignment, before any of their records is processed;
     ``on_lost`` with the partitions lost (session expired: another member may own them meanwhile)."""
     probe, server = service_health(settings)
-    consumer = make_consumer(settings, group, **client_hooks(probe), **consumer_extra)
+    consumer = make_consumer(settings, group, group_member=True, **client_hooks(probe), **consumer_extra)
     loop = StreamProcessor(
         consumer,
         topics,
