@@ -37,7 +37,14 @@ from processors.processor.state.history import (
     is_stale,
     unscheduled_outputs,
 )
-from processors.processor.state.store import PartitionStore, Row, client_key, clock_key
+from processors.processor.state.store import (
+    PartitionStore,
+    Row,
+    client_key,
+    clock_key,
+    index_of,
+    split_key,
+)
 from processors.processor.subsystems.protocol import MetricColumns, Record
 from streams.kafka.clients import make_consumer
 from streams.kafka.producer import BatchProducer, DeliveryTracker
@@ -155,6 +162,7 @@ class StateStores:
         )
         consumer.assign([TopicPartition(self._changelog, p, at) for p, at in starts.items()])
         applied = dict.fromkeys(stores, 0)
+        skipped = 0
         ends = dict(starts)
         open_parts = set(stores)
         patience = max(60.0, self._settings.broker_timeout_seconds)
@@ -183,11 +191,15 @@ class StateStores:
                         open_parts.discard(p)
                         rows.pop(p, None)
                         continue
-                    key = msg.key()
-                    if key is not None:
-                        rows.setdefault(p, []).append(
-                            (key if isinstance(key, bytes) else bytes(key), msg.value())
-                        )
+                    row = usable_row(msg.key(), msg.value())
+                    if row is None:
+                        skipped += 1
+                        if skipped <= 5:
+                            log.warning(
+                                "state: partition %d offset %d: not a state record, skipped", p, offset
+                            )
+                    else:
+                        rows.setdefault(p, []).append(row)
                     ends[p] = offset + 1
                 for p, part_rows in rows.items():
                     stores[p].write(part_rows, ends[p])
@@ -283,6 +295,22 @@ class StateStores:
         return {key: [out.get(key) for out in outputs] for key in keys}
 
 
+def usable_row(key: bytes | str | None, value: bytes | None) -> Row | None:
+    """A changelog record as a store row, or None when it is not one (no key, or a value that does not
+    decode as what its key says): a bad record is skipped, it never stops a restore."""
+    if key is None:
+        return None
+    raw = key if isinstance(key, bytes) else key.encode()
+    try:
+        if value is not None:
+            index_of(raw, value)
+            if not split_key(raw)[1]:
+                Clock.from_bytes(value)
+    except (ValueError, TypeError, KeyError):
+        return None
+    return raw, value
+
+
 class _BatchState:
     """The rows one batch reads and writes, per partition, written at the end in one transaction each."""
 
@@ -319,7 +347,15 @@ class _BatchState:
         clock = self._clocks.get((partition, schedule))
         if clock is None:
             value = self._read(partition, clock_key(schedule))
-            clock = Clock.from_bytes(value) if value is not None else Clock()
+            try:
+                clock = Clock.from_bytes(value) if value is not None else Clock()
+            except (ValueError, TypeError, KeyError):
+                log.warning(
+                    "state: partition %d: the run clock of %s does not decode: started afresh",
+                    partition,
+                    schedule,
+                )
+                clock = Clock()
             self._clocks[(partition, schedule)] = clock
         return clock
 
@@ -339,7 +375,7 @@ class _BatchState:
             self._drop_stale(partition, schedule, seq, at_ms)
         key = client_key(schedule, client_id)
         value = self._read(partition, key)
-        history: History = decode_history(value) if value is not None else ()
+        history = self._history(partition, key, value)
         if history:
             self.hits += 1
         else:
@@ -351,6 +387,17 @@ class _BatchState:
             self._index[key] = (schedule, newest.seq, newest.at_ms)
         return step.outputs
 
+    @staticmethod
+    def _history(partition: int, key: bytes, value: bytes | None) -> History:
+        """A stored history; one that does not decode counts as none (the client's first sight)."""
+        if value is None:
+            return ()
+        try:
+            return decode_history(value)
+        except (ValueError, TypeError, KeyError):
+            log.warning("state: partition %d: the history of %r does not decode: first sight", partition, key)
+            return ()
+
     def _drop_stale(self, partition: int, schedule: str, seq: int, at_ms: int) -> None:
         bounds = self._stores.bounds
         store = self._store(partition)
@@ -360,7 +407,7 @@ class _BatchState:
             value = rows.get(key, store.get(key))
             if value is None:
                 continue
-            newest = decode_history(value)[-1:]
+            newest = self._history(partition, key, value)[-1:]
             if newest and is_stale(newest[0], seq, at_ms, bounds.runs, bounds.ms):
                 rows[key] = None
                 dropped += 1

@@ -16,7 +16,8 @@ import pytest
 
 from examples.stateful import counter_rate, counter_values
 from processors.processor.state.history import FIRST_SIGHT, GAP, RESET, UNSCHEDULED
-from schemas.topics import REQUESTS, RESULTS
+from schemas.topics import REQUESTS, RESULTS, STATE_CHANGELOG
+from streams.kafka.producer import BatchProducer, DeliveryTracker
 from streams.lag.probe import partition_lags
 from streams.steps.faults import EXIT_CODE
 from tests.integration.pipeline import Pipeline, make_pipeline
@@ -226,6 +227,19 @@ def test_a_crash_in_the_second_run_changes_no_result(
         pipe.kill_all()
 
 
+def garbage(pipe: Pipeline) -> None:
+    """Records in every changelog partition that are no state: not JSON, a history as a clock (a keyless
+    record is refused by the broker on a compacted topic)."""
+    settings = pipe.settings
+    producer = BatchProducer(settings)
+    tracker = DeliveryTracker()
+    topic = STATE_CHANGELOG.name(settings.topic_prefix)
+    for partition in range(settings.partitions):
+        bad = [(b"fleet\x00c1", b"not json"), (b"fleet\x00", b'{"v": 1, "runs": []}')]
+        producer.produce_keyed_to_partition(topic, partition, bad, tracker)
+    assert producer.wait(tracker, 30) and not tracker.failed
+
+
 def test_a_deleted_local_store_is_restored_from_the_changelog(
     kafka_bootstrap: str, clickhouse_url: str, unique_name: str, tmp_path: Path
 ) -> None:
@@ -241,13 +255,14 @@ def test_a_deleted_local_store_is_restored_from_the_changelog(
         assert pipe.stop("processor") == 0
         assert list(store.rglob("p*.sqlite"))
         shutil.rmtree(store)
+        garbage(pipe)
         pipe.start("processor")
         pipe.wait_ready("processor")
         enqueue(pipe, 2, PLAIN)
         wait_all(pipe, run_id(2), len(PLAIN))
         second = computed(pipe, run_id(2))
         assert {c: stateful(v) for c, v in second.items()} == {c: expected_second(c) for c in PLAIN}
-        assert "restored:" in pipe.log("processor")
+        assert "restored:" in pipe.log("processor") and "not a state record, skipped" in pipe.log("processor")
     finally:
         pipe.kill_all()
 
