@@ -105,11 +105,16 @@ class StateStores:
             self.stores.pop(partition).close()
             self.own_ends.pop(partition, None)
             log.info("state: partition %d released", partition)
+        self._checkpoint_own_writes()
+        self.stores.update(self.restore(sorted(wanted), self.stores))
+
+    def _checkpoint_own_writes(self) -> None:
+        """A store owned since its restore holds everything up to this process's last confirmed write:
+        its next restore may start there."""
         for partition, store in self.stores.items():
             own = self.own_ends.get(partition, 0)
             if own > store.changelog_offset():
                 store.write([], own)
-        self.stores.update(self.restore(sorted(wanted), self.stores))
 
     def restore(
         self, partitions: Sequence[int], open_stores: dict[int, PartitionStore] | None = None
@@ -248,6 +253,8 @@ class StateStores:
             self.own_ends.pop(partition, None)
 
     def close(self) -> None:
+        """At shutdown (the chain joined, every delivery reported): a restart restores from here."""
+        self._checkpoint_own_writes()
         for store in self.stores.values():
             store.close()
         self.stores.clear()
