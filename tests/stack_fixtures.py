@@ -210,3 +210,26 @@ def unique_name() -> str:
     name = "t" + uuid.uuid4().hex[:10]
     _NAMES_GIVEN.add(name)
     return name
+
+
+@pytest.fixture
+def local_cluster(tmp_path: Any) -> Iterator[Any]:
+    """ZooKeeper and a ClickHouse cluster of 2 shards x 2 replicas (cluster ``kcollect``) on loopback,
+    started for one test (drills break it) and stopped by PID when the test ends, whatever happened.
+    Skipped when Debian's zookeeper package (or Java) is missing, except in CI (``CI=true``), where the
+    Makefile installs it and a missing one fails."""
+    from kcollect.localstack.chcluster import start_cluster
+    from kcollect.localstack.errors import StackError
+    from kcollect.localstack.zookeeper import find_zookeeper
+
+    try:
+        find_zookeeper()
+    except StackError as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(str(exc))
+    cluster = start_cluster(tmp_path / "cluster", timeout=READY_TIMEOUT)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

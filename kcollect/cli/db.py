@@ -21,7 +21,9 @@ def db_migrate(json_out: JsonOut = False) -> None:
 
     address = load_settings().clickhouse()
     migrate(address)
+    where = f" on cluster {address.cluster}" if address.cluster else ""
     if json_out:
-        typer.echo(json.dumps({"ready": True, "clickhouse": address.url(), "database": address.database}))
+        facts = {"ready": True, "clickhouse": address.url(), "database": address.database}
+        typer.echo(json.dumps(facts | {"cluster": address.cluster}))
     else:
-        typer.echo(f"schema ready in {address.url()}")
+        typer.echo(f"schema ready in {address.url()}{where}")

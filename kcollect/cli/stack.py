@@ -48,6 +48,8 @@ def _print_addresses(info: dict[str, Any]) -> None:
     typer.echo(f"broker:            {info['broker']}")
     typer.echo(f"bootstrap servers: {info['bootstrap_servers']}")
     typer.echo(f"clickhouse url:    {info['clickhouse_url']}")
+    if info.get("clickhouse_cluster"):
+        typer.echo(f"clickhouse cluster: {info['clickhouse_cluster']}")
     for process in info["processes"]:
         state = "running" if process["alive"] else "dead"
         where = f"pid {process['pid']} port {process['port']}"
@@ -59,13 +61,23 @@ def up(
     json_output: JsonFlag = False,
     state_dir: StateDir = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each service to answer.")] = 60.0,
+    clickhouse_cluster: Annotated[
+        bool,
+        typer.Option(
+            "--clickhouse-cluster",
+            help="ZooKeeper and a ClickHouse cluster of 2 shards x 2 replicas (cluster 'kcollect') "
+            "instead of one server (needs Debian's zookeeper package and Java); a running single-server "
+            "stack is replaced. Without it a running stack of either kind is reused.",
+        ),
+    ] = False,
 ) -> None:
     """Start the broker and ClickHouse (or reuse the running ones) and print their addresses.
 
     The broker is Apache Kafka where java and mvn are on PATH (its jars are resolved from Maven once,
     then cached in the state folder), else Tansu; KCOLLECT_LOCAL_BROKER=kafka|tansu chooses.
     """
-    _run("up", lambda: stack.up(state_dir, timeout=timeout))
+    cluster = True if clickhouse_cluster else None
+    _run("up", lambda: stack.up(state_dir, timeout=timeout, clickhouse_cluster=cluster))
     info = stack.status(state_dir)
     if info["broker_note"]:
         typer.echo(f"note: {info['broker_note']}", err=True)

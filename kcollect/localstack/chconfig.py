@@ -4,6 +4,10 @@ The Debian package's ``/etc/clickhouse-server/config.xml`` is the template: path
 folder, ports are chosen, the server listens on 127.0.0.1 only, and every section that needs root
 services or files we do not have (TLS, graphite, clusters, ZooKeeper, macros, includes) is removed.
 A secure native port can be added back with the caller's own certificate (``TlsListener``).
+A member of a local cluster (``ClusterMember``) gets those sections back, written for loopback: its
+ZooKeeper, its macros (shard, replica), the cluster in ``remote_servers`` (every shard with
+``internal_replication``: the replicated tables copy data, not the Distributed table) and
+``distributed_ddl`` (``ON CLUSTER``).
 """
 
 from __future__ import annotations
@@ -141,11 +145,52 @@ def _set_ports(root: ET.Element, ports: ClickHousePorts) -> None:
     _set(root, "interserver_http_host", LOOPBACK)
 
 
+@dataclass(frozen=True)
+class ClusterMember:
+    """What one server of a local cluster needs to know: the cluster, its place in it, ZooKeeper."""
+
+    cluster: str
+    shards: tuple[tuple[int, ...], ...]  # native ports of each shard's replicas
+    shard: int  # 1-based, as system.clusters numbers them
+    replica: int  # 1-based
+    zookeeper_port: int
+    weights: tuple[int, ...] = ()  # per shard; empty: all 1
+
+    @property
+    def replica_name(self) -> str:
+        return f"s{self.shard}r{self.replica}"
+
+
+def _add_cluster(root: ET.Element, member: ClusterMember) -> None:
+    keeper = ET.SubElement(ET.SubElement(root, "zookeeper"), "node")
+    _set(keeper, "host", LOOPBACK)
+    _set(keeper, "port", str(member.zookeeper_port))
+    macros = ET.SubElement(root, "macros")
+    _set(macros, "shard", str(member.shard))
+    _set(macros, "replica", member.replica_name)
+    cluster = ET.SubElement(ET.SubElement(root, "remote_servers"), member.cluster)
+    for number, replicas in enumerate(member.shards):
+        shard = ET.SubElement(cluster, "shard")
+        weight = member.weights[number] if member.weights else 1
+        _set(shard, "weight", str(weight))
+        _set(shard, "internal_replication", "true")
+        for port in replicas:
+            replica = ET.SubElement(shard, "replica")
+            _set(replica, "host", LOOPBACK)
+            _set(replica, "port", str(port))
+    _set(ET.SubElement(root, "distributed_ddl"), "path", "/clickhouse/task_queue/ddl")
+
+
 def render_config(
-    template: ET.Element, layout: ClickHouseLayout, ports: ClickHousePorts, tls: TlsListener | None = None
+    template: ET.Element,
+    layout: ClickHouseLayout,
+    ports: ClickHousePorts,
+    tls: TlsListener | None = None,
+    member: ClusterMember | None = None,
 ) -> ET.Element:
-    """A copy of the template's root element, edited to run under ``layout`` on ``ports`` (and, with
-    ``tls``, a secure native port with its own openSSL server section)."""
+    """A copy of the template's root element, edited to run under ``layout`` on ``ports`` (with
+    ``tls``, a secure native port with its own openSSL server section; as ``member`` of a local
+    cluster when given)."""
     root = ET.fromstring(ET.tostring(template))
     _remove_all(root, _REMOVED)
     _drop_includes(root)
@@ -153,6 +198,8 @@ def render_config(
     _set_ports(root, ports)
     if tls is not None:
         _set_tls(root, tls)
+    if member is not None:
+        _add_cluster(root, member)
     return root
 
 
@@ -161,6 +208,7 @@ def write_config(
     ports: ClickHousePorts,
     system_dir: Path = SYSTEM_CONFIG_DIR,
     tls: TlsListener | None = None,
+    member: ClusterMember | None = None,
 ) -> Path:
     """Write ``config.xml`` (rendered) and ``users.xml`` (copied) into the layout; return config.xml."""
     for folder in (layout.config_dir, layout.data_dir, layout.log_dir):
@@ -168,7 +216,7 @@ def write_config(
     template = ET.parse(system_dir / "config.xml").getroot()
     if template is None:
         raise ValueError(f"{system_dir / 'config.xml'} has no root element")
-    rendered = ET.ElementTree(render_config(template, layout, ports, tls))
+    rendered = ET.ElementTree(render_config(template, layout, ports, tls, member))
     ET.indent(rendered)
     rendered.write(layout.config_file, encoding="utf-8", xml_declaration=True)
     shutil.copyfile(system_dir / "users.xml", layout.config_dir / "users.xml")

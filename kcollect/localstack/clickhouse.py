@@ -19,6 +19,7 @@ from kcollect.localstack.chconfig import (
     SYSTEM_CONFIG_DIR,
     ClickHouseLayout,
     ClickHousePorts,
+    ClusterMember,
     TlsListener,
     write_config,
 )
@@ -128,11 +129,12 @@ def create_database(url: str) -> None:
         client.disconnect()
 
 
-def _distinct_ports(tcp: int | None) -> ClickHousePorts:
+def distinct_ports(tcp: int | None = None, taken: frozenset[int] = frozenset()) -> ClickHousePorts:
+    """Three free loopback ports (native, HTTP, interserver), none of them in ``taken``."""
     chosen: list[int] = [ensure_free(tcp)] if tcp else []
     while len(chosen) < 3:
         port = free_port()
-        if port not in chosen:
+        if port not in chosen and port not in taken:
             chosen.append(port)
     return ClickHousePorts(tcp=chosen[0], http=chosen[1], interserver=chosen[2])
 
@@ -147,10 +149,22 @@ def start_clickhouse(
     created. ``tls`` adds a secure native port (the plain one stays, for readiness and set-up). On
     failure the process is stopped and StackError names the log files.
     """
+    return start_server(ClickHouseLayout.under(folder), distinct_ports(port), timeout=timeout, tls=tls)
+
+
+def start_server(
+    layout: ClickHouseLayout,
+    ports: ClickHousePorts,
+    member: ClusterMember | None = None,
+    *,
+    timeout: float = STARTUP_TIMEOUT,
+    tls: TlsListener | None = None,
+) -> ProcessRecord:
+    """Start one detached clickhouse-server under ``layout`` on ``ports`` (as ``member`` of a local
+    cluster when given; ``tls``: a secure native port too), wait until it answers and create the
+    ``kcollect`` database on it."""
     binary = find_clickhouse_server()
-    layout = ClickHouseLayout.under(folder)
-    ports = _distinct_ports(port)
-    config = write_config(layout, ports, tls=tls)
+    config = write_config(layout, ports, tls=tls, member=member)
     log_path = layout.log_dir / "clickhouse.log"
     env = {**os.environ, MARKER_VARIABLE: marker(NAME, ports.tcp)}
     argv = [str(binary), f"--config-file={config}"]

@@ -67,7 +67,10 @@ def service_env(settings: Settings) -> dict[str, str]:
     """The environment for child services: the parent's, with the resolved addresses made explicit."""
     env = dict(os.environ)
     env[variable("bootstrap_servers")] = settings.kafka_bootstrap()
-    env[variable("clickhouse_url")] = settings.clickhouse().url_with_credentials()
+    address = settings.clickhouse()
+    env[variable("clickhouse_url")] = address.url_with_credentials()
+    if address.cluster:
+        env[variable("clickhouse_cluster")] = address.cluster
     return env
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kcollect.localstack.brokers import choose_broker, start_local_broker
+from kcollect.localstack.chcluster import start_cluster
 from kcollect.localstack.clickhouse import clickhouse_url, start_clickhouse, wait_clickhouse
 from kcollect.localstack.errors import StackError
 from kcollect.localstack.kafka import start_kafka
@@ -92,22 +93,31 @@ def _stop_recorded(folder: Path) -> list[str]:
     return stopped
 
 
-def _start(folder: Path, timeout: float) -> StackFile:
-    """Start the broker, then ClickHouse; stop whatever started when anything fails."""
+def _start(folder: Path, timeout: float, clickhouse_cluster: bool = False) -> StackFile:
+    """Start the broker, then ClickHouse (one server, or ZooKeeper and a 2 x 2 cluster); stop whatever
+    started when anything fails."""
     choice = choose_broker()
     started: list[ProcessRecord] = []
+    cluster_name: str | None = None
     try:
         broker = start_local_broker(choice.kind, folder, timeout=timeout)
         started.extend(broker.records)
-        clickhouse = start_clickhouse(folder, timeout=timeout)
-        started.append(clickhouse)
+        if clickhouse_cluster:
+            cluster = start_cluster(folder, timeout=timeout)
+            started.extend(cluster.processes())
+            url, cluster_name = cluster.url, cluster.name
+        else:
+            clickhouse = start_clickhouse(folder, timeout=timeout)
+            started.append(clickhouse)
+            url = clickhouse_url(clickhouse.port)
     except BaseException:
         for record in reversed(started):
             stop_process(record)
         raise
     stack = StackFile(
         bootstrap_servers=broker.bootstrap_servers,
-        clickhouse_url=clickhouse_url(clickhouse.port),
+        clickhouse_url=url,
+        clickhouse_cluster=cluster_name,
         processes=tuple(started),
         broker=broker.kind,
         broker_note=choice.note,
@@ -125,8 +135,16 @@ def _check_answers(stack: StackFile, timeout: float) -> StackFile:
 ANSWER_TIMEOUT = 5.0  # seconds a recorded, running stack gets to answer before it is restarted
 
 
-def up(folder: Path | None = None, *, timeout: float = STARTUP_TIMEOUT) -> StackFile:
+def up(
+    folder: Path | None = None, *, timeout: float = STARTUP_TIMEOUT, clickhouse_cluster: bool | None = None
+) -> StackFile:
     """Start the local stack (or return the one already running) and record it in ``stack.json``.
+
+    ``clickhouse_cluster``: ZooKeeper and four clickhouse-servers (2 shards x 2 replicas, cluster
+    ``kcollect``) instead of one server; every command then uses the cluster (``stack.json`` records
+    its name). None (``kcollect run``, ``stack up`` without the flag): a running stack of either kind
+    is reused, else one server is started. True or False with a running stack of the other kind: it
+    is stopped and started again as asked.
 
     A stale record (a process died, or its PID now belongs to another program) is cleaned first:
     its processes still running are stopped. Raises StackError naming the log file on failure.
@@ -134,13 +152,16 @@ def up(folder: Path | None = None, *, timeout: float = STARTUP_TIMEOUT) -> Stack
     folder = folder or state_dir()
     with _locked(folder):
         running = read_stack_file(folder)
-        if running is not None and _all_ours(running):
+        same_kind = running is not None and (
+            clickhouse_cluster is None or bool(running.clickhouse_cluster) == clickhouse_cluster
+        )
+        if running is not None and same_kind and _all_ours(running):
             try:  # a running stack answers at once; one that does not (a process dying) is restarted
                 return _check_answers(running, min(timeout, ANSWER_TIMEOUT))
             except StackError:
                 pass
         _stop_recorded(folder)
-        return _start(folder, timeout)
+        return _start(folder, timeout, bool(clickhouse_cluster))
 
 
 def down(folder: Path | None = None) -> list[str]:
@@ -176,6 +197,7 @@ def status(folder: Path | None = None) -> dict[str, Any]:
         "broker_note": stack.broker_note if stack else None,
         "bootstrap_servers": stack.bootstrap_servers if stack and running else None,
         "clickhouse_url": stack.clickhouse_url if stack and running else None,
+        "clickhouse_cluster": stack.clickhouse_cluster if stack and running else None,
         "state_dir": str(folder),
         "stack_file": str(folder / STACK_FILE_NAME),
         "processes": processes,

@@ -16,6 +16,9 @@ Crash points ``before_insert`` and ``after_insert`` (``streams.steps.faults``) s
 insert carries a deduplication token (topic, partition, offset range, month, rows) on a server that
 has them (22.2+), so a retry after an insert whose acknowledgement was lost is dropped by the server;
 on 18.16 there is no token and the ReplacingMergeTree key does that job under FINAL.
+
+On a cluster each shard's rows go straight to that shard's replicated table (docs/sink.md, "On a
+cluster"), where a retried identical block is dropped by the replicas on every version.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from clickhouse_driver import Client
 from processors.sink.bisection import insert_bisecting
 from processors.sink.columns import CLIENT_ID, MISSING, RUN_ID, ResultColumns, split_columns_by_month, take
 from processors.sink.windowing import PartitionWindow
-from schemas.ddl import OPTIONAL_RESULT_COLUMNS, insert_results_sql
+from schemas.ddl import OPTIONAL_RESULT_COLUMNS, insert_results_sql, insert_table
 from streams.clickhouse.client import (
     ServerFeatures,
     classify_insert_error,
@@ -40,6 +43,7 @@ from streams.clickhouse.client import (
     is_data_error,
     server_version,
 )
+from streams.clickhouse.cluster import Shard, ShardMap, read_shards
 from streams.observability.metrics import (
     SINK_CLICKHOUSE_UP,
     SINK_INSERT_FAILURES,
@@ -129,34 +133,89 @@ class ClickHouseHealth:
         log.debug("insert attempt %d failed: %s", self._failures, first_line(exc))
 
 
+Part = tuple[int, int]  # (month, shard index) of a window: one insert (bisected on data errors)
+Progress = dict[Part, Bad]  # the parts of a window already stored, with the rows each refused
+
+
 class WindowWriter:
-    """Owns the ClickHouse connection; writes windows (one insert per month of ``requested_at``)."""
+    """Owns the ClickHouse connections; writes windows (one insert per month of ``requested_at`` and,
+    on a cluster, per shard).
 
-    def __init__(self, address: ClickHouseAddress, stats: SinkStats) -> None:
+    On a single server every insert goes to ``address``. With ``address.cluster`` set, the shards come
+    from ``system.clusters`` (read through ``address``) and each shard's rows go straight into its
+    replicated local table on one of its replicas: ``preferred`` picks which replica a writer tries
+    first (writers spread over the replicas), and one that fails with an outage error is left for the
+    next replica of that shard at once. A shard with no replica answering is an outage of that part
+    only: the other parts of the window are still written, and a retry writes only the parts missing.
+    """
+
+    def __init__(self, address: ClickHouseAddress, stats: SinkStats, preferred: int = 0) -> None:
         self._address = address
-        self._sql = insert_results_sql(address.database)
-        self._sql_no_missing = insert_results_sql(address.database, OPTIONAL_RESULT_COLUMNS)
+        table = insert_table(address.cluster)
+        self._sql = insert_results_sql(address.database, table=table)
+        self._sql_no_missing = insert_results_sql(address.database, OPTIONAL_RESULT_COLUMNS, table)
         self._stats = stats
-        self._client: Client | None = None
+        self._clients: dict[tuple[str, int], Client] = {}
         self._features = ServerFeatures(())
+        self._preferred = preferred
+        self._shards: tuple[Shard, ...] = ()
+        self._map: ShardMap | None = None
+        self._current: dict[int, int] = {}  # shard index -> replica index that answered last
 
-    def _connection(self) -> Client:
-        if self._client is None:
-            client = connect(self._address)
+    def _connection(self, address: ClickHouseAddress) -> Client:
+        key = (address.host, address.port)
+        client = self._clients.get(key)
+        if client is None:
+            client = connect(address)
             self._features = ServerFeatures(server_version(client))
-            self._client = client
-        return self._client
+            self._clients[key] = client
+        return client
+
+    def _drop(self, address: ClickHouseAddress) -> None:
+        client = self._clients.pop((address.host, address.port), None)
+        if client is not None:
+            client.disconnect()
 
     def reset(self) -> None:
-        """Drop the connection (after an outage error); the next attempt reconnects."""
-        if self._client is not None:
-            try:
-                self._client.disconnect()
-            finally:
-                self._client = None
+        """Drop the connections (after an outage error); the next attempt reconnects."""
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            client.disconnect()
 
-    def _insert(self, columns: ResultColumns, token: str) -> None:
-        client = self._connection()
+    def _shard_map(self) -> ShardMap | None:
+        """None on a single server; on a cluster the shards, read once from ``system.clusters``."""
+        if not self._address.cluster:
+            return None
+        if self._map is None:
+            self._shards = read_shards(self._connection(self._address), self._address)
+            self._map = ShardMap([shard.weight for shard in self._shards])
+            self._current = {i: self._preferred % len(s.replicas) for i, s in enumerate(self._shards)}
+        return self._map
+
+    def _insert(self, columns: ResultColumns, token: str, shard: int | None) -> None:
+        if shard is None:
+            self._insert_on(self._connection(self._address), columns, token)
+            return
+        replicas = self._shards[shard].replicas
+        first = self._current[shard]
+        failure: Exception | None = None
+        for step in range(len(replicas)):
+            index = (first + step) % len(replicas)
+            try:
+                self._insert_on(self._connection(replicas[index]), columns, token)
+            except Exception as exc:
+                if classify_insert_error(exc) != "outage":
+                    raise
+                failure = exc
+                self._drop(replicas[index])
+                log.debug("shard %d replica %s failed: %s", shard + 1, replicas[index].url(), first_line(exc))
+                continue
+            self._current[shard] = index
+            return
+        assert failure is not None
+        raise failure
+
+    def _insert_on(self, client: Client, columns: ResultColumns, token: str) -> None:
         fault_point("before_insert")
         settings = insert_settings(self._features, token)
         started = time.monotonic()
@@ -177,32 +236,64 @@ class WindowWriter:
         SINK_ROWS_INSERTED.inc(count)
         SINK_INSERT_LATENCY.observe(seconds)
 
-    def write(self, window: PartitionWindow) -> Bad:
+    def _parts(self, columns: ResultColumns) -> list[tuple[Part, list[int] | None]]:
+        """(month, shard) of every insert of a window, with its row indices (None: every row)."""
+        shards = self._shard_map()
+        parts: list[tuple[Part, list[int] | None]] = []
+        for month, indices in split_columns_by_month(columns):
+            if shards is None:
+                parts.append(((month, 0), indices))
+                continue
+            rows = list(range(len(columns[0]))) if indices is None else indices
+            clients = columns[CLIENT_ID]
+            for shard, positions in enumerate(shards.split([clients[i] for i in rows])):
+                if positions:
+                    parts.append(((month, shard), [rows[p] for p in positions]))
+        return parts
+
+    def write(self, window: PartitionWindow, progress: Progress | None = None) -> Bad:
         """Insert the window's rows; returns (row index, error) of rows refused on their own.
 
-        Raises on an outage (connection refused, timeout, too many parts, disk full...).
+        ``progress`` (kept by the caller across attempts) records the parts already stored: a retry
+        skips them. Raises on an outage (connection refused, timeout, too many parts, disk full, a
+        read-only replica without ZooKeeper...) after trying every part once.
         """
-        bad: Bad = []
         if not window.count:
-            return bad
+            return []
+        done: Progress = {} if progress is None else progress
         columns = window.columns
-        for month, indices in split_columns_by_month(columns):
-            group = columns if indices is None else take(columns, indices)
-            where = list(range(window.count)) if indices is None else indices
-
-            def token(positions: list[int], month: int = month, where: list[int] = where) -> str:
-                head, tail = where[positions[0]], where[positions[-1]]
-                return insert_token(window, month, head, tail, len(positions))
-
-            def insert(positions: list[int], group: ResultColumns = group, size: int = len(where)) -> None:
-                subset = group if len(positions) == size else take(group, positions)
-                self._insert(subset, token(positions))
-
-            refused = insert_bisecting(list(range(len(where))), insert, self._count_data_error)
-            bad.extend((where[position], exc) for position, exc in refused)
+        outage: Exception | None = None
+        for part, indices in self._parts(columns):
+            if part in done:
+                continue
+            try:
+                done[part] = self._write_part(window, part, indices)
+            except Exception as exc:
+                if classify_insert_error(exc) != "outage":
+                    raise
+                outage = outage or exc  # this shard is down: the others' parts are still written
+        if outage is not None:
+            raise outage
+        bad = [row for refused in done.values() for row in refused]
         with _STATS_LOCK:
             self._stats.refused_rows += len(bad)
         return bad
+
+    def _write_part(self, window: PartitionWindow, part: Part, indices: list[int] | None) -> Bad:
+        month, shard_index = part
+        columns = window.columns
+        group = columns if indices is None else take(columns, indices)
+        where = list(range(window.count)) if indices is None else indices
+        shard = shard_index if self._address.cluster else None
+        suffix = f":s{self._shards[shard_index].number}" if shard is not None else ""
+
+        def insert(positions: list[int]) -> None:
+            subset = group if len(positions) == len(where) else take(group, positions)
+            head, tail = where[positions[0]], where[positions[-1]]
+            self._insert(subset, insert_token(window, month, head, tail, len(positions)) + suffix, shard)
+
+        refused = insert_bisecting(list(range(len(where))), insert, self._count_data_error)
+        return [(where[position], exc) for position, exc in refused]
 
     def _count_data_error(self, exc: BaseException) -> bool:
         if is_data_error(exc):
@@ -233,9 +324,10 @@ def write_with_retry(
     """Write until it succeeds (returns the refused rows) or ``stop`` is set (returns None); raises
     ``UnexpectedInsertError`` after ``UNEXPECTED_ATTEMPTS`` unexpected errors (see the module docstring)."""
     unexpected = 0
+    progress: Progress = {}
     while not stop.is_set():
         try:
-            bad = writer.write(window)
+            bad = writer.write(window, progress)
         except Exception as exc:
             writer.reset()
             if classify_insert_error(exc) == "unexpected":

@@ -67,7 +67,7 @@ def build_sink_chain(
     dead_letters = ResultDeadLetters(
         producer, RESULTS_DLQ.name(settings.topic_prefix), stats, dlq_value_limit
     )
-    writers = [WindowWriter(settings.clickhouse(), stats) for _ in range(INSERT_WORKERS)]
+    writers = [WindowWriter(settings.clickhouse(), stats, preferred=i) for i in range(INSERT_WORKERS)]
     insert = InsertStep(writers, ClickHouseHealth(stats), dead_letters.refused_rows, commit)
     limits = WindowLimits(
         settings.sink_batch_rows,

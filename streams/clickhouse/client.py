@@ -33,8 +33,10 @@ from clickhouse_driver.errors import ServerException, TypeMismatchError
 
 from schemas.ddl import DEDUP_SINCE, database_ddl, version_migration
 from streams.clickhouse import driver_columns
+from streams.clickhouse.cluster import read_shards
 from streams.settings.clickhouse import tls_kwargs
 from streams.settings.model import ClickHouseAddress
+from streams.settings.names import SettingsError
 
 driver_columns.install()  # DateTime columns of epoch seconds skip the driver's per-value loop
 # The driver logs a traceback for every failed connection; kcollect says what failed itself (one line).
@@ -67,6 +69,10 @@ _CLIENT_DATA_ERRORS = (TypeMismatchError, OverflowError, struct.error)
 # OS's: refused, reset, timed out, EOF).
 _OUTAGE_ERRORS = (DriverError, OSError, EOFError)
 InsertErrorKind = Literal["data", "outage", "unexpected"]
+
+
+class OldVersionFormatError(SettingsError):
+    """A cluster's tables hold rows of the older version format (migrate them on the single server)."""
 
 
 class ClickHouseUnavailableError(RuntimeError):
@@ -177,14 +183,29 @@ def is_data_error(exc: BaseException) -> bool:
 
 def migrate(address: ClickHouseAddress) -> list[str]:
     """Create the database, tables and views if missing and migrate rows of an older version format
-    (``schemas.ddl.version_migration``); idempotent. Returns the statements run."""
+    (``schemas.ddl.version_migration``); idempotent. Returns the statements run.
+
+    With ``address.cluster`` every statement runs ``ON CLUSTER`` (each server of the cluster creates
+    its replicated tables, the Distributed tables and the views); the cluster must be known to the
+    server (``system.clusters``), or this fails before any statement runs. Rows of the older version
+    format are not migrated on a cluster: migrate the single server before copying its rows over
+    (docs/operations.md); a cluster holding such rows is refused with that advice.
+    """
     client = connect(address, database="default")
     try:
-        statements = database_ddl(address.database, server_version(client))
+        if address.cluster:
+            read_shards(client, address)  # ClusterConfigError naming the cluster when it is unknown
+        statements = database_ddl(address.database, server_version(client), address.cluster)
         for statement in statements:
             client.execute(statement)
         check, migration = version_migration(address.database)
         if client.execute(check)[0][0]:
+            if address.cluster:
+                raise OldVersionFormatError(
+                    f"{address.database}.client_results on cluster {address.cluster} holds rows of the "
+                    "older version format: run `kcollect db migrate` on the single server they came "
+                    "from, then copy them again (docs/operations.md)"
+                )
             client.execute(migration)
             statements.append(migration)
         return statements

@@ -72,6 +72,7 @@ class ClickHouseAddress:
     secure: bool = False
     ca_certs: str | None = None  # a CA bundle to verify the server with (None: the system's)
     verify: bool = True  # False: TLS without checking the server's certificate
+    cluster: str | None = None  # KCOLLECT_CLICKHOUSE_CLUSTER: replicated tables on this cluster
 
     def url(self) -> str:
         """The URL without credentials, for messages and logs."""
@@ -149,6 +150,9 @@ class Settings(BaseSettings):
 
     bootstrap_servers: str | None = None
     clickhouse_url: str | None = None
+    # A cluster of the servers' remote_servers: `db migrate` creates replicated tables ON CLUSTER with
+    # Distributed tables over them, and the sink writes each shard's rows to that shard's replicas.
+    clickhouse_cluster: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,100}$")
     broker_flavor: Literal["auto", "kafka", "tansu"] = "auto"
     topic_prefix: str = Field("kcollect.", pattern=r"^[A-Za-z0-9._-]{0,100}$")
     partitions: int = Field(8, ge=1, le=1024)
@@ -286,12 +290,14 @@ class Settings(BaseSettings):
                     raise ValueError(f"must be host:port[,host:port...] (got {value!r})")
         return value
 
-    def _from_stack(self) -> tuple[str | None, str | None]:
+    def _from_stack(self) -> tuple[str | None, str | None, str | None]:
+        """Bootstrap servers, ClickHouse URL and cluster: the variables', else the local stack's."""
         if self.bootstrap_servers is None and self.clickhouse_url is None:
             stack = read_stack_file()
             if stack is not None:
-                return stack.bootstrap_servers, stack.clickhouse_url
-        return self.bootstrap_servers, self.clickhouse_url
+                cluster = self.clickhouse_cluster or stack.clickhouse_cluster
+                return stack.bootstrap_servers, stack.clickhouse_url, cluster
+        return self.bootstrap_servers, self.clickhouse_url, self.clickhouse_cluster
 
     def kafka_bootstrap(self) -> str:
         """The bootstrap servers, from the variable or the local stack; SettingsError when neither."""
@@ -305,13 +311,14 @@ class Settings(BaseSettings):
 
     def clickhouse(self) -> ClickHouseAddress:
         """The ClickHouse address, from the variable or the local stack; SettingsError when neither."""
-        url = self._from_stack()[1]
+        _, url, cluster = self._from_stack()
         if url is None:
             raise SettingsError(
                 f"{variable('clickhouse_url')} is not set and no local stack is running "
                 "(start one with `kcollect stack up`)"
             )
-        return self._with_overrides(parse_clickhouse_url(url))
+        address = self._with_overrides(parse_clickhouse_url(url))
+        return dataclasses.replace(address, cluster=cluster) if cluster else address
 
     def _with_overrides(self, address: ClickHouseAddress) -> ClickHouseAddress:
         """``address`` with ``KCOLLECT_CLICKHOUSE_USER`` / ``_PASSWORD`` / ``_SECURE`` / ``_CA_CERTS`` /

@@ -36,6 +36,7 @@ class StackFile(BaseModel):
 
     bootstrap_servers: str
     clickhouse_url: str
+    clickhouse_cluster: str | None = None  # set by `kcollect stack up --clickhouse-cluster`
     processes: tuple[ProcessRecord, ...] = ()
     broker: str = "tansu"  # "kafka" or "tansu"; files written before Apache Kafka was the default say nothing
     broker_note: str | None = None  # why the broker is not the default one (e.g. no java on PATH)

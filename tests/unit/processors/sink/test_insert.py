@@ -84,7 +84,7 @@ class _FailingWriter:
         self.attempts = 0
         self.resets = 0
 
-    def write(self, window: PartitionWindow) -> list[tuple[int, Exception]]:
+    def write(self, window: PartitionWindow, progress: object = None) -> list[tuple[int, Exception]]:
         self.attempts += 1
         raise self.error
 
@@ -161,3 +161,43 @@ def test_an_unexpected_insert_error_stops_the_sink_with_the_window_uncommitted()
         step.terminate()
     assert isinstance(caught.value.__cause__, UnexpectedInsertError)
     assert writer.attempts == UNEXPECTED_ATTEMPTS and after.batches == []  # nothing handed on to commit
+
+
+class PartsWriter(WindowWriter):
+    """A cluster writer whose parts are (month, shard) of the window's rows by parity, and whose part
+    writes are recorded; shard 1 fails with an outage the first ``down`` times (pure: no connection)."""
+
+    def __init__(self, down: int) -> None:
+        super().__init__(ClickHouseAddress("127.0.0.1", 1, "db", cluster="c"), SinkStats())
+        self.down = down
+        self.written: list[tuple[int, int]] = []
+
+    def _parts(self, columns: object) -> list[tuple[tuple[int, int], list[int] | None]]:
+        return [((202601, 0), [0, 2]), ((202601, 1), [1, 3])]
+
+    def _write_part(
+        self, window: PartitionWindow, part: tuple[int, int], indices: list[int] | None
+    ) -> list[tuple[int, Exception]]:
+        if part[1] == 1 and self.down > 0:
+            self.down -= 1
+            raise NetworkError("shard 2 down")
+        self.written.append(part)
+        return [(2, ValueError("bad row"))] if part[1] == 0 else []
+
+
+def test_a_retry_writes_only_the_parts_missing_and_keeps_the_refused_rows() -> None:
+    writer = PartsWriter(down=2)
+    health, stop = ClickHouseHealth(SinkStats()), threading.Event()
+    bad = write_with_retry(writer, window(0, 0, ["a", "b", "c", "d"]), health, stop, backoff=0.001)
+    assert writer.written == [(202601, 0), (202601, 1)]  # shard 1's part once, though tried 3 times
+    assert bad is not None and [row for row, _ in bad] == [2]  # refused in the first attempt, kept
+
+
+def test_an_outage_of_one_shard_still_writes_the_others_then_raises() -> None:
+    writer = PartsWriter(down=1)
+    progress: dict[tuple[int, int], list[tuple[int, Exception]]] = {}
+    with pytest.raises(NetworkError):
+        writer.write(window(0, 0, ["a", "b", "c", "d"]), progress)
+    assert list(progress) == [(202601, 0)]
+    assert writer.write(window(0, 0, ["a", "b", "c", "d"]), progress) == [(2, progress[(202601, 0)][0][1])]
+    assert writer.written == [(202601, 0), (202601, 1)]

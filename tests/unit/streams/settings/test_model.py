@@ -197,3 +197,29 @@ def test_child_services_get_the_same_clickhouse_address(monkeypatch: pytest.Monk
 def test_parse_clickhouse_url_port_zero_is_bad() -> None:
     with pytest.raises(ValueError, match="bad port"):
         parse_clickhouse_url("clickhouse://ch:0/db")
+
+
+def test_clickhouse_cluster_travels_in_the_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KCOLLECT_CLICKHOUSE_URL", "clickhouse://ch:9001/metrics")
+    assert load_settings().clickhouse().cluster is None
+    monkeypatch.setenv("KCOLLECT_CLICKHOUSE_CLUSTER", "prod_1")
+    assert load_settings().clickhouse() == ClickHouseAddress("ch", 9001, "metrics", cluster="prod_1")
+
+
+def test_a_bad_cluster_name_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = error_lines(monkeypatch, KCOLLECT_CLICKHOUSE_CLUSTER="prod; DROP")
+    assert len(lines) == 1 and lines[0].startswith("KCOLLECT_CLICKHOUSE_CLUSTER:")
+
+
+def test_the_local_stack_names_its_cluster(tmp_path: Path) -> None:
+    from streams.settings.stackfile import ProcessRecord, StackFile, write_stack_file
+
+    me = ProcessRecord(name="x", pid=os.getpid(), port=1, log_path="-")
+    stack = StackFile(
+        bootstrap_servers="127.0.0.1:1",
+        clickhouse_url="clickhouse://127.0.0.1:2/kcollect",
+        clickhouse_cluster="kcollect",
+        processes=(me,),
+    )
+    write_stack_file(stack, tmp_path)
+    assert load_settings().clickhouse().cluster == "kcollect"

@@ -73,7 +73,7 @@ class Producer:
 class Writer:
     """What the insert workers need of a WindowWriter: every window is written, no row refused."""
 
-    def write(self, window: PartitionWindow) -> Bad:
+    def write(self, window: PartitionWindow, progress: object = None) -> Bad:
         return []
 
     def reset(self) -> None:
