@@ -67,6 +67,14 @@ SCHEDULER_LOCK = TopicSpec(
     {"cleanup.policy": "compact"},
 )
 
+STATE_CHANGELOG = TopicSpec(
+    "state.clients.changelog",
+    None,
+    "<schedule> NUL <client_id> (NUL alone after the schedule: its run clock)",
+    "the processor's per-client state (processors/processor/state/): one partition per requests partition",
+    {"cleanup.policy": "compact"},
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     REQUESTS,
     RESULTS,
@@ -75,4 +83,5 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     REQUESTS_DLQ,
     RESULTS_DLQ,
     SCHEDULER_LOCK,
+    STATE_CHANGELOG,
 )

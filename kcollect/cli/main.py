@@ -32,6 +32,7 @@ from kcollect.cli.settings import settings_app
 from kcollect.cli.simulate import simulate
 from kcollect.cli.sink import sink
 from kcollect.cli.stack import stack_app
+from kcollect.cli.state import state_app
 from kcollect.cli.topics import topics_app
 from streams.observability.logs import log_format_from_env, setup_logging
 from streams.settings.model import warn_unknown_variables
@@ -54,6 +55,7 @@ app.command("exporter")(exporter)
 app.command("doctor")(doctor)
 app.add_typer(scheduler_app, name="scheduler")
 app.add_typer(settings_app, name="settings")
+app.add_typer(state_app, name="state")
 app.command("sink")(sink)
 app.command("run")(run)
 app.command("console")(console)

@@ -58,11 +58,27 @@ class RunFacts:
 
 
 @dataclass
+class StateFacts:
+    """The processors' state changelog: records per partition and a measured restore rate."""
+
+    topic: str
+    partitions: int
+    records_total: int
+    records_max: int  # in the largest partition
+    restore_per_s: float  # records read and applied per second (measured on a sample; 0: unknown)
+
+
+RESTORE_SLOW_SECONDS = 30.0  # one partition's restore: its records wait this long after a rebalance
+RESTORE_ALL_SLOW_SECONDS = 120.0  # one member restoring every partition (the others left)
+
+
+@dataclass
 class Facts:
     interval: float
     stages: list[StageFacts] = field(default_factory=list)
     dead_letters: list[DeadLetterFacts] = field(default_factory=list)
     run: RunFacts | None = None
+    state: StateFacts | None = None
     notes: list[str] = field(default_factory=list)  # what could not be measured, and why
 
     def as_dict(self) -> dict[str, Any]:
@@ -225,6 +241,34 @@ def run_advice(r: RunFacts) -> Finding | None:
     )
 
 
+def state_advice(st: StateFacts) -> Finding | None:
+    """Restore time of the state for its partition count: a partition's restore holds its records
+    back after every rebalance that moves it."""
+    if st.records_total == 0 or st.restore_per_s <= 0:
+        return None
+    one = st.records_max / st.restore_per_s
+    every = st.records_total / st.restore_per_s
+    summary = (
+        f"{st.records_total:,} records over {st.partitions} partition(s), "
+        f"restore ~{_duration(one)} for the largest, ~{_duration(every)} for all on one member"
+    )
+    if one > RESTORE_SLOW_SECONDS:
+        return Finding(
+            "warn",
+            f"state restore is long for {st.partitions} partition(s): ~{_duration(one)} per partition",
+            [
+                summary,
+                "a moved partition's requests wait for its restore: more partitions (KCOLLECT_PARTITIONS, "
+                "topics recreated) make each smaller; a lower state.drop_after_runs keeps fewer clients",
+            ],
+        )
+    if every > RESTORE_ALL_SLOW_SECONDS:
+        return Finding(
+            "info", f"state: {summary}", ["keep more than one processor so no member restores all"]
+        )
+    return Finding("ok", f"state: {summary}")
+
+
 def advise(facts: Facts) -> list[Finding]:
     """Every finding, the most urgent first; an ``ok`` summary when nothing needs action."""
     found: list[Finding] = []
@@ -235,6 +279,8 @@ def advise(facts: Facts) -> list[Finding]:
                 found.append(finding)
     found += [f for f in map(dead_letter_advice, facts.dead_letters) if f is not None]
     if facts.run is not None and (finding := run_advice(facts.run)) is not None:
+        found.append(finding)
+    if facts.state is not None and (finding := state_advice(facts.state)) is not None:
         found.append(finding)
     found += [Finding("info", note) for note in facts.notes]
     order = {"act": 0, "warn": 1, "info": 2, "ok": 3}

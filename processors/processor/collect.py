@@ -84,13 +84,17 @@ def encode_results(
     columns: MetricColumns,
     compute: ComputeFn,
     now_ms: int,
+    stateful: dict[str, list[Any]] | None = None,
 ) -> tuple[list[EncodedBatch], int]:
     """Result batches for ``requests`` (one per run of a request partition), and how many are partial.
 
     ``partitions[i]`` is the partition request ``i`` came from; a client's result batch goes to the
     results partition of that number, so each client's results stay in one partition and in order.
+    ``stateful``: more computed columns (the state's outputs, ``processors.processor.state``).
     """
     computed = compute_columns(columns, compute, len(requests))
+    if stateful:
+        computed = computed | stateful
     partial = 0
     if any(None in column for column in columns.values()):
         partial = sum(1 for row in zip(*columns.values(), strict=True) if None in row)

@@ -77,11 +77,36 @@ class RetryConfig(BaseModel):
     max_delay_ms: Annotated[int, Field(ge=0)] = 60000
 
 
+StatefulCompute = Literal["delta", "increase", "rate"]
+
+
+class StateConfig(BaseModel):
+    """Per-client state across the runs of a schedule (processors/processor/state/, docs/state.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    metrics: dict[str, tuple[StatefulCompute, ...]] = Field(default_factory=dict)
+    compute: str | None = None  # a stateful plug-in, module:attr (history.StatefulFn)
+    keep: tuple[str, ...] = ()  # further metric values kept for the plug-in
+    keep_runs: Annotated[int, Field(ge=2, le=16)] = 3
+    drop_after_runs: Annotated[int, Field(ge=1)] = 10
+    drop_after_seconds: Annotated[float, Field(gt=0)] = 7 * 24 * 3600.0
+
+    @model_validator(mode="after")
+    def _something(self) -> StateConfig:
+        if not self.metrics and self.compute is None:
+            raise ValueError("state needs metrics (with delta, increase or rate) or a compute plug-in")
+        for metric, computes in self.metrics.items():
+            if not computes:
+                raise ValueError(f"metrics.{metric}: name at least one of delta, increase, rate")
+        return self
+
+
 class ProcessorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     subsystems: tuple[SubsystemConfig, ...] = Field(min_length=1)
     compute: str = "summary"
     retry: RetryConfig = RetryConfig()
+    state: StateConfig | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> ProcessorConfig:
@@ -91,6 +116,10 @@ class ProcessorConfig(BaseModel):
             dupes = sorted({v for v in values if values.count(v) > 1})
             if dupes:
                 raise ValueError(f"{what} names must be unique: {', '.join(dupes)}")
+        if self.state is not None:
+            unknown = sorted((set(self.state.metrics) | set(self.state.keep)) - set(metrics))
+            if unknown:
+                raise ValueError(f"state names metrics no subsystem gives: {', '.join(unknown)}")
         return self
 
     @property
@@ -174,7 +203,19 @@ def resolve_compute(spec: str) -> ComputeFn:
     return fn  # type: ignore[no-any-return]
 
 
+def resolve_stateful(spec: str) -> Any:
+    """The stateful plug-in ``module:attr`` (called with this run's and the previous observation)."""
+    fn = import_path(spec)
+    if not callable(fn):
+        raise ConfigError(f"{spec!r} is not callable")
+    return fn
+
+
 def check_imports(config: ProcessorConfig, source: str) -> None:
+    if config.state is not None and config.state.compute is not None:
+        if ":" not in config.state.compute:
+            raise ConfigError(f"{source}: state.compute must be 'module:attr' (got {config.state.compute!r})")
+        resolve_stateful(config.state.compute)
     for sub in config.subsystems:
         if sub.factory is not None and not callable(import_path(sub.factory)):
             raise ConfigError(f"{source}: subsystems.{sub.name}.factory: {sub.factory!r} is not callable")

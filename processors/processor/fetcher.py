@@ -54,6 +54,28 @@ class Failure:
 
 
 @dataclass
+class Collected:
+    """Fetched columns not encoded yet: the state step (``processors.processor.state.step``) adds its
+    outputs in consume order, then encodes them (``Fetcher.encode``). ``keep``: the requests of
+    ``batch`` that get a result (the others failed); ``columns`` are aligned with ``batch``."""
+
+    batch: Decoded
+    keep: list[int]
+    columns: MetricColumns
+    now_ms: int
+
+
+def kept(
+    batch: Decoded, keep: list[int], columns: MetricColumns
+) -> tuple[list[Record], list[int], MetricColumns]:
+    """The requests, partitions and columns of the ``keep`` indexes of ``batch``."""
+    partitions = batch.partition_list()
+    if len(keep) != len(batch.requests):
+        columns = {metric: [column[i] for i in keep] for metric, column in columns.items()}
+    return [batch.requests[i] for i in keep], [partitions[i] for i in keep], columns
+
+
+@dataclass
 class Outcome:
     """Result batches (``schemas.result_batch``) in request order, and the failures."""
 
@@ -62,6 +84,7 @@ class Outcome:
     failures: list[Failure] = field(default_factory=list)
     requests: list[Record] = field(default_factory=list)  # the batch's requests and messages (same order):
     messages: list[Message] = field(default_factory=list)  # where an oversized result is dead-lettered from
+    collected: Collected | None = None  # set (and ``encoded`` empty) when encoding waits for the state
 
     @property
     def clients(self) -> int:
@@ -75,9 +98,10 @@ Span = tuple[int, int, SubsystemCaller, BaseException]
 class Fetcher:
     """Calls the subsystems for a batch and builds its results (a coroutine run on the processor's loop)."""
 
-    def __init__(self, callers: Sequence[SubsystemCaller], compute: ComputeFn) -> None:
+    def __init__(self, callers: Sequence[SubsystemCaller], compute: ComputeFn, defer: bool = False) -> None:
         self.callers = list(callers)
         self.compute = compute
+        self.defer = defer  # leave the encoding to the state step
 
     async def _one(self, caller: SubsystemCaller, requests: list[Record]) -> tuple[MetricColumns, list[Span]]:
         size = caller.batch_size
@@ -112,21 +136,34 @@ class Fetcher:
             spans.extend(sub_spans)
         now_ms = int(time.time() * 1000)
         if not spans:
-            return self._encode(batch, list(range(len(requests))), columns, now_ms, [])
+            return self._finish(batch, list(range(len(requests))), columns, now_ms, [])
         return self._split(batch, columns, spans, now_ms)
 
-    def _encode(
+    def _finish(
         self, batch: Decoded, keep: list[int], columns: MetricColumns, now_ms: int, failures: list[Failure]
     ) -> Outcome:
-        """Result batches of the clients ``keep`` indexes; a client whose compute or encoding fails
-        becomes a permanent failure instead of failing the batch."""
-        partitions = batch.partition_list()
-        if len(keep) != len(batch.requests):
-            columns = {metric: [column[i] for i in keep] for metric, column in columns.items()}
-        requests = [batch.requests[i] for i in keep]
-        kept_partitions = [partitions[i] for i in keep]
+        """Encoded results, or (``defer``) the collected columns for the state step to encode."""
+        if self.defer:
+            return Outcome([], 0, failures, collected=Collected(batch, keep, columns, now_ms))
+        return self.encode(batch, keep, columns, now_ms, failures)
+
+    def encode(
+        self,
+        batch: Decoded,
+        keep: list[int],
+        columns: MetricColumns,
+        now_ms: int,
+        failures: list[Failure],
+        stateful: dict[str, list[Any]] | None = None,
+    ) -> Outcome:
+        """Result batches of the clients ``keep`` indexes (``stateful``: more computed columns, one value
+        per kept client); a client whose compute or encoding fails becomes a permanent failure instead
+        of failing the batch."""
+        requests, kept_partitions, columns = kept(batch, keep, columns)
         try:
-            encoded, partial = encode_results(requests, kept_partitions, columns, self.compute, now_ms)
+            encoded, partial = encode_results(
+                requests, kept_partitions, columns, self.compute, now_ms, stateful
+            )
             return Outcome(encoded, partial, failures, batch.requests, batch.messages)
         except Exception:
             pass  # some client's compute or encoding fails: find which, alone
@@ -145,6 +182,7 @@ class Fetcher:
             {metric: [column[j] for j in good] for metric, column in columns.items()},
             self.compute,
             now_ms,
+            {name: [column[j] for j in good] for name, column in (stateful or {}).items()},
         )
         return Outcome(encoded, partial, [*failures, *bad], batch.requests, batch.messages)
 
@@ -174,4 +212,4 @@ class Fetcher:
             Failure(batch.requests[i], batch.messages[i], type(err).__name__, str(err)[:500])
             for i, err in sorted(fatal.items())
         ]
-        return self._encode(batch, keep, columns, now_ms, failures)
+        return self._finish(batch, keep, columns, now_ms, failures)

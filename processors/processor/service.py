@@ -24,13 +24,17 @@ from processors.processor.config import (
     import_path,
     load_config,
     resolve_compute,
+    resolve_stateful,
 )
 from processors.processor.dead_letters import FailureGuard, RequestDeadLetters
 from processors.processor.fetcher import Decoded, Fetcher, Outcome
 from processors.processor.retry_gate import RetryGate
+from processors.processor.state.history import StateSpec
+from processors.processor.state.manager import Bounds, StateStores
+from processors.processor.state.step import ApplyState
 from processors.processor.steps import OutcomeCounts, ProduceOutcome, RequestDecoder, Topics
 from processors.processor.subsystems.simulated import SimulatedSubsystem
-from schemas.topics import REQUESTS, REQUESTS_DLQ, REQUESTS_RETRY, RESULTS
+from schemas.topics import REQUESTS, REQUESTS_DLQ, REQUESTS_RETRY, RESULTS, STATE_CHANGELOG
 from streams.kafka.producer import BatchProducer
 from streams.kafka.topic_limits import DEAD_LETTER_HEADERS, TopicLimits
 from streams.lag.gate import LagGate
@@ -70,7 +74,22 @@ def make_client(config: SubsystemConfig, settings: Settings) -> Any:
 
 def make_fetcher(config: ProcessorConfig, settings: Settings) -> Fetcher:
     callers = [SubsystemCaller(make_client(sub, settings), sub) for sub in config.subsystems]
-    return Fetcher(callers, resolve_compute(config.compute))
+    return Fetcher(callers, resolve_compute(config.compute), defer=config.state is not None)
+
+
+def make_state(config: ProcessorConfig, settings: Settings, producer: BatchProducer) -> StateStores | None:
+    """The per-client state the config asks for (its ``state`` section), or None."""
+    state = config.state
+    if state is None:
+        return None
+    spec = StateSpec(
+        dict(state.metrics),
+        state.keep,
+        state.keep_runs,
+        resolve_stateful(state.compute) if state.compute is not None else None,
+    )
+    bounds = Bounds(state.drop_after_runs, int(state.drop_after_seconds * 1000))
+    return StateStores(settings, STATE_CHANGELOG.name(settings.topic_prefix), producer, spec, bounds)
 
 
 class Processor:
@@ -96,6 +115,7 @@ class Processor:
         self.gate = RetryGate(self.topics.retry, max_wait_ms=config.retry.max_delay_ms + RETRY_WAIT_MARGIN_MS)
         self.decoder = RequestDecoder(self.dead, self.guard, self.gate)
         self.fetcher = make_fetcher(config, settings)
+        self.state = make_state(config, settings, producer)
         self.loop = LoopThread("kcollect-fetch")
         self._inline_loop = asyncio.new_event_loop()
         self.counts = OutcomeCounts()  # shared by every chain's produce step
@@ -119,13 +139,16 @@ class Processor:
             self.counts,
             self.limits.value_limit(self.topics.results),
         )
+        after_fetch: ProcessingStep[Any] = produce
+        if self.state is not None:  # in consume order, on this thread: ApplyState -> ProduceOutcome
+            after_fetch = TransformStep(ApplyState(self.state, self.fetcher), produce)
         fetch: ProcessingStep[Any]
         if all(caller.inline for caller in self.fetcher.callers):
-            fetch = TransformStep(self._fetch_inline, produce)  # nothing to wait for: no thread hop
+            fetch = TransformStep(self._fetch_inline, after_fetch)  # nothing to wait for: no thread hop
         else:
             fetch = RunTaskInLoop(
                 self.fetcher.process,
-                produce,
+                after_fetch,
                 self.loop,
                 settings.max_in_flight_batches,
                 m.PROCESSOR_IN_FLIGHT.set,
@@ -152,6 +175,8 @@ class Processor:
             caller.close()
         self.loop.stop()
         self._inline_loop.close()
+        if self.state is not None:
+            self.state.close()
 
 
 def results_lag_gate(settings: Settings) -> LagGate | None:
@@ -169,11 +194,17 @@ def results_lag_gate(settings: Settings) -> LagGate | None:
     )
 
 
-def consumer_extra(settings: Settings) -> dict[str, Any]:
-    return {
-        "partition.assignment.strategy": settings.processor_assignment_strategy,
-        "instance_id": settings.processor_group_instance_id,
-    }
+def consumer_extra(settings: Settings, stateful: bool = False) -> dict[str, Any]:
+    """librdkafka keys of the processor's consumer. With state, the ``range`` assignor: it gives request
+    partition p and retry partition p to the same member (equal partition counts), so one processor owns
+    each state partition; another strategy set is overridden, with a warning."""
+    strategy = settings.processor_assignment_strategy
+    if stateful and strategy != "range":
+        log.warning(
+            "state is on: assignment strategy range instead of %s (state partitions need it)", strategy
+        )
+        strategy = "range"
+    return {"partition.assignment.strategy": strategy, "instance_id": settings.processor_group_instance_id}
 
 
 def run_processor(settings: Settings, ready_file: Path | None = None) -> dict[str, Any]:
@@ -188,7 +219,8 @@ def run_processor(settings: Settings, ready_file: Path | None = None) -> dict[st
     prefix = settings.topic_prefix
     topics = [REQUESTS.name(prefix), REQUESTS_RETRY.name(prefix)]
     outputs = [RESULTS.name(prefix), REQUESTS_RETRY.name(prefix), REQUESTS_DLQ.name(prefix)]
-    require_topics(settings, [*topics, *outputs])
+    state_topics = [STATE_CHANGELOG.name(prefix)] if config.state is not None else []
+    require_topics(settings, [*topics, *outputs, *state_topics])
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per call otherwise
     limits = TopicLimits.read(settings, outputs)
     producer = BatchProducer(settings, **limits.producer_config())
@@ -203,7 +235,9 @@ def run_processor(settings: Settings, ready_file: Path | None = None) -> dict[st
             ready_file,
             processor.gate,
             results_gate.paused if results_gate is not None else None,
-            **consumer_extra(settings),
+            on_assigned=processor.state.sync if processor.state is not None else None,
+            on_lost=processor.state.lost if processor.state is not None else None,
+            **consumer_extra(settings, processor.state is not None),
         )
     finally:
         remaining = producer.flush(settings.shutdown_deadline_seconds)

@@ -22,13 +22,13 @@ from typing import Literal, Protocol
 
 from producers.scheduler.cron import Cron, utc
 from schemas.models import check_run_id
-from streams.runs.identity import Deadline
+from streams.runs.identity import SLOT_TIME_FORMAT, Deadline
 
 __all__ = ["Cron", "Every", "Plan", "Schedule", "parse_schedule", "plan", "run_id", "slot_of", "utc"]
 CatchUp = Literal["latest", "skip"]
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(\d+)([smhd])")
-RUN_ID_TIME = "%Y%m%dT%H%M%SZ"
+RUN_ID_TIME = SLOT_TIME_FORMAT  # streams/runs/identity.py: the processor reads slots back
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -69,10 +69,20 @@ class BatchProducer:
         """Queue each ``(partition, value)`` record, keyless, to that partition of ``topic``."""
         return self._queue(topic, ((None, value, partition) for partition, value in records), tracker, None)
 
+    def produce_keyed_to_partition(
+        self,
+        topic: str,
+        partition: int,
+        records: Iterable[tuple[bytes, bytes | None]],
+        tracker: DeliveryTracker | None = None,
+    ) -> DeliveryTracker:
+        """Queue each ``(key, value)`` record to ``partition`` of ``topic``; a None value is a tombstone."""
+        return self._queue(topic, ((key, value, partition) for key, value in records), tracker, None)
+
     def _queue(
         self,
         topic: str,
-        records: Iterable[tuple[bytes | str | None, bytes, int]],
+        records: Iterable[tuple[bytes | str | None, bytes | None, int]],
         tracker: DeliveryTracker | None,
         headers: Headers | None,
     ) -> DeliveryTracker:

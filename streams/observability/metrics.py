@@ -74,3 +74,34 @@ SINK_INSERT_LATENCY = Histogram(
     "Duration of one acknowledged ClickHouse insert",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+# --- processor state (processors/processor/state/, docs/state.md) -------------------------------------
+PROCESSOR_STATE_RESTORE_SECONDS = Gauge(
+    "kcollect_processor_state_restore_seconds",
+    "How long the last restore of a partition's state from its changelog took",
+    ["partition"],
+)
+PROCESSOR_STATE_RESTORED_RECORDS = Counter(
+    "kcollect_processor_state_restored_records", "Changelog records applied while restoring", ["partition"]
+)
+PROCESSOR_STATE_STORE_BYTES = Gauge(
+    "kcollect_processor_state_store_bytes", "Size of a partition's local store on disk", ["partition"]
+)
+PROCESSOR_STATE_ENTRIES = Gauge(
+    "kcollect_processor_state_entries",
+    "Rows (clients and run clocks) in a partition's local store",
+    ["partition"],
+)
+PROCESSOR_STATE_CHANGELOG_BYTES = Counter(
+    "kcollect_processor_state_changelog_bytes",
+    "Bytes (keys and values) written to the state changelog topic",
+)
+PROCESSOR_STATE_LOOKUPS = Counter(
+    "kcollect_processor_state_lookups",
+    "Clients looked up in the state: hit = a history was there, miss = first sight, none = ad-hoc run",
+    ["outcome"],
+)
+PROCESSOR_STATE_DROPPED = Counter(
+    "kcollect_processor_state_dropped",
+    "Clients dropped from the state (not seen for too many runs or too long)",
+)

@@ -122,3 +122,19 @@ def finished(
     if enqueue is not None:
         update["enqueues"] = (*manifest.enqueues, enqueue)[-MAX_ENQUEUES:]
     return manifest.model_copy(update=update)
+
+
+SLOT_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+"""The slot part of a scheduled run id (``producers/scheduler/schedule.py`` forms them the same way)."""
+
+
+def schedule_slot(run_id: str) -> tuple[str, int] | None:
+    """``("NAME", slot epoch ms)`` of a scheduled run id ``NAME-YYYYMMDDTHHMMSSZ``; None for an ad-hoc id."""
+    name, dash, stamp = run_id.rpartition("-")
+    if not dash or not name or len(stamp) != 16:
+        return None
+    try:
+        slot = datetime.strptime(stamp, SLOT_TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return name, int(slot.timestamp()) * 1000

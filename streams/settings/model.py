@@ -196,6 +196,8 @@ class Settings(BaseSettings):
     processor_assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = "range"
     processor_dlq_guard_window: int = Field(1000, ge=10, le=10_000_000)
     processor_dlq_guard_ratio: float = Field(0.9, gt=0, le=1)
+    # the per-client state's local stores (processors/processor/state/); None: <STATE_DIR>/processor-store
+    processor_store_dir: str | None = None
 
     # Lag-based backpressure (streams/lag/gate.py, docs/lag.md): processors pause while the sink
     # group's lag on the results topic is above results_lag_high and resume once it is at or below

@@ -39,10 +39,15 @@ def _install_signals(loop: StreamProcessor) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
-def mark_ready(path: Path | None) -> Callable[[list[tuple[str, int]]], None]:
-    """An on-assigned hook that writes ``path`` once (used by `kcollect run` to know a service is in)."""
+def mark_ready(
+    path: Path | None, first: Callable[[list[tuple[str, int]]], None] | None = None
+) -> Callable[[list[tuple[str, int]]], None]:
+    """An on-assigned hook that writes ``path`` once (used by `kcollect run` to know a service is in),
+    after ``first`` (the service's own hook: the processor restores its partitions' state there)."""
 
     def on_assigned(partitions: list[tuple[str, int]]) -> None:
+        if first is not None:
+            first(partitions)
         if path is not None and not path.exists():
             path.write_text(f"{len(partitions)}\n")
 
@@ -58,11 +63,15 @@ def run_consumer_service(
     gate: Gate | None = None,
     hold: Callable[[], bool] | None = None,
     batch_size: int | None = None,
+    on_assigned: Callable[[list[tuple[str, int]]], None] | None = None,
+    on_lost: Callable[[list[tuple[str, int]]], None] | None = None,
     **consumer_extra: Any,
 ) -> LoopStats:
     """Run until a signal; returns the loop's statistics. With ``KCOLLECT_HTTP_PORT`` set it serves
     ``/metrics``, ``/healthz`` and ``/readyz`` (streams/observability/health.py) while it runs.
-    ``batch_size``: records per consume (default ``settings.consume_batch``)."""
+    ``batch_size``: records per consume (default ``settings.consume_batch``); ``on_assigned`` is called
+    with every partition owned after each assignment, before any of their records is processed;
+    ``on_lost`` with the partitions lost (session expired: another member may own them meanwhile)."""
     probe, server = service_health(settings)
     consumer = make_consumer(settings, group, group_member=True, **client_hooks(probe), **consumer_extra)
     loop = StreamProcessor(
@@ -71,7 +80,8 @@ def run_consumer_service(
         chain_factory,
         batch_size=batch_size or settings.consume_batch,
         shutdown_deadline=settings.shutdown_deadline_seconds,
-        on_assigned=mark_ready(ready_file),
+        on_assigned=mark_ready(ready_file, on_assigned),
+        on_lost=on_lost,
         gate=gate,
         name=group,
         probe=probe,

@@ -118,6 +118,7 @@ class StreamProcessor:
         batch_size: int,
         shutdown_deadline: float,
         on_assigned: Callable[[list[tuple[str, int]]], None] | None = None,
+        on_lost: Callable[[list[tuple[str, int]]], None] | None = None,
         gate: Gate | None = None,
         name: str = "consumer",
         probe: LoopProbe | None = None,
@@ -129,6 +130,7 @@ class StreamProcessor:
         self._batch_size = batch_size
         self._deadline = shutdown_deadline
         self._on_assigned = on_assigned
+        self._on_lost = on_lost
         self._gate = gate
         self._gated: set[Partition] = set()
         self._probe = probe
@@ -315,6 +317,8 @@ class StreamProcessor:
             self._chain.terminate()
         self._chain = None
         gone = {(tp.topic, tp.partition) for tp in partitions}
+        if self._on_lost is not None:
+            self._on_lost(sorted(gone))
         self._forget(gone)
         self._rewind_kept(consumer, gone)
 

@@ -1,0 +1,161 @@
+"""bench/state: the whole pipeline with per-client state on vs off, in the same bench run.
+
+``python -m bench.state [--clients 700000]``. One local stack of its own (Tansu on memory storage,
+clickhouse-server), then two cases, each on its own topics, groups and database (8 partitions), one
+processor and one sink, the built-in simulated subsystems (alpha 1 metric + beta 10):
+
+- ``state off``: no ``state`` section;
+- ``state on``: ``state.metrics`` = ``uptime: [delta, increase, rate]`` and ``load_0..load_9: [delta]``.
+
+Each case runs two scheduled runs of the same clients (``<name>-20260101T000000Z``, then one minute
+later); the second is the steady state (every client has a history) and is the one compared. Seconds
+run from the run's first request produced to the moment every client is stored. Then, for ``state on``,
+the processor is stopped, its local store deleted and a new processor started: the restore of every
+partition from the changelog is timed (its log line), and the changelog's records (end offsets) and
+bytes (all read once) are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import KafkaError, TopicPartition
+
+from bench.deployment import Deployment, make_deployment
+from bench.e2e_kit import proc_cpu_seconds, wait_stored
+from bench.machine import machine_line
+from processors.processor.subsystems.simulated import DEFAULT_METRICS
+from producers.enqueue.enqueue import enqueue_run
+from producers.enqueue.sources import RangeSource
+from schemas.topics import STATE_CHANGELOG
+from streams.kafka.clients import make_consumer
+
+SLOTS = ("20260101T000000Z", "20260101T000100Z")
+
+
+def state_config(workdir: Path) -> Path:
+    metrics: dict[str, list[str]] = {"uptime": ["delta", "increase", "rate"]}
+    metrics |= {f"load_{i}": ["delta"] for i in range(10)}
+    config = {
+        "subsystems": [{"name": name, "metrics": list(m)} for name, m in DEFAULT_METRICS.items()],
+        "state": {"metrics": metrics},
+    }
+    path = workdir / "processor-state.json"
+    path.write_bytes(orjson.dumps(config))
+    return path
+
+
+def changelog_size(d: Deployment) -> tuple[int, int]:
+    """(records, bytes of keys and values) of the state changelog, read once to its end."""
+    settings = d.settings
+    topic = STATE_CHANGELOG.name(settings.topic_prefix)
+    consumer = make_consumer(
+        settings, f"bench-state-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(settings.partitions)])
+    records = size = 0
+    at_end: set[int] = set()
+    try:
+        while len(at_end) < settings.partitions:
+            for msg in consumer.consume(10000, 0.5):
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(int(msg.partition() or 0))
+                    continue
+                records += 1
+                size += len(msg.key() or b"") + len(msg.value() or b"")
+    finally:
+        consumer.close()
+    return records, size
+
+
+def timed_run(d: Deployment, run_id: str, clients: int, timeout: float) -> dict[str, Any]:
+    cpu0 = proc_cpu_seconds(d.procs["processor"].pid)
+    summary = enqueue_run(d.settings, run_id, RangeSource(0, clients - 1))
+    seen = wait_stored(d, run_id, clients, timeout)
+    cpu = proc_cpu_seconds(d.procs["processor"].pid) - cpu0
+    seconds = (seen or time.time()) - summary.first_produced_at
+    return {"seconds": round(seconds, 2), "complete": seen is not None, "processor_cpu_s": round(cpu, 2)}
+
+
+def run_case(
+    bootstrap: str, clickhouse_url: str, stateful: bool, clients: int, timeout: float
+) -> dict[str, Any]:
+    name = f"bst{'on' if stateful else 'off'}{int(time.time()) % 100000}"
+    workdir = Path(tempfile.mkdtemp(prefix=f"kcollect-{name}-"))
+    store = workdir / "store"
+    extra = {"KCOLLECT_PROCESSOR_STORE_DIR": str(store)}
+    d = make_deployment(bootstrap, clickhouse_url, name, workdir, **extra)
+    if stateful:
+        d.env["KCOLLECT_PROCESSOR_CONFIG"] = str(state_config(workdir))
+    row: dict[str, Any] = {"case": "state on" if stateful else "state off", "clients": clients}
+    try:
+        d.launch("processor", ["processor"])
+        d.launch("sink", ["sink"])
+        d.wait_ready("processor", "sink")
+        for i, slot in enumerate(SLOTS, start=1):
+            row[f"run{i}"] = timed_run(d, f"{name}-{slot}", clients, timeout)
+        if stateful:
+            assert d.stop("processor") == 0
+            row["store_mb"] = round(sum(p.stat().st_size for p in store.rglob("*") if p.is_file()) / 1e6, 1)
+            shutil.rmtree(store)
+            (workdir / "processor.log").rename(workdir / "processor-1.log")
+            d.launch("processor", ["processor"])
+            d.wait_ready("processor", timeout=600)
+            found = re.findall(
+                r"(\d+) partition\(s\) restored in ([\d.]+) s \((\d+) record", d.log("processor")
+            )
+            row["restore"] = {
+                "partitions": int(found[0][0]),
+                "seconds": float(found[0][1]),
+                "records": int(found[0][2]),
+            }
+            records, size = changelog_size(d)
+            row["changelog"] = {"records": records, "mb": round(size / 1e6, 1)}
+    finally:
+        d.stop_all()
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=700_000)
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    from kcollect.localstack.clickhouse import clickhouse_url, start_clickhouse
+    from kcollect.localstack.persistent import start_broker
+    from kcollect.localstack.process import stop_process
+
+    folder = Path(tempfile.mkdtemp(prefix="kcollect-state-stack-"))
+    broker = start_broker(folder)
+    ch = start_clickhouse(folder)
+    bootstrap, ch_url = f"127.0.0.1:{broker.port}", clickhouse_url(ch.port)
+    rows: list[dict[str, Any]] = []
+    try:
+        for stateful in (False, True):
+            rows.append(run_case(bootstrap, ch_url, stateful, args.clients, args.timeout))
+    finally:
+        stop_process(broker)
+        stop_process(ch)
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=1))
+    print(f"machine: {machine_line()}")
+    print(json.dumps(rows, indent=1))
+    off, on = rows[0]["run2"]["seconds"], rows[1]["run2"]["seconds"]
+    print(f"steady-state run: state on / off = {on / off:.2f} (target <= 1.25)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""`kcollect state inspect | reset`: the processors' per-client state, read from its changelog topic.
+
+The changelog is the state of record (the processors' local stores are restored from it), so both
+commands work from any machine: ``inspect`` reads every partition to its end and keeps the last
+record per key; ``reset`` writes a tombstone for every row of one schedule (its clients and its run
+clocks) to the partition that holds it. Processors apply the tombstones when they next restore those
+partitions, which is why ``reset`` refuses while the processor group has members.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, TopicPartition
+
+from processors.processor.state.history import Clock, decode_history, reason_names
+from processors.processor.state.store import split_key
+from schemas.topics import STATE_CHANGELOG
+from streams.kafka.admin import require_topics
+from streams.kafka.clients import make_admin, make_consumer
+from streams.kafka.producer import BatchProducer, DeliveryTracker
+from streams.lag.discovery import describe_groups
+from streams.settings.model import Settings
+
+
+@dataclass(frozen=True)
+class Row:
+    partition: int
+    schedule: str
+    client_id: str  # "" for a run clock
+    value: bytes
+
+
+def read_state(settings: Settings, timeout: float | None = None) -> list[Row]:
+    """The live rows of the changelog (last record per key, tombstones removed)."""
+    topic = STATE_CHANGELOG.name(settings.topic_prefix)
+    partitions = require_topics(settings, [topic])[topic]
+    consumer = make_consumer(
+        settings, f"kcollect-state-reader-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    latest: dict[tuple[int, bytes], bytes | None] = {}
+    at_end: set[int] = set()
+    deadline = time.monotonic() + (timeout or settings.broker_timeout_seconds)
+    try:
+        while len(at_end) < partitions and time.monotonic() < deadline:
+            for msg in consumer.consume(5000, 0.2):
+                error = msg.error()
+                partition = int(msg.partition() or 0)
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(partition)
+                    continue
+                key = msg.key()
+                if key is not None:
+                    latest[(partition, key if isinstance(key, bytes) else bytes(key))] = msg.value()
+    finally:
+        consumer.close()
+    if len(at_end) < partitions:
+        raise TimeoutError(f"the state changelog {topic} was not read to its end in time")
+    rows = []
+    for (partition, key), value in latest.items():
+        if value is not None:
+            schedule, client = split_key(key)
+            rows.append(Row(partition, schedule, client, value))
+    return rows
+
+
+def describe(row: Row) -> dict[str, Any]:
+    """One row as JSON-ready data: a client's history with each run's reasons, or a run clock."""
+    if not row.client_id:
+        clock = Clock.from_bytes(row.value)
+        return {"partition": row.partition, "schedule": row.schedule, "runs_seen": clock.count}
+    runs = []
+    for obs in decode_history(row.value):
+        reasons = {k: reason_names(v) for k, v in obs.computed.items() if k.endswith("_reason")}
+        runs.append(
+            {
+                "run_id": obs.run_id,
+                "at_ms": obs.at_ms,
+                "seq": obs.seq,
+                "values": obs.values,
+                "computed": obs.computed,
+            }
+            | ({"reasons": reasons} if reasons else {})
+        )
+    return {"partition": row.partition, "schedule": row.schedule, "client_id": row.client_id, "runs": runs}
+
+
+def inspect_client(settings: Settings, client_id: str, schedule: str | None) -> list[dict[str, Any]]:
+    return [
+        describe(row)
+        for row in read_state(settings)
+        if row.client_id == client_id and (schedule is None or row.schedule == schedule)
+    ]
+
+
+def processor_members(settings: Settings) -> int | None:
+    """Members of the processor group (None when the broker does not say: Tansu lists none)."""
+    group = settings.processor_group
+    info = describe_groups(make_admin(settings), [group], settings.broker_timeout_seconds)[group]
+    return info.members
+
+
+def reset_schedule(settings: Settings, schedule: str, dry_run: bool) -> dict[str, int]:
+    """Tombstones for every client row and run clock of ``schedule``, and the counts (none on a dry run)."""
+    rows = [row for row in read_state(settings) if row.schedule == schedule]
+    result = {
+        "clients": sum(1 for r in rows if r.client_id),
+        "clocks": sum(1 for r in rows if not r.client_id),
+    }
+    if dry_run or not rows:
+        return result | {"deleted": 0}
+    producer = BatchProducer(settings)
+    tracker = DeliveryTracker()
+    topic = STATE_CHANGELOG.name(settings.topic_prefix)
+    by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
+    for row in rows:
+        key = f"{row.schedule}\x00{row.client_id}".encode()
+        by_partition.setdefault(row.partition, []).append((key, None))
+    for partition, records in by_partition.items():
+        producer.produce_keyed_to_partition(topic, partition, records, tracker)
+    producer.wait(tracker, settings.broker_timeout_seconds)
+    return result | {"deleted": tracker.delivered, "failed": tracker.failed + tracker.pending}

@@ -1,0 +1,464 @@
+"""The processor's state: one local store per assigned partition, restored from the changelog topic on
+assignment, and the per-batch update (history math in ``history``; the store in ``store``).
+
+Changelog partition p holds the state of requests partition p (and of retry partition p: the same
+client id hashes to the same partition number in both topics, and the processor's state needs them
+assigned together, which the ``range`` assignor does). Every change is produced to the changelog with
+the batch's trackers, so the commit step commits a batch's offsets only once its changelog records are
+delivered. The local store is written at once; what a crash leaves in it beyond the changelog is the
+state of runs whose requests were not committed, and handling them again gives the same answer.
+
+Restore: read changelog partition p from the offset the local store was restored up to (0 for a new
+or deleted store) to its end, applying every record in order (a value is a whole row; a tombstone
+deletes it). A store whose offset is past the topic's start but finds an earlier record (the topic was
+recreated) is wiped and rebuilt from the beginning.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from confluent_kafka import KafkaError, Message, TopicPartition
+
+from processors.processor.state.history import (
+    Clock,
+    History,
+    StateSpec,
+    apply_run,
+    decode_history,
+    encode_history,
+    is_stale,
+    unscheduled_outputs,
+)
+from processors.processor.state.store import (
+    PartitionStore,
+    Row,
+    client_key,
+    clock_key,
+    index_of,
+    split_key,
+)
+from processors.processor.subsystems.protocol import MetricColumns, Record
+from streams.kafka.clients import make_consumer
+from streams.kafka.producer import BatchProducer, DeliveryTracker
+from streams.observability import metrics as m
+from streams.runs.identity import schedule_slot
+from streams.settings.model import Settings
+from streams.settings.stackfile import state_dir
+
+log = logging.getLogger(__name__)
+PROGRESS_SECONDS = 5.0
+GAUGE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """When a client is dropped: not seen for more than ``runs`` runs or ``ms`` milliseconds."""
+
+    runs: int
+    ms: int
+
+
+def store_folder(settings: Settings) -> Path:
+    """``KCOLLECT_PROCESSOR_STORE_DIR`` (or ``<KCOLLECT_STATE_DIR>/processor-store``) / <prefix><group>."""
+    base = (
+        Path(settings.processor_store_dir)
+        if settings.processor_store_dir
+        else state_dir() / "processor-store"
+    )
+    return base / quote(f"{settings.topic_prefix}{settings.processor_group}", safe="")
+
+
+class StateStores:
+    """The local stores of the partitions this processor owns, and the changelog behind them."""
+
+    def __init__(
+        self, settings: Settings, changelog: str, producer: BatchProducer, spec: StateSpec, bounds: Bounds
+    ) -> None:
+        self._settings = settings
+        self._changelog = changelog
+        self._producer = producer
+        self.spec = spec
+        self.bounds = bounds
+        self.folder = store_folder(settings)
+        self.stores: dict[int, PartitionStore] = {}
+        self.own_ends: dict[int, int] = {}  # per partition: offset after this process's last confirmed write
+        self.generation = 0  # moves on when partitions are lost: older writes' deliveries no longer count
+        self._gauged: dict[int, float] = {}
+
+    # --- assignment ---------------------------------------------------------------------------
+
+    def sync(self, assigned: Sequence[tuple[str, int]]) -> None:
+        """After an assignment: close the stores of partition numbers no longer owned, open the new
+        ones, and bring every owned one up to its changelog's end. A store kept open reads only what
+        was written after its own last confirmed write (nothing, unless it was lost to another
+        member meanwhile), so a rebalance that moves nothing costs one read to the end."""
+        wanted = {partition for _, partition in assigned}
+        for partition in sorted(set(self.stores) - wanted):
+            self.stores.pop(partition).close()
+            self.own_ends.pop(partition, None)
+            log.info("state: partition %d released", partition)
+        self._checkpoint_own_writes()
+        self.stores.update(self.restore(sorted(wanted), self.stores))
+
+    def _checkpoint_own_writes(self) -> None:
+        """A store owned since its restore holds everything up to this process's last confirmed write:
+        its next restore may start there."""
+        for partition, store in self.stores.items():
+            own = self.own_ends.get(partition, 0)
+            if own > store.changelog_offset():
+                store.write([], own)
+
+    def restore(
+        self, partitions: Sequence[int], open_stores: dict[int, PartitionStore] | None = None
+    ) -> dict[int, PartitionStore]:
+        """The stores of ``partitions`` (those in ``open_stores`` reused), each brought up to the end of
+        its changelog partition (all read at once by one consumer)."""
+        if not partitions:
+            return {}
+        started = time.monotonic()
+        known = open_stores or {}
+        stores = {p: known.get(p) or PartitionStore(self.folder / f"p{p}.sqlite") for p in partitions}
+        starts = {p: store.changelog_offset() for p, store in stores.items()}
+        done = self._replay(stores, starts)
+        recreated = [p for p, (_, end) in done.items() if end < starts[p]]
+        for p in recreated:
+            log.warning(
+                "state: partition %d changelog is behind its store (%d < %d): rebuilt",
+                p,
+                done[p][1],
+                starts[p],
+            )
+            stores[p].wipe()
+        if recreated:
+            done.update(self._replay({p: stores[p] for p in recreated}, dict.fromkeys(recreated, 0)))
+        seconds = time.monotonic() - started
+        for p, (applied, end) in sorted(done.items()):
+            m.PROCESSOR_STATE_RESTORE_SECONDS.labels(str(p)).set(seconds)
+            m.PROCESSOR_STATE_RESTORED_RECORDS.labels(str(p)).inc(applied)
+            self._gauges(p, stores[p])
+            log.info(
+                "state: partition %d restored: %d changelog record(s) from offset %d to %d (%d rows)",
+                p,
+                applied,
+                0 if p in recreated else starts[p],
+                end,
+                stores[p].count(),
+            )
+        total = sum(applied for applied, _ in done.values())
+        log.info("state: %d partition(s) restored in %.2f s (%d record(s))", len(stores), seconds, total)
+        return stores
+
+    def _replay(
+        self, stores: dict[int, PartitionStore], starts: dict[int, int]
+    ) -> dict[int, tuple[int, int]]:
+        """Apply each partition's changelog records from its start offset to its end: {partition:
+        (records applied, end offset)}. A partition that answers a record before its start offset (the
+        topic was recreated) stops there, with that offset as its end."""
+        consumer = make_consumer(
+            self._settings, f"kcollect-state-restore-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
+        )
+        consumer.assign([TopicPartition(self._changelog, p, at) for p, at in starts.items()])
+        applied = dict.fromkeys(stores, 0)
+        skipped = 0
+        ends = dict(starts)
+        open_parts = set(stores)
+        patience = max(60.0, self._settings.broker_timeout_seconds)
+        deadline = time.monotonic() + patience
+        last_note = time.monotonic()
+        try:
+            while open_parts:
+                messages = consumer.consume(5000, 0.2)
+                rows: dict[int, list[Row]] = {}
+                for msg in messages:
+                    p = int(msg.partition() or 0)
+                    if p not in open_parts:
+                        continue
+                    error = msg.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            ends[p] = int(msg.offset() or 0)
+                            open_parts.discard(p)
+                            done_rows = rows.pop(p, [])
+                            stores[p].write(done_rows, ends[p])
+                            applied[p] += len(done_rows)
+                        continue
+                    offset = int(msg.offset() or 0)
+                    if offset < starts[p]:
+                        ends[p] = offset
+                        open_parts.discard(p)
+                        rows.pop(p, None)
+                        continue
+                    row = usable_row(msg.key(), msg.value())
+                    if row is None:
+                        skipped += 1
+                        if skipped <= 5:
+                            log.warning(
+                                "state: partition %d offset %d: not a state record, skipped", p, offset
+                            )
+                    else:
+                        rows.setdefault(p, []).append(row)
+                    ends[p] = offset + 1
+                for p, part_rows in rows.items():
+                    stores[p].write(part_rows, ends[p])
+                    applied[p] += len(part_rows)
+                if messages:
+                    deadline = time.monotonic() + patience
+                elif time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"state: changelog partitions {sorted(open_parts)} not read to their end"
+                    )
+                if time.monotonic() - last_note > PROGRESS_SECONDS:
+                    last_note = time.monotonic()
+                    log.info(
+                        "state: restoring: %d record(s) so far, %d partition(s) to go",
+                        sum(applied.values()),
+                        len(open_parts),
+                    )
+        finally:
+            consumer.close()
+        return {p: (applied[p], ends[p]) for p in stores}
+
+    def gauges_now_and_then(self, partition: int, store: PartitionStore) -> None:
+        """The size gauges, at most every GAUGE_SECONDS per partition (a count scans the store)."""
+        now = time.monotonic()
+        if now - self._gauged.get(partition, 0.0) >= GAUGE_SECONDS:
+            self._gauged[partition] = now
+            self._gauges(partition, store)
+
+    def _gauges(self, partition: int, store: PartitionStore) -> None:
+        label = str(partition)
+        m.PROCESSOR_STATE_STORE_BYTES.labels(label).set(store.size_bytes())
+        m.PROCESSOR_STATE_ENTRIES.labels(label).set(store.count())
+
+    def produce(self, partition: int, records: list[Row], tracker: DeliveryTracker) -> None:
+        self._producer.produce_keyed_to_partition(self._changelog, partition, records, tracker)
+
+    def tracker(self) -> ChangelogTracker:
+        return ChangelogTracker(self)
+
+    def lost(self, partitions: Sequence[tuple[str, int]]) -> None:
+        """Partitions lost (session expired): another member may have written their changelog since,
+        so the next sync reads from the store's last restore, not from this process's own writes;
+        deliveries of writes made before now are not counted as this process's any more."""
+        self.generation += 1
+        for _, partition in partitions:
+            self.own_ends.pop(partition, None)
+
+    def close(self) -> None:
+        """At shutdown (the chain joined, every delivery reported): a restart restores from here."""
+        self._checkpoint_own_writes()
+        for store in self.stores.values():
+            store.close()
+        self.stores.clear()
+
+    # --- one batch ----------------------------------------------------------------------------
+
+    def apply(
+        self,
+        requests: Sequence[Record],
+        partitions: Sequence[int],
+        columns: MetricColumns,
+        tracker: DeliveryTracker,
+    ) -> dict[str, list[Any]]:
+        """The state's output columns for ``requests`` (in order), the stores and changelog moved on."""
+        slots: dict[str, tuple[str, int] | None] = {}
+        for run_id in {str(r["run_id"]) for r in requests}:
+            slots[run_id] = schedule_slot(run_id)
+        batch = _BatchState(self, tracker)
+        wanted: dict[int, list[bytes]] = {}
+        for request, partition in zip(requests, partitions, strict=True):
+            scheduled = slots[str(request["run_id"])]
+            if scheduled is not None:
+                wanted.setdefault(partition, []).append(client_key(scheduled[0], str(request["client_id"])))
+        for partition, client_keys in wanted.items():
+            batch.prefetch(partition, client_keys)
+        outputs: list[dict[str, float]] = []
+        names = list(columns)
+        for i, request in enumerate(requests):
+            values = {name: columns[name][i] for name in names}
+            scheduled = slots[str(request["run_id"])]
+            if scheduled is None:
+                batch.unscheduled += 1
+                outputs.append(unscheduled_outputs(values, self.spec))
+                continue
+            schedule, at_ms = scheduled
+            outputs.append(
+                batch.run(
+                    partitions[i], schedule, str(request["client_id"]), str(request["run_id"]), at_ms, values
+                )
+            )
+        batch.flush()
+        keys: dict[str, None] = {}
+        for out in outputs:
+            keys.update(dict.fromkeys(out))
+        return {key: [out.get(key) for out in outputs] for key in keys}
+
+
+def usable_row(key: bytes | str | None, value: bytes | None) -> Row | None:
+    """A changelog record as a store row, or None when it is not one (no key, or a value that does not
+    decode as what its key says): a bad record is skipped, it never stops a restore."""
+    if key is None:
+        return None
+    raw = key if isinstance(key, bytes) else key.encode()
+    try:
+        if value is not None:
+            index_of(raw, value)
+            if not split_key(raw)[1]:
+                Clock.from_bytes(value)
+    except (ValueError, TypeError, KeyError):
+        return None
+    return raw, value
+
+
+class _BatchState:
+    """The rows one batch reads and writes, per partition, written at the end in one transaction each."""
+
+    def __init__(self, stores: StateStores, tracker: DeliveryTracker) -> None:
+        self._stores = stores
+        self._tracker = tracker
+        self._rows: dict[int, dict[bytes, bytes | None]] = {}
+        self._clocks: dict[tuple[int, str], Clock] = {}
+        self._index: dict[bytes, tuple[str, int, int]] = {}
+        self._loaded: dict[bytes, bytes] = {}  # prefetched rows
+        self.hits = 0
+        self.misses = 0
+        self.unscheduled = 0
+
+    def prefetch(self, partition: int, keys: list[bytes]) -> None:
+        self._loaded.update(self._store(partition).get_many(keys))
+
+    def _store(self, partition: int) -> PartitionStore:
+        store = self._stores.stores.get(partition)
+        if store is None:  # a partition assigned without a sync (not in the assignment list yet)
+            store = self._stores.restore([partition])[partition]
+            self._stores.stores[partition] = store
+        return store
+
+    def _read(self, partition: int, key: bytes) -> bytes | None:
+        rows = self._rows.setdefault(partition, {})
+        if key in rows:
+            return rows[key]
+        if key in self._loaded:
+            return self._loaded[key]
+        return self._store(partition).get(key)
+
+    def _clock(self, partition: int, schedule: str) -> Clock:
+        clock = self._clocks.get((partition, schedule))
+        if clock is None:
+            value = self._read(partition, clock_key(schedule))
+            try:
+                clock = Clock.from_bytes(value) if value is not None else Clock()
+            except (ValueError, TypeError, KeyError):
+                log.warning(
+                    "state: partition %d: the run clock of %s does not decode: started afresh",
+                    partition,
+                    schedule,
+                )
+                clock = Clock()
+            self._clocks[(partition, schedule)] = clock
+        return clock
+
+    def run(
+        self,
+        partition: int,
+        schedule: str,
+        client_id: str,
+        run_id: str,
+        at_ms: int,
+        values: dict[str, float | None],
+    ) -> dict[str, float]:
+        clock, seq, new_slot = self._clock(partition, schedule).advance(at_ms)
+        if new_slot:
+            self._clocks[(partition, schedule)] = clock
+            self._rows.setdefault(partition, {})[clock_key(schedule)] = clock.to_bytes()
+            self._drop_stale(partition, schedule, seq, at_ms)
+        key = client_key(schedule, client_id)
+        value = self._read(partition, key)
+        history = self._history(partition, key, value)
+        if history:
+            self.hits += 1
+        else:
+            self.misses += 1
+        step = apply_run(history, run_id, at_ms, seq, values, self._stores.spec)
+        if step.history is not None:
+            self._rows.setdefault(partition, {})[key] = encode_history(step.history)
+            newest = step.history[-1]
+            self._index[key] = (schedule, newest.seq, newest.at_ms)
+        return step.outputs
+
+    @staticmethod
+    def _history(partition: int, key: bytes, value: bytes | None) -> History:
+        """A stored history; one that does not decode counts as none (the client's first sight)."""
+        if value is None:
+            return ()
+        try:
+            return decode_history(value)
+        except (ValueError, TypeError, KeyError):
+            log.warning("state: partition %d: the history of %r does not decode: first sight", partition, key)
+            return ()
+
+    def _drop_stale(self, partition: int, schedule: str, seq: int, at_ms: int) -> None:
+        bounds = self._stores.bounds
+        store = self._store(partition)
+        rows = self._rows.setdefault(partition, {})
+        dropped = 0
+        for key in store.stale(schedule, seq - bounds.runs, at_ms - bounds.ms):
+            value = rows.get(key, store.get(key))
+            if value is None:
+                continue
+            newest = self._history(partition, key, value)[-1:]
+            if newest and is_stale(newest[0], seq, at_ms, bounds.runs, bounds.ms):
+                rows[key] = None
+                dropped += 1
+        if dropped:
+            m.PROCESSOR_STATE_DROPPED.inc(dropped)
+            log.info(
+                "state: partition %d, schedule %s: %d client(s) dropped (not seen lately)",
+                partition,
+                schedule,
+                dropped,
+            )
+
+    def flush(self) -> None:
+        """Changelog records first (their delivery gates the commit), then the local stores."""
+        for outcome, count in (("hit", self.hits), ("miss", self.misses), ("none", self.unscheduled)):
+            if count:
+                m.PROCESSOR_STATE_LOOKUPS.labels(outcome).inc(count)
+        written = 0
+        for partition, rows in self._rows.items():
+            if not rows:
+                continue
+            records = list(rows.items())
+            self._stores.produce(partition, records, self._tracker)
+            written += sum(len(k) + len(v or b"") for k, v in records)
+            store = self._store(partition)
+            store.write(records, index=self._index)
+            self._stores.gauges_now_and_then(partition, store)
+        if written:
+            m.PROCESSOR_STATE_CHANGELOG_BYTES.inc(written)
+
+
+class ChangelogTracker(DeliveryTracker):
+    """A delivery tracker that also notes, per partition, the offset after the last confirmed record
+    (unless partitions were lost since the tracker was made)."""
+
+    def __init__(self, stores: StateStores) -> None:
+        super().__init__()
+        self._stores = stores
+        self._ends = stores.own_ends
+        self._generation = stores.generation
+
+    def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        super().on_delivery(err, msg)
+        if err is None and self._generation == self._stores.generation:
+            partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
+            if offset + 1 > self._ends.get(partition, 0):
+                self._ends[partition] = offset + 1
