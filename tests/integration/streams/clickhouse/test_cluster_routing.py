@@ -39,7 +39,8 @@ def test_distributed_routing_matches_shard_map(tmp_path: Path) -> None:
         assert [s.weight for s in shards] == [1, 2]
         client.execute(
             "INSERT INTO client_results (run_id, client_id, requested_at, collected_at, attempt, status, "
-            "version) SELECT 'r', concat('c-', toString(number)), now(), now(), 0, 'ok', 0 FROM numbers(3000)",
+            "version) SELECT 'r', concat('c-', toString(number)), now(), now(), 0, 'ok', 0 "
+            "FROM numbers(3000)",
             settings={"insert_distributed_sync": 1},
         )
         ids = [f"c-{i}" for i in range(3000)]
