@@ -1,0 +1,68 @@
+"""The randomized fault campaign (Jepsen-style): one test per seed, each a run of 10,000 clients on 4
+partitions under the seed's schedule of faults (``tests/chaos/schedule.py``), judged at the end by the
+run checker and the dead-letter topics (``tests/chaos/runner.py``).
+
+A failing seed prints its schedule as JSON and the command that replays it. ``KCOLLECT_CHAOS_RESULTS``
+names a file each seed appends its one-line JSON summary to (``make chaos`` sets it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from kcollect.localstack.ports import free_port
+from kcollect.localstack.process import stop_process
+from tests.chaos.runner import Campaign, ChaosStack
+from tests.chaos.schedule import Schedule, make_schedule
+from tests.drills.kit import Broker, ClickHouse
+
+
+def schedule_for(seed: int) -> Schedule:
+    path = os.environ.get("KCOLLECT_CHAOS_SCHEDULE")
+    return Schedule.from_json(Path(path).read_text()) if path else make_schedule(seed)
+
+
+def record(summary: dict[str, object]) -> None:
+    path = os.environ.get("KCOLLECT_CHAOS_RESULTS")
+    if path:
+        with open(path, "a") as out:
+            out.write(json.dumps(summary, default=str) + "\n")
+
+
+@pytest.mark.chaos
+def test_seed(seed: int, tmp_path: Path, chaos_clickhouse: ClickHouse) -> None:
+    schedule = schedule_for(seed)
+    replay = f"pytest tests/chaos --seed {schedule.seed}  (or KCOLLECT_CHAOS_SCHEDULE=FILE with the JSON)"
+    print(f"seed {schedule.seed} schedule:\n{schedule.to_json()}")
+    broker = Broker(tmp_path, free_port(), None, None)
+    broker.start()
+    campaign = Campaign(ChaosStack(broker, chaos_clickhouse), schedule, tmp_path / "deployment")
+    started = time.monotonic()
+    try:
+        campaign.play()
+        summary = campaign.verdict()
+    except BaseException as exc:
+        summary = {"seed": schedule.seed, "problems": [f"{type(exc).__name__}: {exc}"]}
+        raise AssertionError(
+            f"seed {schedule.seed} failed: {exc}\nreplay: {replay}\nschedule:\n{schedule.to_json()}\n"
+            "timeline:\n" + "\n".join(campaign.timeline)
+        ) from exc
+    finally:
+        summary["wall_seconds"] = round(time.monotonic() - started, 1)
+        record(summary)
+        campaign.stop_everything()
+        if broker.record is not None:
+            stop_process(broker.record)
+    print("timeline:\n" + "\n".join(campaign.timeline))
+    print(json.dumps(summary, default=str))
+    assert not summary["problems"], (
+        f"seed {schedule.seed} failed: {summary['problems']}\nreplay: {replay}\n"
+        f"schedule:\n{schedule.to_json()}\ntimeline:\n"
+        + "\n".join(campaign.timeline)
+        + f"\nsummary: {json.dumps(summary, default=str)[:6000]}"
+    )
