@@ -9,6 +9,8 @@
 #   make setup / make versions     just the setup / print the tool versions
 #   make tools                     promtool into the venv (from Debian's prometheus package, not installed)
 #   make browser                   chromium + chromium-driver from apt (root only) for the console's tests
+#   make chaos  [SEEDS=N] [SEED_START=S]  the fault campaign: N seeds in a row from S (tests/chaos,
+#                                  docs/reliability.md); one JSON line per seed in CHAOS_RESULTS, summed up
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -18,11 +20,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.kcollect-setup
 PYTEST_ARGS ?=
+SEEDS ?= 20
+SEED_START ?= 100
+CHAOS_RESULTS ?= .chaos/seeds-$(SEED_START)-$(SEEDS).jsonl
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := test
-.PHONY: setup venv clickhouse tools browser test lint demo versions bench
+.PHONY: setup venv clickhouse tools browser test lint demo versions bench chaos
 
 setup: venv clickhouse tools
 
@@ -108,3 +113,9 @@ versions: venv
 bench: setup
 	@$(PY) -m pip install -q -e ".[dev,local,bench]"
 	$(PY) -m bench.e2e --faust-clients 100000
+
+chaos: setup
+	@mkdir -p $(dir $(CHAOS_RESULTS)) && rm -f $(CHAOS_RESULTS)
+	KCOLLECT_CHAOS_RESULTS=$(CHAOS_RESULTS) $(PY) -m pytest tests/chaos -q --seeds $(SEEDS) \
+	  --seed-start $(SEED_START) $(PYTEST_ARGS) || status=$$?; \
+	$(PY) -m tests.chaos.summary $(CHAOS_RESULTS); exit $${status:-0}

@@ -258,9 +258,19 @@ class Campaign:
         self.timeline.append(line)
         log.info(line)
 
-    def refresh_stored(self) -> None:
-        with contextlib.suppress(Exception):
-            self.stored_max = max(self.stored_max, self.deployment.stored(self.run_id))
+    def follow_progress(self, halt: threading.Event) -> None:
+        """Keep ``stored_max`` up to date (its own thread: a query may hang while ClickHouse stops)."""
+        while not halt.is_set():
+            with contextlib.suppress(Exception):
+                self.stored_max = max(self.stored_max, self.deployment.stored(self.run_id))
+            halt.wait(0.1)
+
+    def in_background(self, name: str, work: Any) -> None:
+        """Run ``work`` in a thread of its own (it may block while the broker is paused); ``play``
+        waits for every such thread before the verdict."""
+        thread = threading.Thread(target=work, daemon=True, name=name)
+        thread.start()
+        self.enqueues.append(thread)
 
     # ---- the schedule -----------------------------------------------------------------------------
 
@@ -269,22 +279,28 @@ class Campaign:
         self.pending = list(self.schedule.faults)
         self.t0 = time.monotonic()
         self.tick()  # garbage due before the run lands alone in its partitions' first windows
+        for thread in self.enqueues:  # ... before the first request is produced
+            thread.join(SETTLE_TIMEOUT)
         first, last = self.schedule.enqueues()[0]
         self.enqueue(first, last)
-        last_refresh = 0.0
+        halt = threading.Event()
+        progress = threading.Thread(target=self.follow_progress, args=(halt,), daemon=True)
+        progress.start()
         gate_deadline = time.monotonic() + SETTLE_TIMEOUT
-        while self.pending or any(not f.undone for f in self.fired):
-            if time.monotonic() - last_refresh > 0.1:
-                self.refresh_stored()
-                last_refresh = time.monotonic()
-            self.tick()
-            self.check_members()
-            if time.monotonic() > gate_deadline:
-                waiting = [f"{f.kind}:{f.target}@{f.after_stored}" for f in self.pending]
-                raise AssertionError(f"stalled at {self.stored_max} rows stored: still waiting for {waiting}")
-            time.sleep(0.02)
+        try:
+            while self.pending or any(not f.undone for f in self.fired):
+                self.tick()
+                self.check_members()
+                if time.monotonic() > gate_deadline:
+                    waiting = [f"{f.kind}:{f.target}@{f.after_stored}" for f in self.pending]
+                    raise AssertionError(f"stalled at {self.stored_max} rows stored: waiting for {waiting}")
+                time.sleep(0.02)
+        finally:
+            halt.set()
         for thread in self.enqueues:
             thread.join(SETTLE_TIMEOUT)
+            if thread.is_alive():
+                self.problems.append(f"{thread.name} still running after {SETTLE_TIMEOUT:g} s")
         self.note("schedule done")
 
     def tick(self) -> None:
@@ -354,7 +370,9 @@ class Campaign:
                 os.kill(self.stack.clickhouse.record.pid, sig)
             return ""
         if kind == "garbage":
-            return self.plant(fault)
+            tag = len(self.fired)
+            self.in_background(f"garbage-{tag}", lambda: self.plant(fault, tag))
+            return ""
         if kind == "subsystem":
             mode = fault.params["mode"]
             change = {"outage_seconds": fault.duration} if mode == "outage" else MODES[mode]
@@ -440,21 +458,21 @@ class Campaign:
                     time.sleep(1)
             self.enqueue_errors.append(f"enqueue {first}-{last} never succeeded")
 
-        thread = threading.Thread(target=run, daemon=True, name=f"enqueue-{first}-{last}")
-        thread.start()
-        self.enqueues.append(thread)
+        self.in_background(f"enqueue-{first}-{last}", run)
 
-    def plant(self, fault: Fault) -> str:
+    def plant(self, fault: Fault, tag: int) -> None:
         """Produce the fault's bad records to its topic: on partitions 0 and 3 when due before the run
         (each alone in its partition's first window), else by key among the run's records."""
         d = self.deployment
         topic = f"{d.settings.topic_prefix}{fault.target}"
         before_run = fault.after_stored == 0 and fault.at == 0
         make = bad_request if fault.target == "requests" else bad_result
-        producer = make_producer(d.settings)
+        # long enough to ride out a paused broker: a bad record that may or may not be on the topic
+        # would make the dead-letter accounting guess
+        producer = make_producer(d.settings, **{"message.timeout.ms": 300_000})
         batch: list[Planted] = []
         for i, kind in enumerate(fault.params["kinds"]):
-            key = f"chaos-bad-{fault.target}-{len(self.planted) + i}-{kind}"
+            key = f"chaos-bad-{fault.target}-{tag}-{i}-{kind}"
             value = make(kind, key, self.run_id)
             planted = Planted(topic, key, value.startswith(b"{") and b'"run_id"' in value)
             batch.append(planted)
@@ -467,11 +485,11 @@ class Campaign:
                 producer.produce(topic, value, key.encode(), (0, 3)[i % 2], on_delivery=report)
             else:
                 producer.produce(topic, value, key.encode(), on_delivery=report)
-        left = producer.flush(60)
+        left = producer.flush(310)
         self.planted.extend(batch)
         if left or any(p.offset < 0 for p in batch):
             self.problems.append(f"garbage to {topic} not all delivered: {batch}")
-        return f"at {[(p.partition, p.offset) for p in batch]}"
+        self.note(f"planted {[(p.key, p.partition, p.offset) for p in batch]}")
 
     # ---- the verdict ------------------------------------------------------------------------------
 
