@@ -44,6 +44,7 @@ from schemas.topics import REQUESTS_RETRY
 from streams.kafka.clients import make_producer
 from streams.runs.checker import dead_letters, pipeline_groups, verify_run, watch_recovery
 from streams.runs.status import run_status, wait_complete
+from streams.steps import faults
 from tests.chaos.schedule import UNCLEAN, Fault, Schedule
 from tests.drills.kit import Broker, ClickHouse, OffsetWatch
 
@@ -175,6 +176,7 @@ class Campaign:
     enqueue_errors: list[str] = field(default_factory=list)
     busy: set[str] = field(default_factory=set)  # targets under a fault not yet undone
     stopping: dict[str, Any] = field(default_factory=dict)  # member -> Popen sent SIGTERM
+    armed: dict[str, Fired] = field(default_factory=dict)  # member -> its crash fault, not yet reached
     problems: list[str] = field(default_factory=list)
     watch: OffsetWatch | None = None
     timeline: list[str] = field(default_factory=list)
@@ -223,9 +225,9 @@ class Campaign:
         self.watch = OffsetWatch(d)
         self.watch.start()
 
-    def launch(self, member: str) -> None:
+    def launch(self, member: str, env: dict[str, str] | None = None) -> None:
         service = "processor" if member.startswith("processor") else "sink"
-        self.deployment.launch(member, [service])
+        self.deployment.launch(member, [service], env=env)
 
     def stop_everything(self) -> None:
         """Thaw whatever is frozen, then stop every process this seed started (by PID)."""
@@ -318,6 +320,8 @@ class Campaign:
             note = self.fire(fault)
             self.note(f"fired {fault.kind} {fault.target} {fault.duration}s {fault.params or ''} {note}")
             fired = Fired(fault, now, now + fault.duration, note=note)
+            if fault.kind == "crash" and not note:
+                self.armed[fault.target] = fired
             if fault.duration > 0:
                 self.busy.add(fault.target)
             else:
@@ -330,13 +334,20 @@ class Campaign:
         for member, proc in list(d.procs.items()):
             if member == "simulate" or member in self.stopping:
                 continue
-            if proc.poll() is not None:
-                self.problems.append(
-                    f"{member} exited by itself with {proc.returncode} at {self.elapsed():.1f} s"
-                )
-                self.note(f"{member} EXITED {proc.returncode}: {d.log(member)[-1500:]}")
-                d.procs.pop(member)
-                self.launch(member)
+            if proc.poll() is None:
+                continue
+            d.procs.pop(member)
+            self.launch(member)
+            crash = self.armed.pop(member, None)
+            if crash is not None and proc.returncode == faults.EXIT_CODE:
+                self.note(f"{member} died at its crash point {crash.fault.params}: started again")
+                crash.note = "reached"  # nothing left to undo
+                crash.undo_at = self.elapsed()
+                continue
+            self.problems.append(
+                f"{member} exited by itself with {proc.returncode} at {self.elapsed():.1f} s"
+            )
+            self.note(f"{member} EXITED {proc.returncode}: {d.log(member)[-1500:]}")
 
     # ---- faults -----------------------------------------------------------------------------------
 
@@ -359,6 +370,16 @@ class Campaign:
             return ""
         if kind == "join":
             self.launch(target)
+            return ""
+        if kind == "crash":
+            proc = d.procs.get(target)
+            if proc is None or proc.poll() is not None:
+                return "(target not running)"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            d.procs.pop(target)
+            spec = f"{fault.params['point']}:{fault.params['hit']}"
+            self.launch(target, {faults.ENV_VARIABLE: spec})
             return ""
         if kind == "broker_pause":
             assert self.stack.broker.record is not None
@@ -388,9 +409,17 @@ class Campaign:
         d = self.deployment
         fault = fired.fault
         kind, target = fault.kind, fault.target
-        if fired.note:  # nothing was done
+        if fired.note:  # nothing was done, or nothing is left to undo
             return True
-        if kind == "kill9":
+        if kind == "crash":  # the crash point was not reached in time: die here instead
+            self.armed.pop(target, None)
+            proc = d.procs.pop(target, None)
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+            self.launch(target)
+            fired.note = "not reached: killed"
+        elif kind == "kill9":
             self.launch(target)
         elif kind == "sigterm":
             if not self.gone(target, fired):

@@ -12,6 +12,10 @@ Kinds (``target`` in brackets):
 - ``kill9`` / ``sigterm`` [a processor or sink]: killed, or stopped gracefully; started again after
   ``duration``;
 - ``sigstop`` [a processor or sink]: frozen (SIGSTOP) for ``duration``, then thawed (SIGCONT);
+- ``crash`` [a processor or sink]: killed and started again with a crash point armed
+  (``KCOLLECT_FAULT_AT=params.point:params.hit``, ``streams/steps/faults.py``): it dies there (exit 97,
+  no flush, no commit), a deterministic place to die, and is started again without it; not reached
+  within ``duration``, it is killed and started again anyway;
 - ``join`` [a new processor or sink]: a member joins the group and leaves (SIGTERM) after ``duration``;
 - ``broker_pause`` [broker]: the broker process frozen (SIGSTOP) for ``duration``;
 - ``clickhouse_stop`` [clickhouse]: ClickHouse stopped (``params.signal``: TERM or KILL), started
@@ -35,7 +39,11 @@ GARBAGE_REQUESTS = ("binary", "text", "array", "empty_id", "version")
 GARBAGE_RESULTS = ("binary", "text", "array", "empty_id", "version")
 SUBSYSTEM_MODES = ("error", "rate_limit", "slow", "garbage", "outage")
 # faults that may leave work done but not committed: a dead letter may then be produced twice
-UNCLEAN = frozenset({"kill9", "sigstop", "broker_pause"})
+UNCLEAN = frozenset({"kill9", "sigstop", "broker_pause", "crash"})
+CRASH_POINTS = {
+    "processor": ("after_poll", "after_fetch", "after_produce", "before_commit"),
+    "sink": ("before_insert", "after_insert", "before_commit"),
+}
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,13 @@ def _process_fault(rng: random.Random, shape: Shape) -> Fault:
     return Fault(
         kind, rng.choice(_members(shape)), round(rng.uniform(0, 4), 2), _progress(rng, shape), duration
     )
+
+
+def _crash(rng: random.Random, shape: Shape) -> Fault:
+    target = rng.choice(_members(shape))
+    point = rng.choice(CRASH_POINTS["processor" if target.startswith("processor") else "sink"])
+    params = {"point": point, "hit": rng.randint(1, 3)}
+    return Fault("crash", target, round(rng.uniform(0, 4), 2), _progress(rng, shape, 0.05, 0.7), 10.0, params)
 
 
 def _join(rng: random.Random, shape: Shape, index: int) -> Fault:
@@ -202,7 +217,16 @@ def make_schedule(seed: int, shape: Shape | None = None) -> Schedule:
             {"first": shape.first_enqueue // 2, "last": shape.clients - 1},
         )
     faults.append(late)
-    makers = [_process_fault, _broker_pause, _clickhouse_stop, _garbage, _subsystem, _subsystem, _enqueue]
+    makers = [
+        _process_fault,
+        _crash,
+        _broker_pause,
+        _clickhouse_stop,
+        _garbage,
+        _subsystem,
+        _subsystem,
+        _enqueue,
+    ]
     joins = 0
     for _ in range(rng.randint(2, 5)):
         if rng.random() < 0.15:

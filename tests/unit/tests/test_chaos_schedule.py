@@ -11,6 +11,7 @@ KINDS = {
     "kill9",
     "sigterm",
     "sigstop",
+    "crash",
     "join",
     "broker_pause",
     "clickhouse_stop",
