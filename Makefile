@@ -1,8 +1,10 @@
 # kcollect developer targets. Setup is idempotent: a venv in .venv, the project installed editable with
-# its dev and local extras (re-run when pyproject.toml changes), and clickhouse-server from apt when
-# missing and running as root.
+# its dev and local extras (re-run when pyproject.toml changes), clickhouse-server from apt when
+# missing and running as root, and Apache Kafka's classpath: a JDK and Maven from apt when missing (as
+# root), then the broker's jars resolved once from Maven Central into the state folder's cache.
 #
-#   make test   [PYTEST_ARGS=...]   run the test suite (exit code of pytest, 5 when nothing collected)
+#   make test   [PYTEST_ARGS=...]   run the test suite on Apache Kafka (exit code of pytest, 5 when nothing collected)
+#   make test-tansu                the light-broker subset (pipeline, enqueue, lag) on Tansu
 #   make lint                      ruff check, ruff format --check, mypy (strict, from pyproject.toml)
 #   make demo                      kcollect run --clients 100000 on the local stack
 #   make bench                     bench/e2e: 700k end to end (1 and 2 processors, simulator, faust peer)
@@ -27,9 +29,17 @@ CHAOS_RESULTS ?= .chaos/seeds-$(SEED_START)-$(SEEDS).jsonl
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := test
-.PHONY: setup venv clickhouse tools browser test lint demo versions bench chaos
+.PHONY: setup venv clickhouse kafka tools browser test test-tansu lint demo versions bench chaos
 
-setup: venv clickhouse tools
+# The integration tests that keep the light path (Tansu, no Java) working.
+TANSU_TESTS := tests/integration/test_pipeline.py \
+	tests/integration/producers/enqueue/test_enqueue.py tests/integration/producers/enqueue/test_enqueue_lag.py \
+	tests/integration/producers/enqueue/test_enqueue_resume.py \
+	tests/integration/kcollect/cli/test_lag.py tests/integration/streams/lag/test_gate.py \
+	tests/integration/kcollect/ops/test_doctor.py tests/integration/kcollect/localstack/test_stack.py \
+	tests/integration/streams/settings/test_broker_flavor.py
+
+setup: venv clickhouse kafka tools
 
 venv: $(STAMP)
 
@@ -86,9 +96,26 @@ browser:
 	    echo "note: chromium/chromedriver are missing: the console's browser tests skip outside CI" >&2; \
 	  fi; \
 	fi
+# Skipped (with a note) when neither java+mvn nor root+apt-get is there: the stack then runs Tansu.
+kafka: venv
+	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing a JDK and Maven (apt-get)"; \
+	    apt-get update -qq; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless maven >/dev/null; \
+	  else \
+	    echo "note: java or mvn is missing: the local broker will be Tansu (apt-get install openjdk-17-jdk-headless maven)" >&2; \
+	  fi; \
+	fi
+	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
+	  $(PY) -c "from kcollect.localstack.kafka import resolve_classpath; print('kafka classpath:', resolve_classpath())"; \
+	fi
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-tansu: setup
+	KCOLLECT_TEST_BROKER=tansu $(PY) -m pytest -q $(TANSU_TESTS) $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -109,6 +136,9 @@ versions: venv
 	@dpkg-query -W -f='clickhouse-server $${Version}\n' clickhouse-server 2>/dev/null || echo "clickhouse-server: not installed from apt"
 	@($(VENV)/bin/promtool --version 2>/dev/null || promtool --version 2>/dev/null || echo "promtool: missing") | head -n 1
 	@(chromium --version 2>/dev/null || echo "chromium: missing"); (chromedriver --version 2>/dev/null || echo "chromedriver: missing")
+	@java -version 2>&1 | head -n 1 || echo "java: missing"
+	@mvn -v 2>/dev/null | head -n 1 || echo "mvn: missing"
+	@$(PY) -c "from kcollect.localstack.kafka import kafka_version; print('apache kafka (local broker)', kafka_version())"
 
 bench: setup
 	@$(PY) -m pip install -q -e ".[dev,local,bench]"

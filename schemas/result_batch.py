@@ -135,4 +135,54 @@ def encode_batch(
     )
 
 
-__all__ = ["BATCH_KIND", "ResultBatch", "encode_batch", "expand_batch", "is_batch"]
+PER_CLIENT_COLUMNS = ("run_id", "client_id", "requested_at_ms", "attempt")
+
+
+def slice_batch(obj: Record, start: int, end: int) -> bytes:
+    """Rows ``[start, end)`` of a decoded result batch, encoded as a batch of their own."""
+    part: Record = dict(obj)
+    for name in PER_CLIENT_COLUMNS:
+        part[name] = obj[name][start:end]
+    part["metrics"] = [column[start:end] for column in obj["metrics"]]
+    part["computed"] = [column[start:end] for column in obj["computed"]]
+    return orjson.dumps(part)
+
+
+def cut_batch(value: bytes, limit: int) -> tuple[list[tuple[int, bytes]], list[tuple[int, Record, bytes]]]:
+    """A result batch cut by bytes: parts of at most ``limit`` bytes, each ``(clients, value)``, in row
+    order, and the rows that do not fit even alone, each ``(position, its identity, its own batch)``.
+
+    A batch that fits is returned as it is. Halving keeps the number of encodes to about
+    ``2 * parts``; every row ends up in exactly one part or in the second list.
+    """
+    obj = orjson.loads(value)
+    clients = len(obj["client_id"])
+    if len(value) <= limit:
+        return [(clients, value)], []
+    parts: list[tuple[int, int, bytes]] = []
+    too_big: list[tuple[int, Record, bytes]] = []
+    pending = [(0, clients, value)]
+    while pending:
+        start, end, encoded = pending.pop()
+        if len(encoded) <= limit:
+            parts.append((start, end - start, encoded))
+        elif end - start == 1:
+            too_big.append((start, {name: obj[name][start] for name in PER_CLIENT_COLUMNS}, encoded))
+        else:
+            middle = (start + end) // 2
+            pending.append((middle, end, slice_batch(obj, middle, end)))
+            pending.append((start, middle, slice_batch(obj, start, middle)))
+    parts.sort(key=lambda part: part[0])
+    too_big.sort(key=lambda row: row[0])
+    return [(count, encoded) for _, count, encoded in parts], too_big
+
+
+__all__ = [
+    "BATCH_KIND",
+    "ResultBatch",
+    "cut_batch",
+    "encode_batch",
+    "expand_batch",
+    "is_batch",
+    "slice_batch",
+]

@@ -2,6 +2,7 @@
 
 ``kafka_bootstrap`` and ``clickhouse_url`` (session) and ``unique_name`` (per test) come from
 ``tests/stack_fixtures.py``; see its docstring for where the broker and the server come from.
+``apache_kafka`` (session, ``tests/kafka_broker.py``) is always a real Apache Kafka broker.
 Unit tests (``tests/unit``) use none of them and need no running service.
 
 A SIGTERM to the test run (a CI timeout, ``kill PID``) becomes a KeyboardInterrupt, as Ctrl-C does: pytest
@@ -17,9 +18,10 @@ from types import FrameType
 
 import pytest
 
-from tests.stack_fixtures import clickhouse_url, kafka_bootstrap, unique_name
+from tests.kafka_broker import apache_kafka, tansu_broker
+from tests.stack_fixtures import clickhouse_url, kafka_bootstrap, share_test_environment, unique_name
 
-__all__ = ["clickhouse_url", "kafka_bootstrap", "unique_name"]
+__all__ = ["apache_kafka", "clickhouse_url", "kafka_bootstrap", "tansu_broker", "unique_name"]
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -37,9 +39,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
+    share_test_environment()
     config.addinivalue_line(
         "markers",
-        "integration: needs a Kafka-protocol broker and/or ClickHouse (started by the session fixtures)",
+        "integration: needs a Kafka broker and/or ClickHouse (the session fixtures start them)",
     )
     config.addinivalue_line(
         "markers", "install: installs the package into a fresh venv (needs the package index or pip's cache)"

@@ -4,8 +4,10 @@ Where each comes from, first match wins:
 
 1. ``KCOLLECT_TEST_BOOTSTRAP_SERVERS`` / ``KCOLLECT_TEST_CLICKHOUSE_URL`` (used as given);
 2. a reachable Docker engine: testcontainers ``KafkaContainer`` / ``ClickHouseContainer``;
-3. local processes from ``kcollect.localstack.stack`` (Tansu, clickhouse-server) in a pytest tmp folder,
-   stopped by PID when the session ends.
+3. local processes started the way ``kcollect stack up`` starts them, in a pytest tmp folder, stopped
+   by PID when the session ends: one broker for the whole session, Apache Kafka by default (where
+   java and mvn exist, else Tansu), ``KCOLLECT_TEST_BROKER=kafka|tansu`` to choose
+   (``local_broker_choice``); and a clickhouse-server.
 
 The ClickHouse URL always names the database ``kcollect``; tests that want their own database build
 it with ``database_url(clickhouse_url, unique_name)``. When the session ends, the databases named after
@@ -21,13 +23,17 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+if TYPE_CHECKING:
+    from kcollect.localstack.brokers import BrokerChoice
+
 ENV_BOOTSTRAP = "KCOLLECT_TEST_BOOTSTRAP_SERVERS"
 ENV_CLICKHOUSE = "KCOLLECT_TEST_CLICKHOUSE_URL"
+ENV_BROKER = "KCOLLECT_TEST_BROKER"
 DATABASE = "kcollect"
 READY_TIMEOUT = 60.0
 _NAMES_GIVEN: set[str] = set()  # every unique_name of this session: a database may carry each
@@ -101,8 +107,28 @@ def _local(start: Callable[..., Any], factory: pytest.TempPathFactory, cleanup: 
     return int(record.port)
 
 
+def local_broker_choice() -> BrokerChoice:
+    """The local broker for tests: ``KCOLLECT_TEST_BROKER``, else what ``kcollect stack up`` picks."""
+    from kcollect.localstack.brokers import choose_broker
+
+    return choose_broker(ENV_BROKER) if os.environ.get(ENV_BROKER) else choose_broker()
+
+
+def share_test_environment() -> None:
+    """For the whole run: ``kcollect stack`` calls in tests start the test broker
+    (``KCOLLECT_TEST_BROKER`` becomes ``KCOLLECT_LOCAL_BROKER``), and every Kafka started in a tmp
+    folder takes its classpath from one cache (``KCOLLECT_KAFKA_CACHE_DIR``, by default the user's
+    state folder's), so Maven runs at most once per version and machine."""
+    from kcollect.localstack.kafka import CACHE_VARIABLE, cache_root
+
+    if os.environ.get(ENV_BROKER):
+        os.environ["KCOLLECT_LOCAL_BROKER"] = os.environ[ENV_BROKER]
+    os.environ.setdefault(CACHE_VARIABLE, str(cache_root()))
+
+
 def _kafka_bootstrap(factory: pytest.TempPathFactory, cleanup: ExitStack) -> str:
-    from kcollect.localstack.stack import start_tansu, wait_kafka
+    from kcollect.localstack.brokers import start_local_broker
+    from kcollect.localstack.stack import wait_kafka
 
     configured = os.environ.get(ENV_BOOTSTRAP)
     if configured:
@@ -112,7 +138,9 @@ def _kafka_bootstrap(factory: pytest.TempPathFactory, cleanup: ExitStack) -> str
     if from_container:
         wait_kafka(from_container, READY_TIMEOUT)
         return from_container
-    return f"127.0.0.1:{_local(start_tansu, factory, cleanup)}"
+    broker = start_local_broker(local_broker_choice().kind, factory.mktemp("broker"), timeout=READY_TIMEOUT)
+    cleanup.callback(broker.stop)
+    return broker.bootstrap_servers
 
 
 def _create_database(url: str) -> None:

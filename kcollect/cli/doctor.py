@@ -11,6 +11,7 @@ from rich.padding import Padding
 from rich.text import Text
 
 from kcollect.cli.errors import exit_on_known_errors
+from streams.kafka.admin import require_topics
 from streams.settings.model import load_settings
 
 
@@ -23,7 +24,9 @@ def doctor(
     from kcollect.ops.doctor import advise
     from kcollect.ops.doctor_facts import gather_facts
 
-    facts = gather_facts(load_settings(), interval)
+    settings = load_settings()
+    require_topics(settings, [])  # no broker: one line, exit 3
+    facts = gather_facts(settings, interval)
     findings = advise(facts)
     if json_out:
         typer.echo(json.dumps({"facts": facts.as_dict(), "findings": [f.as_dict() for f in findings]}))

@@ -14,7 +14,7 @@ from producers.enqueue.enqueue import EnqueueIncompleteError
 from producers.enqueue.sources import SourceError, SourceReadError
 from producers.enqueue.throttle import ThrottleTimeout
 from streams.clickhouse.client import ClickHouseUnavailableError
-from streams.kafka.admin import BrokerUnreachableError, TopicMissingError
+from streams.kafka.admin import BrokerUnreachableError, TopicChangeRefused, TopicMissingError
 from streams.runs.identity import DeadlineError
 from streams.runs.manifests import ManifestNotDeliveredError
 from streams.settings.names import SettingsError
@@ -25,7 +25,8 @@ R = TypeVar("R")
 
 EXIT_CODES_HELP = """Exit codes: 0 done; 1 run incomplete or failed; 2 bad settings or arguments;
 3 broker unreachable; 4 topic missing; 5 ClickHouse unavailable; 6 deliveries not confirmed;
-7 client source unreadable (enqueue: a file that cannot be read, a failing ClickHouse query)."""
+7 client source unreadable (enqueue: a file that cannot be read, a failing ClickHouse query);
+8 the broker refused a topic change (topics grow)."""
 
 # (error, exit code, what the message starts with after "kcollect: "); the first that matches wins
 ERROR_EXIT_CODES: tuple[tuple[type[Exception], int, str], ...] = (
@@ -36,6 +37,7 @@ ERROR_EXIT_CODES: tuple[tuple[type[Exception], int, str], ...] = (
     (SourceError, 2, ""),
     (BrokerUnreachableError, 3, ""),
     (TopicMissingError, 4, ""),
+    (TopicChangeRefused, 8, ""),
     (ClickHouseUnavailableError, 5, ""),
     (EnqueueIncompleteError, 6, ""),
     (ThrottleTimeout, 1, ""),

@@ -10,6 +10,7 @@ import typer
 
 from kcollect.cli.errors import exit_on_known_errors
 from kcollect.cli.options import AllTopics, Groups, Topics
+from streams.kafka.admin import require_topics
 from streams.settings.model import load_settings
 
 
@@ -30,6 +31,7 @@ def exporter(
     from kcollect.ops.exporter import LagExporter, serve
 
     settings = load_settings()
+    require_topics(settings, [])  # no broker at start: one line, exit 3 (later outages: up 0)
     lag_exporter = LagExporter(
         settings, interval, runs=runs, groups=group, topics=topic, all_topics=all_topics
     )

@@ -48,8 +48,9 @@ def render(snapshot: Snapshot, limit: int | None = None) -> Group:
     table.add_column("TOPIC", overflow="ellipsis", max_width=24, no_wrap=True)
     for name in ("P", "COMMITTED", "END", "LAG", "AGE s"):
         table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("OWNER", overflow="ellipsis", max_width=16, no_wrap=True)
+    table.add_column("CLIENT ID", overflow="ellipsis", max_width=20, no_wrap=True)
     table.add_column("HOST", overflow="ellipsis", max_width=15, no_wrap=True)
+    table.add_column("MEMBER", overflow="ellipsis", max_width=14, no_wrap=True)
     for row in rows[:limit]:
         table.add_row(
             Text(row.status, style=STYLES[row.status]),
@@ -60,8 +61,9 @@ def render(snapshot: Snapshot, limit: int | None = None) -> Group:
             _num(row.end),
             _num(row.lag),
             _num(row.lag_seconds, 1),
-            row.owner,
+            row.client_id or row.owner,
             row.host,
+            row.owner,
         )
     shown = len(rows) if limit is None else min(limit, len(rows))
     footer = Text(
@@ -94,8 +96,7 @@ def lag(
     Exit codes: 2 bad settings, 3 broker unreachable, 4 a --topic does not exist.
     """
     settings = load_settings()
-    if topic:
-        require_topics(settings, topic)  # a named topic that does not exist: exit 4
+    require_topics(settings, topic or [])  # no broker: one line, exit 3; a named topic missing: exit 4
     collector = LagCollector(settings, group, topic, all_topics=all_topics)
     monitor = LagMonitor(collector, window=window if watch else samples)
     try:

@@ -41,7 +41,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(stack_app, name="stack", help="The embedded local stack (Tansu broker + ClickHouse).")
+app.add_typer(stack_app, name="stack", help="The embedded local stack (Apache Kafka or Tansu + ClickHouse).")
 app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
 app.add_typer(runs_app, name="runs")

@@ -1,4 +1,4 @@
-"""``kcollect stack up|down|status``: the embedded local stack (Tansu broker + clickhouse-server)."""
+"""``kcollect stack up|down|status``: the embedded local stack (Apache Kafka or Tansu + clickhouse-server)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from kcollect.localstack import stack
 T = TypeVar("T")
 
 stack_app = typer.Typer(
-    help="Run a local Kafka-protocol broker (Tansu) and ClickHouse as background processes.",
+    help=(
+        "Run a local broker (Apache Kafka from its Maven jars, or Tansu without Java; "
+        "KCOLLECT_LOCAL_BROKER=kafka|tansu chooses) and ClickHouse as background processes."
+    ),
     no_args_is_help=True,
 )
 
@@ -42,6 +45,7 @@ def _print_json(value: Any) -> None:
 
 
 def _print_addresses(info: dict[str, Any]) -> None:
+    typer.echo(f"broker:            {info['broker']}")
     typer.echo(f"bootstrap servers: {info['bootstrap_servers']}")
     typer.echo(f"clickhouse url:    {info['clickhouse_url']}")
     for process in info["processes"]:
@@ -54,11 +58,17 @@ def _print_addresses(info: dict[str, Any]) -> None:
 def up(
     json_output: JsonFlag = False,
     state_dir: StateDir = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each service to answer.")] = 30.0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each service to answer.")] = 60.0,
 ) -> None:
-    """Start the broker and ClickHouse (or reuse the running ones) and print their addresses."""
+    """Start the broker and ClickHouse (or reuse the running ones) and print their addresses.
+
+    The broker is Apache Kafka where java and mvn are on PATH (its jars are resolved from Maven once,
+    then cached in the state folder), else Tansu; KCOLLECT_LOCAL_BROKER=kafka|tansu chooses.
+    """
     _run("up", lambda: stack.up(state_dir, timeout=timeout))
     info = stack.status(state_dir)
+    if info["broker_note"]:
+        typer.echo(f"note: {info['broker_note']}", err=True)
     if json_output:
         _print_json(info)
     else:
@@ -81,8 +91,9 @@ def status(json_output: JsonFlag = False, state_dir: StateDir = None) -> None:
 
     Exits 0 whether or not the stack runs: read "running" (true or false) from the output.
 
-    With --json: "running", "bootstrap_servers", "clickhouse_url" (both null unless running),
-    "state_dir", "stack_file" and "processes".
+    With --json: "running", "broker" ("kafka" or "tansu"), "broker_note" (why the broker is not the
+    default, or null), "bootstrap_servers", "clickhouse_url" (both null unless running), "state_dir",
+    "stack_file" and "processes".
     """
     info = _run("status", lambda: stack.status(state_dir))
     if json_output:

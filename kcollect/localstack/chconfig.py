@@ -3,6 +3,7 @@
 The Debian package's ``/etc/clickhouse-server/config.xml`` is the template: paths move under the
 folder, ports are chosen, the server listens on 127.0.0.1 only, and every section that needs root
 services or files we do not have (TLS, graphite, clusters, ZooKeeper, macros, includes) is removed.
+A secure native port can be added back with the caller's own certificate (``TlsListener``).
 """
 
 from __future__ import annotations
@@ -74,6 +75,30 @@ class ClickHousePorts:
     interserver: int
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """A secure native port (``tcp_port_secure``) with the server's certificate and key (PEM files)."""
+
+    port: int
+    certificate: Path
+    private_key: Path
+
+
+def _set_tls(root: ET.Element, tls: TlsListener) -> None:
+    _set(root, "tcp_port_secure", str(tls.port))
+    server = ET.SubElement(ET.SubElement(root, "openSSL"), "server")
+    for tag, value in (
+        ("certificateFile", str(tls.certificate)),
+        ("privateKeyFile", str(tls.private_key)),
+        ("verificationMode", "none"),  # clients are not asked for certificates
+        ("loadDefaultCAFile", "false"),
+        ("cacheSessions", "true"),
+        ("disableProtocols", "sslv2,sslv3"),
+        ("preferServerCiphers", "true"),
+    ):
+        _set(server, tag, value)
+
+
 def _set(root: ET.Element, tag: str, value: str) -> None:
     node = root.find(tag)
     if node is None:
@@ -116,18 +141,26 @@ def _set_ports(root: ET.Element, ports: ClickHousePorts) -> None:
     _set(root, "interserver_http_host", LOOPBACK)
 
 
-def render_config(template: ET.Element, layout: ClickHouseLayout, ports: ClickHousePorts) -> ET.Element:
-    """A copy of the template's root element, edited to run under ``layout`` on ``ports``."""
+def render_config(
+    template: ET.Element, layout: ClickHouseLayout, ports: ClickHousePorts, tls: TlsListener | None = None
+) -> ET.Element:
+    """A copy of the template's root element, edited to run under ``layout`` on ``ports`` (and, with
+    ``tls``, a secure native port with its own openSSL server section)."""
     root = ET.fromstring(ET.tostring(template))
     _remove_all(root, _REMOVED)
     _drop_includes(root)
     _set_paths(root, layout)
     _set_ports(root, ports)
+    if tls is not None:
+        _set_tls(root, tls)
     return root
 
 
 def write_config(
-    layout: ClickHouseLayout, ports: ClickHousePorts, system_dir: Path = SYSTEM_CONFIG_DIR
+    layout: ClickHouseLayout,
+    ports: ClickHousePorts,
+    system_dir: Path = SYSTEM_CONFIG_DIR,
+    tls: TlsListener | None = None,
 ) -> Path:
     """Write ``config.xml`` (rendered) and ``users.xml`` (copied) into the layout; return config.xml."""
     for folder in (layout.config_dir, layout.data_dir, layout.log_dir):
@@ -135,7 +168,7 @@ def write_config(
     template = ET.parse(system_dir / "config.xml").getroot()
     if template is None:
         raise ValueError(f"{system_dir / 'config.xml'} has no root element")
-    rendered = ET.ElementTree(render_config(template, layout, ports))
+    rendered = ET.ElementTree(render_config(template, layout, ports, tls))
     ET.indent(rendered)
     rendered.write(layout.config_file, encoding="utf-8", xml_declaration=True)
     shutil.copyfile(system_dir / "users.xml", layout.config_dir / "users.xml")

@@ -19,6 +19,7 @@ from kcollect.localstack.chconfig import (
     SYSTEM_CONFIG_DIR,
     ClickHouseLayout,
     ClickHousePorts,
+    TlsListener,
     write_config,
 )
 from kcollect.localstack.errors import StackError
@@ -137,18 +138,19 @@ def _distinct_ports(tcp: int | None) -> ClickHousePorts:
 
 
 def start_clickhouse(
-    folder: Path, port: int | None = None, *, timeout: float = STARTUP_TIMEOUT
+    folder: Path, port: int | None = None, *, timeout: float = STARTUP_TIMEOUT, tls: TlsListener | None = None
 ) -> ProcessRecord:
     """Start a detached clickhouse-server (native port ``port``) and wait until it answers.
 
     Config and data live in ``folder/clickhouse/`` (data kept across restarts); output goes to
     ``folder/logs/clickhouse.log`` and the server's own logs next to it. The ``kcollect`` database is
-    created. On failure the process is stopped and StackError names the log files.
+    created. ``tls`` adds a secure native port (the plain one stays, for readiness and set-up). On
+    failure the process is stopped and StackError names the log files.
     """
     binary = find_clickhouse_server()
     layout = ClickHouseLayout.under(folder)
     ports = _distinct_ports(port)
-    config = write_config(layout, ports)
+    config = write_config(layout, ports, tls=tls)
     log_path = layout.log_dir / "clickhouse.log"
     env = {**os.environ, MARKER_VARIABLE: marker(NAME, ports.tcp)}
     argv = [str(binary), f"--config-file={config}"]

@@ -127,6 +127,31 @@ def stop_process(record: ProcessRecord, timeout: float = STOP_TIMEOUT) -> bool:
     return True
 
 
+def stop_processes(records: Sequence[ProcessRecord], timeout: float = STOP_TIMEOUT) -> list[str]:
+    """SIGTERM to every live recorded process at once, wait up to ``timeout`` s, SIGKILL the rest.
+
+    For members of one cluster: stopped one by one, the last ones could wait on a quorum that is
+    already gone. Returns the names of the processes that were running and are now stopped.
+    """
+    live = [r for r in records if is_recorded_process(r)]
+    for record in records:
+        if record not in live:
+            _reap(record.pid)
+    for record in live:
+        _signal(record.pid, signal.SIGTERM)
+    deadline = deadline_after(timeout)
+    for record in live:
+        wait_exit(record.pid, remaining(deadline))
+    for record in live:
+        if not exited(record.pid) and is_recorded_process(record):
+            _signal(record.pid, signal.SIGKILL)
+    stuck = [r for r in live if not wait_exit(r.pid, KILL_TIMEOUT)]
+    if stuck:
+        names = ", ".join(f"{r.name} (pid {r.pid})" for r in stuck)
+        raise StackError(f"{names} survived SIGKILL; see {stuck[0].log_path}")
+    return [r.name for r in live]
+
+
 def log_tail(path: Path, lines: int = 5) -> str:
     """The last few lines of a log file, joined with `` | `` (empty when unreadable)."""
     try:

@@ -1,4 +1,7 @@
-"""The embedded local stack: ``up``, ``down`` and ``status`` of a Tansu broker plus a clickhouse-server.
+"""The embedded local stack: ``up``, ``down`` and ``status`` of a local broker plus a clickhouse-server.
+
+The broker is Apache Kafka (one KRaft node from its Maven jars) where ``java`` and ``mvn`` exist, else
+Tansu; ``KCOLLECT_LOCAL_BROKER=kafka|tansu`` chooses (``kcollect.localstack.brokers``).
 
 Both run as detached local processes on free loopback ports, so they outlive the command that started
 them; ``stack.json`` in the state folder (``streams.settings.stackfile``) records their PIDs, ports and logs,
@@ -14,9 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kcollect.localstack.brokers import choose_broker, start_local_broker
 from kcollect.localstack.clickhouse import clickhouse_url, start_clickhouse, wait_clickhouse
 from kcollect.localstack.errors import StackError
-from kcollect.localstack.ports import LOOPBACK, free_port
+from kcollect.localstack.kafka import start_kafka
+from kcollect.localstack.ports import free_port
 from kcollect.localstack.process import is_recorded_process, stop_process
 from kcollect.localstack.tansu import find_tansu, start_tansu, wait_kafka
 from streams.settings.model import parse_clickhouse_url
@@ -33,11 +38,14 @@ __all__ = [
     "ProcessRecord",
     "StackError",
     "StackFile",
+    "choose_broker",
     "down",
     "find_tansu",
     "free_port",
     "parse_clickhouse_url",
     "start_clickhouse",
+    "start_kafka",
+    "start_local_broker",
     "start_tansu",
     "status",
     "stop_process",
@@ -46,7 +54,7 @@ __all__ = [
     "wait_kafka",
 ]
 
-STARTUP_TIMEOUT = 30.0
+STARTUP_TIMEOUT = 60.0
 
 
 @contextmanager
@@ -86,10 +94,11 @@ def _stop_recorded(folder: Path) -> list[str]:
 
 def _start(folder: Path, timeout: float) -> StackFile:
     """Start the broker, then ClickHouse; stop whatever started when anything fails."""
+    choice = choose_broker()
     started: list[ProcessRecord] = []
     try:
-        tansu = start_tansu(folder, timeout=timeout)
-        started.append(tansu)
+        broker = start_local_broker(choice.kind, folder, timeout=timeout)
+        started.extend(broker.records)
         clickhouse = start_clickhouse(folder, timeout=timeout)
         started.append(clickhouse)
     except BaseException:
@@ -97,9 +106,11 @@ def _start(folder: Path, timeout: float) -> StackFile:
             stop_process(record)
         raise
     stack = StackFile(
-        bootstrap_servers=f"{LOOPBACK}:{tansu.port}",
+        bootstrap_servers=broker.bootstrap_servers,
         clickhouse_url=clickhouse_url(clickhouse.port),
         processes=tuple(started),
+        broker=broker.kind,
+        broker_note=choice.note,
     )
     write_stack_file(stack, folder)
     return stack
@@ -135,7 +146,7 @@ def up(folder: Path | None = None, *, timeout: float = STARTUP_TIMEOUT) -> Stack
 def down(folder: Path | None = None) -> list[str]:
     """Stop the recorded processes (SIGTERM, then SIGKILL after ~10 s) and remove ``stack.json``.
 
-    Only PIDs recorded in ``stack.json`` that still are our tansu/clickhouse are signalled. Returns
+    Only PIDs recorded in ``stack.json`` that still are our broker/clickhouse are signalled. Returns
     the names of the processes that were running and are now stopped.
     """
     folder = folder or state_dir()
@@ -150,8 +161,10 @@ def _process_info(record: ProcessRecord) -> dict[str, Any]:
 def status(folder: Path | None = None) -> dict[str, Any]:
     """What ``stack.json`` records and whether it runs.
 
-    Keys: ``running`` (every recorded process alive), ``bootstrap_servers`` and ``clickhouse_url``
-    (None unless running), ``state_dir``, ``stack_file`` and ``processes`` (each with ``alive``).
+    Keys: ``running`` (every recorded process alive), ``broker`` (``kafka`` or ``tansu``; None when
+    nothing is recorded), ``broker_note`` (why the broker is not the default one, or None),
+    ``bootstrap_servers`` and ``clickhouse_url`` (None unless running), ``state_dir``, ``stack_file``
+    and ``processes`` (each with ``alive``).
     """
     folder = folder or state_dir()
     stack = _recorded(folder)
@@ -159,6 +172,8 @@ def status(folder: Path | None = None) -> dict[str, Any]:
     running = bool(processes) and all(p["alive"] for p in processes)
     return {
         "running": running,
+        "broker": stack.broker if stack else None,
+        "broker_note": stack.broker_note if stack else None,
         "bootstrap_servers": stack.bootstrap_servers if stack and running else None,
         "clickhouse_url": stack.clickhouse_url if stack and running else None,
         "state_dir": str(folder),

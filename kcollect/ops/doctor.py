@@ -39,6 +39,7 @@ class StageFacts:
     oldest_age_seconds: float | None
     slots_per_member: int | None = None  # records one member can hold in flight
     stuck_partitions: int = 0  # STALLED or STOPPED
+    owners: dict[str, int] = field(default_factory=dict)  # "client id@host (member id)" -> partitions
 
 
 @dataclass
@@ -164,6 +165,16 @@ def slot_advice(s: StageFacts) -> Finding | None:
     return Finding("ok", f"{s.stage}: {free:,} free slots of {capacity:,} ({100 * free / capacity:.0f}%)")
 
 
+def owner_advice(s: StageFacts) -> Finding | None:
+    """Who owns the stage's partitions (from the group description), or why that is not known."""
+    if not s.owners:
+        return None
+    if set(s.owners) == {"unknown"}:
+        return Finding("info", f"{s.stage}: partition owners unknown (the broker does not list members)")
+    shown = [f"{count} partition(s): {owner}" for owner, count in sorted(s.owners.items())]
+    return Finding("info", f"{s.stage}: {s.partitions} partition(s) owned by", shown)
+
+
 def member_advice(s: StageFacts) -> Finding | None:
     if s.members is None:
         return Finding(
@@ -218,7 +229,7 @@ def advise(facts: Facts) -> list[Finding]:
     """Every finding, the most urgent first; an ``ok`` summary when nothing needs action."""
     found: list[Finding] = []
     for stage in facts.stages:
-        for rule in (growth_advice, latency_advice, slot_advice, member_advice):
+        for rule in (growth_advice, latency_advice, slot_advice, member_advice, owner_advice):
             finding = rule(stage)
             if finding is not None:
                 found.append(finding)

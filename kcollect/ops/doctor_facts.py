@@ -40,7 +40,20 @@ def _stage(
         oldest_age_seconds=max((r.lag_seconds or 0.0 for r in after.rows), default=None),
         slots_per_member=slots,
         stuck_partitions=sum(r.status in ("STALLED", "STOPPED") for r in after.rows),
+        owners=_owners(after),
     )
+
+
+def _owners(snapshot: Snapshot) -> dict[str, int]:
+    """Partitions per owner, named ``client id@host (member id)``; "unknown" where the broker does not say."""
+    counts: dict[str, int] = {}
+    for row in snapshot.rows:
+        if row.owner in ("unknown", "-"):
+            name = "unknown" if row.owner == "unknown" else "no owner"
+        else:
+            name = f"{row.client_id or '?'}@{row.host} ({row.owner})"
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def _run_watcher(settings: Settings, notes: list[str]) -> Any:

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from streams.kafka.admin import BrokerUnreachableError
 from streams.lag import metrics as m
 from streams.lag.collector import LagCollector, LagMonitor, Snapshot, group_statuses
 from streams.lag.status import Status
@@ -61,7 +62,14 @@ def snapshot_families(snapshot: Snapshot) -> list[Metric]:
     for group, info in sorted(snapshot.groups.items()):
         if info.members is not None:
             members.add_metric([group], info.members)
-    return [lag, seconds, offset, status, topic, groups, members, *group_topic_families(snapshot)]
+    owners = GaugeMetricFamily(
+        m.PARTITION_OWNER,
+        'Who owns a partition (1): member id, client id and host ("unknown" where the broker does not say)',
+        labels=[*PARTITION_LABELS, "member", "client_id", "host"],
+    )
+    for row in snapshot.rows:
+        owners.add_metric([row.group, row.topic, str(row.partition), row.owner, row.client_id, row.host], 1)
+    return [lag, seconds, offset, status, topic, groups, members, owners, *group_topic_families(snapshot)]
 
 
 def group_topic_families(snapshot: Snapshot) -> list[Metric]:
@@ -192,6 +200,10 @@ class LagExporter:
             families += snapshot_families(snapshot)
             if self._runs is not None:
                 families += run_families(self._runs.progress())
+        except BrokerUnreachableError as exc:
+            log.warning("lag collection failed: %s", exc)  # an outage: one line, not a traceback
+            self._errors += 1
+            up = 0.0
         except Exception:
             log.exception("lag collection failed")
             self._errors += 1

@@ -8,7 +8,7 @@ from collections import deque
 
 from confluent_kafka import Message
 
-from streams.kafka.dead_letter import dead_letter, header_map
+from streams.kafka.dead_letter import MAX_ORIGINAL_BYTES, BatchRow, dead_letter, header_map
 from streams.kafka.producer import BatchProducer, DeliveryTracker
 from streams.observability import metrics as m
 
@@ -53,17 +53,41 @@ class FailureGuard:
 class RequestDeadLetters:
     """Produces dead letters for failed requests, counting them and logging where they came from."""
 
-    def __init__(self, producer: BatchProducer, topic: str) -> None:
+    def __init__(
+        self, producer: BatchProducer, topic: str, max_value_bytes: int = MAX_ORIGINAL_BYTES
+    ) -> None:
         self._producer = producer
         self._topic = topic
+        self.max_value_bytes = max_value_bytes  # the DLQ topic's limit less room for headers
 
     def send(
-        self, tracker: DeliveryTracker, msg: Message, error_class: str, error: str, stage: str, reason: str
+        self,
+        tracker: DeliveryTracker,
+        msg: Message,
+        error_class: str,
+        error: str,
+        stage: str,
+        reason: str,
+        row: BatchRow | None = None,
+        run_id: str | None = None,
+        max_value_bytes: int | None = None,
     ) -> None:
+        """Dead-letter ``msg`` (or, with ``row``, that one result made from it), its value cut to
+        ``max_value_bytes`` (default: what the DLQ takes) with the hash of the whole."""
         previous = header_map(msg.headers())  # type: ignore[arg-type]
         attempts = int(previous.get("attempts", "0") or 0) + 1
         first = int(previous.get("first_failure_ms", "0") or 0) or None
-        key, value, headers = dead_letter(msg, error_class, error, stage, attempts, first)
+        key, value, headers = dead_letter(
+            msg,
+            error_class,
+            error,
+            stage,
+            attempts,
+            first,
+            run_id,
+            row,
+            min(self.max_value_bytes, max_value_bytes or self.max_value_bytes),
+        )
         headers.append(("reason", reason.encode()))
         self._producer.produce_batch(self._topic, [(key or b"", value)], tracker, headers)
         m.PROCESSOR_DEAD_LETTERED.labels(stage, error_class).inc()
@@ -79,4 +103,10 @@ class RequestDeadLetters:
         )
 
 
-_ADJECTIVE = {"decode": "invalid", "deadline": "expired", "fetch": "failed", "compute": "uncomputable"}
+_ADJECTIVE = {
+    "decode": "invalid",
+    "deadline": "expired",
+    "fetch": "failed",
+    "compute": "uncomputable",
+    "produce": "oversized",
+}

@@ -60,6 +60,8 @@ class Outcome:
     encoded: list[EncodedBatch]
     partial: int = 0
     failures: list[Failure] = field(default_factory=list)
+    requests: list[Record] = field(default_factory=list)  # the batch's requests and messages (same order):
+    messages: list[Message] = field(default_factory=list)  # where an oversized result is dead-lettered from
 
     @property
     def clients(self) -> int:
@@ -125,7 +127,7 @@ class Fetcher:
         kept_partitions = [partitions[i] for i in keep]
         try:
             encoded, partial = encode_results(requests, kept_partitions, columns, self.compute, now_ms)
-            return Outcome(encoded, partial, failures)
+            return Outcome(encoded, partial, failures, batch.requests, batch.messages)
         except Exception:
             pass  # some client's compute or encoding fails: find which, alone
         good: list[int] = []
@@ -144,7 +146,7 @@ class Fetcher:
             self.compute,
             now_ms,
         )
-        return Outcome(encoded, partial, [*failures, *bad])
+        return Outcome(encoded, partial, [*failures, *bad], batch.requests, batch.messages)
 
     def _try_one(self, batch: Decoded, i: int, columns: MetricColumns, now_ms: int) -> Failure | None:
         request, message = batch.requests[i], batch.messages[i]

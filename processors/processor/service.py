@@ -32,6 +32,7 @@ from processors.processor.steps import OutcomeCounts, ProduceOutcome, RequestDec
 from processors.processor.subsystems.simulated import SimulatedSubsystem
 from schemas.topics import REQUESTS, REQUESTS_DLQ, REQUESTS_RETRY, RESULTS
 from streams.kafka.producer import BatchProducer
+from streams.kafka.topic_limits import DEAD_LETTER_HEADERS, TopicLimits
 from streams.lag.gate import LagGate
 from streams.observability import metrics as m
 from streams.settings.model import Settings
@@ -56,8 +57,10 @@ def make_client(config: SubsystemConfig, settings: Settings) -> Any:
         )
     if config.kind == "sql":
         from processors.processor.subsystems.sql_query import SqlSubsystem
+        from streams.clickhouse.client import check_server
 
         assert config.query is not None
+        check_server(settings.clickhouse())  # TLS or login refused: exit 5 at start, not a DLQ of fetches
         return SqlSubsystem(
             config.name, config.metrics, config.query, settings.clickhouse(), config.max_concurrency
         )
@@ -73,14 +76,23 @@ def make_fetcher(config: ProcessorConfig, settings: Settings) -> Fetcher:
 class Processor:
     """Everything one processor process shares across chains (rebalances build a new chain)."""
 
-    def __init__(self, settings: Settings, config: ProcessorConfig, producer: BatchProducer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config: ProcessorConfig,
+        producer: BatchProducer,
+        limits: TopicLimits | None = None,
+    ) -> None:
         prefix = settings.topic_prefix
         self.settings = settings
         self.config = config
         self.producer = producer
         self.topics = Topics(RESULTS.name(prefix), REQUESTS_RETRY.name(prefix), REQUESTS_DLQ.name(prefix))
+        self.limits = limits or TopicLimits({}, settings.max_message_bytes)
         self.guard = FailureGuard(settings.processor_dlq_guard_window, settings.processor_dlq_guard_ratio)
-        self.dead = RequestDeadLetters(producer, self.topics.dlq)
+        self.dead = RequestDeadLetters(
+            producer, self.topics.dlq, self.limits.value_limit(self.topics.dlq, DEAD_LETTER_HEADERS)
+        )
         self.gate = RetryGate(self.topics.retry, max_wait_ms=config.retry.max_delay_ms + RETRY_WAIT_MARGIN_MS)
         self.decoder = RequestDecoder(self.dead, self.guard, self.gate)
         self.fetcher = make_fetcher(config, settings)
@@ -98,7 +110,14 @@ class Processor:
             max_waiting=settings.max_in_flight_batches * 2,
         )
         produce = ProduceOutcome(
-            self.producer, self.topics, self.dead, self.guard, self.config.retry, commit, self.counts
+            self.producer,
+            self.topics,
+            self.dead,
+            self.guard,
+            self.config.retry,
+            commit,
+            self.counts,
+            self.limits.value_limit(self.topics.results),
         )
         fetch: ProcessingStep[Any]
         if all(caller.inline for caller in self.fetcher.callers):
@@ -151,10 +170,10 @@ def results_lag_gate(settings: Settings) -> LagGate | None:
 
 
 def consumer_extra(settings: Settings) -> dict[str, Any]:
-    extra: dict[str, Any] = {"partition.assignment.strategy": settings.processor_assignment_strategy}
-    if settings.processor_group_instance_id:
-        extra["group.instance.id"] = settings.processor_group_instance_id
-    return extra
+    return {
+        "partition.assignment.strategy": settings.processor_assignment_strategy,
+        "instance_id": settings.processor_group_instance_id,
+    }
 
 
 def run_processor(settings: Settings, ready_file: Path | None = None) -> dict[str, Any]:
@@ -168,10 +187,12 @@ def run_processor(settings: Settings, ready_file: Path | None = None) -> dict[st
     )
     prefix = settings.topic_prefix
     topics = [REQUESTS.name(prefix), REQUESTS_RETRY.name(prefix)]
-    require_topics(settings, [*topics, RESULTS.name(prefix), REQUESTS_DLQ.name(prefix)])
+    outputs = [RESULTS.name(prefix), REQUESTS_RETRY.name(prefix), REQUESTS_DLQ.name(prefix)]
+    require_topics(settings, [*topics, *outputs])
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per call otherwise
-    producer = BatchProducer(settings)
-    processor = Processor(settings, config, producer)
+    limits = TopicLimits.read(settings, outputs)
+    producer = BatchProducer(settings, **limits.producer_config())
+    processor = Processor(settings, config, producer, limits)
     results_gate = results_lag_gate(settings)  # None when KCOLLECT_RESULTS_LAG_HIGH is 0
     try:
         loop_stats = run_consumer_service(

@@ -16,6 +16,7 @@ from processors.processor.fetcher import Decoded, Failure, Outcome
 from processors.processor.retry import retry_delay_ms
 from processors.processor.retry_gate import RetryGate, not_before_ms
 from schemas.codec import decode_requests, encode_record
+from schemas.result_batch import cut_batch
 from streams.kafka.dead_letter import header_map
 from streams.kafka.producer import BatchProducer, DeliveryTracker, Headers
 from streams.observability import metrics as m
@@ -23,6 +24,7 @@ from streams.steps.faults import fault_point
 from streams.steps.strategy import Batch, ForwardingStep, MessageRejected, ProcessingStep
 
 log = logging.getLogger(__name__)
+RECOUNT_SECONDS = 30.0
 Record = dict[str, Any]
 
 
@@ -106,7 +108,11 @@ class RequestDecoder:
 
 class ProduceOutcome(ForwardingStep[None]):
     """Result batches to the results topic (a batch from request partition p to results partition p mod
-    the results topic's partition count); failures to the retry topic, or the DLQ after the last attempt."""
+    the results topic's partition count); failures to the retry topic, or the DLQ after the last attempt.
+
+    A batch larger than ``results_value_limit`` bytes is cut into batches that fit; a single result that
+    does not fit alone goes to the DLQ (``too_large``), cut to that limit, with the hash and length of
+    the whole (``original_sha256``, ``original_truncated``)."""
 
     def __init__(
         self,
@@ -117,15 +123,19 @@ class ProduceOutcome(ForwardingStep[None]):
         retry: Any,
         next_step: ProcessingStep[Any],
         counts: OutcomeCounts | None = None,
+        results_value_limit: int | None = None,
     ) -> None:
         super().__init__(next_step)
         self._producer = producer
+        self._limit = results_value_limit  # bytes of a result batch at most (None: no cut)
         self._topics = topics
         self._dead = dead
         self._guard = guard
         self._retry = retry  # processors.processor.config.RetryConfig
         self._results_partitions = producer.partition_count(topics.results)
         self.counts = counts if counts is not None else OutcomeCounts()
+        self._recount_after = 0.0  # monotonic time before which the count is not asked again
+        self._recounted_for = -1  # the highest request partition the count was last asked for
 
     def submit(self, batch: Batch[Outcome]) -> None:
         # a produced batch the commit step refused is held, not produced again: refuse until it is taken
@@ -133,20 +143,74 @@ class ProduceOutcome(ForwardingStep[None]):
             raise MessageRejected
         fault_point("after_fetch")
         outcome = batch.payload
-        spread = self._results_partitions
-        tracker = self._producer.produce_to_partitions(
-            self._topics.results, [(b.partition % spread, b.value) for b in outcome.encoded]
-        )
+        records, oversized = self._records(outcome)
+        tracker = self._producer.produce_to_partitions(self._topics.results, records)
         fault_point("after_produce")
-        clients = outcome.clients
+        clients = outcome.clients - len(oversized)
         self.counts.results += clients
         self.counts.partial += outcome.partial
-        m.PROCESSOR_RECORDS.labels("ok").inc(clients - outcome.partial)
+        m.PROCESSOR_RECORDS.labels("ok").inc(max(0, clients - outcome.partial))
         if outcome.partial:
             m.PROCESSOR_RECORDS.labels("partial").inc(outcome.partial)
         dead = self._failures(outcome.failures, tracker) if outcome.failures else 0
+        if oversized:
+            dead += self._oversized(outcome, oversized, tracker)
         self.hand_on(Batch(None, batch.offsets, [*batch.trackers, tracker]))
         self._guard.record(0, dead)  # after the batch is handed on: its offsets stay in order
+
+    def _records(self, outcome: Outcome) -> tuple[list[tuple[int, bytes]], list[tuple[int, Record, bytes]]]:
+        """(results partition, value) of every result batch, cut by bytes where one is over the limit,
+        and the single results that do not fit even alone."""
+        spread = self._spread(outcome)
+        limit = self._limit
+        if limit is None or all(len(b.value) <= limit for b in outcome.encoded):
+            return [(b.partition % spread, b.value) for b in outcome.encoded], []
+        records: list[tuple[int, bytes]] = []
+        oversized: list[tuple[int, Record, bytes]] = []
+        for encoded in outcome.encoded:
+            parts, too_big = cut_batch(encoded.value, limit)
+            records.extend((encoded.partition % spread, value) for _, value in parts)
+            oversized.extend(too_big)
+        log.info("result batches over %d bytes cut into %d record(s)", limit, len(records))
+        return records, oversized
+
+    def _spread(self, outcome: Outcome) -> int:
+        """The results topic's partition count, asked again (at most every 30 s) when a batch comes from a
+        request partition beyond it: `kcollect topics grow` added partitions to both topics. A request
+        partition higher than any asked for before asks at once (a second growth)."""
+        top = max((b.partition for b in outcome.encoded), default=0)
+        if top < self._results_partitions:
+            return self._results_partitions
+        if top > self._recounted_for or time.monotonic() >= self._recount_after:
+            self._recount_after = time.monotonic() + RECOUNT_SECONDS
+            self._recounted_for = max(self._recounted_for, top)
+            before, self._results_partitions = (
+                self._results_partitions,
+                self._producer.partition_count(self._topics.results),
+            )
+            if self._results_partitions != before:
+                log.info("results topic has %d partitions (was %d)", self._results_partitions, before)
+        return self._results_partitions
+
+    def _oversized(
+        self, outcome: Outcome, rows: list[tuple[int, Record, bytes]], tracker: DeliveryTracker
+    ) -> int:
+        """Dead-letter each result too large for the results topic: the row cut, with its hash."""
+        where = {(r["run_id"], r["client_id"]): i for i, r in enumerate(outcome.requests)}
+        for _, identity, value in rows:
+            client = str(identity["client_id"])
+            index = where[(identity["run_id"], identity["client_id"])]
+            error = (
+                f"the result of client {client} is {len(value)} bytes; "
+                f"{self._topics.results} takes at most {self._limit}"
+            )
+            self._dead.send(
+                tracker, outcome.messages[index], "RecordTooLarge", error, "produce", "too_large",
+                row=(0, client, value), run_id=str(identity["run_id"]), max_value_bytes=self._limit,
+            )  # fmt: skip
+        self.counts.dead_lettered += len(rows)
+        m.PROCESSOR_RECORDS.labels("dead_lettered").inc(len(rows))
+        return len(rows)
 
     def _failures(self, failures: list[Failure], tracker: DeliveryTracker) -> int:
         now_ms = int(time.time() * 1000)

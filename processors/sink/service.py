@@ -24,11 +24,14 @@ from processors.sink.insert_step import InsertStep
 from processors.sink.steps import ResultDeadLetters, ResultDecoder, WindowStep
 from processors.sink.windowing import WindowLimits
 from schemas.topics import RESULTS, RESULTS_DLQ
+from streams.kafka.dead_letter import MAX_ORIGINAL_BYTES
 from streams.kafka.producer import BatchProducer
 from streams.settings.model import Settings
 from streams.steps.commit import Commit, CommitOffsets
 from streams.steps.service import run_consumer_service
 from streams.steps.strategy import ProcessingStep, TransformStep
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SinkStats", "build_sink_chain", "run_sink"]
 
@@ -53,11 +56,17 @@ def tune_for_throughput() -> None:
 
 
 def build_sink_chain(
-    commit_offsets: Commit, settings: Settings, producer: BatchProducer, stats: SinkStats
+    commit_offsets: Commit,
+    settings: Settings,
+    producer: BatchProducer,
+    stats: SinkStats,
+    dlq_value_limit: int = MAX_ORIGINAL_BYTES,
 ) -> ProcessingStep[list[Message]]:
     """ResultDecoder -> WindowStep -> InsertStep -> CommitOffsets."""
     commit = CommitOffsets(commit_offsets, settings.commit_interval_seconds, producer.poll, max_waiting=64)
-    dead_letters = ResultDeadLetters(producer, RESULTS_DLQ.name(settings.topic_prefix), stats)
+    dead_letters = ResultDeadLetters(
+        producer, RESULTS_DLQ.name(settings.topic_prefix), stats, dlq_value_limit
+    )
     writers = [WindowWriter(settings.clickhouse(), stats) for _ in range(INSERT_WORKERS)]
     insert = InsertStep(writers, ClickHouseHealth(stats), dead_letters.refused_rows, commit)
     limits = WindowLimits(
@@ -73,19 +82,28 @@ def build_sink_chain(
 
 def run_sink(settings: Settings, ready_file: Path | None = None) -> dict[str, Any]:
     """The `kcollect sink` service: runs until SIGTERM/SIGINT."""
+    from streams.clickhouse.client import check_server
     from streams.kafka.admin import require_topics
+    from streams.kafka.topic_limits import DEAD_LETTER_HEADERS, TopicLimits
 
     results_topic = RESULTS.name(settings.topic_prefix)
-    require_topics(settings, [results_topic, RESULTS_DLQ.name(settings.topic_prefix)])
-    producer = BatchProducer(settings)
-    stats = SinkStats()
+    dlq_topic = RESULTS_DLQ.name(settings.topic_prefix)
+    require_topics(settings, [results_topic, dlq_topic])
+    limits = TopicLimits.read(settings, [dlq_topic])
+    dlq_value_limit = limits.value_limit(dlq_topic, DEAD_LETTER_HEADERS)
     tune_for_throughput()
+    if not check_server(settings.clickhouse()):  # TLS or login refused: exit 5 at once
+        log.warning(
+            "ClickHouse at %s does not answer yet: results wait in Kafka", settings.clickhouse().url()
+        )
+    producer = BatchProducer(settings, **limits.producer_config())
+    stats = SinkStats()
     try:
         loop_stats = run_consumer_service(
             settings,
             settings.sink_group,
             [results_topic],
-            lambda commit: build_sink_chain(commit, settings, producer, stats),
+            lambda commit: build_sink_chain(commit, settings, producer, stats, dlq_value_limit),
             ready_file,
             batch_size=settings.sink_consume_batch,
         )

@@ -25,7 +25,7 @@ from processors.sink.insert import Bad, SinkStats
 from processors.sink.result_rows import decode_rows
 from processors.sink.windowing import PartitionWindow, Segment, WindowLimits, WindowSet
 from schemas.result_batch import expand_batch, is_batch
-from streams.kafka.dead_letter import BatchRow, dead_letter
+from streams.kafka.dead_letter import MAX_ORIGINAL_BYTES, BatchRow, dead_letter
 from streams.kafka.producer import BatchProducer, DeliveryTracker
 from streams.observability.metrics import SINK_DEAD_LETTERED, SINK_OPEN_WINDOWS
 from streams.steps.strategy import Batch, ForwardingStep, MessageRejected, ProcessingStep
@@ -36,10 +36,13 @@ log = logging.getLogger(__name__)
 class ResultDeadLetters:
     """Produces dead letters of results to the results DLQ, with a ``run_id`` header when known."""
 
-    def __init__(self, producer: BatchProducer, topic: str, stats: SinkStats) -> None:
+    def __init__(
+        self, producer: BatchProducer, topic: str, stats: SinkStats, max_value_bytes: int = MAX_ORIGINAL_BYTES
+    ) -> None:
         self._producer = producer
         self._topic = topic
         self._stats = stats
+        self._max_value_bytes = max_value_bytes  # what the DLQ topic takes, less room for headers
 
     def send(
         self,
@@ -59,7 +62,9 @@ class ResultDeadLetters:
             "" if row is None else f" row {row[0]}",
             exc,
         )
-        key, value, headers = dead_letter(msg, type(exc).__name__, str(exc), stage, row=row)
+        key, value, headers = dead_letter(
+            msg, type(exc).__name__, str(exc), stage, row=row, max_value_bytes=self._max_value_bytes
+        )
         self._producer.produce_batch(self._topic, [(key or b"", value)], tracker, headers)
         SINK_DEAD_LETTERED.labels(stage).inc()
 

@@ -21,6 +21,8 @@ version, never from the absence of an error.
 
 from __future__ import annotations
 
+import logging
+import ssl
 import struct
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,9 +33,12 @@ from clickhouse_driver.errors import ServerException, TypeMismatchError
 
 from schemas.ddl import DEDUP_SINCE, database_ddl, version_migration
 from streams.clickhouse import driver_columns
+from streams.settings.clickhouse import tls_kwargs
 from streams.settings.model import ClickHouseAddress
 
 driver_columns.install()  # DateTime columns of epoch seconds skip the driver's per-value loop
+# The driver logs a traceback for every failed connection; kcollect says what failed itself (one line).
+logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
 
 # insert_deduplication_token (settings) arrived in 22.2; the non_replicated_deduplication_window table
 # setting is older, but the sink only needs it together with the token, so both are gated on 22.2.
@@ -87,23 +92,56 @@ def connect(
     address: ClickHouseAddress,
     database: str | None = None,
     *,
-    connect_timeout: float = 5,
-    send_receive_timeout: float = 60,
+    connect_timeout: float = 5.0,
+    send_receive_timeout: float = 60.0,
     **settings: Any,
 ) -> Client:
-    """Every ClickHouse client kcollect creates: one for ``address``; ``database`` defaults to the URL's
-    (use "default" before it exists); ``settings`` are per-query server settings."""
+    """A client for ``address``, TLS included; ``database`` defaults to the URL's ("default" before it
+    exists). Every ClickHouse client kcollect makes comes from here."""
     return Client(
         host=address.host,
         port=address.port,
         user=address.user,
         password=address.password,
         database=database or address.database,
-        secure=address.secure,
         connect_timeout=connect_timeout,
         send_receive_timeout=send_receive_timeout,
         settings=settings or None,
+        **tls_kwargs(address),
     )
+
+
+def tls_failure(exc: BaseException) -> str | None:
+    """The TLS problem ``exc`` reports (a certificate that does not verify, no TLS on the port), else None.
+
+    Such an error does not heal by retrying: services fail at start with it (exit 5).
+    """
+    text = str(exc)
+    if isinstance(exc, ssl.SSLError) or "SSL" in text or "CERTIFICATE" in text.upper():
+        return " ".join(text.split())
+    return None
+
+
+def check_server(address: ClickHouseAddress) -> bool:
+    """Connect once: True when the server answers, False when it is down (an outage, retried later);
+    ClickHouseUnavailableError for what retrying cannot fix (TLS, credentials)."""
+    client = connect(address, database="default")
+    try:
+        client.execute("SELECT 1")
+        return True
+    except Exception as exc:
+        problem = tls_failure(exc)
+        if problem is not None:
+            raise ClickHouseUnavailableError(
+                f"ClickHouse at {address.url()}: TLS failed ({problem}); check KCOLLECT_CLICKHOUSE_CA_CERTS"
+            ) from None
+        if isinstance(exc, ServerException) and exc.code in (192, 193, 516):  # unknown user, wrong password
+            raise ClickHouseUnavailableError(
+                f"ClickHouse at {address.url()} refused the login: {exc.message}"
+            ) from None
+        return False
+    finally:
+        client.disconnect()
 
 
 def parse_version(raw: str) -> tuple[int, ...]:
@@ -151,6 +189,11 @@ def migrate(address: ClickHouseAddress) -> list[str]:
             statements.append(migration)
         return statements
     except Exception as exc:
+        problem = tls_failure(exc)
+        if problem is not None:
+            raise ClickHouseUnavailableError(
+                f"ClickHouse at {address.url()}: TLS failed ({problem}); check KCOLLECT_CLICKHOUSE_CA_CERTS"
+            ) from None
         if "Connection refused" in str(exc) or "timed out" in str(exc):
             raise ClickHouseUnavailableError(
                 f"ClickHouse at {address.host}:{address.port} did not answer: {exc}"

@@ -6,10 +6,13 @@ would silently make a new topic: every producer checks first (``require_topics``
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+import time
 
-from schemas.topics import ALL_TOPICS, TopicSpec
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # type: ignore[attr-defined]
+
+from schemas.topics import ALL_TOPICS, REQUESTS, REQUESTS_RETRY, RESULTS, TopicSpec
+from streams.kafka.client_logs import StartWatch
 from streams.kafka.clients import make_admin
 from streams.settings.model import Settings
 
@@ -22,21 +25,83 @@ class BrokerUnreachableError(RuntimeError):
     """The broker did not answer within the configured time."""
 
 
-def existing_topics(admin: AdminClient, timeout: float) -> dict[str, int]:
-    """Topic name -> partition count, or BrokerUnreachableError after ``timeout`` seconds."""
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise BrokerUnreachableError(
-            f"the Kafka broker did not answer within {timeout:.0f} s ({exc})"
-        ) from None
+class TopicChangeRefused(RuntimeError):
+    """The broker refused to change a topic (Tansu cannot add partitions), or the change is not possible."""
+
+
+GROWN_TOPICS = (REQUESTS, REQUESTS_RETRY, RESULTS)
+"""The topics ``kcollect topics grow`` widens together: the request partition p maps to results p mod N."""
+
+
+def grow_topics(settings: Settings, partitions: int) -> dict[str, tuple[int, int]]:
+    """Give the requests, retry and results topics ``partitions`` partitions each; topic -> (before, after).
+
+    Idempotent: a topic that has them already is left alone. Partitions can be added, never removed
+    (TopicChangeRefused). Running services pick the new partitions up at their next metadata refresh
+    (a rebalance of their groups); see docs/operations.md for what it means for ordering.
+    """
+    admin, watch = checked_admin(settings)
+    present = existing_topics(admin, settings.broker_timeout_seconds, watch)
+    names = [spec.name(settings.topic_prefix) for spec in GROWN_TOPICS]
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise TopicMissingError(f"topic(s) {', '.join(missing)} do not exist: run `kcollect topics create`")
+    fewer = [f"{name} has {present[name]}" for name in names if present[name] > partitions]
+    if fewer:
+        raise TopicChangeRefused(f"partitions can only be added: {', '.join(fewer)} (asked for {partitions})")
+    wanted = [NewPartitions(name, partitions) for name in names if present[name] < partitions]
+    if wanted:
+        futures = admin.create_partitions(wanted, request_timeout=settings.broker_timeout_seconds)
+        for name, future in futures.items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                error = exc.args[0].str() if exc.args else str(exc)
+                raise TopicChangeRefused(
+                    f"the broker refused to add partitions to {name}: {error} (Tansu cannot add partitions: "
+                    "create the topics anew with KCOLLECT_PARTITIONS)"
+                ) from None
+    return {name: (present[name], max(present[name], partitions)) for name in names}
+
+
+def checked_admin(settings: Settings) -> tuple[AdminClient, StartWatch]:
+    """An AdminClient for a command's first contact with the broker, and the watch on its errors."""
+    watch = StartWatch()
+    return make_admin(settings, logger=watch, error_cb=watch.error), watch
+
+
+def existing_topics(admin: AdminClient, timeout: float, watch: StartWatch | None = None) -> dict[str, int]:
+    """Topic name -> partition count, or BrokerUnreachableError (one line) after ``timeout`` seconds.
+
+    With ``watch`` (``checked_admin``) it asks in steps of a second and serves the client's callbacks in
+    between: an authentication failure ends the wait at once, and the message carries the last error.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        step = timeout if watch is None else max(0.1, min(1.0, deadline - time.monotonic()))
+        try:
+            metadata = admin.list_topics(timeout=step)
+            break
+        except KafkaException as exc:
+            failure = str(exc.args[0].str()) if exc.args else str(exc)
+        if watch is not None:
+            admin.poll(0)
+            if watch.auth_failure:
+                raise BrokerUnreachableError(
+                    f"the Kafka broker refused the credentials: {watch.auth_failure}"
+                ) from None
+            failure = watch.last_error or failure
+        if watch is None or time.monotonic() >= deadline:
+            raise BrokerUnreachableError(
+                f"the Kafka broker did not answer within {timeout:.0f} s: {failure}"
+            ) from None
     return {name: len(topic.partitions) for name, topic in metadata.topics.items() if topic.error is None}
 
 
 def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
     """Create the declared topics that do not exist yet; return the names created (idempotent)."""
-    admin = make_admin(settings)
-    present = existing_topics(admin, settings.broker_timeout_seconds)
+    admin, watch = checked_admin(settings)
+    present = existing_topics(admin, settings.broker_timeout_seconds, watch)
     wanted = [
         NewTopic(
             spec.name(settings.topic_prefix),
@@ -62,7 +127,8 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS)
 
 def require_topics(settings: Settings, names: list[str]) -> dict[str, int]:
     """Partition counts of ``names``; TopicMissingError naming the missing ones."""
-    present = existing_topics(make_admin(settings), settings.broker_timeout_seconds)
+    admin, watch = checked_admin(settings)
+    present = existing_topics(admin, settings.broker_timeout_seconds, watch)
     missing = [name for name in names if name not in present]
     if missing:
         raise TopicMissingError(f"topic(s) {', '.join(missing)} do not exist: run `kcollect topics create`")

@@ -2,7 +2,8 @@
 
 Headers (all UTF-8 strings except ``original_value``): ``error_class``, ``error_message``, ``stage``,
 ``original_topic``, ``original_partition``, ``original_offset``, ``attempts``, ``first_failure_ms``, and
-``original_sha256`` plus ``original_truncated`` when the value was cut to ``MAX_ORIGINAL_BYTES``, and
+``original_sha256`` plus ``original_truncated`` (the original length) when the value was cut to
+``MAX_ORIGINAL_BYTES`` or to what the DLQ topic takes (``max_value_bytes``), and
 ``run_id`` when the original is a JSON object whose ``run_id`` is a valid run id (given by the caller or
 read from the value). Without it (not JSON, no or a bad run id) the record counts for no run: run
 status cannot attribute it, so such a run stays incomplete until its clients are re-sent.
@@ -34,11 +35,13 @@ def dead_letter(
     first_failure_ms: int | None = None,
     run_id: str | None = None,
     row: BatchRow | None = None,
+    max_value_bytes: int = MAX_ORIGINAL_BYTES,
 ) -> tuple[bytes | None, bytes, Headers]:
     """(key, value, headers) of the dead-letter record for ``msg``.
 
     ``row``: one row of a record that holds many (a result batch): (position, client id, the row's
     own JSON); the dead letter then holds that row, keyed by its client, with a ``batch_row`` header.
+    ``max_value_bytes``: the value is cut to this (the DLQ topic's limit), with its hash and length.
     """
     value = (row[2] if row else msg.value()) or b""
     run_id = run_id or run_id_of(value)
@@ -56,10 +59,11 @@ def dead_letter(
         headers.append(("run_id", run_id.encode()))
     if row:
         headers.append(("batch_row", str(row[0]).encode()))
-    if len(value) > MAX_ORIGINAL_BYTES:
+    limit = min(MAX_ORIGINAL_BYTES, max_value_bytes)
+    if len(value) > limit:
         headers.append(("original_sha256", hashlib.sha256(value).hexdigest().encode()))
         headers.append(("original_truncated", str(len(value)).encode()))
-        value = value[:MAX_ORIGINAL_BYTES]
+        value = value[:limit]
     return (row[1].encode() if row else msg.key()), value, headers
 
 

@@ -39,11 +39,12 @@ class PartitionRow:
     end: int
     lag: int
     lag_seconds: float | None
-    owner: str
+    owner: str  # the member id
     host: str
     group_state: str
     status: str = Status.OK.name
     error: str | None = None
+    client_id: str = ""  # the owner's client.id ("unknown" where the broker does not list members)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,6 +111,7 @@ class LagCollector:
 
     def collect(self) -> Snapshot:
         started = time.monotonic()
+        self._admin.poll(0)  # serve the admin client's log and error callbacks (streams/kafka/client_logs.py)
         present = existing_topics(self._admin, self._timeout)
         groups = self._groups if self._groups is not None else list_groups(self._admin, self._timeout)
         committed = committed_offsets(self._admin, groups, self._timeout)
@@ -141,7 +143,8 @@ class LagCollector:
                     rows.append(
                         PartitionRow(
                             group, topic, p, at, end, partition_lag(at, end, lows.get((topic, p), 0)),
-                            None, owner.member, owner.host, info.state, error=failed.get(topic),
+                            None, owner.member, owner.host, info.state,
+                            error=failed.get(topic), client_id=owner.client_id,
                         )
                     )  # fmt: skip
         if self._time_lag:

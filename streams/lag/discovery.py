@@ -23,10 +23,15 @@ _GONE_STATES = {ConsumerGroupState.EMPTY, ConsumerGroupState.DEAD}
 
 @dataclass(frozen=True)
 class Owner:
-    """The member that owns a partition (``member`` is its client id, or the member id)."""
+    """The member that owns a partition: its member id, its client id (``client.id``) and its host."""
 
     member: str
     host: str
+    client_id: str = ""
+
+    def label(self) -> str:
+        """The client id, else the member id (what a table has room for)."""
+        return self.client_id or self.member
 
 
 @dataclass
@@ -52,8 +57,8 @@ class GroupInfo:
         if found is not None:
             return found
         if self.consumer_present is False:
-            return Owner(NO_OWNER, NO_OWNER)
-        return Owner(UNKNOWN_OWNER, UNKNOWN_OWNER)
+            return Owner(NO_OWNER, NO_OWNER, NO_OWNER)
+        return Owner(UNKNOWN_OWNER, UNKNOWN_OWNER, UNKNOWN_OWNER)
 
 
 def list_groups(admin: AdminClient, timeout: float) -> list[str]:
@@ -115,7 +120,7 @@ def group_info(group: str, description: Any) -> GroupInfo:
     if state in _GONE_STATES:
         info.members = 0
     for member in description.members or []:
-        owner = Owner(member.client_id or member.member_id, member.host.lstrip("/"))
+        owner = Owner(member.member_id, member.host.lstrip("/"), member.client_id or "")
         assigned: list[TopicPartition] = member.assignment.topic_partitions if member.assignment else []
         for tp in assigned:
             info.owners[(tp.topic, tp.partition)] = owner

@@ -27,6 +27,7 @@ TOPIC_OFFSET = "kafka_topic_partition_current_offset"  # kafka_exporter
 PARTITION_STATUS = "kafka_consumergroup_status"
 GROUP_STATUS = "kafka_consumergroup_group_status"
 GROUP_MEMBERS = "kafka_consumergroup_members"  # kafka_exporter
+PARTITION_OWNER = "kafka_consumergroup_partition_owner"  # info-style: 1 per partition, owner in labels
 RUN_TOTAL = "kcollect_run_total"
 RUN_STORED = "kcollect_run_stored"
 RUN_DEAD_LETTERED = "kcollect_run_dead_lettered"

@@ -79,6 +79,7 @@ class LagProbe:
         return {partition: value for (_, partition), value in ends.items()}
 
     def measure(self) -> list[PartitionLag]:
+        self._admin.poll(0)  # serve the admin client's log and error callbacks
         ends = self.end_offsets()
         committed = self.committed()
         lags = []

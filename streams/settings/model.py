@@ -58,6 +58,8 @@ class ClickHouseAddress:
     user: str = "default"
     password: str = ""
     secure: bool = False
+    ca_certs: str | None = None  # a CA bundle to verify the server with (None: the system's)
+    verify: bool = True  # False: TLS without checking the server's certificate
 
     def url(self) -> str:
         """The URL without credentials, for messages and logs."""
@@ -141,6 +143,10 @@ class Settings(BaseSettings):
     processor_group: str = "kcollect-processor"
     sink_group: str = "kcollect-sink"
     session_timeout_ms: int | None = Field(None, ge=1000, le=300000)
+    # classic, or KIP-848's consumer protocol (Apache Kafka 4+; refused on Tansu, which never assigns)
+    group_protocol: Literal["classic", "consumer"] = "classic"
+    # librdkafka's client.id: how `kcollect lag`, the exporter and doctor name a partition's owner
+    client_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._@:-]{1,200}$")  # None: kcollect-<host>-<pid>
     kafka_config: dict[str, str] = Field(default_factory=dict)
     consume_batch: int = Field(5000, ge=1, le=100000)
     subsystem_batch: int = Field(500, ge=1, le=100000)  # clients per call of the built-in subsystems
@@ -163,10 +169,15 @@ class Settings(BaseSettings):
     # enqueue: a throttled wait (--max-lag) longer than this stops the enqueue (exit 1; run it again)
     enqueue_throttle_max_wait_seconds: float = Field(3600.0, gt=0, le=7 * 86400)
 
+    # the largest record kcollect produces; a topic's max.message.bytes lowers it (streams/topic_limits.py)
+    max_message_bytes: int = Field(1_000_000, ge=4096, le=100 * 1024 * 1024)
+
     # --- processor (processors/processor/service.py; docs/processor.md) ---------------------------
     processor_config: str | None = None  # YAML/JSON file of subsystems, metrics and compute (None: built-in)
     processor_group_instance_id: str | None = None  # static membership (group.instance.id); off by default
-    processor_assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = "cooperative-sticky"
+    # range: every member gets its share of each topic (requests and requests.retry alike);
+    # cooperative-sticky balances the count only and can leave one processor all the retry partitions
+    processor_assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = "range"
     processor_dlq_guard_window: int = Field(1000, ge=10, le=10_000_000)
     processor_dlq_guard_ratio: float = Field(0.9, gt=0, le=1)
 
@@ -289,8 +300,8 @@ class Settings(BaseSettings):
         return self._with_overrides(parse_clickhouse_url(url))
 
     def _with_overrides(self, address: ClickHouseAddress) -> ClickHouseAddress:
-        """``address`` with ``KCOLLECT_CLICKHOUSE_USER`` / ``_PASSWORD`` / ``_SECURE`` applied over the
-        URL's."""
+        """``address`` with ``KCOLLECT_CLICKHOUSE_USER`` / ``_PASSWORD`` / ``_SECURE`` / ``_CA_CERTS`` /
+        ``_VERIFY`` applied over the URL's."""
         changes: dict[str, Any] = {}
         if self.clickhouse_user is not None:
             changes["user"] = self.clickhouse_user
@@ -298,6 +309,10 @@ class Settings(BaseSettings):
             changes["password"] = self.clickhouse_password.get_secret_value()
         if self.clickhouse_secure is not None:
             changes["secure"] = self.clickhouse_secure
+        if self.clickhouse_ca_certs:
+            changes["ca_certs"] = self.clickhouse_ca_certs
+        if not self.clickhouse_verify:
+            changes["verify"] = False
         return dataclasses.replace(address, **changes) if changes else address
 
 

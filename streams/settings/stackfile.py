@@ -37,6 +37,8 @@ class StackFile(BaseModel):
     bootstrap_servers: str
     clickhouse_url: str
     processes: tuple[ProcessRecord, ...] = ()
+    broker: str = "tansu"  # "kafka" or "tansu"; files written before Apache Kafka was the default say nothing
+    broker_note: str | None = None  # why the broker is not the default one (e.g. no java on PATH)
 
 
 def state_dir() -> Path:

@@ -64,7 +64,7 @@ def run_consumer_service(
     ``/metrics``, ``/healthz`` and ``/readyz`` (streams/observability/health.py) while it runs.
     ``batch_size``: records per consume (default ``settings.consume_batch``)."""
     probe, server = service_health(settings)
-    consumer = make_consumer(settings, group, **client_hooks(probe), **consumer_extra)
+    consumer = make_consumer(settings, group, group_member=True, **client_hooks(probe), **consumer_extra)
     loop = StreamProcessor(
         consumer,
         topics,

@@ -23,7 +23,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "drill: a fault drill (needs local Tansu, ClickHouse, moto)")
+    config.addinivalue_line(
+        "markers", "drill: a fault drill (needs a local broker, ClickHouse, and moto for Tansu on s3)"
+    )
     config.addinivalue_line("markers", "ci_drill: a drill fast enough for the default test run")
 
 

@@ -1,12 +1,18 @@
 """The drills' toolkit: a stack each drill can break (its own broker, optionally persistent, optionally
 behind a fault proxy; a ClickHouse shared or its own), deployments with real service processes, a
 watcher that proves committed offsets never move backwards, and the final check through the run checker.
+
+The broker is the one the test fixtures pick (Apache Kafka where java and mvn exist, else Tansu;
+``KCOLLECT_TEST_BROKER=kafka|tansu`` chooses), or the ``broker=`` a drill asks for. Apache Kafka keeps
+its data on disk, so it is always persistent; Tansu is on memory storage unless ``persistent`` puts it
+on s3 (moto).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import threading
 import time
@@ -15,10 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.deployment import Deployment, make_deployment
+from kcollect.localstack.brokers import BrokerKind
 from kcollect.localstack.clickhouse import clickhouse_url, start_clickhouse
+from kcollect.localstack.kafka import KafkaCluster, prepare_cluster
 from kcollect.localstack.persistent import S3Store, start_broker, start_moto
 from kcollect.localstack.ports import LOOPBACK, free_port
-from kcollect.localstack.process import stop_process, wait_exit
+from kcollect.localstack.process import is_recorded_process, stop_process, wait_exit
 from kcollect.ops.value_check import compute_for
 from kcollect.testkit.faultproxy import FaultProxy
 from processors.processor.subsystems.simulated import simulated_check
@@ -26,6 +34,7 @@ from producers.enqueue.enqueue import EnqueueSummary, enqueue_run
 from producers.enqueue.sources import RangeSource
 from streams.runs.checker import VerifyReport, pipeline_groups, verify_run, watch_recovery
 from streams.settings.stackfile import ProcessRecord
+from tests.stack_fixtures import local_broker_choice
 
 RECOVERY_TIMEOUT = 180.0
 
@@ -62,29 +71,64 @@ def _retry(start: Callable[[], ProcessRecord], attempts: int = 20) -> ProcessRec
     raise AssertionError("unreachable")
 
 
+def drill_broker_kind() -> BrokerKind:
+    """The broker drills run on unless one asks for another."""
+    return local_broker_choice().kind
+
+
 @dataclass
 class Broker:
     folder: Path
     port: int
     store: S3Store | None
     proxy: FaultProxy | None
+    kind: BrokerKind = "tansu"
     record: ProcessRecord | None = None
+    cluster: KafkaCluster | None = None  # Apache Kafka: the one-node cluster, prepared on first start
 
     @property
     def bootstrap(self) -> str:
         return f"{LOOPBACK}:{self.proxy.port if self.proxy is not None else self.port}"
 
     def start(self) -> None:
+        if self.kind == "kafka":
+            self.record = _retry(self._start_kafka)
+            return
         advertised = self.proxy.port if self.proxy is not None else None
         self.record = _retry(
             lambda: start_broker(self.folder, self.port, store=self.store, advertised_port=advertised)
         )
+
+    def _start_kafka(self) -> ProcessRecord:
+        if self.cluster is None:
+            extra = {}
+            if self.proxy is not None:  # clients are told to use the proxy
+                extra["advertised.listeners"] = f"PLAINTEXT://{LOOPBACK}:{self.proxy.port}"
+            self.cluster = prepare_cluster(self.folder / "broker", 1, self.port, extra=extra)
+        return self.cluster.start_node(0)
 
     def kill(self) -> None:
         assert self.record is not None
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.record.pid, signal.SIGKILL)
         wait_exit(self.record.pid, 30)
+        if self.cluster is not None:
+            self.cluster.records.pop(0, None)
+
+    def wipe(self) -> None:
+        """Lose every topic, record and offset (the broker must be stopped): what a restart on Tansu's
+        memory storage does; Apache Kafka's data folder is removed and formatted again."""
+        assert self.record is None or not is_recorded_process(self.record)
+        if self.kind == "kafka":
+            assert self.cluster is not None
+            shutil.rmtree(self.folder / "broker")
+            self.cluster = None
+        elif self.store is not None:
+            raise AssertionError("a Tansu broker on s3 storage keeps its data: wipe the store instead")
+
+    def stop(self) -> None:
+        if self.record is not None:
+            stop_process(self.record)
 
 
 @dataclass
@@ -111,19 +155,21 @@ def drill_stack(
     broker_proxy: bool = False,
     own_clickhouse: bool = False,
     clickhouse_proxy: bool = False,
+    broker: BrokerKind | None = None,
 ) -> Iterator[DrillStack]:
+    kind = broker or drill_broker_kind()
     with contextlib.ExitStack() as cleanup:
         store = None
-        if persistent:
+        if persistent and kind == "tansu":
             store = start_moto(folder)
             cleanup.callback(stop_process, store.record)
         port = free_port()
         proxy = FaultProxy(port).start() if broker_proxy else None
         if proxy is not None:
             cleanup.callback(proxy.stop)
-        broker = Broker(folder, port, store, proxy)
-        broker.start()
-        cleanup.callback(lambda: broker.record is not None and stop_process(broker.record))
+        running = Broker(folder, port, store, proxy, kind)
+        running.start()
+        cleanup.callback(running.stop)
         if own_clickhouse or clickhouse_proxy:
             ch_folder = folder / "ch"
             ch = ClickHouse(ch_folder, start_clickhouse(ch_folder))
@@ -134,7 +180,7 @@ def drill_stack(
         else:
             assert shared_clickhouse is not None
             ch = shared_clickhouse
-        stack = DrillStack(broker, ch)
+        stack = DrillStack(running, ch)
         cleanup.enter_context(stack.cleanup)
         yield stack
 

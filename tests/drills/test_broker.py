@@ -1,6 +1,7 @@
-"""Drills on the broker: kill -9 and restart on persistent storage (s3 on moto: nothing may be lost), a
-restart on memory storage (everything is gone: the checker must report it, never a completed run), and
-network faults between every client and the broker (the fault proxy, advertised as the broker)."""
+"""Drills on the broker: kill -9 and restart on persistent storage (Apache Kafka's disk, or Tansu on s3
+on moto: nothing may be lost), a restart that lost every topic, record and offset (Tansu's memory storage,
+or Kafka's data folder wiped: the checker must report it, never a completed run), and network faults
+between every client and the broker (the fault proxy, advertised as the broker)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def test_broker_restart_on_memory_is_reported_as_loss(tmp_path: Path, shared_cli
         d, run_id = run.d, run.run_id
         run.watch.stop()  # the offsets are gone with the broker's memory: nothing to watch
         stack.broker.kill()
-        stack.broker.start()  # memory storage: every topic, record and offset is gone
+        stack.broker.wipe()
+        stack.broker.start()  # every topic, record and offset is gone
         assert d.cli("topics", "create").returncode == 0
         time.sleep(5)
         report = verify_run(

@@ -1,6 +1,8 @@
-"""``kcollect.localstack.stack`` up/down/status against real Tansu and clickhouse-server processes.
+"""``kcollect.localstack.stack`` up/down/status against real broker and clickhouse-server processes.
 
-Each test gets its own state folder through ``KCOLLECT_STATE_DIR`` and ends with ``down()``.
+The broker is the one ``kcollect stack up`` picks here (Apache Kafka where java and mvn exist;
+``KCOLLECT_TEST_BROKER`` chooses); one test starts the other broker explicitly. Each test gets its
+own state folder through ``KCOLLECT_STATE_DIR`` and ends with ``down()``.
 """
 
 from __future__ import annotations
@@ -25,10 +27,15 @@ from streams.settings.stackfile import STACK_FILE_NAME, ProcessRecord, StackFile
 pytestmark = pytest.mark.integration
 
 
+BROKER = stack.choose_broker().kind
+OTHER_BROKER = "tansu" if BROKER == "kafka" else "kafka"
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _binaries() -> None:
     try:
-        stack.find_tansu()
+        if BROKER == "tansu":
+            stack.find_tansu()
         find_clickhouse_server()
     except stack.StackError as exc:
         pytest.skip(str(exc))
@@ -63,12 +70,13 @@ def test_up_starts_both_and_down_stops_them(state: Path) -> None:
     assert started.bootstrap_servers.startswith("127.0.0.1:")
     assert started.clickhouse_url.startswith("clickhouse://127.0.0.1:")
     assert started.clickhouse_url.endswith("/kcollect")
-    assert set(_pids(started)) == {"tansu", "clickhouse"}
+    assert set(_pids(started)) == {BROKER, "clickhouse"}
+    assert started.broker == BROKER
     AdminClient({"bootstrap.servers": started.bootstrap_servers}).list_topics(timeout=5)
     assert _clickhouse(started.clickhouse_url).execute("SELECT currentDatabase()") == [("kcollect",)]
     assert (state / STACK_FILE_NAME).is_file()
 
-    assert sorted(stack.down()) == ["clickhouse", "tansu"]
+    assert sorted(stack.down()) == sorted(["clickhouse", BROKER])
     assert not any(pid_alive(pid) for pid in _pids(started).values())
     assert not (state / STACK_FILE_NAME).exists()
     assert stack.status()["running"] is False
@@ -96,7 +104,8 @@ def test_status_json_through_the_cli(state: Path) -> None:
     assert {"bootstrap_servers", "clickhouse_url", "running", "processes"} <= set(info)
     assert info["running"] is True
     assert info["bootstrap_servers"] == json.loads(started.stdout)["bootstrap_servers"]
-    assert {p["name"] for p in info["processes"]} == {"tansu", "clickhouse"}
+    assert {p["name"] for p in info["processes"]} == {BROKER, "clickhouse"}
+    assert info["broker"] == BROKER
 
 
 def test_stale_stack_file_with_dead_pids_is_cleaned_by_up(state: Path) -> None:
@@ -120,8 +129,8 @@ def test_half_dead_stack_is_restarted_and_its_survivor_stopped(state: Path) -> N
 
     second = stack.up()
 
-    assert not pid_alive(_pids(first)["tansu"])
-    assert _pids(second)["tansu"] != _pids(first)["tansu"]
+    assert not pid_alive(_pids(first)[BROKER])
+    assert _pids(second)[BROKER] != _pids(first)[BROKER]
     assert stack.status()["running"] is True
 
 
@@ -148,3 +157,17 @@ def test_down_never_signals_a_pid_that_is_not_ours(state: Path) -> None:
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_local_broker_variable_chooses_the_other_broker(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if OTHER_BROKER == "kafka" and stack.choose_broker("KCOLLECT_NO_SUCH_VARIABLE").kind != "kafka":
+        pytest.skip("Apache Kafka needs java and mvn")
+    monkeypatch.setenv("KCOLLECT_LOCAL_BROKER", OTHER_BROKER)
+    started = stack.up()
+
+    assert started.broker == OTHER_BROKER
+    assert set(_pids(started)) == {OTHER_BROKER, "clickhouse"}
+    AdminClient({"bootstrap.servers": started.bootstrap_servers}).list_topics(timeout=5)
+    info = json.loads(CliRunner().invoke(stack_app, ["status", "--json"]).stdout)
+    assert info["broker"] == OTHER_BROKER
+    assert sorted(stack.down()) == sorted(["clickhouse", OTHER_BROKER])

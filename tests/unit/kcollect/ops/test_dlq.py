@@ -47,6 +47,17 @@ def test_replayed_value_resets_attempt_and_deadline() -> None:
 
 
 def test_group_membership_settings() -> None:
-    assert consumer_extra(Settings()) == {"partition.assignment.strategy": "cooperative-sticky"}
-    static = Settings(processor_group_instance_id="proc-1", processor_assignment_strategy="range")
-    assert consumer_extra(static) == {"partition.assignment.strategy": "range", "group.instance.id": "proc-1"}
+    from streams.settings.librdkafka import consumer_config
+
+    plain = Settings(bootstrap_servers="127.0.0.1:1", broker_flavor="kafka")
+    config = consumer_config(plain, "g", **consumer_extra(plain))
+    assert config["partition.assignment.strategy"] == "range" and "group.instance.id" not in config
+    static = Settings(
+        bootstrap_servers="127.0.0.1:1",
+        broker_flavor="kafka",
+        processor_group_instance_id="proc-1",
+        processor_assignment_strategy="cooperative-sticky",
+    )
+    config = consumer_config(static, "g", **consumer_extra(static))
+    assert config["partition.assignment.strategy"] == "cooperative-sticky"
+    assert config["group.instance.id"] == "proc-1"

@@ -22,15 +22,16 @@ def test_kafka_members_own_their_partitions() -> None:
     ]
     info = group_info("g", description("g", ConsumerGroupState.STABLE, members))
     assert info.state == "stable" and info.members == 2 and info.consumer_present is True
-    assert info.owner("t", 0) == Owner("proc-a", "10.0.0.1")
-    assert info.owner("t", 1) == Owner("m-2", "10.0.0.2")  # no client id: the member id
-    assert info.owner("t", 2) == Owner(UNKNOWN_OWNER, UNKNOWN_OWNER)  # not assigned (rebalancing)
+    assert info.owner("t", 0) == Owner("m-1", "10.0.0.1", "proc-a")
+    assert info.owner("t", 1) == Owner("m-2", "10.0.0.2", "")
+    assert info.owner("t", 1).label() == "m-2"  # no client id: the member id
+    assert info.owner("t", 2) == Owner(UNKNOWN_OWNER, UNKNOWN_OWNER, UNKNOWN_OWNER)  # not assigned
 
 
 def test_tansu_lists_no_members_and_an_empty_group_has_no_owner() -> None:
     busy = group_info("busy", description("busy", ConsumerGroupState.STABLE, []))
     idle = group_info("idle", description("idle", ConsumerGroupState.EMPTY, []))
     assert busy.members is None and busy.consumer_present is True
-    assert busy.owner("t", 0) == Owner(UNKNOWN_OWNER, UNKNOWN_OWNER)
+    assert busy.owner("t", 0) == Owner(UNKNOWN_OWNER, UNKNOWN_OWNER, UNKNOWN_OWNER)
     assert idle.members == 0 and idle.consumer_present is False
-    assert idle.owner("t", 0) == Owner(NO_OWNER, NO_OWNER)
+    assert idle.owner("t", 0) == Owner(NO_OWNER, NO_OWNER, NO_OWNER)
