@@ -6,21 +6,25 @@ Which seeds run (first match wins): ``--seed N`` or ``KCOLLECT_CHAOS_SEED=N`` (o
 fixed ``CI_SEEDS``, which the default ``pytest`` run includes. ``KCOLLECT_CHAOS_SCHEDULE=FILE`` plays the
 schedule JSON in FILE (as a failing seed prints it, or edited by hand) instead of the seed's own.
 
-Every seed gets its own broker (Tansu starts in a blink and a long-lived Tansu has been seen to stop
-assigning a group after freezes); the seeds of a session share one clickhouse-server of their own,
-which the campaign stops and restarts.
+The broker is the one the test fixtures pick (Apache Kafka where java and mvn exist, else Tansu;
+``KCOLLECT_TEST_BROKER=kafka|tansu`` chooses). Apache Kafka is started once per session (it takes
+seconds to start; each seed has its own topics and groups on it); Tansu once per seed (it starts in a
+blink, and a long-lived Tansu has been seen to stop assigning a group after freezes). The seeds of a
+session share one clickhouse-server of their own, which the campaign stops and restarts.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from kcollect.localstack.clickhouse import start_clickhouse
+from kcollect.localstack.ports import free_port
 from kcollect.localstack.process import stop_process
-from tests.drills.kit import ClickHouse
+from tests.drills.kit import Broker, ClickHouse, drill_broker_kind
 
 CI_SEEDS = (1, 2, 3, 4, 5, 6)
 DEFAULT_START = 100
@@ -59,3 +63,31 @@ def chaos_clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Click
     ch = ClickHouse(folder, start_clickhouse(folder))
     yield ch
     stop_process(ch.record)
+
+
+def _broker(folder: Path) -> Broker:
+    broker = Broker(folder, free_port(), None, None, drill_broker_kind())
+    broker.start()
+    return broker
+
+
+@pytest.fixture(scope="session")
+def chaos_session_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker | None]:
+    """Apache Kafka for the whole session; None on Tansu (each seed starts its own)."""
+    if drill_broker_kind() != "kafka":
+        yield None
+        return
+    broker = _broker(tmp_path_factory.mktemp("chaos-kafka"))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def chaos_broker(chaos_session_broker: Broker | None, tmp_path: Path) -> Iterator[Broker]:
+    """The seed's broker: the session's Apache Kafka, or a Tansu of its own."""
+    if chaos_session_broker is not None:
+        yield chaos_session_broker
+        return
+    broker = _broker(tmp_path / "broker")
+    yield broker
+    broker.stop()

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from kcollect.localstack.ports import free_port
-from kcollect.localstack.process import stop_process
 from tests.chaos.runner import Campaign, ChaosStack
 from tests.chaos.schedule import Schedule, make_schedule
 from tests.drills.kit import Broker, ClickHouse
@@ -35,13 +33,11 @@ def record(summary: dict[str, object]) -> None:
 
 
 @pytest.mark.chaos
-def test_seed(seed: int, tmp_path: Path, chaos_clickhouse: ClickHouse) -> None:
+def test_seed(seed: int, tmp_path: Path, chaos_clickhouse: ClickHouse, chaos_broker: Broker) -> None:
     schedule = schedule_for(seed)
     replay = f"pytest tests/chaos --seed {schedule.seed}  (or KCOLLECT_CHAOS_SCHEDULE=FILE with the JSON)"
     print(f"seed {schedule.seed} schedule:\n{schedule.to_json()}")
-    broker = Broker(tmp_path, free_port(), None, None)
-    broker.start()
-    campaign = Campaign(ChaosStack(broker, chaos_clickhouse), schedule, tmp_path / "deployment")
+    campaign = Campaign(ChaosStack(chaos_broker, chaos_clickhouse), schedule, tmp_path / "deployment")
     started = time.monotonic()
     try:
         campaign.play()
@@ -54,10 +50,9 @@ def test_seed(seed: int, tmp_path: Path, chaos_clickhouse: ClickHouse) -> None:
         ) from exc
     finally:
         summary["wall_seconds"] = round(time.monotonic() - started, 1)
+        summary["broker"] = chaos_broker.kind
         record(summary)
         campaign.stop_everything()
-        if broker.record is not None:
-            stop_process(broker.record)
     print("timeline:\n" + "\n".join(campaign.timeline))
     print(json.dumps(summary, default=str))
     assert not summary["problems"], (
