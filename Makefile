@@ -146,6 +146,6 @@ bench: setup
 
 chaos: setup
 	@mkdir -p $(dir $(CHAOS_RESULTS)) && rm -f $(CHAOS_RESULTS)
-	KCOLLECT_CHAOS_RESULTS=$(CHAOS_RESULTS) $(PY) -m pytest tests/chaos -q --seeds $(SEEDS) \
+	CHAOS_RESULTS=$(CHAOS_RESULTS) $(PY) -m pytest tests/chaos -q --seeds $(SEEDS) \
 	  --seed-start $(SEED_START) $(PYTEST_ARGS) || status=$$?; \
 	$(PY) -m tests.chaos.summary $(CHAOS_RESULTS); exit $${status:-0}

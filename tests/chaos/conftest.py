@@ -1,9 +1,9 @@
 """The fault campaign's seeds, its marker and the ClickHouse its seeds share.
 
-Which seeds run (first match wins): ``--seed N`` or ``KCOLLECT_CHAOS_SEED=N`` (one seed, to replay);
-``--seeds N`` / ``KCOLLECT_CHAOS_SEEDS=N`` (N seeds in a row from ``--seed-start`` /
-``KCOLLECT_CHAOS_SEED_START``, default 100: what ``make chaos SEEDS=N SEED_START=S`` runs); else the
-fixed ``CI_SEEDS``, which the default ``pytest`` run includes. ``KCOLLECT_CHAOS_SCHEDULE=FILE`` plays the
+Which seeds run (first match wins): ``--seed N`` or ``CHAOS_SEED=N`` (one seed, to replay);
+``--seeds N`` / ``CHAOS_SEEDS=N`` (N seeds in a row from ``--seed-start`` /
+``CHAOS_SEED_START``, default 100: what ``make chaos SEEDS=N SEED_START=S`` runs); else the
+fixed ``CI_SEEDS``, which the default ``pytest`` run includes. ``CHAOS_SCHEDULE=FILE`` plays the
 schedule JSON in FILE (as a failing seed prints it, or edited by hand) instead of the seed's own.
 
 The broker is the one the test fixtures pick (Apache Kafka where java and mvn exist, else Tansu;
@@ -40,12 +40,12 @@ def _int(config: pytest.Config, option: str, variable: str) -> int | None:
 
 
 def chosen_seeds(config: pytest.Config) -> list[int]:
-    one = _int(config, "chaos_seed", "KCOLLECT_CHAOS_SEED")
+    one = _int(config, "chaos_seed", "CHAOS_SEED")
     if one is not None:
         return [one]
-    count = _int(config, "chaos_seeds", "KCOLLECT_CHAOS_SEEDS")
+    count = _int(config, "chaos_seeds", "CHAOS_SEEDS")
     if count is not None:
-        start = _int(config, "chaos_seed_start", "KCOLLECT_CHAOS_SEED_START")
+        start = _int(config, "chaos_seed_start", "CHAOS_SEED_START")
         first = DEFAULT_START if start is None else start
         return list(range(first, first + count))
     return list(CI_SEEDS)

@@ -314,7 +314,7 @@ class Campaign:
                     self.busy.discard(fired.fault.target)
                     self.note(f"undone {fired.fault.kind} {fired.fault.target}")
         for fault in list(self.pending):
-            if now < fault.at or self.stored_max < fault.after_stored or fault.target in self.busy:
+            if now < fault.at or self.stored_max < fault.after_stored or not self.available(fault):
                 continue
             self.pending.remove(fault)
             note = self.fire(fault)
@@ -327,6 +327,17 @@ class Campaign:
             else:
                 fired.undone = True
             self.fired.append(fired)
+
+    def available(self, fault: Fault) -> bool:
+        """A fault's target is free: no other fault of it under way; a member to stop is up and ready
+        (its signal handlers installed: a SIGTERM before that kills it by the default action)."""
+        if fault.target in self.busy:
+            return False
+        if fault.kind not in ("kill9", "sigterm", "sigstop", "crash"):
+            return True
+        proc = self.deployment.procs.get(fault.target)
+        ready = self.deployment.workdir / f"{fault.target}.ready"
+        return proc is not None and proc.poll() is None and ready.exists()
 
     def check_members(self) -> None:
         """A service that exits on its own (not one the schedule stopped) is a failure."""

@@ -1,4 +1,4 @@
-"""Summarize a campaign's results file (one JSON line per seed, ``KCOLLECT_CHAOS_RESULTS``):
+"""Summarize a campaign's results file (one JSON line per seed, ``CHAOS_RESULTS``):
 ``python -m tests.chaos.summary FILE``: seeds passed, the longest run of passes in a row, the time per
 seed and the faults injected, by kind."""
 

@@ -2,7 +2,7 @@
 partitions under the seed's schedule of faults (``tests/chaos/schedule.py``), judged at the end by the
 run checker and the dead-letter topics (``tests/chaos/runner.py``).
 
-A failing seed prints its schedule as JSON and the command that replays it. ``KCOLLECT_CHAOS_RESULTS``
+A failing seed prints its schedule as JSON and the command that replays it. ``CHAOS_RESULTS``
 names a file each seed appends its one-line JSON summary to (``make chaos`` sets it).
 """
 
@@ -21,12 +21,12 @@ from tests.drills.kit import Broker, ClickHouse
 
 
 def schedule_for(seed: int) -> Schedule:
-    path = os.environ.get("KCOLLECT_CHAOS_SCHEDULE")
+    path = os.environ.get("CHAOS_SCHEDULE")
     return Schedule.from_json(Path(path).read_text()) if path else make_schedule(seed)
 
 
 def record(summary: dict[str, object]) -> None:
-    path = os.environ.get("KCOLLECT_CHAOS_RESULTS")
+    path = os.environ.get("CHAOS_RESULTS")
     if path:
         with open(path, "a") as out:
             out.write(json.dumps(summary, default=str) + "\n")
@@ -35,7 +35,7 @@ def record(summary: dict[str, object]) -> None:
 @pytest.mark.chaos
 def test_seed(seed: int, tmp_path: Path, chaos_clickhouse: ClickHouse, chaos_broker: Broker) -> None:
     schedule = schedule_for(seed)
-    replay = f"pytest tests/chaos --seed {schedule.seed}  (or KCOLLECT_CHAOS_SCHEDULE=FILE with the JSON)"
+    replay = f"pytest tests/chaos --seed {schedule.seed}  (or CHAOS_SCHEDULE=FILE with the JSON)"
     print(f"seed {schedule.seed} schedule:\n{schedule.to_json()}")
     campaign = Campaign(ChaosStack(chaos_broker, chaos_clickhouse), schedule, tmp_path / "deployment")
     started = time.monotonic()
