@@ -4,7 +4,7 @@
 # root), then the broker's jars resolved once from Maven Central into the state folder's cache.
 #
 #   make test   [PYTEST_ARGS=...]   run the test suite on Apache Kafka (exit code of pytest, 5 when nothing collected)
-#   make test-tansu                the light-broker subset (pipeline, enqueue, lag) on Tansu
+#   make test-tansu                the light-broker subset (pipeline, enqueue, lag, one chaos seed) on Tansu
 #   make lint                      ruff check, ruff format --check, mypy (strict, from pyproject.toml)
 #   make demo                      kcollect run --clients 100000 on the local stack
 #   make bench                     bench/e2e: 700k end to end (1 and 2 processors, simulator, faust peer)
@@ -23,6 +23,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.kcollect-setup
 PYTEST_ARGS ?=
 SEEDS ?= 20
+TANSU_CHAOS_SEED ?= 7
 SEED_START ?= 100
 CHAOS_RESULTS ?= .chaos/seeds-$(SEED_START)-$(SEEDS).jsonl
 
@@ -115,7 +116,8 @@ test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-tansu: setup
-	KCOLLECT_TEST_BROKER=tansu $(PY) -m pytest -q $(TANSU_TESTS) $(PYTEST_ARGS)
+	KCOLLECT_TEST_BROKER=tansu CHAOS_SEED=$(TANSU_CHAOS_SEED) $(PY) -m pytest -q $(TANSU_TESTS) tests/chaos \
+	  $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
