@@ -180,6 +180,7 @@ class Campaign:
     problems: list[str] = field(default_factory=list)
     watch: OffsetWatch | None = None
     timeline: list[str] = field(default_factory=list)
+    dead_letters_twice: int = 0  # dead letters of a bad record beyond its first (a replay)
 
     # ---- the deployment ---------------------------------------------------------------------------
 
@@ -583,6 +584,7 @@ class Campaign:
             "raw_rows": report.stored_raw_rows,
             "duplicated_raw": report.duplicated_raw,
             "garbage": len(self.planted),
+            "dead_letters_twice": self.dead_letters_twice,
             "recovery_seconds": recovery,
             "status": status.as_dict(),
             "faults": [f"{f.fault.kind}:{f.fault.target}{f.note and ' ' + f.note}" for f in self.fired],
@@ -613,6 +615,7 @@ class Campaign:
             sample = [x for x in letters if x.original in others][:5]
             problems.append(f"{len(others)} dead letters of records that were not bad: {sample}")
         unclean = any(f.fault.kind in UNCLEAN and not f.note for f in self.fired)
+        self.dead_letters_twice = sum(n - 1 for n in twice.values())
         if twice and not unclean:
             problems.append(f"bad records dead-lettered more than once without an unclean fault: {twice}")
         for letter in letters:
