@@ -28,7 +28,10 @@ from streams.settings.stackfile import read_stack_file
 # prefix of the test suite's own variables; every other KCOLLECT_* name is a field of Settings.
 OTHER_VARIABLES = frozenset(
     f"{ENV_PREFIX}{name}"
-    for name in ("LOG_LEVEL", "STATE_DIR", "CONSOLE_TOKEN", "FAULT_AT", "STACK_PROCESS", "DRILLS")
+    for name in (
+        *("LOG_LEVEL", "STATE_DIR", "CONSOLE_TOKEN", "FAULT_AT", "STACK_PROCESS", "DRILLS"),
+        *("LOCAL_BROKER", "KAFKA_CACHE_DIR", "KAFKA_VERSION", "KAFKA_JVM_OPTIONS"),  # the local stack
+    )
 )
 TEST_VARIABLE_PREFIX = f"{ENV_PREFIX}TEST_"
 log = logging.getLogger(__name__)
