@@ -446,6 +446,8 @@ class Campaign:
                 proc = d.procs.get(target)
                 if proc is None:
                     return True
+                if proc.poll() is None and not (d.workdir / f"{target}.ready").exists():
+                    return False  # leave once it is ready: a SIGTERM before that kills by default
                 proc.send_signal(signal.SIGTERM)
                 self.stopping[target] = d.procs.pop(target)
             return self.gone(target, fired)
