@@ -39,10 +39,11 @@ def test_seed(seed: int, tmp_path: Path, chaos_clickhouse: ClickHouse, chaos_bro
     print(f"seed {schedule.seed} schedule:\n{schedule.to_json()}")
     campaign = Campaign(ChaosStack(chaos_broker, chaos_clickhouse), schedule, tmp_path / "deployment")
     started = time.monotonic()
+    summary: dict[str, object] = {"seed": schedule.seed, "problems": ["interrupted"]}
     try:
         campaign.play()
         summary = campaign.verdict()
-    except BaseException as exc:
+    except Exception as exc:  # an interrupt (Ctrl-C, SIGTERM) goes on up: pytest stops, teardown runs
         summary = {"seed": schedule.seed, "problems": [f"{type(exc).__name__}: {exc}"]}
         raise AssertionError(
             f"seed {schedule.seed} failed: {exc}\nreplay: {replay}\nschedule:\n{schedule.to_json()}\n"
