@@ -1,9 +1,12 @@
-"""The fault campaign's schedules (tests/chaos/schedule.py) and results summary: pure."""
+"""The fault campaign's pure parts: schedules (tests/chaos/schedule.py), the dead-letter accounting
+(tests/chaos/runner.py) and the results summary."""
 
 from __future__ import annotations
 
 from collections import Counter
 
+from streams.runs.checker import RunDeadLetter
+from tests.chaos.runner import Planted, dead_letter_accounting
 from tests.chaos.schedule import Schedule, Shape, make_schedule
 from tests.chaos.summary import summarize
 
@@ -63,3 +66,27 @@ def test_the_summary_counts_passes_in_a_row_and_faults_by_kind() -> None:
     text = summarize(lines)
     assert "seeds: 4, passed: 3, longest run of passes in a row: 2" in text
     assert "garbage 1, kill9 2" in text and "failed 2: ['1 lost']" in text
+
+
+def letter(place: tuple[str, int, int], **headers: str) -> RunDeadLetter:
+    base = {"error_class": "CodecError", "stage": "decode", "original_offset": str(place[2])}
+    return RunDeadLetter("t.requests.dlq", "k", "decode", "CodecError", place, base | headers)
+
+
+def test_the_dead_letter_accounting_fails_on_every_kind_of_miscount() -> None:
+    planted = [Planted("t.requests", "bad-0", True, 0, 5), Planted("t.results", "bad-1", False, 3, 0)]
+    good = [letter(("t.requests", 0, 5)), letter(("t.results", 3, 0))]
+    assert dead_letter_accounting(planted, good, False, 1) == ([], 0)
+    missing, _ = dead_letter_accounting(planted, good[:1], False, 1)
+    assert missing == ["bad records never dead-lettered: ['bad-1']"]
+    extra, _ = dead_letter_accounting(planted, [*good, letter(("t.requests", 1, 7))], False, 1)
+    assert len(extra) == 1 and extra[0].startswith("1 dead letters of records that were not bad")
+    twice = [*good, letter(("t.requests", 0, 5))]
+    assert dead_letter_accounting(planted, twice, True, 1) == ([], 1)  # a replay after an unclean fault
+    problems, count = dead_letter_accounting(planted, twice, False, 1)
+    assert count == 1 and "more than once without an unclean fault" in problems[0]
+    bare = [letter(("t.requests", 0, 5), stage=""), good[1]]
+    assert dead_letter_accounting(planted, bare, False, 1)[0][0].startswith("dead letter of")
+    assert dead_letter_accounting(planted, good, False, 0)[0] == [
+        "0 dead letters of others naming the run, 1 planted"
+    ]
