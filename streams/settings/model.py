@@ -26,11 +26,20 @@ from streams.settings.stackfile import read_stack_file
 
 # Variables read outside the Settings model (the CLI, the local stack, the console, fault drills) and the
 # prefix of the test suite's own variables; every other KCOLLECT_* name is a field of Settings.
+# read outside Settings: logging, the local stack (kcollect/localstack/), crash points, the console, drills
 OTHER_VARIABLES = frozenset(
     f"{ENV_PREFIX}{name}"
     for name in (
-        *("LOG_LEVEL", "STATE_DIR", "CONSOLE_TOKEN", "FAULT_AT", "STACK_PROCESS", "DRILLS"),
-        *("LOCAL_BROKER", "KAFKA_CACHE_DIR", "KAFKA_VERSION", "KAFKA_JVM_OPTIONS"),  # the local stack
+        "LOG_LEVEL",
+        "STATE_DIR",
+        "CONSOLE_TOKEN",
+        "FAULT_AT",
+        "STACK_PROCESS",
+        "DRILLS",
+        "LOCAL_BROKER",
+        "KAFKA_CACHE_DIR",
+        "KAFKA_VERSION",
+        "KAFKA_JVM_OPTIONS",
     )
 )
 TEST_VARIABLE_PREFIX = f"{ENV_PREFIX}TEST_"

@@ -158,11 +158,3 @@ def test_settings_env_format_reads_back(tmp_path: Path) -> None:
     assert after == before
     assert after["KCOLLECT_KAFKA_CONFIG"]["client.id"] == 'a "b"'
 
-
-def test_the_local_stacks_own_variables_are_not_called_ignored() -> None:
-    """``kcollect stack up`` and the test fixtures read these; every service they start inherits them."""
-    from kcollect.localstack.brokers import BROKER_VARIABLE
-    from kcollect.localstack.kafka import CACHE_VARIABLE, JVM_OPTIONS_VARIABLE, VERSION_VARIABLE
-
-    stack = (BROKER_VARIABLE, CACHE_VARIABLE, VERSION_VARIABLE, JVM_OPTIONS_VARIABLE)
-    assert unknown_variables(dict.fromkeys(stack, "x")) == []

@@ -17,7 +17,7 @@ def test_every_partition_has_an_owner_sample() -> None:
     assert [(s.labels, s.value) for s in samples] == [
         (
             {
-                "group": "g",
+                "consumergroup": "g",
                 "topic": "t",
                 "partition": "0",
                 "member": "m-1",
@@ -28,7 +28,7 @@ def test_every_partition_has_an_owner_sample() -> None:
         ),
         (
             {
-                "group": "g",
+                "consumergroup": "g",
                 "topic": "t",
                 "partition": "1",
                 "member": "unknown",
