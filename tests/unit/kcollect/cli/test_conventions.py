@@ -157,4 +157,3 @@ def test_settings_env_format_reads_back(tmp_path: Path) -> None:
     before["KCOLLECT_SETTINGS_FILE"] = str(path)
     assert after == before
     assert after["KCOLLECT_KAFKA_CONFIG"]["client.id"] == 'a "b"'
-
