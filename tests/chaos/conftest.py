@@ -9,8 +9,9 @@ schedule JSON in FILE (as a failing seed prints it, or edited by hand) instead o
 The broker is the one the test fixtures pick (Apache Kafka where java and mvn exist, else Tansu;
 ``KCOLLECT_TEST_BROKER=kafka|tansu`` chooses). Apache Kafka is started once per session (it takes
 seconds to start; each seed has its own topics and groups on it); Tansu once per seed (it starts in a
-blink, and a long-lived Tansu has been seen to stop assigning a group after freezes). The seeds of a
-session share one clickhouse-server of their own, which the campaign stops and restarts.
+blink, and a long-lived Tansu has been seen to stop assigning a group after freezes). The seeds share
+one clickhouse-server of their own, which the campaign stops and restarts. Both are module-scoped: in
+the whole suite they stop once the last seed is done.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("seed", seeds, ids=[f"seed{s}" for s in seeds])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chaos_clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouse]:
     folder = tmp_path_factory.mktemp("chaos-ch")
     ch = ClickHouse(folder, start_clickhouse(folder))
@@ -71,9 +72,9 @@ def _broker(folder: Path) -> Broker:
     return broker
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chaos_session_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker | None]:
-    """Apache Kafka for the whole session; None on Tansu (each seed starts its own)."""
+    """Apache Kafka for every seed of the module; None on Tansu (each seed starts its own)."""
     if drill_broker_kind() != "kafka":
         yield None
         return

@@ -33,6 +33,7 @@ def record(summary: dict[str, object]) -> None:
 
 
 @pytest.mark.chaos
+@pytest.mark.timeout(900)  # a stuck seed waits out its settle timeouts and prints its schedule
 def test_seed(seed: int, tmp_path: Path, chaos_clickhouse: ClickHouse, chaos_broker: Broker) -> None:
     schedule = schedule_for(seed)
     replay = f"pytest tests/chaos --seed {schedule.seed}  (or CHAOS_SCHEDULE=FILE with the JSON)"
