@@ -4,7 +4,7 @@
 # root), then the broker's jars resolved once from Maven Central into the state folder's cache.
 #
 #   make test   [PYTEST_ARGS=...]   run the test suite on Apache Kafka (exit code of pytest, 5 when nothing collected)
-#   make test-tansu                the light-broker subset (pipeline, enqueue, lag) on Tansu
+#   make test-tansu                the light-broker subset (pipeline, enqueue, lag, one chaos seed) on Tansu
 #   make test-chdb                 the current-ClickHouse tests (installs the chdb extra)
 #   make lint                      ruff check, ruff format --check, mypy (strict, from pyproject.toml)
 #   make demo                      kcollect run --clients 100000 on the local stack
@@ -12,6 +12,8 @@
 #   make setup / make versions     just the setup / print the tool versions
 #   make tools                     promtool into the venv (from Debian's prometheus package, not installed)
 #   make browser                   chromium + chromium-driver from apt (root only) for the console's tests
+#   make chaos  [SEEDS=N] [SEED_START=S]  the fault campaign: N seeds in a row from S (tests/chaos,
+#                                  docs/reliability.md); one JSON line per seed in CHAOS_RESULTS, summed up
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -21,11 +23,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.kcollect-setup
 PYTEST_ARGS ?=
+SEEDS ?= 20
+TANSU_CHAOS_SEED ?= 7
+SEED_START ?= 100
+CHAOS_RESULTS ?= .chaos/seeds-$(SEED_START)-$(SEEDS).jsonl
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := test
-.PHONY: setup venv clickhouse kafka tools browser test test-tansu test-chdb lint demo versions bench
+.PHONY: setup venv clickhouse kafka tools browser test test-tansu test-chdb lint demo versions bench chaos
 
 # The integration tests that keep the light path (Tansu, no Java) working.
 TANSU_TESTS := tests/integration/test_pipeline.py \
@@ -121,7 +127,8 @@ test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-tansu: setup
-	KCOLLECT_TEST_BROKER=tansu $(PY) -m pytest -q $(TANSU_TESTS) $(PYTEST_ARGS)
+	KCOLLECT_TEST_BROKER=tansu CHAOS_SEED=$(TANSU_CHAOS_SEED) $(PY) -m pytest -q $(TANSU_TESTS) tests/chaos \
+	  $(PYTEST_ARGS)
 
 # A current ClickHouse in-process (chdb, ~900 MB from PyPI, the chdb extra): DDL, views, the cookbook,
 # the typed migration and the new-server features. Without chdb these tests skip in `make test`.
@@ -157,3 +164,9 @@ versions: venv
 bench: setup
 	@$(PY) -m pip install -q -e ".[dev,local,bench]"
 	$(PY) -m bench.e2e --faust-clients 100000
+
+chaos: setup
+	@mkdir -p $(dir $(CHAOS_RESULTS)) && rm -f $(CHAOS_RESULTS)
+	CHAOS_RESULTS=$(CHAOS_RESULTS) $(PY) -m pytest tests/chaos -q --seeds $(SEEDS) \
+	  --seed-start $(SEED_START) $(PYTEST_ARGS) || status=$$?; \
+	$(PY) -m tests.chaos.summary $(CHAOS_RESULTS); exit $${status:-0}

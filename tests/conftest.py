@@ -41,6 +41,14 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The fault campaign's seeds (tests/chaos/conftest.py): declared here, where every run sees them."""
+    group = parser.getgroup("chaos", "the randomized fault campaign (tests/chaos)")
+    group.addoption("--seed", dest="chaos_seed", type=int, help="run (replay) this one seed")
+    group.addoption("--seeds", dest="chaos_seeds", type=int, help="run this many seeds in a row")
+    group.addoption("--seed-start", dest="chaos_seed_start", type=int, help="the first of --seeds")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
