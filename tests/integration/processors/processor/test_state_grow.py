@@ -110,10 +110,10 @@ def test_growing_mid_schedule_keeps_every_clients_state_and_spreads_the_work(
         clickhouse_url,
         unique_name,
         tmp_path,
-        latency_ms=500,  # batches of 25: run 3's first half is still under way when the topics grow
+        latency_ms=200,  # batches of 50: run 3's first part is (likely) under way when the topics grow
         KCOLLECT_PARTITIONS="2",
-        KCOLLECT_CONSUME_BATCH="25",
-        KCOLLECT_SUBSYSTEM_BATCH="25",
+        KCOLLECT_CONSUME_BATCH="50",
+        KCOLLECT_SUBSYSTEM_BATCH="50",
         KCOLLECT_MAX_IN_FLIGHT_BATCHES="1",
         KCOLLECT_SESSION_TIMEOUT_MS="6000",
     )
