@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    NewPartitions,
+    NewTopic,
+    OffsetSpec,
+)
 
 from schemas.topics import ALL_TOPICS, REQUESTS, REQUESTS_RETRY, RESULTS, STATE_CHANGELOG, TopicSpec
 from streams.kafka.client_logs import StartWatch
@@ -72,14 +77,15 @@ def _check_state_layout(
 ) -> None:
     """A processor with state finds a client's history in changelog partition (request partition mod
     the changelog's count) only if the request count is a multiple of the changelog's."""
-    from streams.kafka.end_offsets import high_watermarks
-
     changelog = STATE_CHANGELOG.name(settings.topic_prefix)
     count = present.get(changelog)
     if count is None or partitions % count == 0:
         return
-    ends = high_watermarks(admin, [(changelog, p) for p in range(count)], settings.broker_timeout_seconds)
-    if any(end > 0 for end in ends.values()):
+    timeout = settings.broker_timeout_seconds
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    asked = {TopicPartition(changelog, p): latest for p in range(count)}
+    futures = admin.list_offsets(asked, request_timeout=timeout).values()
+    if any(future.result(timeout=timeout).offset > 0 for future in futures):
         raise TopicChangeRefused(
             f"{changelog} holds processor state over {count} partition(s): grow to a multiple of {count} "
             f"(asked for {partitions}), so that every client's history stays where its requests look for it"

@@ -32,7 +32,7 @@ class Layout:
     @property
     def aligned(self) -> bool:
         """Whether every client's history is where its request partition looks for it."""
-        return self.requests % self.changelog == 0
+        return not self.grown or self.requests % self.changelog == 0
 
     def source(self, partition: int) -> int:
         """The changelog partition that holds request partition ``partition``'s state."""

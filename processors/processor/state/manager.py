@@ -28,6 +28,7 @@ from urllib.parse import quote
 from confluent_kafka import KafkaError, Message, TopicPartition
 
 from processors.processor.state.history import (
+    CLOCK_SLOTS,
     Clock,
     History,
     StateSpec,
@@ -96,7 +97,7 @@ class StateStores:
         self.generation = 0  # moves on when partitions are lost: older writes' deliveries no longer count
         self._gauged: dict[int, float] = {}
         self.layout = Layout(settings.partitions, settings.partitions)
-        self.caught_up: dict[int, set[tuple[str, int]]] = {}  # per partition: (schedule, slot) caught up for
+        self.caught_up: dict[int, dict[tuple[str, int], None]] = {}  # per partition: (schedule, slot)
 
     # --- assignment ---------------------------------------------------------------------------
 
@@ -390,9 +391,11 @@ class StateStores:
             scheduled = slots[str(request["run_id"])]
             if scheduled is None:
                 continue
-            seen = self.caught_up.setdefault(partition, set())
+            seen = self.caught_up.setdefault(partition, {})
             if scheduled not in seen:
-                seen.add(scheduled)
+                seen[scheduled] = None
+                while len(seen) > CLOCK_SLOTS:  # the runs a clock remembers: older ones are late anyway
+                    del seen[next(iter(seen))]
                 self.catch_up(partition)
 
 
