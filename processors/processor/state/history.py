@@ -63,8 +63,18 @@ StatefulFn = Callable[[Observation, Observation | None], dict[str, float]]
 """A stateful plug-in: (this run, the previous observation or None) -> outputs (kept for the next run)."""
 
 
-def encode_history(history: History) -> bytes:
-    return orjson.dumps({"v": 1, "runs": [o.to_json() for o in history]})
+def encode_history(history: History, owner: int | None = None) -> bytes:
+    """The changelog value of a history; ``owner``: the request partition that wrote it (``owner_of``)."""
+    data: dict[str, Any] = {"v": 1, "runs": [o.to_json() for o in history]}
+    if owner is not None:
+        data["p"] = owner
+    return orjson.dumps(data)
+
+
+def owner_of(value: bytes, default: int) -> int:
+    """The request partition that wrote a history (``default``: one written before owners were kept)."""
+    owner = orjson.loads(value).get("p")
+    return int(owner) if isinstance(owner, int) else default
 
 
 def decode_history(value: bytes) -> History:
@@ -227,3 +237,12 @@ def is_stale(obs: Observation, seq: int, at_ms: int, drop_after_runs: int, drop_
     behind the schedule's newest run (number ``seq``, slot ``at_ms``) is dropped from the state."""
     behind_runs = obs.seq > 0 and seq - obs.seq > drop_after_runs
     return behind_runs or at_ms - obs.at_ms > drop_after_ms
+
+
+def merge_histories(held: History, read: History, keep_runs: int) -> History:
+    """The runs of both histories of one client (``read``'s observation wins for a run in both), oldest
+    first, the newest ``keep_runs`` kept. Two request partitions may each have handled a run of a client
+    that moved between them (``kcollect topics grow``): the merge keeps both runs."""
+    by_slot = {obs.at_ms: obs for obs in held}
+    by_slot.update((obs.at_ms, obs) for obs in read)
+    return tuple(by_slot[at] for at in sorted(by_slot))[-keep_runs:]

@@ -28,6 +28,7 @@ from urllib.parse import quote
 from confluent_kafka import KafkaError, Message, TopicPartition
 
 from processors.processor.state.history import (
+    CLOCK_SLOTS,
     Clock,
     History,
     StateSpec,
@@ -35,17 +36,20 @@ from processors.processor.state.history import (
     decode_history,
     encode_history,
     is_stale,
+    merge_histories,
+    owner_of,
     unscheduled_outputs,
 )
+from processors.processor.state.layout import Layout
 from processors.processor.state.store import (
     PartitionStore,
     Row,
     client_key,
-    clock_key,
     index_of,
     split_key,
 )
 from processors.processor.subsystems.protocol import MetricColumns, Record
+from schemas.topics import REQUESTS
 from streams.kafka.clients import make_consumer
 from streams.kafka.producer import BatchProducer, DeliveryTracker
 from streams.observability import metrics as m
@@ -92,6 +96,8 @@ class StateStores:
         self.own_ends: dict[int, int] = {}  # per partition: offset after this process's last confirmed write
         self.generation = 0  # moves on when partitions are lost: older writes' deliveries no longer count
         self._gauged: dict[int, float] = {}
+        self.layout = Layout(settings.partitions, settings.partitions)
+        self.caught_up: dict[int, dict[tuple[str, int], None]] = {}  # per partition: (schedule, slot)
 
     # --- assignment ---------------------------------------------------------------------------
 
@@ -101,16 +107,36 @@ class StateStores:
         was written after its own last confirmed write (nothing, unless it was lost to another
         member meanwhile), so a rebalance that moves nothing costs one read to the end."""
         wanted = {partition for _, partition in assigned}
+        self.layout = self._current_layout()
         for partition in sorted(set(self.stores) - wanted):
             self.stores.pop(partition).close()
             self.own_ends.pop(partition, None)
+            self.caught_up.pop(partition, None)
             log.info("state: partition %d released", partition)
         self._checkpoint_own_writes()
         self.stores.update(self.restore(sorted(wanted), self.stores))
 
+    def _current_layout(self) -> Layout:
+        """The partition counts now (the requests topic may have grown since the last assignment)."""
+        prefix = self._settings.topic_prefix
+        requests = self._producer.partition_count(REQUESTS.name(prefix))
+        layout = Layout(requests, self._producer.partition_count(self._changelog))
+        if layout != self.layout:
+            log.info("state: %d request partition(s), %d changelog partition(s)", requests, layout.changelog)
+        if not layout.aligned:
+            log.error(
+                "state: the requests topic has %d partitions, not a multiple of the changelog's %d: clients "
+                "that moved partition start from first sight (see docs/state.md)",
+                layout.requests,
+                layout.changelog,
+            )
+        return layout
+
     def _checkpoint_own_writes(self) -> None:
         """A store owned since its restore holds everything up to this process's last confirmed write:
-        its next restore may start there."""
+        its next restore may start there. Not once grown: other request partitions write between."""
+        if self.layout.grown:
+            return
         for partition, store in self.stores.items():
             own = self.own_ends.get(partition, 0)
             if own > store.changelog_offset():
@@ -120,14 +146,16 @@ class StateStores:
         self, partitions: Sequence[int], open_stores: dict[int, PartitionStore] | None = None
     ) -> dict[int, PartitionStore]:
         """The stores of ``partitions`` (those in ``open_stores`` reused), each brought up to the end of
-        its changelog partition (all read at once by one consumer)."""
+        its changelog partition (all read at once by one consumer). Once grown, a reused store merges
+        what it reads into what it holds (``_merged``): its own newest writes may not be delivered yet."""
         if not partitions:
             return {}
         started = time.monotonic()
         known = open_stores or {}
         stores = {p: known.get(p) or PartitionStore(self.folder / f"p{p}.sqlite") for p in partitions}
+        merging = {p for p in partitions if p in known} if self.layout.grown else set()
         starts = {p: store.changelog_offset() for p, store in stores.items()}
-        done = self._replay(stores, starts)
+        done = self._replay(stores, starts, merging)
         recreated = [p for p, (_, end) in done.items() if end < starts[p]]
         for p in recreated:
             log.warning(
@@ -138,16 +166,18 @@ class StateStores:
             )
             stores[p].wipe()
         if recreated:
-            done.update(self._replay({p: stores[p] for p in recreated}, dict.fromkeys(recreated, 0)))
+            done.update(self._replay({p: stores[p] for p in recreated}, dict.fromkeys(recreated, 0), set()))
         seconds = time.monotonic() - started
         for p, (applied, end) in sorted(done.items()):
             m.PROCESSOR_STATE_RESTORE_SECONDS.labels(str(p)).set(seconds)
             m.PROCESSOR_STATE_RESTORED_RECORDS.labels(str(p)).inc(applied)
             self._gauges(p, stores[p])
             log.info(
-                "state: partition %d restored: %d changelog record(s) from offset %d to %d (%d rows)",
+                "state: partition %d restored: %d changelog record(s) of partition %d from offset %d to %d "
+                "(%d rows)",
                 p,
                 applied,
+                self.layout.source(p),
                 0 if p in recreated else starts[p],
                 end,
                 stores[p].count(),
@@ -157,58 +187,71 @@ class StateStores:
         return stores
 
     def _replay(
-        self, stores: dict[int, PartitionStore], starts: dict[int, int]
+        self, stores: dict[int, PartitionStore], starts: dict[int, int], merging: set[int]
     ) -> dict[int, tuple[int, int]]:
-        """Apply each partition's changelog records from its start offset to its end: {partition:
-        (records applied, end offset)}. A partition that answers a record before its start offset (the
-        topic was recreated) stops there, with that offset as its end."""
+        """Apply to each store its changelog partition's records from its start offset to the end:
+        {partition: (records applied, end offset)}. Stores sharing a changelog partition (grown) share
+        one read. A changelog partition that answers a record before the lowest start offset (the topic
+        was recreated) stops there, with that offset as its end."""
+        readers: dict[int, list[int]] = {}
+        for p in stores:
+            readers.setdefault(self.layout.source(p), []).append(p)
+        lowest = {q: min(starts[p] for p in group) for q, group in readers.items()}
         consumer = make_consumer(
             self._settings, f"kcollect-state-restore-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
         )
-        consumer.assign([TopicPartition(self._changelog, p, at) for p, at in starts.items()])
+        consumer.assign([TopicPartition(self._changelog, q, at) for q, at in lowest.items()])
         applied = dict.fromkeys(stores, 0)
         skipped = 0
-        ends = dict(starts)
-        open_parts = set(stores)
+        ends = dict(lowest)
+        open_parts = set(readers)
         patience = max(60.0, self._settings.broker_timeout_seconds)
         deadline = time.monotonic() + patience
         last_note = time.monotonic()
+
+        def write(p: int, part_rows: list[Row], end: int) -> None:
+            if p in merging:
+                part_rows = self._merged(p, stores[p], part_rows)
+            stores[p].write(part_rows, end)
+            applied[p] += len(part_rows)
+
         try:
             while open_parts:
                 messages = consumer.consume(5000, 0.2)
                 rows: dict[int, list[Row]] = {}
                 for msg in messages:
-                    p = int(msg.partition() or 0)
-                    if p not in open_parts:
+                    q = int(msg.partition() or 0)
+                    if q not in open_parts:
                         continue
                     error = msg.error()
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:
-                            ends[p] = int(msg.offset() or 0)
-                            open_parts.discard(p)
-                            done_rows = rows.pop(p, [])
-                            stores[p].write(done_rows, ends[p])
-                            applied[p] += len(done_rows)
+                            ends[q] = int(msg.offset() or 0)
+                            open_parts.discard(q)
+                            for p in readers[q]:
+                                write(p, rows.pop(p, []), ends[q])
                         continue
                     offset = int(msg.offset() or 0)
-                    if offset < starts[p]:
-                        ends[p] = offset
-                        open_parts.discard(p)
-                        rows.pop(p, None)
+                    if offset < lowest[q]:
+                        ends[q] = offset
+                        open_parts.discard(q)
+                        for p in readers[q]:
+                            rows.pop(p, None)
                         continue
                     row = usable_row(msg.key(), msg.value())
                     if row is None:
                         skipped += 1
                         if skipped <= 5:
                             log.warning(
-                                "state: partition %d offset %d: not a state record, skipped", p, offset
+                                "state: partition %d offset %d: not a state record, skipped", q, offset
                             )
                     else:
-                        rows.setdefault(p, []).append(row)
-                    ends[p] = offset + 1
+                        for p in readers[q]:
+                            if offset >= starts[p]:
+                                rows.setdefault(p, []).append(row)
+                    ends[q] = offset + 1
                 for p, part_rows in rows.items():
-                    stores[p].write(part_rows, ends[p])
-                    applied[p] += len(part_rows)
+                    write(p, part_rows, ends[self.layout.source(p)])
                 if messages:
                     deadline = time.monotonic() + patience
                 elif time.monotonic() > deadline:
@@ -224,7 +267,42 @@ class StateStores:
                     )
         finally:
             consumer.close()
-        return {p: (applied[p], ends[p]) for p in stores}
+        return {p: (applied[p], ends[self.layout.source(p)]) for p in stores}
+
+    def _merged(self, partition: int, store: PartitionStore, rows: list[Row]) -> list[Row]:
+        """Changelog rows read into a store kept open since its last restore (grown layout only): a
+        client's history read is merged with the one held (runs of both, newest kept), since the store
+        may hold newer writes of its own than the changelog has delivered; tombstones are skipped (only
+        this partition drops its clients, and did so in its store already); so is its own run clock."""
+        source = self.layout.source(partition)
+        merged: dict[bytes, bytes] = {}
+        for key, value in rows:
+            if value is None:
+                continue
+            schedule, client = split_key(key)
+            if not client:
+                if key != self.layout.clock_key(schedule, partition):
+                    merged[key] = value
+                continue
+            held = merged.get(key) or store.get(key)
+            if held is None:
+                merged[key] = value
+                continue
+            try:
+                mine, theirs = decode_history(held), decode_history(value)
+            except (ValueError, TypeError, KeyError):
+                merged[key] = value
+                continue
+            runs = merge_histories(mine, theirs, self.spec.keep_runs)
+            newer = value if theirs and (not mine or theirs[-1].at_ms >= mine[-1].at_ms) else held
+            merged[key] = encode_history(runs, owner_of(newer, source))
+        return list(merged.items())
+
+    def catch_up(self, partition: int) -> None:
+        """Grown layout: read what other request partitions wrote to this one's changelog partition
+        since the last restore (a moved client's last run, handled where its request was enqueued)."""
+        if partition in self.stores:
+            self.stores.update(self.restore([partition], self.stores))
 
     def gauges_now_and_then(self, partition: int, store: PartitionStore) -> None:
         """The size gauges, at most every GAUGE_SECONDS per partition (a count scans the store)."""
@@ -239,7 +317,9 @@ class StateStores:
         m.PROCESSOR_STATE_ENTRIES.labels(label).set(store.count())
 
     def produce(self, partition: int, records: list[Row], tracker: DeliveryTracker) -> None:
-        self._producer.produce_keyed_to_partition(self._changelog, partition, records, tracker)
+        """Request partition ``partition``'s changed rows, to its changelog partition."""
+        changelog_partition = self.layout.source(partition)
+        self._producer.produce_keyed_to_partition(self._changelog, changelog_partition, records, tracker)
 
     def tracker(self) -> ChangelogTracker:
         return ChangelogTracker(self)
@@ -278,6 +358,8 @@ class StateStores:
             scheduled = slots[str(request["run_id"])]
             if scheduled is not None:
                 wanted.setdefault(partition, []).append(client_key(scheduled[0], str(request["client_id"])))
+        if self.layout.grown:
+            self._catch_up_on_new_runs(requests, partitions, slots)
         for partition, client_keys in wanted.items():
             batch.prefetch(partition, client_keys)
         outputs: list[dict[str, float]] = []
@@ -300,6 +382,21 @@ class StateStores:
         for out in outputs:
             keys.update(dict.fromkeys(out))
         return {key: [out.get(key) for out in outputs] for key in keys}
+
+    def _catch_up_on_new_runs(
+        self, requests: Sequence[Record], partitions: Sequence[int], slots: dict[str, tuple[str, int] | None]
+    ) -> None:
+        """Before a partition's first request of each run: ``catch_up``."""
+        for request, partition in zip(requests, partitions, strict=True):
+            scheduled = slots[str(request["run_id"])]
+            if scheduled is None:
+                continue
+            seen = self.caught_up.setdefault(partition, {})
+            if scheduled not in seen:
+                seen[scheduled] = None
+                while len(seen) > CLOCK_SLOTS:  # the runs a clock remembers: older ones are late anyway
+                    del seen[next(iter(seen))]
+                self.catch_up(partition)
 
 
 def usable_row(key: bytes | str | None, value: bytes | None) -> Row | None:
@@ -328,6 +425,7 @@ class _BatchState:
         self._clocks: dict[tuple[int, str], Clock] = {}
         self._index: dict[bytes, tuple[str, int, int]] = {}
         self._loaded: dict[bytes, bytes] = {}  # prefetched rows
+        self._local: dict[int, dict[bytes, bytes | None]] = {}  # store-only deletes (not in the changelog)
         self.hits = 0
         self.misses = 0
         self.unscheduled = 0
@@ -353,7 +451,11 @@ class _BatchState:
     def _clock(self, partition: int, schedule: str) -> Clock:
         clock = self._clocks.get((partition, schedule))
         if clock is None:
-            value = self._read(partition, clock_key(schedule))
+            layout = self._stores.layout
+            value = self._read(partition, layout.clock_key(schedule, partition))
+            seed = layout.seed_key(schedule, partition)
+            if value is None and seed is not None:
+                value = self._read(partition, seed)
             try:
                 clock = Clock.from_bytes(value) if value is not None else Clock()
             except (ValueError, TypeError, KeyError):
@@ -378,7 +480,9 @@ class _BatchState:
         clock, seq, new_slot = self._clock(partition, schedule).advance(at_ms)
         if new_slot:
             self._clocks[(partition, schedule)] = clock
-            self._rows.setdefault(partition, {})[clock_key(schedule)] = clock.to_bytes()
+            self._rows.setdefault(partition, {})[self._stores.layout.clock_key(schedule, partition)] = (
+                clock.to_bytes()
+            )
             self._drop_stale(partition, schedule, seq, at_ms)
         key = client_key(schedule, client_id)
         value = self._read(partition, key)
@@ -389,7 +493,7 @@ class _BatchState:
             self.misses += 1
         step = apply_run(history, run_id, at_ms, seq, values, self._stores.spec)
         if step.history is not None:
-            self._rows.setdefault(partition, {})[key] = encode_history(step.history)
+            self._rows.setdefault(partition, {})[key] = encode_history(step.history, partition)
             newest = step.history[-1]
             self._index[key] = (schedule, newest.seq, newest.at_ms)
         return step.outputs
@@ -405,6 +509,13 @@ class _BatchState:
             log.warning("state: partition %d: the history of %r does not decode: first sight", partition, key)
             return ()
 
+    def _owned(self, partition: int, value: bytes) -> bool:
+        layout = self._stores.layout
+        try:
+            return not layout.grown or owner_of(value, layout.source(partition)) == partition
+        except (ValueError, TypeError):
+            return True
+
     def _drop_stale(self, partition: int, schedule: str, seq: int, at_ms: int) -> None:
         bounds = self._stores.bounds
         store = self._store(partition)
@@ -416,8 +527,11 @@ class _BatchState:
                 continue
             newest = self._history(partition, key, value)[-1:]
             if newest and is_stale(newest[0], seq, at_ms, bounds.runs, bounds.ms):
-                rows[key] = None
-                dropped += 1
+                if self._owned(partition, value):
+                    rows[key] = None
+                    dropped += 1
+                else:  # another request partition's client now: forgotten here, kept in the changelog
+                    self._local.setdefault(partition, {})[key] = None
         if dropped:
             m.PROCESSOR_STATE_DROPPED.inc(dropped)
             log.info(
@@ -433,14 +547,16 @@ class _BatchState:
             if count:
                 m.PROCESSOR_STATE_LOOKUPS.labels(outcome).inc(count)
         written = 0
-        for partition, rows in self._rows.items():
-            if not rows:
+        for partition in self._rows.keys() | self._local.keys():
+            records = list(self._rows.get(partition, {}).items())
+            local = list(self._local.get(partition, {}).items())
+            if not records and not local:
                 continue
-            records = list(rows.items())
-            self._stores.produce(partition, records, self._tracker)
+            if records:
+                self._stores.produce(partition, records, self._tracker)
             written += sum(len(k) + len(v or b"") for k, v in records)
             store = self._store(partition)
-            store.write(records, index=self._index)
+            store.write(local + records, index=self._index)
             self._stores.gauges_now_and_then(partition, store)
         if written:
             m.PROCESSOR_STATE_CHANGELOG_BYTES.inc(written)
