@@ -33,14 +33,15 @@ import tempfile
 import time
 import uuid
 import zlib
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench.e2e_kit import proc_cpu_seconds
 from bench.machine import machine_line
+from bench.procstat import PhaseMeter, Usage, proc_cpu_seconds
 from kcollect.localstack.runner import ensure_stack, service_env
 from processors.processor.collect import EncodedBatch, encode_results
 from processors.processor.compute import get_compute
@@ -149,8 +150,7 @@ def server_pid() -> int | None:
     return None
 
 
-def server_cpu() -> float:
-    pid = server_pid()
+def server_cpu(pid: int | None) -> float:
     return proc_cpu_seconds(pid) if pid is not None else 0.0
 
 
@@ -182,13 +182,14 @@ def bare_insert(settings: Settings, columns: list[list[object]], chunk: int, sql
         gc.unfreeze()
 
 
-def with_server_cpu(settings: Settings, n: int, run: Any) -> tuple[Any, float, float]:
-    """``run()``'s result and ClickHouse's CPU µs per row during it and with the merges after it."""
-    before = server_cpu()
+def with_server_cpu(settings: Settings, n: int, run: Any, server: int | None) -> tuple[Any, float, float]:
+    """``run()``'s result and the CPU µs per row of ClickHouse (process ``server``) during it and with
+    the merges after it."""
+    before = server_cpu(server)
     result = run()
-    during = server_cpu()
+    during = server_cpu(server)
     wait_for_quiet_server(settings)
-    after = server_cpu()
+    after = server_cpu(server)
     return result, (during - before) * 1e6 / n, (after - before) * 1e6 / n
 
 
@@ -216,9 +217,16 @@ def count_rows(settings: Settings) -> int:
 
 
 def run_sinks(
-    settings: Settings, n: int, workdir: Path, count: int, profile: str | None
-) -> tuple[float, float, list[dict[str, object]]]:
-    """Run ``count`` sink processes in one group; seconds from the first assignment and from start."""
+    settings: Settings,
+    n: int,
+    workdir: Path,
+    count: int,
+    profile: str | None,
+    infra: Mapping[str, int] | None = None,
+) -> tuple[float, float, list[dict[str, object]], dict[str, Usage]]:
+    """Run ``count`` sink processes in one group; seconds from the first assignment and from start, their
+    stats, and the CPU and peak RSS of the sinks and of ``infra`` (name -> pid) from the first
+    assignment to the end."""
     env = service_env(settings) | {
         "KCOLLECT_TOPIC_PREFIX": settings.topic_prefix,
         "KCOLLECT_SINK_GROUP": settings.sink_group,
@@ -244,10 +252,13 @@ def run_sinks(
             check()
             time.sleep(0.01)
         assigned = time.monotonic()
+        meter = PhaseMeter({f"sink{i}": proc.pid for i, proc in enumerate(procs)} | dict(infra or {}))
+        meter.start()
         while count_rows(settings) < n:
             check()
             time.sleep(0.05)
         done = time.monotonic()
+        usage = meter.stop()
     finally:
         for proc in procs:
             proc.terminate()
@@ -258,7 +269,7 @@ def run_sinks(
         path = workdir / f"sink{i}.stats.json"
         if path.exists():
             stats.append(json.loads(path.read_text()))
-    return done - assigned, done - started, stats
+    return done - assigned, done - started, stats, usage
 
 
 def fresh_database(settings: Settings, name: str) -> Settings:
@@ -268,15 +279,18 @@ def fresh_database(settings: Settings, name: str) -> Settings:
     return moved
 
 
-def main() -> None:
-    args = sys.argv[1:]
-    profile = None
-    if "--profile" in args:
-        profile = args[args.index("--profile") + 1]
-        del args[args.index("--profile") : args.index("--profile") + 2]
-    n = int(args[0]) if args else 700_000
-    sink_counts = [int(a) for a in args[1:]] or [1, 2]
-    base = ensure_stack(load_settings())
+def measure(
+    base: Settings,
+    n: int,
+    sink_counts: list[int],
+    profile: str | None = None,
+    *,
+    server: int | None = None,
+    infra: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """The whole bench on the stack of ``base``: ``server`` is ClickHouse's pid (for its CPU per row),
+    ``infra`` more processes (name -> pid, e.g. the broker) metered while the results are produced and
+    while the sinks run."""
     tag = f"bsink{uuid.uuid4().hex[:6]}"
     topics = load_settings(
         bootstrap_servers=base.kafka_bootstrap(),
@@ -288,56 +302,51 @@ def main() -> None:
     batches = build_rows(n, f"{tag}-run")
     columns = sink_columns(batches)
     old_columns = legacy_columns(columns)
+    produce_meter = PhaseMeter(dict(infra or {})).start()
     produce_seconds = produce(topics, batches)
+    produce_usage = produce_meter.stop()
     del batches
     wait_for_quiet_server(topics)
-    one_block, cpu1, cpu1m = with_server_cpu(topics, n, partial(bare_insert, topics, columns, n))
+    bare: dict[str, dict[str, float]] = {}
+    one_block, cpu1, cpu1m = with_server_cpu(topics, n, partial(bare_insert, topics, columns, n), server)
+    bare["one block"] = {"seconds": one_block, "cpu_us": cpu1, "cpu_us_merges": cpu1m}
     wait_for_quiet_server(topics)
     chunked_settings = fresh_database(topics, f"{tag}_bare100k")
     insert_chunked = partial(bare_insert, chunked_settings, columns, 100_000)
-    chunked, cpu2, cpu2m = with_server_cpu(topics, n, insert_chunked)
+    chunked, cpu2, cpu2m = with_server_cpu(topics, n, insert_chunked, server)
+    bare["100k"] = {"seconds": chunked, "cpu_us": cpu2, "cpu_us_merges": cpu2m}
     legacy = legacy_database(topics, f"{tag}_legacy")
     legacy_sql = f"INSERT INTO {tag}_legacy.client_results ({LEGACY_COLUMNS}) VALUES"
     insert_old = partial(bare_insert, legacy, old_columns, 100_000, legacy_sql)
-    old, cpu3, cpu3m = with_server_cpu(topics, n, insert_old)
+    old, cpu3, cpu3m = with_server_cpu(topics, n, insert_old, server)
+    bare["100k JSON text"] = {"seconds": old, "cpu_us": cpu3, "cpu_us_merges": cpu3m}
     del columns, old_columns
-    bare_seconds = min(one_block, chunked)
-    bare_rate = n / bare_seconds
-    print(f"machine: {machine_line()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"rows: {n:,} in result batches ({PARTITIONS} partitions), produced in {produce_seconds:.2f} s")
-    cpu = "ClickHouse CPU µs per row: {:.2f} during the inserts, {:.2f} with the merges after"
-    print(
-        f"bare columnar insert, one block: {one_block:.2f} s = {n / one_block:,.0f} rows/s; "
-        + cpu.format(cpu1, cpu1m)
-    )
-    print(
-        f"bare columnar inserts of 100k rows: {chunked:.2f} s = {n / chunked:,.0f} rows/s; "
-        + cpu.format(cpu2, cpu2m)
-    )
-    print(
-        "bare inserts of 100k rows, JSON-text layout (before typed results): "
-        f"{old:.2f} s = {n / old:,.0f} rows/s; " + cpu.format(cpu3, cpu3m)
-    )
-    print(f"bare (the faster): {bare_rate:,.0f} rows/s")
+    bare_rate = n / min(one_block, chunked)
     databases = [f"{tag}_bare", f"{tag}_bare100k", f"{tag}_legacy"]
+    sinks: list[dict[str, Any]] = []
     for count in sink_counts:
         settings = fresh_database(topics, f"{tag}_s{count}")
         wait_for_quiet_server(settings)
         databases.append(f"{tag}_s{count}")
         with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
-            sinks = partial(run_sinks, settings, n, Path(tmp), count, profile)
-            (from_assigned, from_start, stats), cpu_s, cpu_sm = with_server_cpu(settings, n, sinks)
-        rate = n / from_assigned
-        print(
-            f"{count} sink process(es): {from_assigned:.2f} s from first assignment = {rate:,.0f} rows/s "
-            f"({from_start:.2f} s from process start = {n / from_start:,.0f} rows/s); "
-            f">= 300k rows/s {'met' if rate >= 300_000 else 'NOT met'}, "
-            f">= 0.6 of bare {'met' if rate >= bare_rate * 0.6 else 'NOT met'} "
-            f"({rate / bare_rate:.0%} of bare); " + cpu.format(cpu_s, cpu_sm)
+            run = partial(run_sinks, settings, n, Path(tmp), count, profile, infra)
+            (from_assigned, from_start, stats, usage), cpu_s, cpu_sm = with_server_cpu(
+                settings, n, run, server
+            )
+        sinks.append(
+            {
+                "sinks": count,
+                "seconds": round(from_assigned, 2),
+                "seconds_from_start": round(from_start, 2),
+                "rows_per_s": round(n / from_assigned),
+                "of_bare": round(n / from_assigned / bare_rate, 3),
+                "cpu_us": cpu_s,
+                "cpu_us_merges": cpu_sm,
+                "cpu_s": {name: u.cpu_s for name, u in usage.items()},
+                "peak_rss_mb": {name: u.peak_rss_mb for name, u in usage.items()},
+                "stats": stats,
+            }
         )
-        for one in stats:
-            keys = ("inserts", "windows", "batches", "paused_seconds", "decode_seconds", "insert_seconds")
-            print("  stats: " + ", ".join(f"{k} {one.get(k)}" for k in keys))
     client = connect(topics.clickhouse(), database="default")
     try:
         for database in databases:
@@ -346,6 +355,63 @@ def main() -> None:
         client.disconnect()
     if os.environ.get("BENCH_KEEP_TOPICS") is None:
         make_admin(topics).delete_topics([spec.name(f"{tag}.") for spec in ALL_TOPICS])
+    return {
+        "rows": n,
+        "produce_seconds": round(produce_seconds, 2),
+        "produce_cpu_s": {name: u.cpu_s for name, u in produce_usage.items()},
+        "produce_peak_rss_mb": {name: u.peak_rss_mb for name, u in produce_usage.items()},
+        "bare": bare,
+        "bare_rows_per_s": round(bare_rate),
+        "sinks": sinks,
+    }
+
+
+def report(result: dict[str, Any]) -> list[str]:
+    """The lines ``main`` prints for one ``measure`` result."""
+    n, bare = result["rows"], result["bare"]
+    cpu = "ClickHouse CPU µs per row: {:.2f} during the inserts, {:.2f} with the merges after"
+    produced = f"produced in {result['produce_seconds']:.2f} s"
+    lines = [f"rows: {n:,} in result batches ({PARTITIONS} partitions), {produced}"]
+    titles = {
+        "one block": "bare columnar insert, one block",
+        "100k": "bare columnar inserts of 100k rows",
+        "100k JSON text": "bare inserts of 100k rows, JSON-text layout (before typed results)",
+    }
+    for key, title in titles.items():
+        case = bare[key]
+        lines.append(
+            f"{title}: {case['seconds']:.2f} s = {n / case['seconds']:,.0f} rows/s; "
+            + cpu.format(case["cpu_us"], case["cpu_us_merges"])
+        )
+    lines.append(f"bare (the faster): {result['bare_rows_per_s']:,.0f} rows/s")
+    for case in result["sinks"]:
+        rate = case["rows_per_s"]
+        lines.append(
+            f"{case['sinks']} sink process(es): {case['seconds']:.2f} s from first assignment = {rate:,.0f} "
+            f"rows/s ({case['seconds_from_start']:.2f} s from process start = "
+            f"{n / case['seconds_from_start']:,.0f} rows/s); "
+            f">= 300k rows/s {'met' if rate >= 300_000 else 'NOT met'}, "
+            f">= 0.6 of bare {'met' if case['of_bare'] >= 0.6 else 'NOT met'} "
+            f"({case['of_bare']:.0%} of bare); " + cpu.format(case["cpu_us"], case["cpu_us_merges"])
+        )
+        for one in case["stats"]:
+            keys = ("inserts", "windows", "batches", "paused_seconds", "decode_seconds", "insert_seconds")
+            lines.append("  stats: " + ", ".join(f"{k} {one.get(k)}" for k in keys))
+    return lines
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    profile = None
+    if "--profile" in args:
+        profile = args[args.index("--profile") + 1]
+        del args[args.index("--profile") : args.index("--profile") + 2]
+    n = int(args[0]) if args else 700_000
+    sink_counts = [int(a) for a in args[1:]] or [1, 2]
+    base = ensure_stack(load_settings())
+    result = measure(base, n, sink_counts, profile, server=server_pid())
+    print(f"machine: {machine_line()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("\n".join(report(result)))
 
 
 if __name__ == "__main__":
