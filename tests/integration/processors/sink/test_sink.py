@@ -125,12 +125,14 @@ def pipe(kafka_bootstrap: str, clickhouse_url: str, unique_name: str, tmp_path: 
 def test_crash_after_insert_then_restart_and_replay_keep_one_row_per_client(pipe: Pipeline) -> None:
     produce_results(pipe, "crash-1", range(8000))
     pipe.env["KCOLLECT_FAULT_AT"] = "after_insert:3"
+    pipe.env["KCOLLECT_SINK_BATCH_SECONDS"] = "60"  # inserts close by their rows only, not by a slow clock
     crashed = pipe.start("sink")
     assert crashed.wait(60) == EXIT_CODE, pipe.log("sink")
     assert "crash point after_insert reached (3)" in pipe.log("sink")
     del pipe.env["KCOLLECT_FAULT_AT"]
+    pipe.env["KCOLLECT_SINK_BATCH_SECONDS"] = "0.5"
     raw_at_crash = counts(pipe, "crash-1")[2]
-    assert 3000 <= raw_at_crash < 8000  # three windows of up to 1000 rows landed, nothing after
+    assert 3000 <= raw_at_crash < 8000  # three inserts of at least 1000 rows landed, nothing after
 
     pipe.start("sink")
     assert pipe.wait_rows("crash-1", 8000, timeout=60) == 8000
