@@ -45,7 +45,7 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Iterator, Sequence
-from itertools import accumulate, chain, compress, pairwise, repeat
+from itertools import accumulate, chain, compress, repeat
 from math import log
 from operator import ne
 from struct import Struct
@@ -114,45 +114,38 @@ def expand_float_rows(column: list[Any], positions: Sequence[int]) -> list[Any]:
 def _float_runs(rows: list[Any]) -> tuple[bytes, bytes] | None:
     """(offsets, data) of an ``Array(Float64)`` column whose rows are ``FloatRows`` runs and plain
     rows (lists or tuples of numbers); None when a plain row holds something else (the driver's error
-    is then raised by the caller)."""
-    ids = list(map(id, rows))
-    starts = [0, *compress(range(1, len(ids)), map(ne, ids, ids[1:])), len(rows)]
+    is then raised by the caller). Raises ValueError when a ``FloatRows`` is not held by exactly
+    ``count`` consecutive rows."""
     sizes = array("Q")
-    pieces: list[bytes] = []
-    plain: list[Any] = []
+    pieces: list[Any] = []
     offset = 0
-
-    def flush_plain() -> bool:
-        nonlocal offset
-        if not plain:
-            return True
-        try:
-            pieces.append(array("d", list(chain.from_iterable(plain))).tobytes())
-        except (TypeError, OverflowError):
-            return False
-        sizes.extend(map(offset.__add__, accumulate(map(len, plain))))
-        offset = sizes[-1]
-        plain.clear()
-        return True
-
-    for start, end in pairwise(starts):
-        first = rows[start]
+    index, total = 0, len(rows)
+    while index < total:
+        first = rows[index]
         if type(first) is not FloatRows:
-            plain.extend(rows[start:end])
+            end = index + 1
+            while end < total and type(rows[end]) is not FloatRows:
+                end += 1
+            plain = rows[index:end]
+            try:
+                pieces.append(array("d", list(chain.from_iterable(plain))))
+            except (TypeError, OverflowError):
+                return None
+            sizes.extend(map(offset.__add__, accumulate(map(len, plain))))
+            offset = sizes[-1]
+            index = end
             continue
-        if end - start != first.count:
-            raise ValueError(f"a FloatRows of {first.count} rows stands for {end - start} rows of a column")
-        if not flush_plain():
-            return None
-        width = first.width
+        count, width = first.count, first.width
+        end = index + count
+        if rows[index:end] != [first] * count:  # identity first: one C pass
+            raise ValueError(f"a FloatRows of {count} rows is not held by {count} consecutive rows")
         if width:
-            sizes.extend(range(offset + width, offset + width * first.count + 1, width))
+            sizes.extend(range(offset + width, offset + width * count + 1, width))
         else:
-            sizes.extend(repeat(offset, first.count))
-        offset += width * first.count
-        pieces.append(first.values.tobytes())
-    if not flush_plain():
-        return None
+            sizes.extend(repeat(offset, count))
+        offset += width * count
+        pieces.append(first.values)
+        index = end
     return sizes.tobytes(), b"".join(pieces)
 
 

@@ -215,6 +215,7 @@ def test_float_rows_runs_same_bytes_as_the_drivers_rows() -> None:
 
 def test_a_float_rows_must_stand_for_all_its_rows() -> None:
     block = _float_rows([[1.0, 2.0, 3.0]])
-    with pytest.raises(ValueError, match="stands for 2 rows"):
-        _array_bytes("Array(Float64)", [block, block], ours=True)
+    for rows in ([block, block], [block, block, block, block], [block, (1.0,), block]):
+        with pytest.raises(ValueError, match="not held by 3 consecutive rows"):
+            _array_bytes("Array(Float64)", rows, ours=True)
     assert driver_columns.expand_float_rows([block, block], [2, 0]) == [(3.0,), (1.0,)]
