@@ -145,18 +145,19 @@ def legacy_database(settings: Settings, name: str) -> Settings:
     return moved
 
 
-def server_pid() -> int | None:
-    """The local stack's ClickHouse process (None when the stack is configured elsewhere)."""
+def stack_pid(name: str = "clickhouse") -> int | None:
+    """The local stack's process ``name`` (clickhouse, kafka; None when the stack is configured
+    elsewhere)."""
     from kcollect.localstack import stack
 
     for process in stack.status()["processes"]:
-        if process.get("name") == "clickhouse" and process.get("alive"):
+        if process.get("name") == name and process.get("alive"):
             return int(process["pid"])
     return None
 
 
-def server_cpu() -> float:
-    pid = server_pid()
+def server_cpu(name: str = "clickhouse") -> float:
+    pid = stack_pid(name)
     return proc_cpu_seconds(pid) if pid is not None else 0.0
 
 
@@ -236,8 +237,10 @@ def count_rows(settings: Settings) -> int:
 
 def run_sinks(
     settings: Settings, n: int, workdir: Path, count: int, profile: str | None
-) -> tuple[float, float, list[dict[str, object]]]:
-    """Run ``count`` sink processes in one group; seconds from the first assignment and from start."""
+) -> tuple[float, float, list[dict[str, object]], float, float]:
+    """Run ``count`` sink processes in one group; seconds from the first assignment and from start,
+    their stats, the sinks' CPU seconds from the first assignment to the last row stored (their
+    start-up left out) and the broker's over the same time."""
     env = service_env(settings) | {
         "KCOLLECT_TOPIC_PREFIX": settings.topic_prefix,
         "KCOLLECT_SINK_GROUP": settings.sink_group,
@@ -263,10 +266,14 @@ def run_sinks(
             check()
             time.sleep(0.01)
         assigned = time.monotonic()
+        cpu_at_assigned = sum(proc_cpu_seconds(p.pid) for p in procs)
+        broker_at_assigned = server_cpu("kafka")
         while count_rows(settings) < n:
             check()
             time.sleep(0.05)
         done = time.monotonic()
+        sinks_cpu = sum(proc_cpu_seconds(p.pid) for p in procs) - cpu_at_assigned
+        broker_cpu = server_cpu("kafka") - broker_at_assigned
     finally:
         for proc in procs:
             proc.terminate()
@@ -277,7 +284,7 @@ def run_sinks(
         path = workdir / f"sink{i}.stats.json"
         if path.exists():
             stats.append(json.loads(path.read_text()))
-    return done - assigned, done - started, stats
+    return done - assigned, done - started, stats, sinks_cpu, broker_cpu
 
 
 def fresh_database(settings: Settings, name: str) -> Settings:
@@ -346,7 +353,9 @@ def main() -> None:
         databases.append(f"{tag}_s{count}")
         with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
             sinks = partial(run_sinks, settings, n, Path(tmp), count, profile)
-            (from_assigned, from_start, stats), cpu_s, cpu_sm = with_server_cpu(settings, n, sinks)
+            (from_assigned, from_start, stats, sinks_cpu, broker_cpu), cpu_s, cpu_sm = with_server_cpu(
+                settings, n, sinks
+            )
         rate = n / from_assigned
         print(
             f"{count} sink process(es): {from_assigned:.2f} s from first assignment = {rate:,.0f} rows/s "
@@ -354,6 +363,11 @@ def main() -> None:
             f">= 300k rows/s {'met' if rate >= 300_000 else 'NOT met'}, "
             f">= 0.6 of bare {'met' if rate >= bare_rate * 0.6 else 'NOT met'} "
             f"({rate / bare_rate:.0%} of bare); " + cpu.format(cpu_s, cpu_sm)
+        )
+        print(
+            f"  CPU µs per row from the first assignment: sink processes {sinks_cpu * 1e6 / n:.2f}, "
+            f"broker {broker_cpu * 1e6 / n:.2f}; wall {from_assigned * 1e6 / n:.2f} µs per row "
+            f"on 2 cores = {2 * from_assigned * 1e6 / n:.2f} core-µs"
         )
         for one in stats:
             keys = ("inserts", "windows", "batches", "paused_seconds", "decode_seconds", "insert_seconds")
