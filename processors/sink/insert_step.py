@@ -1,4 +1,5 @@
-"""The insert step: closed windows are written to ClickHouse by a few worker threads, committed in order.
+"""The insert step: closed windows (groups of them, ``processors.sink.windowing.WindowGroup``) are written
+to ClickHouse by a few worker threads, committed in order.
 
 Each worker has its own connection; while one waits for the server to write its insert, another
 serializes the next one, so the server's work overlaps the sink's (measured: one worker was the
