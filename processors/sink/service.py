@@ -5,8 +5,9 @@ T seconds / idleness into one group) -> InsertStep (two worker threads: one inse
 month, bisect on data errors, retry with backoff through outages) -> CommitOffsets. Offsets are
 committed only after ClickHouse acknowledged the insert that holds them (and the dead letters of that
 range were confirmed). While ClickHouse is down the insert step rejects new windows, so the stream
-processor pauses the partitions and keeps polling. A crash anywhere re-delivers at most the uncommitted windows; their rows replace their twins
-(``client_results`` is a ReplacingMergeTree keyed by run and client). See docs/sink.md.
+processor pauses the partitions and keeps polling. A crash anywhere re-delivers at most the
+uncommitted windows; their rows replace their twins (``client_results`` is a ReplacingMergeTree keyed
+by run and client). See docs/sink.md.
 """
 
 from __future__ import annotations
