@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from schemas.ddl import OPTIONAL_RESULT_COLUMNS, RESULT_COLUMNS
-from streams.clickhouse.driver_columns import expand_float_rows
+from streams.clickhouse.driver_columns import FloatRows, expand_float_rows
 
 T = TypeVar("T")
 ResultColumns = list[list[Any]]  # one list per column of ``RESULT_COLUMNS``, every list one value per row
@@ -61,9 +61,9 @@ def take(columns: ResultColumns, indices: list[int], positions: Sequence[int]) -
     in its record, so that the value columns' ``FloatRows`` (which stand for all rows of a result batch,
     ``processors.sink.batch_columns``) become the picked rows' own values."""
     taken = [[column[i] for i in indices] for column in columns]
-    picked = [positions[i] for i in indices]
     for index in VALUE_COLUMNS:
-        taken[index] = expand_float_rows(taken[index], picked)
+        if index < len(taken) and FloatRows in set(map(type, taken[index])):
+            taken[index] = expand_float_rows(taken[index], [positions[i] for i in indices])
     return taken
 
 

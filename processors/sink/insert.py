@@ -294,15 +294,15 @@ class WindowWriter:
         month, shard_index = part
         columns = window.columns
         group = columns if indices is None else take(columns, indices, window.positions)
+        # each row's position in its record, for a subset of ``group`` (only a whole window's columns
+        # can still hold FloatRows: a taken group holds each row's own values)
+        group_positions = window.positions if indices is None else ()
         where = list(range(window.count)) if indices is None else indices
         shard = shard_index if self._address.cluster else None
         suffix = f":s{self._shards[shard_index].number}" if shard is not None else ""
 
         def insert(positions: list[int]) -> None:
-            if len(positions) == len(where):
-                subset = group
-            else:
-                subset = take(group, positions, [window.positions[row] for row in where])
+            subset = group if len(positions) == len(where) else take(group, positions, group_positions)
             head, tail = where[positions[0]], where[positions[-1]]
             self._insert(subset, insert_token(window, month, head, tail, len(positions)) + suffix, shard)
 
