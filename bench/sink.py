@@ -5,8 +5,9 @@
    fresh results topic (own topic prefix, 8 partitions).
 2. Bare: clickhouse-driver columnar inserts of the same N rows (the columns the sink's decoder makes of
    the same result batches, built beforehand) into a table with the same schema (materialized views
-   included), each in its own database: all N in one insert, and in inserts of 100k rows (the sink's
-   window); the faster one is the reference. Then the same rows in inserts of 100k into the layout
+   included), each in its own database: all N in one insert, and in inserts of ~100k rows (the sink's
+   insert; cut at a record's first row); the faster one is the reference. Then the same rows in
+   inserts of ~100k into the layout
    before typed results (metrics and computed as JSON text, ``LEGACY_DDL``), for ClickHouse's CPU per
    stored row before and after the schema change.
 3. Sink: starts K `kcollect sink` processes in one group (own group and database per K; K = 1, then 2)
@@ -25,6 +26,7 @@ python -m bench.sink [N [K ...]] [--profile FILE] (--profile: the first sink und
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import os
 import subprocess
@@ -52,6 +54,7 @@ from schemas.codec import request_record
 from schemas.ddl import OPTIONAL_RESULT_COLUMNS, insert_results_sql
 from schemas.topics import ALL_TOPICS
 from streams.clickhouse.client import connect, migrate
+from streams.clickhouse.driver_columns import expand_float_rows
 from streams.kafka.admin import create_topics
 from streams.kafka.clients import make_admin
 from streams.kafka.producer import BatchProducer
@@ -80,16 +83,18 @@ def build_rows(n: int, run_id: str) -> list[EncodedBatch]:
     return batches
 
 
-def sink_columns(batches: list[EncodedBatch]) -> ResultColumns:
+def sink_columns(batches: list[EncodedBatch]) -> tuple[ResultColumns, list[int]]:
     """The columns the sink's decoder makes of ``batches`` (what the sink inserts), without the columns
-    the sink leaves to the server when every row holds their default."""
+    the sink leaves to the server when every row holds their default; and each row's position in its
+    record (to expand the value columns' ``FloatRows``)."""
     decoded = decode_rows([b.value for b in batches])
     assert not decoded.bad
-    return [
+    columns = [
         c
         for name, c in zip(COLUMN_NAMES, decoded.columns, strict=True)
         if name not in OPTIONAL_RESULT_COLUMNS
     ]
+    return columns, decoded.positions
 
 
 # The layout before typed results (metrics and computed as JSON text), for the CPU comparison.
@@ -102,14 +107,15 @@ FROM {db}.client_results GROUP BY run_id"""
 LEGACY_COLUMNS = "run_id, client_id, requested_at, collected_at, attempt, status, metrics, computed, version"
 
 
-def legacy_columns(columns: ResultColumns) -> list[list[object]]:
+def legacy_columns(columns: ResultColumns, positions: list[int]) -> list[list[object]]:
     """The same rows in the JSON-text layout (``LEGACY_COLUMNS``): each map as orjson text, as the sink
     used to write it."""
     by_name = dict(zip([n for n in COLUMN_NAMES if n not in OPTIONAL_RESULT_COLUMNS], columns, strict=True))
     dumps = orjson.dumps
 
-    def texts(names: list[list[str]], values: list[tuple[float, ...]]) -> list[bytes]:
-        return [dumps(dict(zip(k, v, strict=True))) for k, v in zip(names, values, strict=True)]
+    def texts(names: list[list[str]], values: list[Any]) -> list[bytes]:
+        rows = expand_float_rows(values, positions)
+        return [dumps(dict(zip(k, v, strict=True))) for k, v in zip(names, rows, strict=True)]
 
     return [
         *(by_name[n] for n in ("run_id", "client_id", "requested_at", "collected_at", "attempt", "status")),
@@ -140,12 +146,13 @@ def legacy_database(settings: Settings, name: str) -> Settings:
     return moved
 
 
-def server_pid() -> int | None:
-    """The local stack's ClickHouse process (None when the stack is configured elsewhere)."""
+def stack_pid(name: str = "clickhouse") -> int | None:
+    """The local stack's process ``name`` (clickhouse, kafka; None when the stack is configured
+    elsewhere)."""
     from kcollect.localstack import stack
 
     for process in stack.status()["processes"]:
-        if process.get("name") == "clickhouse" and process.get("alive"):
+        if process.get("name") == name and process.get("alive"):
             return int(process["pid"])
     return None
 
@@ -163,8 +170,21 @@ def produce(settings: Settings, batches: list[EncodedBatch]) -> float:
     return time.monotonic() - started
 
 
-def bare_insert(settings: Settings, columns: list[list[object]], chunk: int, sql: str | None = None) -> float:
-    """Seconds for columnar inserts of ``columns``, ``chunk`` rows per insert (built beforehand)."""
+def record_cuts(positions: list[int], chunk: int) -> list[int]:
+    """Row indices at which inserts of about ``chunk`` rows start and end, each at a record's first row
+    (a record's rows share its ``FloatRows``, which stands for all of them)."""
+    cuts = [0]
+    for index, position in enumerate(positions):
+        if position == 0 and index - cuts[-1] >= chunk:
+            cuts.append(index)
+    return [*cuts, len(positions)]
+
+
+def bare_insert(
+    settings: Settings, columns: list[list[object]], cuts: list[int], sql: str | None = None
+) -> float:
+    """Seconds for columnar inserts of ``columns``, rows ``cuts[i]`` to ``cuts[i + 1]`` per insert (built
+    beforehand)."""
     address = settings.clickhouse()
     if sql is None:
         migrate(address)
@@ -174,8 +194,8 @@ def bare_insert(settings: Settings, columns: list[list[object]], chunk: int, sql
     client = connect(address)
     try:
         started = time.monotonic()
-        for start in range(0, len(columns[0]), chunk):
-            client.execute(sql, [column[start : start + chunk] for column in columns], columnar=True)
+        for start, end in itertools.pairwise(cuts):
+            client.execute(sql, [column[start:end] for column in columns], columnar=True)
         return time.monotonic() - started
     finally:
         client.disconnect()
@@ -300,24 +320,26 @@ def measure(
     )
     create_topics(topics)
     batches = build_rows(n, f"{tag}-run")
-    columns = sink_columns(batches)
-    old_columns = legacy_columns(columns)
+    columns, positions = sink_columns(batches)
+    old_columns = legacy_columns(columns, positions)
     produce_meter = PhaseMeter(dict(infra or {})).start()
     produce_seconds = produce(topics, batches)
     produce_usage = produce_meter.stop()
     del batches
     wait_for_quiet_server(topics)
     bare: dict[str, dict[str, float]] = {}
-    one_block, cpu1, cpu1m = with_server_cpu(topics, n, partial(bare_insert, topics, columns, n), server)
+    insert_one = partial(bare_insert, topics, columns, [0, n])
+    one_block, cpu1, cpu1m = with_server_cpu(topics, n, insert_one, server)
     bare["one block"] = {"seconds": one_block, "cpu_us": cpu1, "cpu_us_merges": cpu1m}
     wait_for_quiet_server(topics)
     chunked_settings = fresh_database(topics, f"{tag}_bare100k")
-    insert_chunked = partial(bare_insert, chunked_settings, columns, 100_000)
+    cuts = record_cuts(positions, 100_000)
+    insert_chunked = partial(bare_insert, chunked_settings, columns, cuts)
     chunked, cpu2, cpu2m = with_server_cpu(topics, n, insert_chunked, server)
     bare["100k"] = {"seconds": chunked, "cpu_us": cpu2, "cpu_us_merges": cpu2m}
     legacy = legacy_database(topics, f"{tag}_legacy")
     legacy_sql = f"INSERT INTO {tag}_legacy.client_results ({LEGACY_COLUMNS}) VALUES"
-    insert_old = partial(bare_insert, legacy, old_columns, 100_000, legacy_sql)
+    insert_old = partial(bare_insert, legacy, old_columns, cuts, legacy_sql)
     old, cpu3, cpu3m = with_server_cpu(topics, n, insert_old, server)
     bare["100k JSON text"] = {"seconds": old, "cpu_us": cpu3, "cpu_us_merges": cpu3m}
     del columns, old_columns
@@ -409,7 +431,9 @@ def main() -> None:
     n = int(args[0]) if args else 700_000
     sink_counts = [int(a) for a in args[1:]] or [1, 2]
     base = ensure_stack(load_settings())
-    result = measure(base, n, sink_counts, profile, server=server_pid())
+    broker = stack_pid("kafka")
+    infra = {"broker": broker} if broker is not None else {}
+    result = measure(base, n, sink_counts, profile, server=stack_pid("clickhouse"), infra=infra)
     print(f"machine: {machine_line()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("\n".join(report(result)))
 
