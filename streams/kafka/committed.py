@@ -11,16 +11,42 @@ again; the failure is then an exception like any other broker error.
 
 The reader's consumers never subscribe, assign or commit: the group's members, generation and offsets
 are left as they are.
+
+Unlike the AdminClient, a consumer's OffsetFetch hands a coordinator that is loading or has just moved
+(NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS: every broker restart and every
+fresh broker's first group) straight back as an error; ``read`` asks again until its timeout, so a
+caller sees those only when they last.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from streams.kafka.clients import make_consumer
 from streams.settings.model import Settings
+
+RETRY_PAUSE = 0.1  # seconds between two asks while the coordinator is away
+PASSING = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError._WAIT_COORD,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+        KafkaError.REQUEST_TIMED_OUT,
+    }
+)
+"""Errors of a coordinator that is moving, loading or briefly unreachable: asked again until the timeout."""
+
+
+def passing(exc: KafkaException) -> bool:
+    """True for an error that goes away by itself (``PASSING``, or one librdkafka marks retriable)."""
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and (error.code() in PASSING or bool(error.retriable()))
 
 
 class CommittedOffsets:
@@ -39,6 +65,18 @@ class CommittedOffsets:
         wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
         if not wanted:
             return {}
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._read_once(group, wanted, max(deadline - time.monotonic(), 0.5))
+            except KafkaException as exc:
+                if not passing(exc) or time.monotonic() + RETRY_PAUSE > deadline:
+                    raise
+            time.sleep(RETRY_PAUSE)
+
+    def _read_once(
+        self, group: str, wanted: list[TopicPartition], timeout: float
+    ) -> dict[tuple[str, int], int]:
         answer = self._consumer(group).committed(wanted, timeout=timeout)
         failed = [tp for tp in answer if tp.error is not None]
         if failed:
