@@ -80,7 +80,9 @@ def native_backtrace(executable: str, core: Path, max_lines: int = 400) -> str:
     gdb = shutil.which("gdb")
     if gdb is None:
         return f"core {core}: read it with gdb -batch -ex 'thread apply all bt' {executable} {core}"
-    command = [gdb, "-batch", "-nx", "-ex", "info threads", "-ex", "thread apply all bt 40"]
+    python_dir = str(Path(executable).resolve().parent)  # its python*-gdb.py gives py-bt
+    command = [gdb, "-batch", "-nx", "-iex", f"add-auto-load-safe-path {python_dir}"]
+    command += ["-ex", "info threads", "-ex", "thread apply all bt 40", "-ex", "thread apply all py-bt"]
     command += [executable, str(core)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=GDB_TIMEOUT)
