@@ -19,22 +19,12 @@ import signal
 import subprocess
 from pathlib import Path
 
+from kcollect.localstack.process import exit_text
+
 CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")
 GDB_TIMEOUT = 120.0
+__all__ = ["allow_cores", "core_folder", "death_report", "exit_text", "find_core", "is_native_crash"]
 SIGNALS_WE_SEND = frozenset({-signal.SIGKILL, -signal.SIGTERM, -signal.SIGINT})
-
-
-def exit_text(code: int | None) -> str:
-    """``-11`` -> ``"killed by SIGSEGV (-11)"``; ``97`` -> ``"exit code 97"``; None -> ``"running"``."""
-    if code is None:
-        return "running"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"killed by {name} ({code})"
-    return f"exit code {code}"
 
 
 def is_native_crash(code: int | None) -> bool:
