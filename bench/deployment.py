@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.crash_report import allow_cores, death_report, is_native_crash
 from streams.clickhouse.client import connect
 from streams.settings.model import Settings, load_settings
 
@@ -58,7 +59,11 @@ class Deployment:
             command += ["--ready-file", str(ready_file)]
         log = (self.workdir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            command, env=self.env | (env or {}), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+            command,
+            env=self.env | (env or {}),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
         self.procs[name] = proc
         return proc
@@ -73,10 +78,21 @@ class Deployment:
             while not (self.workdir / f"{name}.ready").exists():
                 proc = self.procs[name]
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}: {self.log(name)[-2000:]}")
+                    raise RuntimeError(f"not ready: {self.death_report(name)}")
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{name} not ready in {timeout} s: {self.log(name)[-2000:]}")
                 time.sleep(0.05)
+
+    def death_report(self, name: str) -> str:
+        """How service ``name`` ended (the signal by name), its log's end and, after a native crash, the
+        native stacks of its core file (bench/crash_report.py)."""
+        proc = self.procs[name]
+        return death_report(name, proc.poll(), proc.pid, self.log(name), sys.executable)
+
+    def crashed(self) -> dict[str, str]:
+        """The death report of every service still listed that died by a signal the harness never
+        sends (SIGSEGV, SIGABRT, ...)."""
+        return {name: self.death_report(name) for name, p in self.procs.items() if is_native_crash(p.poll())}
 
     def stop(self, name: str, timeout: float = 30) -> int | None:
         proc = self.procs.pop(name, None)
@@ -155,6 +171,7 @@ def make_deployment(
     """A deployment (``deployment_env``; session timeout 3 s unless ``extra`` says otherwise) whose
     topics and tables are created."""
     workdir.mkdir(parents=True, exist_ok=True)
+    allow_cores()  # the services inherit it: a native crash leaves a core where core_pattern says
     extra = {"KCOLLECT_SESSION_TIMEOUT_MS": "3000"} | extra
     deployment = Deployment(name, deployment_env(bootstrap, clickhouse_url, name, workdir, **extra), workdir)
     deployment.prepare()

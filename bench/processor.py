@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from bench.machine import machine_line
 from bench.procstat import PhaseMeter, proc_status_mb
@@ -38,7 +36,7 @@ from kcollect.localstack.runner import ensure_stack, service_env
 from schemas.codec import request_encoder
 from schemas.topics import ALL_TOPICS
 from streams.kafka.admin import create_topics
-from streams.kafka.clients import make_admin
+from streams.kafka.committed import CommittedOffsets
 from streams.kafka.producer import BatchProducer
 from streams.settings.model import Settings, load_settings
 
@@ -67,16 +65,15 @@ def enqueue(settings: Settings, n: int, **producer_extra: Any) -> float:
     return time.monotonic() - started
 
 
-def committed(settings: Settings, admin: AdminClient) -> int:
+def committed(settings: Settings, reader: CommittedOffsets) -> int:
+    """Requests the processor group has committed (streams.kafka.committed: never the AdminClient's
+    offset listing, which segfaults on NOT_COORDINATOR, librdkafka #5040)."""
     topic = f"{settings.topic_prefix}requests"
-    request = ConsumerGroupTopicPartitions(
-        settings.processor_group, [TopicPartition(topic, p) for p in range(PARTITIONS)]
-    )
     try:
-        result = admin.list_consumer_group_offsets([request])[settings.processor_group].result(10)
+        offsets = reader.read(settings.processor_group, [(topic, p) for p in range(PARTITIONS)], 10)
     except Exception:
         return 0
-    return sum(max(0, tp.offset) for tp in result.topic_partitions)
+    return sum(offsets.values())
 
 
 def run_processor(
@@ -111,7 +108,7 @@ def run_processor(
     ]
     log = (workdir / "processor.log").open("wb")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    admin = make_admin(settings)
+    reader = CommittedOffsets(settings)
     rss: list[float] = []
     try:
         while not ready.exists():
@@ -120,7 +117,7 @@ def run_processor(
         started = time.monotonic()
         meter = PhaseMeter({"processor": proc.pid} | dict(infra or {})).start()
         last_sample = 0.0
-        while (done := committed(settings, admin)) < n:
+        while (done := committed(settings, reader)) < n:
             assert proc.poll() is None, (workdir / "processor.log").read_text()[-3000:]
             assert time.monotonic() - started < 900, f"only {done} of {n} committed"
             if time.monotonic() - last_sample >= 0.5:
@@ -133,6 +130,7 @@ def run_processor(
     finally:
         proc.terminate()
         proc.wait(60)
+        reader.close()
     stats = json.loads((workdir / "stats.json").read_text())
     return {
         "clients": n,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from streams.kafka.clients import make_admin
+from streams.kafka.committed import CommittedOffsets
 from streams.settings.model import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,18 +48,19 @@ def bench_faust(settings: Settings, n: int, enqueue: Callable[..., float]) -> di
         stderr=subprocess.STDOUT,
         cwd=ROOT,
     )
-    admin = make_admin(settings)
+    reader = CommittedOffsets(settings)
     group = settings.model_copy(update={"processor_group": app_id})
     started = time.monotonic()
     done = 0
     try:
-        while (done := committed(group, admin)) < n and time.monotonic() - started < 300:
+        while (done := committed(group, reader)) < n and time.monotonic() - started < 300:
             if proc.poll() is not None:
                 return {"mode": "faust-streaming agent", "error": log.read_text()[-500:]}
             time.sleep(0.2)
     finally:
         proc.terminate()
         proc.wait(30)
+        reader.close()
     seconds = time.monotonic() - started
     return {
         "mode": "faust-streaming agent (bench/faust_peer.py)",

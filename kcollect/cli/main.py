@@ -89,9 +89,12 @@ def _main(
 
 
 def main() -> None:
-    # A crash inside a C extension (librdkafka, the ClickHouse driver's) prints every thread's Python
-    # stack to stderr, which the services' logs keep, instead of leaving only an exit code of -11.
-    faulthandler.enable()
+    # A crash inside a C extension called from Python (confluent-kafka, the ClickHouse driver) prints
+    # every thread's Python stack to stderr, the service's log. A crash in one of librdkafka's own
+    # threads cannot be traced from here: they block every signal, so the kernel kills the process
+    # without running this handler; only a core file has that stack (docs/reliability.md, "Processor
+    # crash at start-up (SIGSEGV)").
+    faulthandler.enable(file=sys.stderr, all_threads=True)
     sys.exit(run_cli(sys.argv[1:]))
 
 

@@ -152,6 +152,19 @@ def stop_processes(records: Sequence[ProcessRecord], timeout: float = STOP_TIMEO
     return [r.name for r in live]
 
 
+def exit_text(code: int | None) -> str:
+    """``-11`` -> ``"killed by SIGSEGV (-11)"``; ``97`` -> ``"exit code 97"``; None -> ``"running"``."""
+    if code is None:
+        return "running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name} ({code})"
+    return f"exit code {code}"
+
+
 def log_tail(path: Path, lines: int = 5) -> str:
     """The last few lines of a log file, joined with `` | `` (empty when unreadable)."""
     try:

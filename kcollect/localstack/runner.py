@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kcollect.localstack.process import exit_text, log_tail
 from producers.enqueue.enqueue import enqueue_run
 from producers.enqueue.sources import RangeSource
 from schemas.ddl import RESULTS_TABLE
@@ -98,8 +99,9 @@ def wait_ready(names: list[str], procs: list[subprocess.Popen[bytes]], workdir: 
     while not all((workdir / f"{n}.ready").exists() for n in names):
         for name, proc in zip(names, procs, strict=True):
             if proc.poll() is not None:
+                log = workdir / f"{name}.log"
                 raise RunIncompleteError(
-                    f"the {name} exited early (code {proc.returncode}); see {workdir / (name + '.log')}"
+                    f"the {name} exited early ({exit_text(proc.returncode)}); see {log}: {log_tail(log)}"
                 )
         if time.monotonic() > deadline:
             raise RunIncompleteError(f"services not assigned partitions within {READY_TIMEOUT:.0f} s")

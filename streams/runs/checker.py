@@ -43,6 +43,7 @@ the deployment's processor config.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -64,6 +65,8 @@ SAMPLE = 20
 ValueCheck = Callable[[str, str, dict[str, Any]], list[str]]
 # a compute function (processors.processor.compute.ComputeFn): metrics -> computed values
 ComputeCheck = Callable[[dict[str, float]], dict[str, float]]
+
+log = logging.getLogger(__name__)
 
 
 def row_problems(
@@ -413,21 +416,38 @@ def _problems(report: VerifyReport, has_manifest: bool, has_expected: bool) -> l
 def watch_recovery(
     settings: Settings, groups: dict[str, str], timeout: float, interval: float = 0.5
 ) -> float | None:
-    """Seconds until every ``{group: topic}`` has lag 0 (``streams.lag.probe.partition_lags``);
-    None on timeout."""
+    """Seconds until every ``{group: topic}`` has lag 0 (``streams.lag.probe.LagProbe``); None on
+    timeout. A measurement the broker fails (a broker just restarted answers UNKNOWN_LEADER_EPOCH or
+    NOT_COORDINATOR for a while) is logged and taken again with fresh clients until the timeout."""
+    from streams.kafka.admin import BrokerUnreachableError
     from streams.lag.probe import LagProbe
 
-    probes = [LagProbe(settings, group, topic) for group, topic in groups.items()]
     start = time.monotonic()
+    probes: list[LagProbe] = []
     try:
         while time.monotonic() - start < timeout:
-            if all(probe.total() == 0 for probe in probes):
-                return round(time.monotonic() - start, 3)
+            try:
+                if not probes:
+                    for group, topic in groups.items():
+                        probes.append(LagProbe(settings, group, topic))
+                if all(probe.total() == 0 for probe in probes):
+                    return round(time.monotonic() - start, 3)
+            except BrokerUnreachableError as exc:
+                log.warning("recovery watch: lag not measured (%s); trying again", exc)
+                _close_probes(probes)
+                probes = []
             time.sleep(interval)
         return None
     finally:
-        for probe in probes:
+        _close_probes(probes)
+
+
+def _close_probes(probes: list[Any]) -> None:
+    for probe in probes:
+        try:
             probe.close()
+        except Exception:  # closing is best effort
+            log.debug("closing a lag probe failed", exc_info=True)
 
 
 def pipeline_groups(settings: Settings) -> dict[str, str]:

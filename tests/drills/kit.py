@@ -299,7 +299,9 @@ def check_run(
     nothing unexpected, every value, ``computed`` and status right, no client both stored and
     dead-lettered), exactly ``dead_letters`` of the run's clients dead-lettered and the others stored,
     and committed offsets never backwards."""
+    assert_no_crash(d)
     recovery = watch_recovery(d.settings, pipeline_groups(d.settings), RECOVERY_TIMEOUT)
+    assert_no_crash(d)
     compute, metric_names = compute_for(d.settings)
     report = verify_run(
         d.settings,
@@ -318,6 +320,13 @@ def check_run(
     assert report.stored == clients - dead_letters, details
     assert not backwards, f"committed offsets moved backwards: {backwards}"
     return report
+
+
+def assert_no_crash(d: Deployment) -> None:
+    """Fail with each dead service's report (signal, log tail, native stacks from its core) when a
+    service of ``d`` died by a signal the drill did not send (SIGSEGV, SIGABRT, ...)."""
+    crashed = d.crashed()
+    assert not crashed, "a service crashed:\n" + "\n\n".join(crashed.values())
 
 
 def wait_all_stored(d: Deployment, run_id: str, clients: int, timeout: float = RECOVERY_TIMEOUT) -> None:

@@ -36,10 +36,15 @@ def test_broker_kill_9_and_restart_on_persistent_storage(
 @pytest.mark.drill
 def test_broker_restart_on_memory_is_reported_as_loss(tmp_path: Path, shared_clickhouse: ClickHouse) -> None:
     with drill_stack(tmp_path, shared_clickhouse) as stack:
-        run = start_run(stack, f"bm{int(time.time()) % 100000}", CLIENTS, CLIENTS // 4, env=SLOW)
+        # slower than SLOW: on a loaded machine a 50 ms run was seen stored whole before the first poll
+        # saw a quarter of it, leaving nothing to lose
+        env = SLOW | {"KCOLLECT_SIM_LATENCY_MS": "300", "KCOLLECT_SINK_BATCH_ROWS": "2000"}
+        run = start_run(stack, f"bm{int(time.time()) % 100000}", CLIENTS, CLIENTS // 10, env=env)
         d, run_id = run.d, run.run_id
         run.watch.stop()  # the offsets are gone with the broker's memory: nothing to watch
         stack.broker.kill()
+        stored_at_kill = d.stored(run_id)
+        assert stored_at_kill < CLIENTS, "the run finished before the broker died: nothing could be lost"
         stack.broker.wipe()
         stack.broker.start()  # every topic, record and offset is gone
         assert d.cli("topics", "create").returncode == 0
