@@ -1,10 +1,10 @@
 """One lag collection over many groups and topics, and a monitor that turns collections into statuses.
 
-``LagCollector.collect()`` lists the groups (or takes the ones given), reads their committed offsets and
-descriptions with one AdminClient, the exact end offsets of every topic in scope at once
-(``streams.kafka.end_offsets``: the work-around for Tansu's ListOffsets), and
-the time lag of every partition behind (``TimestampReader``). ``LagMonitor`` keeps a sliding window
-per partition (``streams.lag.status.LagTracker``) and fills in each row's Burrow-style status.
+``LagCollector.collect()`` lists the groups (or takes the ones given), reads their committed offsets
+(``streams.kafka.committed``) and descriptions (one AdminClient), the exact end offsets of every topic
+in scope at once (``streams.kafka.end_offsets``: the work-around for Tansu's ListOffsets), and the time
+lag of every partition behind (``TimestampReader``). ``LagMonitor`` keeps a sliding window per partition
+(``streams.lag.status.LagTracker``) and fills in each row's Burrow-style status.
 
 Scope: topics named with ``topics``; otherwise the topics under the settings' topic prefix (every topic
 with ``all_topics``). A discovered group is shown only for topics it has committed on; a group named
@@ -20,6 +20,7 @@ from typing import Any
 
 from streams.kafka.admin import BrokerUnreachableError, existing_topics
 from streams.kafka.clients import make_admin, make_consumer
+from streams.kafka.committed import CommittedOffsets
 from streams.kafka.end_offsets import exact_ends
 from streams.lag.discovery import GroupInfo, committed_offsets, describe_groups, list_groups
 from streams.lag.probe import partition_lag
@@ -101,10 +102,12 @@ class LagCollector:
         tag = uuid.uuid4().hex[:8]
         self._ends_reader = make_consumer(settings, f"kcollect-lag-ends-{tag}", **tail)
         self._stamps = TimestampReader(make_consumer(settings, f"kcollect-lag-stamps-{tag}", **tail, **small))
+        self._committed = CommittedOffsets(settings)
 
     def close(self) -> None:
         self._ends_reader.close()
         self._stamps._consumer.close()
+        self._committed.close()
 
     def _in_scope(self, topic: str) -> bool:
         return topic in self._topics if self._topics else topic.startswith(self._prefix)
@@ -114,9 +117,10 @@ class LagCollector:
         self._admin.poll(0)  # serve the admin client's log and error callbacks (streams/kafka/client_logs.py)
         present = existing_topics(self._admin, self._timeout)
         groups = self._groups if self._groups is not None else list_groups(self._admin, self._timeout)
-        committed = committed_offsets(self._admin, groups, self._timeout)
-        infos = describe_groups(self._admin, groups, self._timeout)
         scope = {t: n for t, n in present.items() if self._in_scope(t)}
+        partitions = [(t, p) for t, n in sorted(scope.items()) for p in range(n)]
+        committed = committed_offsets(self._committed, groups, partitions, self._timeout)
+        infos = describe_groups(self._admin, groups, self._timeout)
         errors = [f"topic {t} does not exist" for t in self._topics or [] if t not in present]
         ends: dict[tuple[str, int], int] = {}
         lows: dict[tuple[str, int], int] = {}

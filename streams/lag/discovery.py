@@ -11,10 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupState, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streams.kafka.admin import BrokerUnreachableError
+from streams.kafka.committed import CommittedOffsets
 
 UNKNOWN_OWNER = "unknown"
 NO_OWNER = "-"
@@ -71,26 +72,16 @@ def list_groups(admin: AdminClient, timeout: float) -> list[str]:
 
 
 def committed_offsets(
-    admin: AdminClient, groups: Iterable[str], timeout: float
+    reader: CommittedOffsets, groups: Iterable[str], partitions: list[tuple[str, int]], timeout: float
 ) -> dict[str, dict[tuple[str, int], int]]:
-    """Group -> (topic, partition) -> committed offset, for every partition the group committed on."""
-    futures = {
-        group: admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group)], request_timeout=timeout
-        )[group]
-        for group in groups
-    }
+    """Group -> (topic, partition) -> committed offset, for each of ``partitions`` the group committed on
+    (read through ``streams.kafka.committed``, never the AdminClient's offset listing)."""
     result: dict[str, dict[tuple[str, int], int]] = {}
-    for group, future in futures.items():
+    for group in groups:
         try:
-            answer = future.result(timeout=timeout)
+            result[group] = reader.read(group, partitions, timeout)
         except KafkaException as exc:
             raise BrokerUnreachableError(f"could not read offsets of group {group}: {exc}") from None
-        result[group] = {
-            (tp.topic, tp.partition): tp.offset
-            for tp in answer.topic_partitions
-            if tp.error is None and tp.offset >= 0
-        }
     return result
 
 

@@ -2,7 +2,8 @@
 
 ``partition_lags(settings, group, topic)`` is the one-shot call; ``LagProbe`` keeps its Kafka clients
 for repeated measurements (the enqueue throttle asks every fraction of a second). Committed offsets
-come from the AdminClient (no consumer ever joins or commits for ``group``). End offsets come from
+come from ``streams.kafka.committed`` (a consumer of ``group`` that never joins or commits: the
+AdminClient's offset listing crashes the process when the group's coordinator moves). End offsets come from
 ``streams.kafka.end_offsets``, which works around Tansu's under-reporting ListOffsets high watermark and is
 exact on Apache Kafka too. The lag arithmetic is a pure function (``partition_lag``).
 """
@@ -12,11 +13,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from streams.kafka.admin import BrokerUnreachableError, require_topics
 from streams.kafka.clients import make_admin, make_consumer
+from streams.kafka.committed import CommittedOffsets
 from streams.kafka.end_offsets import exact_ends
 from streams.settings.model import Settings
 
@@ -54,24 +56,16 @@ class LagProbe:
             f"kcollect-lag-reader-{uuid.uuid4().hex[:8]}",
             **{"enable.partition.eof": True, "fetch.wait.max.ms": 10},
         )
+        self._committed = CommittedOffsets(settings)
 
     def committed(self) -> dict[int, int | None]:
         """Partition -> the group's committed offset (None when it has none)."""
-        request = ConsumerGroupTopicPartitions(
-            self._group, [TopicPartition(self._topic, p) for p in range(self._partitions)]
-        )
-        future = self._admin.list_consumer_group_offsets([request], request_timeout=self._timeout)[
-            self._group
-        ]
+        partitions = [(self._topic, p) for p in range(self._partitions)]
         try:
-            answer = future.result(timeout=self._timeout)
+            answer = self._committed.read(self._group, partitions, self._timeout)
         except KafkaException as exc:
             raise BrokerUnreachableError(f"could not read offsets of group {self._group}: {exc}") from None
-        result: dict[int, int | None] = {p: None for p in range(self._partitions)}
-        for tp in answer.topic_partitions:
-            if tp.error is None and tp.offset >= 0:
-                result[tp.partition] = tp.offset
-        return result
+        return {p: answer.get((self._topic, p)) for p in range(self._partitions)}
 
     def end_offsets(self) -> dict[int, tuple[int, int]]:
         """Partition -> (log start, exact end)."""
@@ -95,6 +89,7 @@ class LagProbe:
 
     def close(self) -> None:
         self._reader.close()
+        self._committed.close()
 
 
 def partition_lags(settings: Settings, group: str, topic: str) -> list[PartitionLag]:
