@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from bench.deployment import Deployment, make_deployment
 from kcollect.localstack.brokers import BrokerKind
@@ -141,10 +142,24 @@ class DrillStack:
     cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def deploy(self, name: str, **env: str) -> Deployment:
-        folder = self.broker.folder / name
-        d = make_deployment(self.broker.bootstrap, self.clickhouse.url, name, folder, **env)
-        self.cleanup.callback(d.stop_all, 10)
-        return d
+        return deploy_on(
+            self.cleanup, self.broker.bootstrap, self.clickhouse, self.broker.folder / name, **env
+        )
+
+
+def deploy_on(
+    cleanup: contextlib.ExitStack, bootstrap: str, clickhouse: ClickHouse, folder: Path, **env: str
+) -> Deployment:
+    """Deployment ``folder.name`` on ``bootstrap`` and ``clickhouse``; its services stopped by ``cleanup``."""
+    d = make_deployment(bootstrap, clickhouse.url, folder.name, folder, **env)
+    cleanup.callback(d.stop_all, 10)
+    return d
+
+
+class Deploys(Protocol):
+    """A drill stack: anything that makes deployments (``DrillStack``, the Kafka cluster's stack)."""
+
+    def deploy(self, name: str, **env: str) -> Deployment: ...
 
 
 @contextlib.contextmanager
@@ -251,7 +266,7 @@ class DrillRun:
 
 
 def start_run(
-    stack: DrillStack,
+    stack: Deploys,
     name: str,
     clients: int,
     stored_first: int,
