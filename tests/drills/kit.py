@@ -327,12 +327,24 @@ def check_run(
     report.recovery_seconds = recovery
     backwards = watch.stop() if watch is not None else []
     details = report.as_dict()
-    assert recovery is not None, f"lag not back to zero in {RECOVERY_TIMEOUT} s: {details}"
+    assert recovery is not None, f"lag not back to zero in {RECOVERY_TIMEOUT} s: {lags_left(d)}; {details}"
     assert report.ok, f"checker failed: {details}"
     assert report.dead_lettered == dead_letters, f"expected {dead_letters} dead letter(s): {details}"
     assert report.stored == clients - dead_letters, details
     assert not backwards, f"committed offsets moved backwards: {backwards}"
     return report
+
+
+def lags_left(d: Deployment) -> dict[str, list[str]]:
+    """Each pipeline group's partitions with lag: ``partition: committed/end``."""
+    from streams.lag.probe import partition_lags
+
+    return {
+        group: [
+            f"{x.partition}: {x.committed}/{x.end}" for x in partition_lags(d.settings, group, topic) if x.lag
+        ]
+        for group, topic in pipeline_groups(d.settings).items()
+    }
 
 
 def wait_all_stored(d: Deployment, run_id: str, clients: int, timeout: float = RECOVERY_TIMEOUT) -> None:
