@@ -113,6 +113,17 @@ class ClusterDrillStack:
             time.sleep(0.2)
         raise AssertionError(f"partitions still under-replicated after {timeout} s: {behind[:10]}")
 
+    def wait_under_replicated(self, timeout: float = 60.0) -> list[str]:
+        """The under-replicated partitions, once the metadata shows some (a node just went away)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                behind = self.under_replicated()
+                if behind:
+                    return behind
+            time.sleep(0.2)
+        raise AssertionError(f"no partition under-replicated within {timeout} s of a node going away")
+
     def index_of(self, node_id: int) -> int:
         (index,) = [node.index for node in self.cluster.nodes if node.node_id == node_id]
         return index

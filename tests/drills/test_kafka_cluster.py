@@ -86,6 +86,7 @@ def test_one_broker_down_for_60_s_then_back(kafka_cluster: ClusterDrillStack) ->
     stored = _mid_run(run)
     assert stack.cluster.stop_node(index)
     stopped_at = time.monotonic()
+    behind = stack.wait_under_replicated()
 
     _progress(run, stored)
     second = DrillRun(run.d, f"{run.run_id}2", CLIENTS, run.watch)  # enqueued with a broker down
@@ -101,8 +102,8 @@ def test_one_broker_down_for_60_s_then_back(kafka_cluster: ClusterDrillStack) ->
     second.check(dead_letters=0)
     _assert_services_running(run.d)
     print(
-        f"node {down} down {OUTAGE_SECONDS:.0f} s from {stored}/{CLIENTS} stored; "
-        f"in sync {in_sync:.1f} s after"
+        f"node {down} down {OUTAGE_SECONDS:.0f} s from {stored}/{CLIENTS} stored, {len(behind)} partitions "
+        f"under-replicated; in sync {in_sync:.1f} s after its start"
     )
 
 
@@ -123,10 +124,14 @@ def test_rolling_restart_of_all_three_brokers(kafka_cluster: ClusterDrillStack) 
         stored = _mid_run(run)
         began = time.monotonic()
         assert stack.cluster.stop_node(node.index)
+        behind = stack.wait_under_replicated()  # the metadata shows it gone: the wait below means something
         stack.cluster.start_node(node.index)
         in_sync = stack.wait_in_sync()  # back in every ISR before the next one goes
         took = time.monotonic() - began
-        timings.append(f"node {node.node_id} at {stored}/{CLIENTS}: {took:.1f} s ({in_sync:.1f} s to sync)")
+        timings.append(
+            f"node {node.node_id} at {stored}/{CLIENTS}: {took:.1f} s, {len(behind)} partitions "
+            f"under-replicated, {in_sync:.1f} s to sync after its start"
+        )
         _assert_services_running(d)
     for run in runs[:-1]:
         check_run(d, run.run_id, CLIENTS, dead_letters=0)
