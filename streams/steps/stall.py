@@ -1,12 +1,12 @@
 """Restart the fetch of an assigned partition that stopped delivering while it has records to give.
 
-In the 3-broker rolling-restart drill (``tests/drills/test_kafka_cluster.py``) a processor was seen to
-stop receiving three of its four requests partitions for good after a broker restart: the group stable,
-the member alive and polling, those partitions neither paused nor revoked, their lag standing still
-(librdkafka 2.16; #5586 is one known way: an OffsetFetch answered NOT_COORDINATOR leaves an assigned
-partition waiting forever). ``StallWatch`` keeps each assigned partition's position; one whose position
-has not moved for ``after`` seconds while the broker's high watermark is beyond it is sought to that
-position again, which restarts librdkafka's fetcher there. The position is the next record the
+librdkafka can leave an assigned partition unfetched for ever while the consumer polls happily
+(#5586: an OffsetFetch answered NOT_COORDINATOR, as when a broker restarts, leaves the partition
+waiting). In the 3-broker rolling-restart drill (``tests/drills/test_kafka_cluster.py``) a sink's
+partition went 20 s without its next record after a broker restart. ``StallWatch`` keeps each
+assigned partition's position; one whose position has not moved for ``after`` seconds while the
+broker's high watermark is beyond it is sought to that position again, which restarts librdkafka's
+fetcher there. The position is the next record the
 application has not received, so no record is skipped and none reaches the chain twice.
 
 The caller passes the partitions it holds back itself (paused for backpressure or for the retry gate):

@@ -19,8 +19,8 @@
 - Downstream backpressure (optional ``hold``, e.g. the sink's lag on the results topic above a high
   mark): while it says so, every partition is paused and the loop keeps polling and finishing work.
 - Stalled fetch: a partition not held back here whose position has stood still for 20 s while the
-  broker has records past it is sought to that position again (``streams/steps/stall.py``: after a
-  broker restart librdkafka was seen to stop fetching some partitions for good).
+  broker has records past it is sought to that position again (``streams/steps/stall.py``: librdkafka
+  can leave an assigned partition unfetched after a broker restart).
 - Health (optional ``probe``): a beat every turn, Kafka marked reachable when records arrive, and the
   number of partitions owned after every rebalance.
 - Shutdown: ``stop()`` (SIGTERM, Ctrl-C) ends the loop; the chain is joined within the shutdown
