@@ -10,7 +10,8 @@ fetcher there. The position is the next record the
 application has not received, so no record is skipped and none reaches the chain twice.
 
 The caller passes the partitions it holds back itself (paused for backpressure or for the retry gate):
-those are never touched. Watermarks are asked of the broker only for partitions already standing still.
+those are never touched. Watermarks are asked of the broker only for partitions already standing still,
+each at most every ``after`` seconds, and a check stops at the first that the broker does not answer.
 """
 
 from __future__ import annotations
@@ -72,9 +73,16 @@ class StallWatch:
         skip = set(held)  # held back on purpose: their stillness counts from when they are let go
         self._seen = {p: (at, now) if p in skip else self._since(p, at, now) for p, at in positions.items()}
         standing = [p for p, (_, since) in self._seen.items() if p not in skip and now - since >= self._after]
-        restarted = [(p, at) for p in standing if (at := self._restart(p, positions[p])) is not None]
-        for partition, _ in restarted:
-            self._seen[partition] = (self._seen[partition][0], now)
+        restarted: list[tuple[Partition, int]] = []
+        for partition in standing:  # each asked again only ``after`` s later, restarted or at its end
+            self._seen[partition] = (positions[partition], now)
+            try:
+                at = self._restart(partition, positions[partition])
+            except KafkaException as exc:  # broker busy or away: the others wait for the next check
+                log.debug("stall check of %s/%d: %s", partition[0], partition[1], exc)
+                break
+            if at is not None:
+                restarted.append((partition, at))
         return restarted
 
     def hold_all(self) -> None:
@@ -88,15 +96,11 @@ class StallWatch:
     def _restart(self, partition: Partition, position: int) -> int | None:
         """Seek ``partition`` to where it stands when the broker has records past it; the offset, or None."""
         tp = TopicPartition(*partition)
-        try:
-            low, high = self._consumer.get_watermark_offsets(tp, timeout=WATERMARK_TIMEOUT, cached=False)
-            start = position if position >= 0 else self._committed(tp, low)
-            if high <= start:
-                return None
-            self._consumer.seek(TopicPartition(partition[0], partition[1], start))
-        except KafkaException as exc:  # broker busy or away: the next check tries again
-            log.debug("stall check of %s/%d: %s", partition[0], partition[1], exc)
+        low, high = self._consumer.get_watermark_offsets(tp, timeout=WATERMARK_TIMEOUT, cached=False)
+        start = position if position >= 0 else self._committed(tp, low)
+        if high <= start:
             return None
+        self._consumer.seek(TopicPartition(partition[0], partition[1], start))
         self.restarts += 1
         log.warning(
             "%s/%d delivered nothing for %.0f s with records up to %d: fetching again from %d",

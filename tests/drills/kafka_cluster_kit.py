@@ -23,8 +23,8 @@ from confluent_kafka.admin import AdminClient, ClusterMetadata
 
 from bench.deployment import Deployment
 from kcollect.localstack.kafka import KafkaCluster, cache_root, start_kafka
-from schemas.topics import REQUESTS
 from streams.lag.probe import partition_lags
+from streams.runs.checker import pipeline_groups
 from tests.drills.kit import ClickHouse, deploy_on
 from tests.kafka_broker import assert_topics_replicated
 
@@ -71,14 +71,17 @@ class ClusterDrillStack:
         """The node id leading ``topic[partition]`` (-1 while it has none)."""
         return int(self.metadata().topics[topic].partitions[partition].leader)
 
-    def busiest_leader(self, d: Deployment) -> tuple[int, int]:
-        """(requests partition with the most requests still to process, node id leading it)."""
+    def busiest_leader(self, d: Deployment) -> tuple[str, int, int]:
+        """(topic, partition, node id leading it): the requests partition with the most requests left
+        to process, or, once the processors have taken every request, the results partition with the
+        most result batches left to store."""
         settings = d.settings
-        topic = REQUESTS.name(settings.topic_prefix)
-        lags = partition_lags(settings, settings.processor_group, topic)
-        busiest = max(lags, key=lambda lag: lag.lag)
-        assert busiest.lag > 0, f"no requests partition has work left: {lags}"
-        return busiest.partition, self.leader(topic, busiest.partition)
+        for group, topic in pipeline_groups(settings).items():  # requests first, then results
+            lags = partition_lags(settings, group, topic)
+            busiest = max(lags, key=lambda lag: lag.lag)
+            if busiest.lag > 0:
+                return topic, busiest.partition, self.leader(topic, busiest.partition)
+        raise AssertionError(f"no requests or results partition of {d.name} has work left")
 
     def most_leading(self, d: Deployment) -> int:
         """The node id leading the most partitions of ``d``'s topics."""

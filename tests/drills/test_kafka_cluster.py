@@ -15,7 +15,6 @@ import time
 import pytest
 
 from bench.deployment import Deployment
-from schemas.topics import REQUESTS
 from tests.drills.kafka_cluster_kit import ClusterDrillStack
 from tests.drills.kit import DrillRun, check_run, enqueue, start_run, wait_stored_some
 
@@ -50,8 +49,7 @@ def _progress(run: DrillRun, since: int, timeout: float = FAILOVER_TIMEOUT) -> i
 def test_leader_of_a_busy_partition_killed_9_mid_run(kafka_cluster: ClusterDrillStack) -> None:
     stack = kafka_cluster
     run = start_run(stack, _name("kl"), CLIENTS, CLIENTS // 4, processors=2, env=SLOW)
-    topic = REQUESTS.name(run.d.settings.topic_prefix)
-    partition, leader = stack.busiest_leader(run.d)
+    topic, partition, leader = stack.busiest_leader(run.d)
     stored = _mid_run(run)
     assert stack.cluster.kill_node(stack.index_of(leader))
     killed_at = time.monotonic()

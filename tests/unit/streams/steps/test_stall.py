@@ -92,3 +92,36 @@ def test_a_partition_that_never_fetched_restarts_from_its_committed_offset_or_th
         clock.now = now
         watch.check()
     assert fresh.sought == [(0, 0)]
+
+
+def test_a_partition_at_its_end_is_asked_again_only_after_the_stall_time_and_errors_stop_the_check() -> None:
+    from confluent_kafka import KafkaError, KafkaException
+
+    class Counting(FakeConsumer):
+        def __init__(self) -> None:
+            super().__init__({0: 50, 1: 10, 2: 10}, {0: 50, 1: 100, 2: 100})
+            self.asked: list[int] = []
+            self.fail = False
+
+        def get_watermark_offsets(
+            self, partition: TopicPartition, timeout: float = 1.0, cached: bool = False
+        ) -> tuple[int, int]:
+            self.asked.append(partition.partition)
+            if self.fail:
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
+            return super().get_watermark_offsets(partition, timeout, cached)
+
+    consumer = Counting()
+    clock = Clock()
+    watch = StallWatch(consumer, after=20, interval=5, clock=clock)
+    for now in (5.0, 10.0, 15.0, 20.0, 25.0):
+        clock.now = now
+        watch.check()
+    assert consumer.asked == [0, 1, 2] and consumer.sought == [(1, 10), (2, 10)]
+    clock.now = 30.0
+    watch.check()
+    assert consumer.asked == [0, 1, 2]  # partition 0 at its end: not asked again before 45 s
+    consumer.fail = True
+    clock.now = 45.0
+    assert watch.check() == []
+    assert consumer.asked == [0, 1, 2, 0]  # the broker did not answer: the check stopped there
