@@ -19,7 +19,13 @@ from tests.drills.kafka_cluster_kit import ClusterDrillStack
 from tests.drills.kit import DrillRun, check_run, enqueue, start_run, wait_stored_some
 
 CLIENTS = 20_000
-SLOW = {"KCOLLECT_SIM_LATENCY_MS": "250", "KCOLLECT_SINK_BATCH_SECONDS": "0.3"}
+# Paced by the simulated latency, not the CPU: 50 clients per call of 500 ms, 4 calls at once per
+# processor: a run of 20,000 takes ~25 s on an idle machine, so every fault lands inside one.
+SLOW = {
+    "KCOLLECT_SIM_LATENCY_MS": "500",
+    "KCOLLECT_SUBSYSTEM_BATCH": "50",
+    "KCOLLECT_SINK_BATCH_SECONDS": "0.3",
+}
 OUTAGE_SECONDS = 60.0
 FAILOVER_TIMEOUT = 90.0
 
