@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
 from bench.deployment import Deployment
@@ -50,6 +51,7 @@ class ClusterDrillStack:
     clickhouse: ClickHouse
     folder: Path
     cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    _admin: AdminClient | None = field(default=None, repr=False)
 
     @property
     def bootstrap(self) -> str:
@@ -64,12 +66,17 @@ class ClusterDrillStack:
         return d
 
     def metadata(self, timeout: float = 10.0) -> ClusterMetadata:
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
-        return admin.list_topics(timeout=timeout)
+        """The cluster's metadata, through one long-lived client (it knows every node, dead ones too)."""
+        if self._admin is None:
+            self._admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        return self._admin.list_topics(timeout=timeout)
 
     def leader(self, topic: str, partition: int) -> int:
-        """The node id leading ``topic[partition]`` (-1 while it has none)."""
-        return int(self.metadata().topics[topic].partitions[partition].leader)
+        """The node id leading ``topic[partition]`` (-1 while it has none, or no node answers)."""
+        try:
+            return int(self.metadata().topics[topic].partitions[partition].leader)
+        except KafkaException:
+            return -1
 
     def busiest_leader(self, d: Deployment) -> tuple[str, int, int]:
         """(topic, partition, node id leading it): the requests partition with the most requests left
