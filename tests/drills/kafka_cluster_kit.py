@@ -51,7 +51,6 @@ class ClusterDrillStack:
     clickhouse: ClickHouse
     folder: Path
     cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
-    _admin: AdminClient | None = field(default=None, repr=False)
 
     @property
     def bootstrap(self) -> str:
@@ -66,10 +65,10 @@ class ClusterDrillStack:
         return d
 
     def metadata(self, timeout: float = 10.0) -> ClusterMetadata:
-        """The cluster's metadata, through one long-lived client (it knows every node, dead ones too)."""
-        if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
-        return self._admin.list_topics(timeout=timeout)
+        """The cluster's metadata, asked of the nodes running now (a stopped node never answers)."""
+        running = ",".join(self.cluster.nodes[i].bootstrap for i in sorted(self.cluster.records))
+        admin = AdminClient({"bootstrap.servers": running or self.bootstrap, "log_level": 0})
+        return admin.list_topics(timeout=timeout)
 
     def leader(self, topic: str, partition: int) -> int:
         """The node id leading ``topic[partition]`` (-1 while it has none, or no node answers)."""
