@@ -16,9 +16,11 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
+from schemas.topics import ALL_TOPICS
 from streams.settings.librdkafka import broker_is_tansu
-from streams.settings.model import load_settings
+from streams.settings.model import Settings, load_settings
 
 BROKER_EXTRA = {
     "log.cleaner.backoff.ms": "500",
@@ -57,3 +59,19 @@ def tansu_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield broker.bootstrap_servers
     finally:
         broker.stop()
+
+
+def assert_topics_replicated(settings: Settings, replicas: int, min_isr: int) -> None:
+    """Every declared topic of ``settings``' prefix has ``replicas`` replicas per partition,
+    ``min.insync.replicas`` ``min_isr`` and unclean leader election off, as the broker reports them."""
+    names = [spec.name(settings.topic_prefix) for spec in ALL_TOPICS]
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap(), "log_level": 0})
+    topics = admin.list_topics(timeout=30).topics
+    for name in names:
+        counts = {len(p.replicas) for p in topics[name].partitions.values()}
+        assert counts == {replicas}, f"{name}: replicas per partition {counts}"
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
+    for resource, future in admin.describe_configs(resources, request_timeout=30).items():
+        config = future.result(timeout=30)
+        assert config["min.insync.replicas"].value == str(min_isr), resource.name
+        assert config["unclean.leader.election.enable"].value == "false", resource.name

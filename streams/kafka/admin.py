@@ -126,20 +126,29 @@ def existing_topics(admin: AdminClient, timeout: float, watch: StartWatch | None
     return {name: len(topic.partitions) for name, topic in metadata.topics.items() if topic.error is None}
 
 
+def new_topic(settings: Settings, spec: TopicSpec) -> NewTopic:
+    """The creation request of ``spec``: its partitions and config, with the replication settings
+    (``KCOLLECT_TOPIC_REPLICATION_FACTOR``, ``KCOLLECT_TOPIC_MIN_INSYNC_REPLICAS``; unset: the broker's
+    defaults)."""
+    config = dict(spec.config)
+    if settings.topic_min_insync_replicas is not None:
+        config["min.insync.replicas"] = str(settings.topic_min_insync_replicas)
+    return NewTopic(
+        spec.name(settings.topic_prefix),
+        num_partitions=spec.partition_count(settings.partitions),
+        replication_factor=settings.topic_replication_factor or -1,
+        config=config,
+    )
+
+
 def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
-    """Create the declared topics that do not exist yet; return the names created (idempotent)."""
+    """Create the declared topics that do not exist yet; return the names created (idempotent).
+
+    Topics that exist are left as they are, whatever their replication (changing it is a partition
+    reassignment, an operator's job)."""
     admin, watch = checked_admin(settings)
     present = existing_topics(admin, settings.broker_timeout_seconds, watch)
-    wanted = [
-        NewTopic(
-            spec.name(settings.topic_prefix),
-            num_partitions=spec.partition_count(settings.partitions),
-            replication_factor=-1,
-            config=dict(spec.config),
-        )
-        for spec in specs
-        if spec.name(settings.topic_prefix) not in present
-    ]
+    wanted = [new_topic(settings, spec) for spec in specs if spec.name(settings.topic_prefix) not in present]
     if not wanted:
         return []
     created = []

@@ -156,6 +156,11 @@ class Settings(BaseSettings):
     broker_flavor: Literal["auto", "kafka", "tansu"] = "auto"
     topic_prefix: str = Field("kcollect.", pattern=r"^[A-Za-z0-9._-]{0,100}$")
     partitions: int = Field(8, ge=1, le=1024)
+    # Replication of the topics `kcollect topics create` makes (docs/kafka.md, "A 3-broker cluster"):
+    # None leaves each to the broker's default.replication.factor / min.insync.replicas. A 3-broker
+    # cluster: 3 and 2, so acks=all survives one broker down and a write is on two before it counts.
+    topic_replication_factor: int | None = Field(None, ge=1, le=32)
+    topic_min_insync_replicas: int | None = Field(None, ge=1, le=32)
     processor_group: str = "kcollect-processor"
     sink_group: str = "kcollect-sink"
     session_timeout_ms: int | None = Field(None, ge=1000, le=300000)
@@ -270,6 +275,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{variable('results_lag_low')} ({self.results_lag_low}) must be below "
                 f"{variable('results_lag_high')} ({self.results_lag_high})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_min_insync(self) -> Settings:
+        rf, min_isr = self.topic_replication_factor, self.topic_min_insync_replicas
+        if rf is not None and min_isr is not None and min_isr > rf:
+            raise ValueError(
+                f"{variable('topic_min_insync_replicas')} ({min_isr}) must not exceed "
+                f"{variable('topic_replication_factor')} ({rf}): every acks=all write would be refused"
             )
         return self
 

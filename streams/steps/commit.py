@@ -2,7 +2,12 @@
 
 Batches arrive in consume order. Each waits here until its delivery trackers are done; then its
 offsets join the pending commit. Commits go out asynchronously at most every ``interval`` seconds
-and synchronously on ``join`` (shutdown, rebalance). A batch whose deliveries failed stops the
+and synchronously on ``join`` (shutdown, rebalance). An asynchronous commit that the broker refuses
+says nothing (the group's coordinator moving to another broker does it): offsets sent that way stay
+unconfirmed until a later commit carries them, and once nothing new is ready for an ``interval`` they
+are committed again synchronously, until that succeeds. Without it the last commit of a run lost to a
+coordinator move left the partition's committed offset short of its end for good (the 3-broker
+rolling-restart drill). A batch whose deliveries failed stops the
 consumer: its offsets are never committed, so the records are consumed again after a restart.
 """
 
@@ -64,6 +69,7 @@ class CommitOffsets:
         self._on_commit = on_commit
         self._waiting: deque[Batch[object]] = deque()
         self._ready: dict[Partition, int] = {}
+        self._unconfirmed: dict[Partition, int] = {}  # sent asynchronously, not known to have landed
         self._last_commit = time.monotonic()
         self.committed: dict[Partition, int] = {}
 
@@ -81,8 +87,22 @@ class CommitOffsets:
 
     def poll(self) -> None:
         self._settle()
-        if self._ready and time.monotonic() - self._last_commit >= self._interval:
+        if time.monotonic() - self._last_commit < self._interval:
+            return
+        if self._ready:
             self._commit(asynchronous=True)
+        elif self._unconfirmed:
+            self._confirm()
+
+    def _confirm(self) -> None:
+        """Commit the offsets sent asynchronously again, synchronously (kept for the next try on failure)."""
+        try:
+            self._commit_offsets(dict(self._unconfirmed), False)
+        except KafkaException as exc:
+            log.warning("commit of %d partition(s) failed, retrying: %s", len(self._unconfirmed), exc)
+        else:
+            self._unconfirmed.clear()
+        self._last_commit = time.monotonic()
 
     def _commit(self, asynchronous: bool) -> None:
         fault_point("before_commit")
@@ -92,6 +112,11 @@ class CommitOffsets:
             log.warning("commit of %d partition(s) failed: %s", len(self._ready), exc)
             return
         self.committed.update(self._ready)
+        if asynchronous:
+            self._unconfirmed.update(self._ready)
+        else:
+            for partition in self._ready:  # confirmed now, with offsets at or past what was sent before
+                self._unconfirmed.pop(partition, None)
         if self._on_commit is not None:
             self._on_commit(dict(self._ready))
         self._ready.clear()
@@ -103,6 +128,8 @@ class CommitOffsets:
         finally:
             if self._ready:
                 self._commit(asynchronous=False)
+            if self._unconfirmed:
+                self._confirm()
 
     def _drain(self, deadline: float) -> None:
         while self._waiting and time.monotonic() < deadline:
@@ -124,3 +151,4 @@ class CommitOffsets:
     def terminate(self) -> None:
         self._waiting.clear()
         self._ready.clear()
+        self._unconfirmed.clear()

@@ -18,6 +18,9 @@
   partitions kept (if any) are sought back the same way.
 - Downstream backpressure (optional ``hold``, e.g. the sink's lag on the results topic above a high
   mark): while it says so, every partition is paused and the loop keeps polling and finishing work.
+- Stalled fetch: a partition not held back here whose position has stood still for 20 s while the
+  broker has records past it is sought to that position again (``streams/steps/stall.py``: librdkafka
+  can leave an assigned partition unfetched after a broker restart).
 - Health (optional ``probe``): a beat every turn, Kafka marked reachable when records arrive, and the
   number of partitions owned after every rebalance.
 - Shutdown: ``stop()`` (SIGTERM, Ctrl-C) ends the loop; the chain is joined within the shutdown
@@ -36,6 +39,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from streams.observability import metrics as m
 from streams.steps.commit import Commit
+from streams.steps.stall import StallWatch
 from streams.steps.strategy import Batch, MessageRejected, Partition, ProcessingStep, offsets_of
 
 log = logging.getLogger(__name__)
@@ -145,6 +149,7 @@ class StreamProcessor:
         self._paused_gauge = m.CONSUMER_PAUSED_PARTITIONS.labels(name)
         self._paused_counter = m.CONSUMER_PAUSED_SECONDS.labels(name)
         self._turn_seconds = m.CONSUMER_LOOP_SECONDS.labels(name)
+        self._stall = StallWatch(consumer)
         self.stats = LoopStats()
 
     def _commit(self, offsets: dict[Partition, int], asynchronous: bool) -> None:
@@ -177,6 +182,7 @@ class StreamProcessor:
     def _turn(self) -> None:
         if self._probe is not None:
             self._probe.beat()
+        self._restart_stalled()
         if self._hold is not None and self._held_back(self._hold()):
             return
         if self._pending is None:
@@ -197,6 +203,13 @@ class StreamProcessor:
         self._chain.poll()
         if self._pending is not None:
             self._offer(self._chain, self._pending)
+
+    def _restart_stalled(self) -> None:
+        """Partitions not held back here that stopped delivering get their fetch restarted (stall.py)."""
+        if self._paused_at is not None or self._holding or self._pending is not None:
+            self._stall.hold_all()
+            return
+        self._stall.check(held=self._gated)
 
     def _held_back(self, hold: bool) -> bool:
         """Downstream asks to wait (e.g. the results lag is high): pause everything, keep polling."""

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from kcollect.localstack import kafka
 from kcollect.localstack.clickhouse import start_clickhouse
 from kcollect.localstack.process import stop_process
+from tests.drills.kafka_cluster_kit import ClusterDrillStack, kafka_cluster_stack
 from tests.drills.kit import ClickHouse
 
 HERE = Path(__file__).resolve().parent
@@ -57,3 +59,13 @@ def shared_clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clic
     ch = ClickHouse(folder, start_clickhouse(folder))
     yield ch
     stop_process(ch.record)
+
+
+@pytest.fixture
+def kafka_cluster(tmp_path: Path, shared_clickhouse: ClickHouse) -> Iterator[ClusterDrillStack]:
+    """A fresh 3-broker Apache Kafka cluster on loopback for one drill (RF 3, min ISR 2, acks=all,
+    unclean election off: ``tests/drills/kafka_cluster_kit.py``), stopped by PID after it."""
+    if kafka.missing_tools():
+        pytest.skip(f"Apache Kafka needs {', '.join(kafka.missing_tools())}")
+    with kafka_cluster_stack(tmp_path / "kafka-cluster", shared_clickhouse) as stack:
+        yield stack

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from bench.deployment import Deployment, make_deployment
 from kcollect.localstack.brokers import BrokerKind
@@ -141,10 +142,24 @@ class DrillStack:
     cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def deploy(self, name: str, **env: str) -> Deployment:
-        folder = self.broker.folder / name
-        d = make_deployment(self.broker.bootstrap, self.clickhouse.url, name, folder, **env)
-        self.cleanup.callback(d.stop_all, 10)
-        return d
+        return deploy_on(
+            self.cleanup, self.broker.bootstrap, self.clickhouse, self.broker.folder / name, **env
+        )
+
+
+def deploy_on(
+    cleanup: contextlib.ExitStack, bootstrap: str, clickhouse: ClickHouse, folder: Path, **env: str
+) -> Deployment:
+    """Deployment ``folder.name`` on ``bootstrap`` and ``clickhouse``; its services stopped by ``cleanup``."""
+    d = make_deployment(bootstrap, clickhouse.url, folder.name, folder, **env)
+    cleanup.callback(d.stop_all, 10)
+    return d
+
+
+class Deploys(Protocol):
+    """A drill stack: anything that makes deployments (``DrillStack``, the Kafka cluster's stack)."""
+
+    def deploy(self, name: str, **env: str) -> Deployment: ...
 
 
 @contextlib.contextmanager
@@ -251,7 +266,7 @@ class DrillRun:
 
 
 def start_run(
-    stack: DrillStack,
+    stack: Deploys,
     name: str,
     clients: int,
     stored_first: int,
@@ -314,7 +329,7 @@ def check_run(
     report.recovery_seconds = recovery
     backwards = watch.stop() if watch is not None else []
     details = report.as_dict()
-    assert recovery is not None, f"lag not back to zero in {RECOVERY_TIMEOUT} s: {details}"
+    assert recovery is not None, f"lag not back to zero in {RECOVERY_TIMEOUT} s: {lags_left(d)}; {details}"
     assert report.ok, f"checker failed: {details}"
     assert report.dead_lettered == dead_letters, f"expected {dead_letters} dead letter(s): {details}"
     assert report.stored == clients - dead_letters, details
@@ -327,6 +342,18 @@ def assert_no_crash(d: Deployment) -> None:
     service of ``d`` died by a signal the drill did not send (SIGSEGV, SIGABRT, ...)."""
     crashed = d.crashed()
     assert not crashed, "a service crashed:\n" + "\n\n".join(crashed.values())
+
+
+def lags_left(d: Deployment) -> dict[str, list[str]]:
+    """Each pipeline group's partitions with lag: ``partition: committed/end``."""
+    from streams.lag.probe import partition_lags
+
+    return {
+        group: [
+            f"{x.partition}: {x.committed}/{x.end}" for x in partition_lags(d.settings, group, topic) if x.lag
+        ]
+        for group, topic in pipeline_groups(d.settings).items()
+    }
 
 
 def wait_all_stored(d: Deployment, run_id: str, clients: int, timeout: float = RECOVERY_TIMEOUT) -> None:

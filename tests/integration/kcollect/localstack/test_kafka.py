@@ -11,7 +11,11 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kcollect.localstack import kafka
+from schemas.topics import ALL_TOPICS
+from streams.kafka.admin import create_topics
+from streams.settings.model import load_settings
 from streams.settings.stackfile import pid_alive
+from tests.kafka_broker import assert_topics_replicated
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +108,14 @@ def test_three_nodes_keep_serving_with_one_node_killed(tmp_path: Path) -> None:
     try:
         assert [r.name for r in cluster.running_records()] == ["kafka-1", "kafka-2", "kafka-3"]
         assert kafka.broker_ids(cluster.bootstrap_servers, 5.0) == {1, 2, 3}
+        replicated = load_settings(
+            bootstrap_servers=cluster.bootstrap_servers,
+            topic_prefix="rf3.",
+            topic_replication_factor=3,
+            topic_min_insync_replicas=2,
+        )
+        assert len(create_topics(replicated)) == len(ALL_TOPICS)
+        assert_topics_replicated(replicated, 3, 2)
         _create(cluster.bootstrap_servers, "r3", 3, 3)
         _produce(cluster.bootstrap_servers, "r3", 50)
 

@@ -72,6 +72,14 @@ def test_jvm_options_are_bounded_and_extendable(monkeypatch: pytest.MonkeyPatch)
     assert kafka.jvm_options()[-2:] == ["-Xmx1g", "-XX:+UseG1GC"]
 
 
+def test_cluster_nodes_get_a_smaller_heap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(kafka.JVM_OPTIONS_VARIABLE, raising=False)
+    options = kafka.jvm_options(3)
+    assert options[options.index("-Xmx512m") + 1 :].count("-Xmx384m") == 1  # later: it wins
+    monkeypatch.setenv(kafka.JVM_OPTIONS_VARIABLE, "-Xmx1g")
+    assert kafka.jvm_options(3)[-1] == "-Xmx1g"
+
+
 def test_cache_root_and_version_follow_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
