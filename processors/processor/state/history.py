@@ -411,7 +411,8 @@ def apply_wave(
         encoded = dumps([HISTORY_VERSION, names, kept])
         if encoded != value:
             newest = kept[-1]
-            new[i] = (encoded, newest[1], newest[0])
+            # a copy: orjson's bytes keep a 4 KiB allocation each, and the store holds them in memory
+            new[i] = (bytes(memoryview(encoded)), newest[1], newest[0])
     outputs = _builtin_columns(spec, names, kept_columns, previous, bases, seconds)
     if plugin is not None:
         _merge_plugin(outputs, plugin_outputs)
