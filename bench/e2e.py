@@ -13,10 +13,11 @@ one KRaft node, ``--broker tansu`` Tansu on memory storage):
   loops doing the same work, no retries, no dead letters): the ceiling kcollect is compared with.
 
 Seconds run from the first request produced to the moment every client is stored (polled every
-50 ms); CPU seconds (/proc/PID/stat, the process's threads included) and peak RSS (VmHWM) are per
-service process, the broker's and ClickHouse's too (total CPU / 2 = the wall time if both cores were
-busy all along). Every kcollect case is then checked with ``streams.runs.checker``. The in-process case's
-stored rows and lag, sampled every 0.5 s, are drawn to the chart.
+50 ms); CPU seconds (/proc/PID/stat, the process's threads included) and peak RSS (VmHWM, reset at
+the start) over the same span (``bench.procstat.PhaseMeter``) are per service process, the broker's
+and ClickHouse's too (total CPU / 2 = the wall time if both cores were busy all along). Every
+kcollect case is then checked with ``streams.runs.checker``. The in-process case's stored rows and
+lag, sampled every 0.5 s, are drawn to the chart.
 """
 
 from __future__ import annotations
@@ -30,13 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.deployment import make_deployment
-from bench.e2e_kit import (
-    Sampler,
-    proc_cpu_seconds,
-    proc_peak_rss_mb,
-    wait_stored,
-)
+from bench.e2e_kit import Sampler, wait_stored
 from bench.machine import machine_line
+from bench.procstat import PhaseMeter
 from processors.processor.subsystems.simulated import simulated_check
 from producers.enqueue.enqueue import enqueue_run
 from producers.enqueue.sources import RangeSource
@@ -149,15 +146,15 @@ def run_case(
         while plain and not all((workdir / f"{s}.ready").exists() for s in services):
             time.sleep(0.05)  # the plain loops write their ready file once assigned
         run_id = f"{name}-run"
-        pids = {s: d.procs[s].pid for s in services} | (infra or {})
-        cpu0 = {s: proc_cpu_seconds(pid) for s, pid in pids.items()}
+        infra = infra or {}
+        meter = PhaseMeter({s: d.procs[s].pid for s in services} | infra).start()
         sampler = Sampler(d, run_id) if sample else None
         if sampler is not None:
             sampler.start()
         summary = enqueue_run(d.settings, run_id, RangeSource(0, clients - 1))
         seen = wait_stored(d, run_id, clients, timeout)
-        cpu = {s: proc_cpu_seconds(pid) - cpu0[s] for s, pid in pids.items()}
-        rss = {s: proc_peak_rss_mb(d.procs[s].pid) for s in services}
+        usage = meter.stop()
+        cpu = {s: u.cpu_s for s, u in usage.items()}
         if sampler is not None:
             time.sleep(1.0)
             sampler.stop()
@@ -174,10 +171,12 @@ def run_case(
             "seconds": round(seconds, 2),
             "clients_per_s": round((stored if seen is None else clients) / seconds),
             "enqueue_seconds": round(summary.seconds, 2),
+            "cpu_s": cpu,
             "cpu_s_per_100k": {s: round(c * 100_000 / clients, 2) for s, c in cpu.items()},
             "cpu_s_total": round(total_cpu, 2),
             "cpu_bound_seconds": round(total_cpu / 2, 2),  # the wall time if both cores were always busy
-            "peak_rss_mb": {s: round(r) for s, r in rss.items()},
+            "peak_rss_mb": {s: usage[s].peak_rss_mb for s in services},
+            "infra_peak_rss_mb": {s: usage[s].peak_rss_mb for s in infra},
             "verify": {
                 k: report.as_dict()[k] for k in ("lost", "duplicated_final", "unexpected", "wrong", "ok")
             },
@@ -189,6 +188,16 @@ def run_case(
         }
     finally:
         d.stop_all()
+
+
+# --cases keys: the case's label and run_case's options
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "plain": ("plain loop", {"plain": True}),
+    "inproc": ("in-process", {}),
+    "inproc2": ("in-process x2", {"processors": 2}),
+    "sim": ("simulator 20 ms", {"simulator": True}),
+    "faust": ("faust", {"faust": True}),
+}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -240,48 +249,35 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=700_000)
     parser.add_argument("--faust-clients", type=int, default=None, help="default: --clients")
     parser.add_argument("--faust-timeout", type=float, default=300)
-    parser.add_argument("--cases", default="plain,inproc,inproc2,sim,faust")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
     parser.add_argument("--chart", type=Path, default=Path("docs/e2e-700k.png"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--broker", choices=("kafka", "tansu"), default="kafka", help="the local broker")
     args = parser.parse_args()
 
+    from kcollect.localstack.brokers import start_local_broker
     from kcollect.localstack.clickhouse import clickhouse_url, start_clickhouse
-    from kcollect.localstack.persistent import start_broker
     from kcollect.localstack.process import stop_process
 
     folder = Path(tempfile.mkdtemp(prefix="kcollect-e2e-stack-"))
-    cluster = None
-    if args.broker == "kafka":
-        from kcollect.localstack.kafka import start_kafka
-
-        cluster = start_kafka(folder)
-        broker = cluster.running_records()[0]
-    else:
-        broker = start_broker(folder)
+    broker = start_local_broker(args.broker, folder)
     ch = start_clickhouse(folder)
-    bootstrap, ch_url = f"127.0.0.1:{broker.port}", clickhouse_url(ch.port)
+    bootstrap, ch_url = broker.bootstrap_servers, clickhouse_url(ch.port)
     rows: list[dict[str, Any]] = []
-    infra = {"broker": broker.pid, "clickhouse": ch.pid}
+    infra = {"broker": broker.records[0].pid, "clickhouse": ch.pid}
     try:
-        cases = args.cases.split(",")
-        if "plain" in cases:
-            rows.append(run_case(bootstrap, ch_url, "plain loop", args.clients, plain=True, infra=infra))
-        if "inproc" in cases:
-            rows.append(run_case(bootstrap, ch_url, "in-process", args.clients, sample=True, infra=infra))
-            chart(rows[-1], args.chart)
-        if "inproc2" in cases:
-            rows.append(run_case(bootstrap, ch_url, "in-process x2", args.clients, processors=2))
-        if "sim" in cases:
-            rows.append(run_case(bootstrap, ch_url, "simulator 20 ms", args.clients, simulator=True))
-        if "faust" in cases:
-            n = args.faust_clients or args.clients
-            rows.append(run_case(bootstrap, ch_url, "faust", n, faust=True, timeout=args.faust_timeout))
+        for key in args.cases.split(","):
+            label, options = CASES[key]
+            if key == "faust":
+                n, options = args.faust_clients or args.clients, options | {"timeout": args.faust_timeout}
+            else:
+                n = args.clients
+            sample = key == "inproc"
+            rows.append(run_case(bootstrap, ch_url, label, n, sample=sample, infra=infra, **options))
+            if sample:
+                chart(rows[-1], args.chart)
     finally:
-        if cluster is not None:
-            cluster.stop()
-        else:
-            stop_process(broker)
+        broker.stop()
         stop_process(ch)
         if args.json is not None:
             args.json.write_text(json.dumps(rows, indent=1))

@@ -1,38 +1,14 @@
-"""Parts of bench/e2e: a sampler of stored rows and lag, and the services' CPU and RSS read from /proc
-(the deployment itself is ``bench.deployment``)."""
+"""Parts of bench/e2e: a sampler of stored rows and lag, and the wait for every client stored (the
+deployment itself is ``bench.deployment``, CPU and RSS from /proc ``bench.procstat``)."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench.deployment import Deployment
 from streams.clickhouse.client import connect
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` (its threads included) from /proc/PID/stat."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def proc_peak_rss_mb(pid: int) -> float:
-    """VmHWM (peak resident set) of ``pid`` in MB."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 @dataclass

@@ -15,17 +15,13 @@ Run: ``python -m bench.faust_peer worker --without-web -l warn``.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
 import orjson
 
-from processors.processor.compute import summary
-from processors.processor.subsystems.simulated import DEFAULT_METRICS, simulated_value
-
-METRICS = tuple(m for metrics in DEFAULT_METRICS.values() for m in metrics)
+from bench.peer_work import collect_one
 
 app = faust.App(
     os.environ.get("FAUST_PEER_APP", "kcollect-faust-peer"),
@@ -42,25 +38,6 @@ app = faust.App(
 )
 requests = app.topic(os.environ.get("FAUST_PEER_REQUESTS", "requests"), value_type=bytes, internal=False)
 results = app.topic(os.environ.get("FAUST_PEER_RESULTS", "results"), value_type=bytes, internal=False)
-
-
-def collect_one(request: dict[str, Any]) -> bytes:
-    run_id, client_id = request["run_id"], request["client_id"]
-    metrics = {m: simulated_value(run_id, client_id, m) for m in METRICS}
-    return orjson.dumps(
-        {
-            "v": 1,
-            "run_id": run_id,
-            "client_id": client_id,
-            "requested_at_ms": request["requested_at_ms"],
-            "attempt": request.get("attempt", 0),
-            "collected_at_ms": int(time.time() * 1000),
-            "status": "ok",
-            "metrics": metrics,
-            "missing": [],
-            "computed": summary(metrics),
-        }
-    )
 
 
 @app.agent(requests)

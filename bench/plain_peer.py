@@ -19,20 +19,17 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, Producer
 
-from processors.processor.compute import summary
-from processors.processor.subsystems.simulated import DEFAULT_METRICS, simulated_value
+from bench.peer_work import collect_one
 from schemas.ddl import insert_results_sql, result_version
 from streams.clickhouse.client import connect
 from streams.settings.model import parse_clickhouse_url
 
-METRICS = tuple(m for metrics in DEFAULT_METRICS.values() for m in metrics)
 WINDOW_ROWS = 100_000
 
 
@@ -55,25 +52,6 @@ def _consumer(topic: str) -> Consumer:
     )
     consumer.subscribe([topic], on_assign=on_assign)
     return consumer
-
-
-def collect_one(request: dict[str, Any]) -> bytes:
-    run_id, client_id = request["run_id"], request["client_id"]
-    metrics = {m: simulated_value(run_id, client_id, m) for m in METRICS}
-    return orjson.dumps(
-        {
-            "v": 1,
-            "run_id": run_id,
-            "client_id": client_id,
-            "requested_at_ms": request["requested_at_ms"],
-            "attempt": request.get("attempt", 0),
-            "collected_at_ms": int(time.time() * 1000),
-            "status": "ok",
-            "metrics": metrics,
-            "missing": [],
-            "computed": summary(metrics),
-        }
-    )
 
 
 def run_processor() -> None:

@@ -24,6 +24,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from bench.machine import machine_line
+from bench.procstat import PhaseMeter, proc_status_mb
 from kcollect.localstack.runner import ensure_stack, service_env
 from schemas.codec import request_encoder
 from schemas.topics import ALL_TOPICS
@@ -77,19 +79,16 @@ def committed(settings: Settings, admin: AdminClient) -> int:
     return sum(max(0, tp.offset) for tp in result.topic_partitions)
 
 
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def run_processor(
-    settings: Settings, n: int, workdir: Path, extra_env: dict[str, str], profile: str | None
+    settings: Settings,
+    n: int,
+    workdir: Path,
+    extra_env: dict[str, str],
+    profile: str | None,
+    infra: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
+    """Run one processor until its group has committed all ``n``; with CPU seconds and peak RSS of the
+    processor and of ``infra`` (name -> pid, e.g. the broker) from the first assignment to the end."""
     ready = workdir / "processor.ready"
     env = (
         service_env(settings)
@@ -119,15 +118,17 @@ def run_processor(
             assert proc.poll() is None, (workdir / "processor.log").read_text()
             time.sleep(0.02)
         started = time.monotonic()
+        meter = PhaseMeter({"processor": proc.pid} | dict(infra or {})).start()
         last_sample = 0.0
         while (done := committed(settings, admin)) < n:
             assert proc.poll() is None, (workdir / "processor.log").read_text()[-3000:]
             assert time.monotonic() - started < 900, f"only {done} of {n} committed"
             if time.monotonic() - last_sample >= 0.5:
-                rss.append(rss_mb(proc.pid))
+                rss.append(proc_status_mb(proc.pid, "VmRSS"))
                 last_sample = time.monotonic()
             time.sleep(0.05)
         seconds = time.monotonic() - started
+        usage = meter.stop()
         scraped = scrape(extra_env.get("KCOLLECT_HTTP_PORT"))
     finally:
         proc.terminate()
@@ -143,6 +144,8 @@ def run_processor(
             round(rss[-1]) if rss else 0,
             round(max(rss or [0])),
         ],
+        "cpu_s": {name: u.cpu_s for name, u in usage.items()},
+        "peak_rss_mb": {name: u.peak_rss_mb for name, u in usage.items()},
         "chain_clients_per_s": round(n / max(1e-6, stats["last_batch_at"] - stats["first_batch_at"])),
         "paused_seconds": round(stats.get("paused_seconds", 0), 2),
         "results": stats.get("results"),
@@ -178,16 +181,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def bench_inprocess(base: Settings, n: int, profile: str | None) -> dict[str, Any]:
+def bench_inprocess(
+    base: Settings, n: int, profile: str | None, infra: Mapping[str, int] | None = None
+) -> dict[str, Any]:
     settings = fresh(base, "proc")
     enqueue_s = enqueue(settings, n)
     with tempfile.TemporaryDirectory() as tmp:
-        out = run_processor(settings, n, Path(tmp), {}, profile)
+        out = run_processor(settings, n, Path(tmp), {}, profile, infra)
     out.pop("metrics")
     return {"mode": "in-process simulated, no latency", "enqueue_s": round(enqueue_s, 2)} | out
 
 
-def bench_http(base: Settings, n: int, latency_ms: float) -> dict[str, Any]:
+def bench_http(
+    base: Settings, n: int, latency_ms: float, infra: Mapping[str, int] | None = None
+) -> dict[str, Any]:
     settings = fresh(base, "http")
     enqueue(settings, n)
     sim_port, metrics_port = free_port(), free_port()
@@ -230,6 +237,7 @@ def bench_http(base: Settings, n: int, latency_ms: float) -> dict[str, Any]:
                     "KCOLLECT_MAX_IN_FLIGHT_BATCHES": "8",
                 },
                 None,
+                infra,
             )
     finally:
         sim.terminate()

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.deployment import make_deployment
-from bench.e2e_kit import proc_cpu_seconds, proc_peak_rss_mb, wait_stored
+from bench.e2e_kit import wait_stored
 from bench.machine import machine_line
+from bench.procstat import proc_cpu_seconds, proc_peak_rss_mb
 from processors.processor.subsystems.simulated import simulated_check
 from producers.enqueue.enqueue import enqueue_run
 from producers.enqueue.sources import RangeSource

@@ -5,8 +5,9 @@
    fresh results topic (own topic prefix, 8 partitions).
 2. Bare: clickhouse-driver columnar inserts of the same N rows (the columns the sink's decoder makes of
    the same result batches, built beforehand) into a table with the same schema (materialized views
-   included), each in its own database: all N in one insert, and in inserts of 100k rows (the sink's
-   window); the faster one is the reference. Then the same rows in inserts of 100k into the layout
+   included), each in its own database: all N in one insert, and in inserts of ~100k rows (the sink's
+   insert; cut at a record's first row); the faster one is the reference. Then the same rows in
+   inserts of ~100k into the layout
    before typed results (metrics and computed as JSON text, ``LEGACY_DDL``), for ClickHouse's CPU per
    stored row before and after the schema change.
 3. Sink: starts K `kcollect sink` processes in one group (own group and database per K; K = 1, then 2)
@@ -25,6 +26,7 @@ python -m bench.sink [N [K ...]] [--profile FILE] (--profile: the first sink und
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import os
 import subprocess
@@ -33,14 +35,15 @@ import tempfile
 import time
 import uuid
 import zlib
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench.e2e_kit import proc_cpu_seconds
 from bench.machine import machine_line
+from bench.procstat import PhaseMeter, Usage, proc_cpu_seconds
 from kcollect.localstack.runner import ensure_stack, service_env
 from processors.processor.collect import EncodedBatch, encode_results
 from processors.processor.compute import get_compute
@@ -51,6 +54,7 @@ from schemas.codec import request_record
 from schemas.ddl import OPTIONAL_RESULT_COLUMNS, insert_results_sql
 from schemas.topics import ALL_TOPICS
 from streams.clickhouse.client import connect, migrate
+from streams.clickhouse.driver_columns import expand_float_rows
 from streams.kafka.admin import create_topics
 from streams.kafka.clients import make_admin
 from streams.kafka.producer import BatchProducer
@@ -79,16 +83,18 @@ def build_rows(n: int, run_id: str) -> list[EncodedBatch]:
     return batches
 
 
-def sink_columns(batches: list[EncodedBatch]) -> ResultColumns:
+def sink_columns(batches: list[EncodedBatch]) -> tuple[ResultColumns, list[int]]:
     """The columns the sink's decoder makes of ``batches`` (what the sink inserts), without the columns
-    the sink leaves to the server when every row holds their default."""
+    the sink leaves to the server when every row holds their default; and each row's position in its
+    record (to expand the value columns' ``FloatRows``)."""
     decoded = decode_rows([b.value for b in batches])
     assert not decoded.bad
-    return [
+    columns = [
         c
         for name, c in zip(COLUMN_NAMES, decoded.columns, strict=True)
         if name not in OPTIONAL_RESULT_COLUMNS
     ]
+    return columns, decoded.positions
 
 
 # The layout before typed results (metrics and computed as JSON text), for the CPU comparison.
@@ -101,14 +107,15 @@ FROM {db}.client_results GROUP BY run_id"""
 LEGACY_COLUMNS = "run_id, client_id, requested_at, collected_at, attempt, status, metrics, computed, version"
 
 
-def legacy_columns(columns: ResultColumns) -> list[list[object]]:
+def legacy_columns(columns: ResultColumns, positions: list[int]) -> list[list[object]]:
     """The same rows in the JSON-text layout (``LEGACY_COLUMNS``): each map as orjson text, as the sink
     used to write it."""
     by_name = dict(zip([n for n in COLUMN_NAMES if n not in OPTIONAL_RESULT_COLUMNS], columns, strict=True))
     dumps = orjson.dumps
 
-    def texts(names: list[list[str]], values: list[tuple[float, ...]]) -> list[bytes]:
-        return [dumps(dict(zip(k, v, strict=True))) for k, v in zip(names, values, strict=True)]
+    def texts(names: list[list[str]], values: list[Any]) -> list[bytes]:
+        rows = expand_float_rows(values, positions)
+        return [dumps(dict(zip(k, v, strict=True))) for k, v in zip(names, rows, strict=True)]
 
     return [
         *(by_name[n] for n in ("run_id", "client_id", "requested_at", "collected_at", "attempt", "status")),
@@ -139,18 +146,18 @@ def legacy_database(settings: Settings, name: str) -> Settings:
     return moved
 
 
-def server_pid() -> int | None:
-    """The local stack's ClickHouse process (None when the stack is configured elsewhere)."""
+def stack_pid(name: str = "clickhouse") -> int | None:
+    """The local stack's process ``name`` (clickhouse, kafka; None when the stack is configured
+    elsewhere)."""
     from kcollect.localstack import stack
 
     for process in stack.status()["processes"]:
-        if process.get("name") == "clickhouse" and process.get("alive"):
+        if process.get("name") == name and process.get("alive"):
             return int(process["pid"])
     return None
 
 
-def server_cpu() -> float:
-    pid = server_pid()
+def server_cpu(pid: int | None) -> float:
     return proc_cpu_seconds(pid) if pid is not None else 0.0
 
 
@@ -163,8 +170,21 @@ def produce(settings: Settings, batches: list[EncodedBatch]) -> float:
     return time.monotonic() - started
 
 
-def bare_insert(settings: Settings, columns: list[list[object]], chunk: int, sql: str | None = None) -> float:
-    """Seconds for columnar inserts of ``columns``, ``chunk`` rows per insert (built beforehand)."""
+def record_cuts(positions: list[int], chunk: int) -> list[int]:
+    """Row indices at which inserts of about ``chunk`` rows start and end, each at a record's first row
+    (a record's rows share its ``FloatRows``, which stands for all of them)."""
+    cuts = [0]
+    for index, position in enumerate(positions):
+        if position == 0 and index - cuts[-1] >= chunk:
+            cuts.append(index)
+    return [*cuts, len(positions)]
+
+
+def bare_insert(
+    settings: Settings, columns: list[list[object]], cuts: list[int], sql: str | None = None
+) -> float:
+    """Seconds for columnar inserts of ``columns``, rows ``cuts[i]`` to ``cuts[i + 1]`` per insert (built
+    beforehand)."""
     address = settings.clickhouse()
     if sql is None:
         migrate(address)
@@ -174,21 +194,22 @@ def bare_insert(settings: Settings, columns: list[list[object]], chunk: int, sql
     client = connect(address)
     try:
         started = time.monotonic()
-        for start in range(0, len(columns[0]), chunk):
-            client.execute(sql, [column[start : start + chunk] for column in columns], columnar=True)
+        for start, end in itertools.pairwise(cuts):
+            client.execute(sql, [column[start:end] for column in columns], columnar=True)
         return time.monotonic() - started
     finally:
         client.disconnect()
         gc.unfreeze()
 
 
-def with_server_cpu(settings: Settings, n: int, run: Any) -> tuple[Any, float, float]:
-    """``run()``'s result and ClickHouse's CPU µs per row during it and with the merges after it."""
-    before = server_cpu()
+def with_server_cpu(settings: Settings, n: int, run: Any, server: int | None) -> tuple[Any, float, float]:
+    """``run()``'s result and the CPU µs per row of ClickHouse (process ``server``) during it and with
+    the merges after it."""
+    before = server_cpu(server)
     result = run()
-    during = server_cpu()
+    during = server_cpu(server)
     wait_for_quiet_server(settings)
-    after = server_cpu()
+    after = server_cpu(server)
     return result, (during - before) * 1e6 / n, (after - before) * 1e6 / n
 
 
@@ -216,9 +237,16 @@ def count_rows(settings: Settings) -> int:
 
 
 def run_sinks(
-    settings: Settings, n: int, workdir: Path, count: int, profile: str | None
-) -> tuple[float, float, list[dict[str, object]]]:
-    """Run ``count`` sink processes in one group; seconds from the first assignment and from start."""
+    settings: Settings,
+    n: int,
+    workdir: Path,
+    count: int,
+    profile: str | None,
+    infra: Mapping[str, int] | None = None,
+) -> tuple[float, float, list[dict[str, object]], dict[str, Usage]]:
+    """Run ``count`` sink processes in one group; seconds from the first assignment and from start, their
+    stats, and the CPU and peak RSS of the sinks and of ``infra`` (name -> pid) from the first
+    assignment to the end."""
     env = service_env(settings) | {
         "KCOLLECT_TOPIC_PREFIX": settings.topic_prefix,
         "KCOLLECT_SINK_GROUP": settings.sink_group,
@@ -244,10 +272,13 @@ def run_sinks(
             check()
             time.sleep(0.01)
         assigned = time.monotonic()
+        meter = PhaseMeter({f"sink{i}": proc.pid for i, proc in enumerate(procs)} | dict(infra or {}))
+        meter.start()
         while count_rows(settings) < n:
             check()
             time.sleep(0.05)
         done = time.monotonic()
+        usage = meter.stop()
     finally:
         for proc in procs:
             proc.terminate()
@@ -258,7 +289,7 @@ def run_sinks(
         path = workdir / f"sink{i}.stats.json"
         if path.exists():
             stats.append(json.loads(path.read_text()))
-    return done - assigned, done - started, stats
+    return done - assigned, done - started, stats, usage
 
 
 def fresh_database(settings: Settings, name: str) -> Settings:
@@ -266,6 +297,129 @@ def fresh_database(settings: Settings, name: str) -> Settings:
     moved = settings.model_copy(update={"clickhouse_url": f"{url}/{name}", "sink_group": f"{name}-sink"})
     migrate(moved.clickhouse())
     return moved
+
+
+def measure(
+    base: Settings,
+    n: int,
+    sink_counts: list[int],
+    profile: str | None = None,
+    *,
+    server: int | None = None,
+    infra: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """The whole bench on the stack of ``base``: ``server`` is ClickHouse's pid (for its CPU per row),
+    ``infra`` more processes (name -> pid, e.g. the broker) metered while the results are produced and
+    while the sinks run."""
+    tag = f"bsink{uuid.uuid4().hex[:6]}"
+    topics = load_settings(
+        bootstrap_servers=base.kafka_bootstrap(),
+        clickhouse_url=f"{base.clickhouse().url().rsplit('/', 1)[0]}/{tag}_bare",
+        topic_prefix=f"{tag}.",
+        partitions=PARTITIONS,
+    )
+    create_topics(topics)
+    batches = build_rows(n, f"{tag}-run")
+    columns, positions = sink_columns(batches)
+    old_columns = legacy_columns(columns, positions)
+    produce_meter = PhaseMeter(dict(infra or {})).start()
+    produce_seconds = produce(topics, batches)
+    produce_usage = produce_meter.stop()
+    del batches
+    wait_for_quiet_server(topics)
+    bare: dict[str, dict[str, float]] = {}
+    insert_one = partial(bare_insert, topics, columns, [0, n])
+    one_block, cpu1, cpu1m = with_server_cpu(topics, n, insert_one, server)
+    bare["one block"] = {"seconds": one_block, "cpu_us": cpu1, "cpu_us_merges": cpu1m}
+    wait_for_quiet_server(topics)
+    chunked_settings = fresh_database(topics, f"{tag}_bare100k")
+    cuts = record_cuts(positions, 100_000)
+    insert_chunked = partial(bare_insert, chunked_settings, columns, cuts)
+    chunked, cpu2, cpu2m = with_server_cpu(topics, n, insert_chunked, server)
+    bare["100k"] = {"seconds": chunked, "cpu_us": cpu2, "cpu_us_merges": cpu2m}
+    legacy = legacy_database(topics, f"{tag}_legacy")
+    legacy_sql = f"INSERT INTO {tag}_legacy.client_results ({LEGACY_COLUMNS}) VALUES"
+    insert_old = partial(bare_insert, legacy, old_columns, cuts, legacy_sql)
+    old, cpu3, cpu3m = with_server_cpu(topics, n, insert_old, server)
+    bare["100k JSON text"] = {"seconds": old, "cpu_us": cpu3, "cpu_us_merges": cpu3m}
+    del columns, old_columns
+    bare_rate = n / min(one_block, chunked)
+    databases = [f"{tag}_bare", f"{tag}_bare100k", f"{tag}_legacy"]
+    sinks: list[dict[str, Any]] = []
+    for count in sink_counts:
+        settings = fresh_database(topics, f"{tag}_s{count}")
+        wait_for_quiet_server(settings)
+        databases.append(f"{tag}_s{count}")
+        with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
+            run = partial(run_sinks, settings, n, Path(tmp), count, profile, infra)
+            (from_assigned, from_start, stats, usage), cpu_s, cpu_sm = with_server_cpu(
+                settings, n, run, server
+            )
+        sinks.append(
+            {
+                "sinks": count,
+                "seconds": round(from_assigned, 2),
+                "seconds_from_start": round(from_start, 2),
+                "rows_per_s": round(n / from_assigned),
+                "of_bare": round(n / from_assigned / bare_rate, 3),
+                "cpu_us": cpu_s,
+                "cpu_us_merges": cpu_sm,
+                "cpu_s": {name: u.cpu_s for name, u in usage.items()},
+                "peak_rss_mb": {name: u.peak_rss_mb for name, u in usage.items()},
+                "stats": stats,
+            }
+        )
+    client = connect(topics.clickhouse(), database="default")
+    try:
+        for database in databases:
+            client.execute(f"DROP DATABASE IF EXISTS {database}")
+    finally:
+        client.disconnect()
+    if os.environ.get("BENCH_KEEP_TOPICS") is None:
+        make_admin(topics).delete_topics([spec.name(f"{tag}.") for spec in ALL_TOPICS])
+    return {
+        "rows": n,
+        "produce_seconds": round(produce_seconds, 2),
+        "produce_cpu_s": {name: u.cpu_s for name, u in produce_usage.items()},
+        "produce_peak_rss_mb": {name: u.peak_rss_mb for name, u in produce_usage.items()},
+        "bare": bare,
+        "bare_rows_per_s": round(bare_rate),
+        "sinks": sinks,
+    }
+
+
+def report(result: dict[str, Any]) -> list[str]:
+    """The lines ``main`` prints for one ``measure`` result."""
+    n, bare = result["rows"], result["bare"]
+    cpu = "ClickHouse CPU µs per row: {:.2f} during the inserts, {:.2f} with the merges after"
+    produced = f"produced in {result['produce_seconds']:.2f} s"
+    lines = [f"rows: {n:,} in result batches ({PARTITIONS} partitions), {produced}"]
+    titles = {
+        "one block": "bare columnar insert, one block",
+        "100k": "bare columnar inserts of 100k rows",
+        "100k JSON text": "bare inserts of 100k rows, JSON-text layout (before typed results)",
+    }
+    for key, title in titles.items():
+        case = bare[key]
+        lines.append(
+            f"{title}: {case['seconds']:.2f} s = {n / case['seconds']:,.0f} rows/s; "
+            + cpu.format(case["cpu_us"], case["cpu_us_merges"])
+        )
+    lines.append(f"bare (the faster): {result['bare_rows_per_s']:,.0f} rows/s")
+    for case in result["sinks"]:
+        rate = case["rows_per_s"]
+        lines.append(
+            f"{case['sinks']} sink process(es): {case['seconds']:.2f} s from first assignment = {rate:,.0f} "
+            f"rows/s ({case['seconds_from_start']:.2f} s from process start = "
+            f"{n / case['seconds_from_start']:,.0f} rows/s); "
+            f">= 300k rows/s {'met' if rate >= 300_000 else 'NOT met'}, "
+            f">= 0.6 of bare {'met' if case['of_bare'] >= 0.6 else 'NOT met'} "
+            f"({case['of_bare']:.0%} of bare); " + cpu.format(case["cpu_us"], case["cpu_us_merges"])
+        )
+        for one in case["stats"]:
+            keys = ("inserts", "windows", "batches", "paused_seconds", "decode_seconds", "insert_seconds")
+            lines.append("  stats: " + ", ".join(f"{k} {one.get(k)}" for k in keys))
+    return lines
 
 
 def main() -> None:
@@ -277,75 +431,11 @@ def main() -> None:
     n = int(args[0]) if args else 700_000
     sink_counts = [int(a) for a in args[1:]] or [1, 2]
     base = ensure_stack(load_settings())
-    tag = f"bsink{uuid.uuid4().hex[:6]}"
-    topics = load_settings(
-        bootstrap_servers=base.kafka_bootstrap(),
-        clickhouse_url=f"{base.clickhouse().url().rsplit('/', 1)[0]}/{tag}_bare",
-        topic_prefix=f"{tag}.",
-        partitions=PARTITIONS,
-    )
-    create_topics(topics)
-    batches = build_rows(n, f"{tag}-run")
-    columns = sink_columns(batches)
-    old_columns = legacy_columns(columns)
-    produce_seconds = produce(topics, batches)
-    del batches
-    wait_for_quiet_server(topics)
-    one_block, cpu1, cpu1m = with_server_cpu(topics, n, partial(bare_insert, topics, columns, n))
-    wait_for_quiet_server(topics)
-    chunked_settings = fresh_database(topics, f"{tag}_bare100k")
-    insert_chunked = partial(bare_insert, chunked_settings, columns, 100_000)
-    chunked, cpu2, cpu2m = with_server_cpu(topics, n, insert_chunked)
-    legacy = legacy_database(topics, f"{tag}_legacy")
-    legacy_sql = f"INSERT INTO {tag}_legacy.client_results ({LEGACY_COLUMNS}) VALUES"
-    insert_old = partial(bare_insert, legacy, old_columns, 100_000, legacy_sql)
-    old, cpu3, cpu3m = with_server_cpu(topics, n, insert_old)
-    del columns, old_columns
-    bare_seconds = min(one_block, chunked)
-    bare_rate = n / bare_seconds
+    broker = stack_pid("kafka")
+    infra = {"broker": broker} if broker is not None else {}
+    result = measure(base, n, sink_counts, profile, server=stack_pid("clickhouse"), infra=infra)
     print(f"machine: {machine_line()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"rows: {n:,} in result batches ({PARTITIONS} partitions), produced in {produce_seconds:.2f} s")
-    cpu = "ClickHouse CPU µs per row: {:.2f} during the inserts, {:.2f} with the merges after"
-    print(
-        f"bare columnar insert, one block: {one_block:.2f} s = {n / one_block:,.0f} rows/s; "
-        + cpu.format(cpu1, cpu1m)
-    )
-    print(
-        f"bare columnar inserts of 100k rows: {chunked:.2f} s = {n / chunked:,.0f} rows/s; "
-        + cpu.format(cpu2, cpu2m)
-    )
-    print(
-        "bare inserts of 100k rows, JSON-text layout (before typed results): "
-        f"{old:.2f} s = {n / old:,.0f} rows/s; " + cpu.format(cpu3, cpu3m)
-    )
-    print(f"bare (the faster): {bare_rate:,.0f} rows/s")
-    databases = [f"{tag}_bare", f"{tag}_bare100k", f"{tag}_legacy"]
-    for count in sink_counts:
-        settings = fresh_database(topics, f"{tag}_s{count}")
-        wait_for_quiet_server(settings)
-        databases.append(f"{tag}_s{count}")
-        with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
-            sinks = partial(run_sinks, settings, n, Path(tmp), count, profile)
-            (from_assigned, from_start, stats), cpu_s, cpu_sm = with_server_cpu(settings, n, sinks)
-        rate = n / from_assigned
-        print(
-            f"{count} sink process(es): {from_assigned:.2f} s from first assignment = {rate:,.0f} rows/s "
-            f"({from_start:.2f} s from process start = {n / from_start:,.0f} rows/s); "
-            f">= 300k rows/s {'met' if rate >= 300_000 else 'NOT met'}, "
-            f">= 0.6 of bare {'met' if rate >= bare_rate * 0.6 else 'NOT met'} "
-            f"({rate / bare_rate:.0%} of bare); " + cpu.format(cpu_s, cpu_sm)
-        )
-        for one in stats:
-            keys = ("inserts", "windows", "batches", "paused_seconds", "decode_seconds", "insert_seconds")
-            print("  stats: " + ", ".join(f"{k} {one.get(k)}" for k in keys))
-    client = connect(topics.clickhouse(), database="default")
-    try:
-        for database in databases:
-            client.execute(f"DROP DATABASE IF EXISTS {database}")
-    finally:
-        client.disconnect()
-    if os.environ.get("BENCH_KEEP_TOPICS") is None:
-        make_admin(topics).delete_topics([spec.name(f"{tag}.") for spec in ALL_TOPICS])
+    print("\n".join(report(result)))
 
 
 if __name__ == "__main__":

@@ -33,8 +33,9 @@ import orjson
 from confluent_kafka import KafkaError, TopicPartition
 
 from bench.deployment import Deployment, make_deployment
-from bench.e2e_kit import proc_cpu_seconds, wait_stored
+from bench.e2e_kit import wait_stored
 from bench.machine import machine_line
+from bench.procstat import proc_cpu_seconds
 from processors.processor.subsystems.simulated import DEFAULT_METRICS
 from producers.enqueue.enqueue import enqueue_run
 from producers.enqueue.sources import RangeSource

@@ -23,6 +23,7 @@ from schemas.ddl import result_version
 from schemas.fast_checks import is_plain_result
 from schemas.models import ClientResult
 from schemas.result_batch import expand_batch
+from streams.clickhouse.driver_columns import expand_float_rows
 
 Record = dict[str, Any]
 
@@ -78,8 +79,15 @@ def results_of(outcome: Outcome) -> list[Record]:
 
 def rows_of(decoded: DecodedRows) -> list[Row]:
     """The decoded rows as tuples in ``RESULT_COLUMNS`` order, arrays as lists (the fast path keeps a
-    batch row's values as the tuple of its transposed columns; the driver writes both the same)."""
-    return [as_lists(row) for row in zip(*decoded.columns, strict=True)]
+    batch's values as one ``FloatRows`` per value column, expanded here; the driver writes both the
+    same)."""
+    return columns_rows(decoded.columns, decoded.positions)
+
+
+def columns_rows(columns: Sequence[list[Any]], positions: Sequence[int]) -> list[Row]:
+    """Rows of ``columns`` (each row at ``positions[k]`` of its record), ``FloatRows`` expanded."""
+    expanded = [expand_float_rows(column, positions) for column in columns]
+    return [as_lists(row) for row in zip(*expanded, strict=True)]
 
 
 def as_lists(row: Sequence[Any]) -> Row:

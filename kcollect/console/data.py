@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from kcollect.ops.dlq import DlqRecord, read_dlq, replay
 from schemas.topics import REQUESTS, REQUESTS_DLQ, RESULTS_DLQ, SCHEDULER_LOCK
 from streams.kafka.dead_letter import header_map
+from streams.kafka.tail import read_to_end
 from streams.lag.collector import LagCollector, LagMonitor, Snapshot, group_statuses, sort_worst_first
 from streams.observability.logs import redact
 from streams.runs.status import RunProgress, RunWatcher
@@ -160,21 +161,17 @@ class DeadLetterIndex:
         self._kept: dict[tuple[str, str, str], int] = {}
 
     def refresh(self, max_wait: float = 2.0) -> None:
-        deadline = time.monotonic() + max_wait
-        while self._partitions and time.monotonic() < deadline:
-            messages = self._consumer.consume(2000, 0.05)
-            for msg in messages:
-                where = (str(msg.topic()), int(msg.partition() or 0))
-                error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        self._at_end.add(where)
-                    continue
-                self._at_end.discard(where)
-                self._add(DlqRecord(where[1], int(msg.offset() or 0), msg.key(), msg.value() or b"",
-                                    header_map(msg.headers())))  # type: ignore[arg-type]  # fmt: skip
-            if not messages and self._at_end >= self._partitions:
-                return
+        read_to_end(
+            self._consumer, self._partitions, self._at_end, self._take, max_wait=max_wait, batch_size=2000
+        )
+
+    def _take(self, msg: Message) -> None:
+        headers = header_map(msg.headers())  # type: ignore[arg-type]
+        self._add(
+            DlqRecord(
+                int(msg.partition() or 0), int(msg.offset() or 0), msg.key(), msg.value() or b"", headers
+            )
+        )
 
     def _add(self, record: DlqRecord) -> None:
         run_id = record.headers.get("run_id")
@@ -449,16 +446,12 @@ def read_lock_records(settings: Settings, timeout: float = 5.0) -> dict[str, dic
         if metadata is None or metadata.error is not None:
             return {"paused": paused, "specs": specs}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
-        ended: set[int] = set()
-        deadline = time.monotonic() + timeout
-        while len(ended) < len(metadata.partitions) and time.monotonic() < deadline:
-            for msg in consumer.consume(500, 0.2):
-                error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        ended.add(int(msg.partition() or 0))
-                    continue
-                _take_lock_record(msg.key(), msg.value(), paused, specs, SPEC_PREFIX)
+        partitions = {(topic, p) for p in metadata.partitions}
+
+        def take(msg: Message) -> None:
+            _take_lock_record(msg.key(), msg.value(), paused, specs, SPEC_PREFIX)
+
+        read_to_end(consumer, partitions, set(), take, max_wait=timeout, batch_size=500)
     finally:
         consumer.close()
     return {"paused": paused, "specs": specs}

@@ -9,19 +9,17 @@ partitions, which is why ``reset`` refuses while the processor group has members
 
 from __future__ import annotations
 
-import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import Message
 
 from processors.processor.state.history import Clock, decode_history, reason_names
 from processors.processor.state.store import split_key
 from schemas.topics import STATE_CHANGELOG
-from streams.kafka.admin import require_topics
-from streams.kafka.clients import make_admin, make_consumer
+from streams.kafka.clients import make_admin
 from streams.kafka.producer import BatchProducer, DeliveryTracker
+from streams.kafka.tail import read_topics
 from streams.lag.discovery import describe_groups
 from streams.settings.model import Settings
 
@@ -37,30 +35,17 @@ class Row:
 def read_state(settings: Settings, timeout: float | None = None) -> list[Row]:
     """The live rows of the changelog (last record per key, tombstones removed)."""
     topic = STATE_CHANGELOG.name(settings.topic_prefix)
-    partitions = require_topics(settings, [topic])[topic]
-    consumer = make_consumer(
-        settings, f"kcollect-state-reader-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
-    )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     latest: dict[tuple[int, bytes], bytes | None] = {}
-    at_end: set[int] = set()
-    deadline = time.monotonic() + (timeout or settings.broker_timeout_seconds)
+
+    def take(msg: Message) -> None:
+        key = msg.key()
+        if key is not None:
+            latest[(int(msg.partition() or 0), key if isinstance(key, bytes) else bytes(key))] = msg.value()
+
     try:
-        while len(at_end) < partitions and time.monotonic() < deadline:
-            for msg in consumer.consume(5000, 0.2):
-                error = msg.error()
-                partition = int(msg.partition() or 0)
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(partition)
-                    continue
-                key = msg.key()
-                if key is not None:
-                    latest[(partition, key if isinstance(key, bytes) else bytes(key))] = msg.value()
-    finally:
-        consumer.close()
-    if len(at_end) < partitions:
-        raise TimeoutError(f"the state changelog {topic} was not read to its end in time")
+        read_topics(settings, [topic], take, timeout or settings.broker_timeout_seconds, 5000)
+    except TimeoutError:
+        raise TimeoutError(f"the state changelog {topic} was not read to its end in time") from None
     rows = []
     for (partition, key), value in latest.items():
         if value is not None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import operator
 import time
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from schemas.ddl import OPTIONAL_RESULT_COLUMNS, RESULT_COLUMNS
+from streams.clickhouse.driver_columns import FloatRows, expand_float_rows
 
 T = TypeVar("T")
 ResultColumns = list[list[Any]]  # one list per column of ``RESULT_COLUMNS``, every list one value per row
@@ -20,6 +22,7 @@ COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in RESULT_COLUMNS)
 COLUMN_COUNT = len(COLUMN_NAMES)
 RUN_ID, CLIENT_ID = COLUMN_NAMES.index("run_id"), COLUMN_NAMES.index("client_id")
 REQUESTED_AT = COLUMN_NAMES.index("requested_at")
+VALUE_COLUMNS = (COLUMN_NAMES.index("metric_values"), COLUMN_NAMES.index("computed_values"))
 OPTIONAL = tuple(COLUMN_NAMES.index(name) for name in sorted(OPTIONAL_RESULT_COLUMNS))
 _IN_ORDER = operator.itemgetter(*COLUMN_NAMES)
 
@@ -53,9 +56,15 @@ def empty_columns() -> ResultColumns:
     return [[] for _ in range(COLUMN_COUNT)]
 
 
-def take(columns: ResultColumns, indices: list[int]) -> ResultColumns:
-    """The rows at ``indices`` of ``columns``, still as columns."""
-    return [[column[i] for i in indices] for column in columns]
+def take(columns: ResultColumns, indices: list[int], positions: Sequence[int]) -> ResultColumns:
+    """The rows at ``indices`` of ``columns``, still as columns; ``positions`` holds each row's position
+    in its record, so that the value columns' ``FloatRows`` (which stand for all rows of a result batch,
+    ``processors.sink.batch_columns``) become the picked rows' own values."""
+    taken = [[column[i] for i in indices] for column in columns]
+    for index in VALUE_COLUMNS:
+        if index < len(taken) and FloatRows in set(map(type, taken[index])):
+            taken[index] = expand_float_rows(taken[index], [positions[i] for i in indices])
+    return taken
 
 
 def split_columns_by_month(columns: ResultColumns) -> list[tuple[int, list[int] | None]]:

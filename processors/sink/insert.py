@@ -41,7 +41,7 @@ from processors.sink.columns import (
     split_columns_by_month,
     take,
 )
-from processors.sink.windowing import PartitionWindow
+from processors.sink.windowing import WindowRows
 from schemas.ddl import insert_results_sql, insert_table
 from streams.clickhouse.client import (
     ServerFeatures,
@@ -262,7 +262,7 @@ class WindowWriter:
                     parts.append(((month, shard), [rows[p] for p in positions]))
         return parts
 
-    def write(self, window: PartitionWindow, progress: Progress | None = None) -> Bad:
+    def write(self, window: WindowRows, progress: Progress | None = None) -> Bad:
         """Insert the window's rows; returns (row index, error) of rows refused on their own.
 
         ``progress`` (kept by the caller across attempts) records the parts already stored: a retry
@@ -290,16 +290,19 @@ class WindowWriter:
             self._stats.refused_rows += len(bad)
         return bad
 
-    def _write_part(self, window: PartitionWindow, part: Part, indices: list[int] | None) -> Bad:
+    def _write_part(self, window: WindowRows, part: Part, indices: list[int] | None) -> Bad:
         month, shard_index = part
         columns = window.columns
-        group = columns if indices is None else take(columns, indices)
+        group = columns if indices is None else take(columns, indices, window.positions)
+        # each row's position in its record, for a subset of ``group`` (only a whole window's columns
+        # can still hold FloatRows: a taken group holds each row's own values)
+        group_positions = window.positions if indices is None else ()
         where = list(range(window.count)) if indices is None else indices
         shard = shard_index if self._address.cluster else None
         suffix = f":s{self._shards[shard_index].number}" if shard is not None else ""
 
         def insert(positions: list[int]) -> None:
-            subset = group if len(positions) == len(where) else take(group, positions)
+            subset = group if len(positions) == len(where) else take(group, positions, group_positions)
             head, tail = where[positions[0]], where[positions[-1]]
             self._insert(subset, insert_token(window, month, head, tail, len(positions)) + suffix, shard)
 
@@ -313,7 +316,7 @@ class WindowWriter:
         return False
 
 
-def insert_token(window: PartitionWindow, month: int, head: int, tail: int, count: int) -> str:
+def insert_token(window: WindowRows, month: int, head: int, tail: int, count: int) -> str:
     """The deduplication token of an insert of ``count`` rows of ``window`` from row ``head`` to ``tail``.
 
     Offsets name the records; the CRC of the first and last rows' (run, client) guards against a topic
@@ -327,7 +330,7 @@ def insert_token(window: PartitionWindow, month: int, head: int, tail: int, coun
 
 def write_with_retry(
     writer: WindowWriter,
-    window: PartitionWindow,
+    window: WindowRows,
     health: ClickHouseHealth,
     stop: threading.Event,
     backoff: float = BACKOFF_FIRST,

@@ -1,4 +1,5 @@
-"""The insert step: closed windows are written to ClickHouse by a few worker threads, committed in order.
+"""The insert step: closed windows (groups of them, ``processors.sink.windowing.WindowGroup``) are written
+to ClickHouse by a few worker threads, committed in order.
 
 Each worker has its own connection; while one waits for the server to write its insert, another
 serializes the next one, so the server's work overlaps the sink's (measured: one worker was the
@@ -22,12 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from processors.sink.insert import Bad, ClickHouseHealth, WindowWriter, write_with_retry
-from processors.sink.windowing import PartitionWindow
+from processors.sink.windowing import WindowRows
 from streams.kafka.producer import DeliveryTracker
 from streams.steps.strategy import Batch, ForwardingStep, MessageRejected, ProcessingStep
 
 log = logging.getLogger(__name__)
-DeadLetterRows = Callable[[PartitionWindow, Bad], DeliveryTracker]
+DeadLetterRows = Callable[[WindowRows, Bad], DeliveryTracker]
 
 
 class InsertWorkerError(RuntimeError):
@@ -36,7 +37,7 @@ class InsertWorkerError(RuntimeError):
 
 @dataclass
 class _Entry:
-    batch: Batch[PartitionWindow]
+    batch: Batch[WindowRows]
     taken: bool = False
     bad: Bad | None = None  # set once written
 
@@ -97,7 +98,7 @@ class InsertStep(ForwardingStep[None]):
         if self._error is not None:
             raise InsertWorkerError(f"insert worker failed: {self._error!r}") from self._error
 
-    def submit(self, batch: Batch[PartitionWindow]) -> None:
+    def submit(self, batch: Batch[WindowRows]) -> None:
         self._check()
         with self._cond:
             if len(self._pending) + len(self._held) >= self._max_pending:

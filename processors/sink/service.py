@@ -1,12 +1,13 @@
 """The sink service: results in, ClickHouse rows out, exactly one row per client and run under FINAL.
 
-Chain: ResultDecoder -> WindowStep (per-partition windows of N rows / B bytes / T seconds) ->
-InsertStep (two worker threads: one insert per window and month, bisect on data errors, retry with
-backoff through outages) -> CommitOffsets. Offsets are committed only after ClickHouse acknowledged
-the insert that holds them (and the dead letters of that range were confirmed). While ClickHouse is
-down the insert step rejects new windows, so the stream processor pauses the partitions and keeps
-polling. A crash anywhere re-delivers at most the uncommitted windows; their rows replace their twins
-(``client_results`` is a ReplacingMergeTree keyed by run and client). See docs/sink.md.
+Chain: ResultDecoder -> WindowStep (per-partition windows, closed together by N rows / B bytes /
+T seconds / idleness into one group) -> InsertStep (two worker threads: one insert per group and
+month, bisect on data errors, retry with backoff through outages) -> CommitOffsets. Offsets are
+committed only after ClickHouse acknowledged the insert that holds them (and the dead letters of that
+range were confirmed). While ClickHouse is down the insert step rejects new windows, so the stream
+processor pauses the partitions and keeps polling. A crash anywhere re-delivers at most the
+uncommitted windows; their rows replace their twins (``client_results`` is a ReplacingMergeTree keyed
+by run and client). See docs/sink.md.
 """
 
 from __future__ import annotations

@@ -4,26 +4,32 @@
 offsets and messages); a record that fails validation is dead-lettered at once with headers saying why
 (stage ``sink-decode``), and its delivery tracker rides with its partition's next window, so its offset
 is committed only once the dead letter is confirmed. ``WindowStep`` keeps one window per partition
-(``processors.sink.windowing``) and hands each closed window to the insert step, in closing order; it
-refuses new batches (``MessageRejected``) once the closed windows the insert step cannot take yet
-hold a full window's worth of rows.
+(``processors.sink.windowing``) and hands the windows that closed together to the insert step as one
+``WindowGroup`` (one insert), in closing order; it refuses new batches (``MessageRejected``) once the
+groups the insert step cannot take yet hold a full window's worth of rows.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from itertools import repeat
 from typing import Any
 
 import orjson
 from confluent_kafka import Message
 
-from processors.sink.columns import ResultColumns, empty_columns
 from processors.sink.insert import Bad, SinkStats
 from processors.sink.result_rows import decode_rows
-from processors.sink.windowing import PartitionWindow, Segment, WindowLimits, WindowSet
+from processors.sink.windowing import (
+    PartitionWindow,
+    Segment,
+    WindowLimits,
+    WindowRows,
+    WindowSet,
+    group_windows,
+)
 from schemas.result_batch import expand_batch, is_batch
 from streams.kafka.dead_letter import MAX_ORIGINAL_BYTES, BatchRow, dead_letter
 from streams.kafka.producer import BatchProducer, DeliveryTracker
@@ -68,7 +74,7 @@ class ResultDeadLetters:
         self._producer.produce_batch(self._topic, [(key or b"", value)], tracker, headers)
         SINK_DEAD_LETTERED.labels(stage).inc()
 
-    def refused_rows(self, window: PartitionWindow, bad: Bad) -> DeliveryTracker:
+    def refused_rows(self, window: WindowRows, bad: Bad) -> DeliveryTracker:
         """Dead-letter rows ClickHouse refused on their own (after bisecting their window)."""
         tracker = DeliveryTracker()
         for index, exc in bad:
@@ -97,55 +103,57 @@ class ResultDecoder:
         self._stats = stats
 
     def decode(self, batch: Batch[list[Message]]) -> Batch[list[Segment]]:
+        """One segment per partition, in first-seen order: each partition's records are decoded
+        together, so the decoded columns are the segment's own (no copy)."""
         started = time.thread_time()
         messages: list[Any] = batch.payload  # Any: offsets and partitions of consumed messages are set
-        values = [m.value() for m in messages]
-        decoded = decode_rows(values)
-        columns, positions = decoded.columns, decoded.positions
-        self._stats.decoded += len(positions)
-        segments: dict[int, Segment] = {}
-        at = 0
-        for index, (msg, count) in enumerate(zip(messages, decoded.counts, strict=True)):
-            partition, offset = msg.partition(), msg.offset()
-            segment = segments.get(partition)
-            if segment is None:
-                segment = Segment((msg.topic(), partition), offset, offset, empty_columns(), [], [], 0)
-                segments[partition] = segment
-            segment.end = offset + 1
-            if count:
-                _add_rows(segment, msg, columns, positions[at : at + count], at)
-            at += count
-            segment.nbytes += len(values[index] or b"")
-        if decoded.bad:
-            tracker = DeliveryTracker()
-            for bad in decoded.bad:
-                self._stats.invalid += 1
-                self._dead_letters.send(
-                    messages[bad.index], bad.error, "sink-decode", tracker, bad.batch_row()
-                )
-            for partition in {messages[bad.index].partition() for bad in decoded.bad}:
-                segments[partition].trackers.append(tracker)
+        by_partition: dict[int, list[Any]] = {}
+        for msg in messages:
+            by_partition.setdefault(msg.partition(), []).append(msg)
+        tracker: DeliveryTracker | None = None
+        segments: list[Segment] = []
+        for partition, records in by_partition.items():
+            values = [m.value() for m in records]
+            decoded = decode_rows(values)
+            self._stats.decoded += len(decoded.positions)
+            offsets: list[int] = []
+            sources: list[Any] = []
+            for msg, count in zip(records, decoded.counts, strict=True):
+                if count:
+                    offsets.extend(repeat(msg.offset(), count))
+                    sources.extend(repeat(msg, count))
+            first = records[0]
+            segment = Segment(
+                (first.topic(), partition),
+                first.offset(),
+                records[-1].offset() + 1,
+                decoded.columns,
+                offsets,
+                sources,
+                sum(len(v or b"") for v in values),
+                positions=decoded.positions,
+            )
+            segments.append(segment)
+            if decoded.bad:
+                tracker = tracker or DeliveryTracker()
+                for bad in decoded.bad:
+                    self._stats.invalid += 1
+                    self._dead_letters.send(
+                        records[bad.index], bad.error, "sink-decode", tracker, bad.batch_row()
+                    )
+                segment.trackers.append(tracker)
         self._stats.decode_seconds += time.thread_time() - started
-        return Batch(list(segments.values()), batch.offsets, batch.trackers)
+        return Batch(segments, batch.offsets, batch.trackers)
 
 
-def _add_rows(segment: Segment, msg: Any, columns: ResultColumns, positions: list[int], at: int) -> None:
-    """Rows ``at`` to ``at + len(positions)`` of the decoded ``columns``: all from record ``msg``."""
-    count = len(positions)
-    for column, source in zip(segment.columns, columns, strict=True):
-        column.extend(source[at : at + count])
-    segment.offsets.extend(repeat(msg.offset(), count))
-    segment.sources.extend(repeat(msg, count))
-    segment.positions.extend(positions)
-
-
-class WindowStep(ForwardingStep[PartitionWindow]):
-    """Adds segments to per-partition windows; closed windows go to the next step in closing order."""
+class WindowStep(ForwardingStep[WindowRows]):
+    """Adds segments to per-partition windows; the windows closed together go to the next step as one
+    group, in closing order."""
 
     def __init__(
         self,
         limits: WindowLimits,
-        next_step: ProcessingStep[PartitionWindow],
+        next_step: ProcessingStep[WindowRows],
         stats: SinkStats,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -154,12 +162,14 @@ class WindowStep(ForwardingStep[PartitionWindow]):
         self._stats = stats
         self._clock = clock
 
-    def _hold(self, windows: Iterable[PartitionWindow]) -> None:
-        """Closed windows wait for the insert step, each with its partition's next offset."""
-        self._held.extend(Batch(w, {w.partition: w.end}, w.trackers) for w in windows)
-
-    def _handed(self, batch: Batch[PartitionWindow]) -> None:
-        self._stats.windows += 1
+    def _hold(self, windows: list[PartitionWindow]) -> None:
+        """Windows closed together wait for the insert step as one group, with each partition's next
+        offset and every delivery they await."""
+        if windows:
+            group = group_windows(windows)
+            trackers = [t for w in windows for t in w.trackers]
+            self._held.append(Batch[WindowRows](group, group.ends(), trackers))
+            self._stats.windows += len(windows)
 
     def _collect_due(self) -> None:
         self._hold(self._windows.due(self._clock()))
@@ -175,8 +185,9 @@ class WindowStep(ForwardingStep[PartitionWindow]):
         if batch.trackers and segments:
             segments[0].trackers.extend(batch.trackers)
         for segment in segments:
-            self._hold(self._windows.add(segment, now))
-        self._collect_due()
+            self._windows.add(segment, now)
+        self._hold(self._windows.due(now))
+        SINK_OPEN_WINDOWS.set(len(self._windows))
         self.hand_on()
 
     def poll(self) -> None:

@@ -1,33 +1,40 @@
-"""Per-partition windows for the sink: rows collect until N rows, B bytes or T seconds, whichever first.
+"""Per-partition windows for the sink, closed together and written as one insert.
 
 Pure: the caller passes the monotonic time in; no Kafka, no ClickHouse.
 
 Each Kafka partition has its own window, so a window is one contiguous offset range
-``[start, end)`` of one partition; that range names the insert (its deduplication token) and is what
-the commit after it acknowledges. Row-count boundaries are aligned to offsets: a window closes when
-it reaches the next multiple of N (``boundary``), wherever the consumed batches happened to start or
-end. Windows closed by count are therefore the same ranges on every replay; only windows closed by
-time (T), bytes (B) or idleness depend on timing, and the window after one realigns at the next
-multiple of N.
+``[start, end)`` of one partition; that range is what the commit after the insert acknowledges.
+The open windows close **together** (``WindowSet.due``), whichever comes first:
 
-**Idle**: a window that holds at least ``idle_rows`` rows also closes once its partition brought no
-record for ``idle_seconds``: the consumer has caught up (the end of a run's burst), so waiting out T
-would only delay the last rows. The row floor keeps a trickle on the time window: no insert smaller
-than ``idle_rows`` is made early. ``idle_seconds`` 0 turns the rule off.
+- their rows reach N (``rows``) or their record bytes B (``bytes``), counted over every open window;
+- the oldest of them is T seconds old (``seconds``);
+- **idle**: they hold at least ``idle_rows`` rows and no partition brought a record for
+  ``idle_seconds``: the consumer has caught up (the end of a run's burst), so waiting out T would
+  only delay the last rows. The row floor keeps a trickle on the time window: no insert smaller
+  than ``idle_rows`` is made early. ``idle_seconds`` 0 turns the rule off.
+
+The windows closed together are one ``WindowGroup``: their rows end to end, one insert (per month),
+its offsets committed per partition once that insert is acknowledged. With P partitions an insert
+therefore holds about N rows, not N / P: ClickHouse's CPU per row falls steeply with the size of an
+insert (every insert makes a part in each table of ``client_results``'s views, which merges rewrite).
+
+A window also closes on its own (``WindowSet.add``) once it reaches the next offset that is a
+multiple of N (``boundary``) or holds N rows, after the record that reached N; those cuts depend only
+on the window's start and the records, so they are the same on a replay from the same start (every
+commit is a window's end). Windows closed by the group rules depend on timing; the window after one
+realigns at the next multiple of N.
 
 Rows travel as columns (one list per column, any number of columns: the sink's are
 ``processors.sink.columns.ResultColumns``); each row also has its offset, its message and its position in
 that message. A record may hold many rows (a result batch, ``schemas.result_batch``): its rows share
-its offset and never split across windows. A window also closes once it holds N rows, after the record that
-reached N; that cut depends only on the window's start and the records, so it is the same on a replay
-from the same start (every commit is a window's end).
+its offset and never split across windows.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from processors.sink.columns import ResultColumns
 from streams.kafka.producer import DeliveryTracker
@@ -43,6 +50,20 @@ class WindowLimits:
     seconds: float
     idle_rows: int = 1
     idle_seconds: float = 0.0  # 0: no idle rule
+
+
+class WindowRows(Protocol):
+    """What an insert writes: rows as columns, with each row's offset, message and position in it."""
+
+    columns: ResultColumns
+    offsets: list[int]
+    sources: list[Any]
+    positions: list[int]
+
+    @property
+    def count(self) -> int: ...
+
+    def label(self) -> str: ...
 
 
 @dataclass
@@ -75,7 +96,6 @@ class PartitionWindow:
     nbytes: int = 0
     trackers: list[DeliveryTracker] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
-    added_at: float = 0.0  # when its partition last brought a record (the idle rule's clock)
 
     @property
     def count(self) -> int:
@@ -87,19 +107,63 @@ class PartitionWindow:
         """The offset at which this window closes by count (the next multiple of ``limits.rows``)."""
         return (self.start // self.limits.rows + 1) * self.limits.rows
 
-    def is_due(self, now: float) -> bool:
+    def is_full(self) -> bool:
+        """Closes on its own: at its offset boundary, N rows or B bytes."""
         limits = self.limits
-        return (
-            self.end >= self.boundary
-            or self.count >= limits.rows
-            or self.nbytes >= limits.bytes
-            or now - self.opened_at >= limits.seconds
-            or (0 < limits.idle_seconds <= now - self.added_at and self.count >= limits.idle_rows)
-        )
+        return self.end >= self.boundary or self.count >= limits.rows or self.nbytes >= limits.bytes
 
     def label(self) -> str:
         """``topic:partition:start-end``: the window's identity (offsets ``[start, end)``)."""
         return f"{self.partition[0]}:{self.partition[1]}:{self.start}-{self.end}"
+
+
+@dataclass
+class WindowGroup:
+    """Windows closed together, written as one insert: their rows end to end, in closing order."""
+
+    windows: list[PartitionWindow]
+    columns: ResultColumns
+    offsets: list[int]
+    sources: list[Any]
+    positions: list[int]
+
+    @property
+    def count(self) -> int:
+        return len(self.offsets)
+
+    def label(self) -> str:
+        """The windows' labels joined by ``+``: the group's identity."""
+        return "+".join(w.label() for w in self.windows)
+
+    def ends(self) -> dict[Partition, int]:
+        """The offset to commit per partition once the group is stored (the last window's end)."""
+        return {w.partition: w.end for w in self.windows}
+
+
+def group_windows(windows: list[PartitionWindow]) -> WindowGroup:
+    """One group of ``windows`` (at least one): a single window's lists are taken as they are, several
+    windows' are joined (one copy per column)."""
+    with_rows = [w for w in windows if w.count]
+    if len(with_rows) == 1:
+        only = with_rows[0]
+        return WindowGroup(windows, only.columns, only.offsets, only.sources, only.positions)
+    if not with_rows:
+        return WindowGroup(windows, [], [], [], [])
+
+    def joined(lists: list[list[Any]]) -> list[Any]:
+        out = lists[0].copy()
+        for more in lists[1:]:
+            out.extend(more)
+        return out
+
+    width = len(with_rows[0].columns)
+    return WindowGroup(
+        windows,
+        [joined([w.columns[i] for w in with_rows]) for i in range(width)],
+        joined([w.offsets for w in with_rows]),
+        joined([w.sources for w in with_rows]),
+        joined([w.positions for w in with_rows]),
+    )
 
 
 class WindowSet:
@@ -108,23 +172,27 @@ class WindowSet:
     def __init__(self, limits: WindowLimits) -> None:
         self.limits = limits
         self._open: dict[Partition, PartitionWindow] = {}
+        self._closed: list[PartitionWindow] = []  # closed on their own, waiting for their group
+        self._last_added = 0.0  # when any partition last brought a record (the idle rule's clock)
 
     def __len__(self) -> int:
+        """Open windows (those closed on their own and waiting for their group not counted)."""
         return len(self._open)
 
     def add(self, segment: Segment, now: float) -> list[PartitionWindow]:
-        """Add a segment, splitting it at offset boundaries; returns the windows it closed, in order."""
+        """Add a segment, splitting it at offset boundaries; returns the windows it closed on their
+        own, in order (they wait for their group: ``due``, ``close_all``)."""
         closed: list[PartitionWindow] = []
         part = segment.partition
         position = segment.start
         lo, count = 0, len(segment.offsets)
         trackers = segment.trackers
+        self._last_added = now
         while True:
             window = self._open.get(part)
             if window is None:
                 window = PartitionWindow(part, position, position, self.limits, now)
                 self._open[part] = window
-            window.added_at = now
             boundary = window.boundary
             hi = bisect_left(segment.offsets, boundary, lo) if segment.end > boundary else count
             end = min(segment.end, boundary)
@@ -147,27 +215,46 @@ class WindowSet:
                 trackers = []
             window.end = end
             lo = hi
-            if window.is_due(now):
+            if window.is_full():
                 closed.append(self._open.pop(part))
+                self._closed.append(window)
             if window.end >= segment.end:
                 return closed
             position = window.end
 
+    def _windows(self) -> list[PartitionWindow]:
+        """The windows closed on their own that wait for their group, then the open ones."""
+        return [*self._closed, *self._open.values()]
+
+    def is_due(self, now: float) -> bool:
+        """Whether the windows are due together (module docstring: N, B, T, idle)."""
+        windows = self._windows()
+        if not windows:
+            return False
+        limits = self.limits
+        rows = sum(w.count for w in windows)
+        return (
+            rows >= limits.rows
+            or sum(w.nbytes for w in windows) >= limits.bytes
+            or now - min(w.opened_at for w in windows) >= limits.seconds
+            or (0 < limits.idle_seconds <= now - self._last_added and rows >= limits.idle_rows)
+        )
+
     def due(self, now: float) -> list[PartitionWindow]:
-        """Close and return the windows due by time (or idleness)."""
-        due = [w for w in self._open.values() if w.is_due(now)]
-        for window in due:
-            del self._open[window.partition]
-        return due
+        """Close and return every window (those closed on their own first) when they are due
+        together, else none."""
+        return self.close_all() if self.is_due(now) else []
 
     def close_all(self) -> list[PartitionWindow]:
-        closed = list(self._open.values())
+        closed = self._windows()
+        self._closed = []
         self._open.clear()
         return closed
 
     def seconds_left(self, now: float) -> float | None:
-        """Time until the first window is due by time, or None when none is open."""
-        if not self._open:
+        """Time until the windows are due by time, or None when there is none."""
+        windows = self._windows()
+        if not windows:
             return None
-        oldest = min(w.opened_at for w in self._open.values())
+        oldest = min(w.opened_at for w in windows)
         return max(0.0, self.limits.seconds - (now - oldest))

@@ -29,6 +29,12 @@ rows holding the same list of names are written as that list's bytes times the r
 checks on, a value an array cannot hold, rows that share no lists) goes through the driver's own
 code; the bytes are the driver's (tested).
 
+A result batch's values need not become a tuple per row: ``FloatRows`` holds the rows of one batch
+row-major in one ``array('d')``, and a column may hold that one object for each of those rows (one
+run of exactly ``count`` entries; ``expand_float_rows`` turns such entries back into a tuple per row
+where rows are picked one by one). ``write_array_data`` writes such a run as the array's bytes and
+``width``-wide offsets, with no Python work per row or value.
+
 ``install()`` runs when ``streams.clickhouse.client`` is imported. It sets ``prepare_items`` on the driver's
 ``DateTimeColumn`` (which inherits it from ``Column`` and does not define its own); ``DateTime64``
 inherits the change, and its loop also leaves plain ints as they are.
@@ -58,6 +64,89 @@ _INTS = frozenset((int,))
 _ROWS = frozenset((list, tuple))
 _DRIVER_ARRAY_WRITE = ArrayColumn.write_data
 _LITTLE_ENDIAN = sys.byteorder == "little"
+
+
+class FloatRows:
+    """``count`` rows of ``width`` Float64 values each, row-major in one ``array('d')``: row ``i`` is
+    ``values[i * width : (i + 1) * width]``. Stands for all its rows in an ``Array(Float64)`` column
+    that holds it ``count`` times in a row (see the module docstring)."""
+
+    __slots__ = ("count", "values", "width")
+
+    def __init__(self, values: array[float], width: int, count: int) -> None:
+        self.values = values
+        self.width = width
+        self.count = count
+
+    @classmethod
+    def from_columns(cls, columns: Sequence[Sequence[Any]], count: int) -> FloatRows | None:
+        """The rows of ``columns`` (one sequence of ``count`` numbers per value, column-major), or None
+        when a value is not a real number (``None``, a string, a list; an ``int`` too large for a
+        float). A ``bool`` counts as a number here: callers that must refuse booleans check first."""
+        width = len(columns)
+        values = array("d", bytes(8 * width * count))
+        try:
+            for index, column in enumerate(columns):
+                values[index::width] = array("d", column)
+        except (TypeError, OverflowError, ValueError):
+            return None
+        return cls(values, width, count)
+
+    def row(self, position: int) -> tuple[float, ...]:
+        """The values of row ``position``."""
+        if not 0 <= position < self.count:
+            raise IndexError(position)
+        start = position * self.width
+        return tuple(self.values[start : start + self.width])
+
+
+def expand_float_rows(column: list[Any], positions: Sequence[int]) -> list[Any]:
+    """``column`` with each ``FloatRows`` entry replaced by the values of its row (``positions[k]`` is
+    the row of entry ``k`` within its ``FloatRows``); other entries as they are."""
+    if FloatRows not in set(map(type, column)):
+        return column
+    return [
+        value.row(position) if type(value) is FloatRows else value
+        for value, position in zip(column, positions, strict=True)
+    ]
+
+
+def _float_runs(rows: list[Any]) -> tuple[bytes, bytes] | None:
+    """(offsets, data) of an ``Array(Float64)`` column whose rows are ``FloatRows`` runs and plain
+    rows (lists or tuples of numbers); None when a plain row holds something else (the driver's error
+    is then raised by the caller). Raises ValueError when a ``FloatRows`` is not held by exactly
+    ``count`` consecutive rows."""
+    sizes = array("Q")
+    pieces: list[Any] = []
+    offset = 0
+    index, total = 0, len(rows)
+    while index < total:
+        first = rows[index]
+        if type(first) is not FloatRows:
+            end = index + 1
+            while end < total and type(rows[end]) is not FloatRows:
+                end += 1
+            plain = rows[index:end]
+            try:
+                pieces.append(array("d", list(chain.from_iterable(plain))))
+            except (TypeError, OverflowError):
+                return None
+            sizes.extend(map(offset.__add__, accumulate(map(len, plain))))
+            offset = sizes[-1]
+            index = end
+            continue
+        count, width = first.count, first.width
+        end = index + count
+        if rows[index:end] != [first] * count:  # identity first: one C pass
+            raise ValueError(f"a FloatRows of {count} rows is not held by {count} consecutive rows")
+        if width:
+            sizes.extend(range(offset + width, offset + width * count + 1, width))
+        else:
+            sizes.extend(repeat(offset, count))
+        offset += width * count
+        pieces.append(first.values)
+        index = end
+    return sizes.tobytes(), b"".join(pieces)
 
 
 def prepare_epoch_items(column: Any, items: list[Any]) -> list[Any]:
@@ -98,6 +187,10 @@ def _runs(rows: list[Any]) -> list[tuple[tuple[str, ...], int]] | None:
     not a ``str``."""
     if not rows:
         return []
+    first = rows[0]
+    if rows.count(first) == len(rows):  # every row holds that list (or an equal one): one run
+        names = tuple(first)
+        return [(names, len(rows))] if _STRS_ONLY.issuperset(map(type, names)) else None
     ids = list(map(id, rows))
     starts = [0, *compress(range(1, len(ids)), map(ne, ids, ids[1:]))]
     if len(starts) * 4 > len(rows):
@@ -159,6 +252,7 @@ _INT64 = Struct("<q")
 
 
 _STRS_ONLY = frozenset((str,))
+_ROWS_OR_BLOCKS = _ROWS | {FloatRows}
 
 
 def _is_utf8_string(column: Any) -> bool:
@@ -170,6 +264,8 @@ def _leaf_bytes(leaf: Any, rows: list[Any]) -> tuple[bytes, bytes] | None:
     if leaf.nullable or leaf.types_check_enabled:
         return None
     if type(leaf) is Float64Column:
+        if FloatRows in set(map(type, rows)):
+            return _float_runs(rows)
         try:
             values = array("d", list(chain.from_iterable(rows))).tobytes()
         except (TypeError, OverflowError):
@@ -195,7 +291,7 @@ def write_array_data(column: Any, data: Any, buf: Any) -> None:
         and not column.nullable
         and type(data) is list
         and not isinstance(leaf, ArrayColumn)
-        and _ROWS.issuperset(map(type, data))
+        and _ROWS_OR_BLOCKS.issuperset(map(type, data))
     ):
         written = _leaf_bytes(leaf, data)
         if written is not None:

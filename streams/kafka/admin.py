@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    NewPartitions,
+    NewTopic,
+    OffsetSpec,
+)
 
-from schemas.topics import ALL_TOPICS, REQUESTS, REQUESTS_RETRY, RESULTS, TopicSpec
+from schemas.topics import ALL_TOPICS, REQUESTS, REQUESTS_RETRY, RESULTS, STATE_CHANGELOG, TopicSpec
 from streams.kafka.client_logs import StartWatch
 from streams.kafka.clients import make_admin
 from streams.settings.model import Settings
@@ -38,7 +43,9 @@ def grow_topics(settings: Settings, partitions: int) -> dict[str, tuple[int, int
 
     Idempotent: a topic that has them already is left alone. Partitions can be added, never removed
     (TopicChangeRefused). Running services pick the new partitions up at their next metadata refresh
-    (a rebalance of their groups); see docs/operations.md for what it means for ordering.
+    (a rebalance of their groups); see docs/operations.md for what it means for ordering. The state
+    changelog keeps its count; while it holds records, ``partitions`` must be a multiple of it
+    (TopicChangeRefused otherwise): docs/state.md, "After kcollect topics grow".
     """
     admin, watch = checked_admin(settings)
     present = existing_topics(admin, settings.broker_timeout_seconds, watch)
@@ -49,6 +56,7 @@ def grow_topics(settings: Settings, partitions: int) -> dict[str, tuple[int, int
     fewer = [f"{name} has {present[name]}" for name in names if present[name] > partitions]
     if fewer:
         raise TopicChangeRefused(f"partitions can only be added: {', '.join(fewer)} (asked for {partitions})")
+    _check_state_layout(admin, settings, present, partitions)
     wanted = [NewPartitions(name, partitions) for name in names if present[name] < partitions]
     if wanted:
         futures = admin.create_partitions(wanted, request_timeout=settings.broker_timeout_seconds)
@@ -62,6 +70,26 @@ def grow_topics(settings: Settings, partitions: int) -> dict[str, tuple[int, int
                     "create the topics anew with KCOLLECT_PARTITIONS)"
                 ) from None
     return {name: (present[name], max(present[name], partitions)) for name in names}
+
+
+def _check_state_layout(
+    admin: AdminClient, settings: Settings, present: dict[str, int], partitions: int
+) -> None:
+    """A processor with state finds a client's history in changelog partition (request partition mod
+    the changelog's count) only if the request count is a multiple of the changelog's."""
+    changelog = STATE_CHANGELOG.name(settings.topic_prefix)
+    count = present.get(changelog)
+    if count is None or partitions % count == 0:
+        return
+    timeout = settings.broker_timeout_seconds
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    asked = {TopicPartition(changelog, p): latest for p in range(count)}
+    futures = admin.list_offsets(asked, request_timeout=timeout).values()
+    if any(future.result(timeout=timeout).offset > 0 for future in futures):
+        raise TopicChangeRefused(
+            f"{changelog} holds processor state over {count} partition(s): grow to a multiple of {count} "
+            f"(asked for {partitions}), so that every client's history stays where its requests look for it"
+        )
 
 
 def checked_admin(settings: Settings) -> tuple[AdminClient, StartWatch]:

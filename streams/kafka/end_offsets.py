@@ -73,6 +73,11 @@ def _list_offsets(
         time.sleep(RETRY_PAUSE)
 
 
+def high_watermarks(admin: AdminClient, partitions: list[Partition], timeout: float) -> dict[Partition, int]:
+    """ListOffsets' high watermarks (exact on Apache Kafka; see ``exact_ends`` for Tansu)."""
+    return _list_offsets(admin, partitions, OffsetSpec.latest(), timeout)  # type: ignore[no-untyped-call]
+
+
 def exact_ends(
     admin: AdminClient, reader: Consumer, topics: dict[str, int], timeout: float
 ) -> dict[Partition, tuple[int, int]]:

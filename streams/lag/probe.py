@@ -78,8 +78,16 @@ class LagProbe:
         ends = exact_ends(self._admin, self._reader, {self._topic: self._partitions}, self._timeout)
         return {partition: value for (_, partition), value in ends.items()}
 
+    def _refresh_partitions(self) -> None:
+        """The topic's partition count now: ``kcollect topics grow`` may have added partitions since."""
+        metadata = self._admin.list_topics(topic=self._topic, timeout=self._timeout).topics.get(self._topic)
+        if metadata is not None and metadata.error is None and len(metadata.partitions) > self._partitions:
+            self._partitions = len(metadata.partitions)
+
     def measure(self) -> list[PartitionLag]:
+        """Every partition's lag (partitions added since the last measurement included)."""
         self._admin.poll(0)  # serve the admin client's log and error callbacks
+        self._refresh_partitions()
         ends = self.end_offsets()
         committed = self.committed()
         lags = []

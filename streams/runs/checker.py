@@ -55,7 +55,8 @@ from schemas.ddl import RESULTS_TABLE
 from schemas.topics import REQUESTS, REQUESTS_DLQ, RESULTS_DLQ
 from streams.clickhouse.client import connect
 from streams.kafka.dead_letter import header_map
-from streams.runs.manifests import read_manifest, read_to_end, run_clients
+from streams.kafka.tail import read_topics
+from streams.runs.manifests import read_manifest, run_clients
 from streams.settings.model import Settings
 
 SAMPLE = 20
@@ -191,7 +192,7 @@ def replayed_positions(settings: Settings, timeout: float = 120.0) -> set[tuple[
         if offset:
             found.add((_int(partition), _int(offset)))
 
-    read_to_end(settings, [REQUESTS.name(settings.topic_prefix)], take, timeout)
+    read_topics(settings, [REQUESTS.name(settings.topic_prefix)], take, timeout)
     return found
 
 
@@ -229,7 +230,7 @@ def dead_letters(settings: Settings, run_id: str | None, timeout: float = 60.0) 
             )
         )
 
-    read_to_end(settings, [REQUESTS_DLQ.name(prefix), RESULTS_DLQ.name(prefix)], take, timeout)
+    read_topics(settings, [REQUESTS_DLQ.name(prefix), RESULTS_DLQ.name(prefix)], take, timeout)
     return found
 
 

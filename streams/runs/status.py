@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from clickhouse_driver.errors import ServerException
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import Message, TopicPartition
 
 from schemas.client_set import CLICKHOUSE_CLIENT_HASH, MASK, client_hash, covers, digest_of, from_hex
 from schemas.codec import CodecError, decode
@@ -45,6 +45,7 @@ from streams.clickhouse.client import connect
 from streams.kafka.admin import require_topics
 from streams.kafka.clients import make_consumer
 from streams.kafka.dead_letter import header_map
+from streams.kafka.tail import read_to_end
 from streams.settings.model import Settings
 
 UNKNOWN_TABLE = 60
@@ -177,20 +178,10 @@ class RunWatcher:
 
     def refresh(self, max_wait: float = 10.0) -> None:
         """Read what is new on the runs and dead-letter topics (up to each partition's end)."""
-        deadline = time.monotonic() + max_wait
-        while time.monotonic() < deadline:
-            messages = self._consumer.consume(5000, 0.05)
-            for msg in messages:
-                where = (str(msg.topic()), int(msg.partition() or 0))
-                error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        self._at_end.add(where)
-                    continue
-                self._at_end.discard(where)
-                self._take(where[0], msg.key(), msg.value(), msg.headers())
-            if not messages and self._at_end >= self._partitions:
-                return
+        read_to_end(self._consumer, self._partitions, self._at_end, self._take_message, max_wait=max_wait)
+
+    def _take_message(self, msg: Message) -> None:
+        self._take(str(msg.topic()), msg.key(), msg.value(), msg.headers())
 
     def _take(self, topic: str, key: bytes | None, value: bytes | None, headers: Any) -> None:
         if topic == self._runs_topic:

@@ -69,12 +69,30 @@ RawRun = list[Any]
 history's metric names (``None``: not fetched in that run)."""
 
 
-def encode_history(history: History) -> bytes:
-    """``[2, names, runs]`` (JSON): the metric names once, each run's values as a list aligned with
-    them (``RawRun``). Version 1 (``{"v": 1, "runs": [...]}``, names in every run) still decodes."""
+def encode_history(history: History, owner: int | None = None) -> bytes:
+    """``[2, names, runs, owner]`` (JSON): the metric names once, each run's values as a list aligned
+    with them (``RawRun``), and ``owner``, the request partition that wrote it (``owner_of``; left out
+    when None). Version 1 (``{"v": 1, "runs": [...], "p": owner}``, names in every run) still decodes."""
     names = list(dict.fromkeys(name for obs in history for name in obs.values))
     runs = [[o.at_ms, o.seq, o.run_id, [o.values.get(n) for n in names], o.computed] for o in history]
-    return orjson.dumps([HISTORY_VERSION, names, runs])
+    return orjson.dumps(_compact(names, runs, owner))
+
+
+def _compact(names: list[str], runs: list[RawRun], owner: int | None) -> list[Any]:
+    return [HISTORY_VERSION, names, runs] if owner is None else [HISTORY_VERSION, names, runs, owner]
+
+
+def owner_of(value: bytes, default: int) -> int:
+    """The request partition that wrote a history, either version (``default``: one written before
+    owners were kept). ``ValueError`` when the value is not JSON."""
+    data = orjson.loads(value)
+    if type(data) is dict:
+        owner = data.get("p")
+    elif type(data) is list and len(data) == 4:
+        owner = data[3]
+    else:
+        owner = None
+    return owner if type(owner) is int else default
 
 
 def _number(value: object) -> bool:
@@ -94,8 +112,10 @@ def load_runs(value: bytes) -> tuple[list[str], list[RawRun]]:
             [o.at_ms, o.seq, o.run_id, [o.values.get(n) for n in names], o.computed] for o in observations
         ]
         return names, runs
-    if type(data) is not list or len(data) != 3 or data[0] != HISTORY_VERSION:
+    if type(data) is not list or len(data) not in (3, 4) or data[0] != HISTORY_VERSION:
         raise ValueError("not a history")
+    if len(data) == 4 and type(data[3]) is not int:
+        raise TypeError("not a history's owner")
     names, runs = data[1], data[2]
     if type(names) is not list or not all(type(name) is str for name in names) or type(runs) is not list:
         raise TypeError("not a history")
@@ -141,7 +161,7 @@ def aligned_runs(value: bytes, names: list[str]) -> list[RawRun]:
     """The runs of a stored history with their values aligned with ``names`` (the hot path: a history
     written under the same names is only parsed, not checked: the store holds checked rows only)."""
     data = orjson.loads(value)
-    if type(data) is list and len(data) == 3 and data[0] == HISTORY_VERSION and data[1] == names:
+    if type(data) is list and len(data) in (3, 4) and data[0] == HISTORY_VERSION and data[1] == names:
         runs: list[RawRun] = data[2]
         return runs
     stored, runs = load_runs(value)
@@ -343,9 +363,11 @@ def apply_wave(
     at_ms: Sequence[int],
     seqs: Sequence[int],
     values: Mapping[str, Sequence[Any]],
+    owners: Sequence[int] | None = None,
 ) -> Wave:
     """``apply_run`` for many clients at once, none of them twice: client ``i`` has the stored history
-    ``stored[i]``, this run's id, slot and run number, and metric values ``values[metric][i]``. Pure.
+    ``stored[i]``, this run's id, slot and run number, and metric values ``values[metric][i]``; its new
+    history is written by request partition ``owners[i]`` (``encode_history``'s owner). Pure.
 
     The same outputs and histories as ``apply_run`` client by client (tested against it), computed
     per metric over whole columns: the per-client work is finding the previous run and encoding the
@@ -408,7 +430,7 @@ def apply_wave(
             kept = [*runs[:own], observation]
         else:
             continue
-        encoded = dumps([HISTORY_VERSION, names, kept])
+        encoded = dumps(_compact(names, kept, None if owners is None else owners[i]))
         if encoded != value:
             newest = kept[-1]
             # a copy: orjson's bytes keep a 4 KiB allocation each, and the store holds them in memory
@@ -486,3 +508,12 @@ def _merge_plugin(out: dict[str, list[float | None]], per_client: list[dict[str,
             out[name] = [outputs.get(name) for outputs in per_client]
         else:
             out[name] = [outputs.get(name, b) for outputs, b in zip(per_client, builtin, strict=True)]
+
+
+def merge_histories(held: History, read: History, keep_runs: int) -> History:
+    """The runs of both histories of one client (``read``'s observation wins for a run in both), oldest
+    first, the newest ``keep_runs`` kept. Two request partitions may each have handled a run of a client
+    that moved between them (``kcollect topics grow``): the merge keeps both runs."""
+    by_slot = {obs.at_ms: obs for obs in held}
+    by_slot.update((obs.at_ms, obs) for obs in read)
+    return tuple(by_slot[at] for at in sorted(by_slot))[-keep_runs:]

@@ -28,23 +28,29 @@ from urllib.parse import quote
 from confluent_kafka import KafkaError, Message, TopicPartition
 
 from processors.processor.state.history import (
+    CLOCK_SLOTS,
     Clock,
     StateSpec,
     apply_wave,
     decode_history,
+    encode_history,
     is_stale,
+    merge_histories,
     newest_of,
+    owner_of,
     unscheduled_outputs,
 )
+from processors.processor.state.layout import Layout
 from processors.processor.state.store import (
     Index,
     PartitionStore,
     Row,
     client_key,
-    clock_key,
+    index_of,
     split_key,
 )
 from processors.processor.subsystems.protocol import MetricColumns, Record
+from schemas.topics import REQUESTS
 from streams.kafka.clients import make_consumer
 from streams.kafka.producer import BatchProducer, DeliveryTracker
 from streams.observability import metrics as m
@@ -91,6 +97,8 @@ class StateStores:
         self.own_ends: dict[int, int] = {}  # per partition: offset after this process's last confirmed write
         self.generation = 0  # moves on when partitions are lost: older writes' deliveries no longer count
         self._gauged: dict[int, float] = {}
+        self.layout = Layout(settings.partitions, settings.partitions)
+        self.caught_up: dict[int, dict[tuple[str, int], None]] = {}  # per partition: (schedule, slot)
 
     # --- assignment ---------------------------------------------------------------------------
 
@@ -100,16 +108,36 @@ class StateStores:
         was written after its own last confirmed write (nothing, unless it was lost to another
         member meanwhile), so a rebalance that moves nothing costs one read to the end."""
         wanted = {partition for _, partition in assigned}
+        self.layout = self._current_layout()
         for partition in sorted(set(self.stores) - wanted):
             self.stores.pop(partition).close()
             self.own_ends.pop(partition, None)
+            self.caught_up.pop(partition, None)
             log.info("state: partition %d released", partition)
         self._checkpoint_own_writes()
         self.stores.update(self.restore(sorted(wanted), self.stores))
 
+    def _current_layout(self) -> Layout:
+        """The partition counts now (the requests topic may have grown since the last assignment)."""
+        prefix = self._settings.topic_prefix
+        requests = self._producer.partition_count(REQUESTS.name(prefix))
+        layout = Layout(requests, self._producer.partition_count(self._changelog))
+        if layout != self.layout:
+            log.info("state: %d request partition(s), %d changelog partition(s)", requests, layout.changelog)
+        if not layout.aligned:
+            log.error(
+                "state: the requests topic has %d partitions, not a multiple of the changelog's %d: clients "
+                "that moved partition start from first sight (see docs/state.md)",
+                layout.requests,
+                layout.changelog,
+            )
+        return layout
+
     def _checkpoint_own_writes(self) -> None:
         """A store owned since its restore holds everything up to this process's last confirmed write:
-        its next restore may start there."""
+        its next restore may start there. Not once grown: other request partitions write between."""
+        if self.layout.grown:
+            return
         for partition, store in self.stores.items():
             own = self.own_ends.get(partition, 0)
             if own > store.changelog_offset():
@@ -119,14 +147,16 @@ class StateStores:
         self, partitions: Sequence[int], open_stores: dict[int, PartitionStore] | None = None
     ) -> dict[int, PartitionStore]:
         """The stores of ``partitions`` (those in ``open_stores`` reused), each brought up to the end of
-        its changelog partition (all read at once by one consumer)."""
+        its changelog partition (all read at once by one consumer). Once grown, a reused store merges
+        what it reads into what it holds (``_merged``): its own newest writes may not be delivered yet."""
         if not partitions:
             return {}
         started = time.monotonic()
         known = open_stores or {}
         stores = {p: known.get(p) or PartitionStore(self.folder / f"p{p}.sqlite") for p in partitions}
+        merging = {p for p in partitions if p in known} if self.layout.grown else set()
         starts = {p: store.changelog_offset() for p, store in stores.items()}
-        done = self._replay(stores, starts)
+        done = self._replay(stores, starts, merging)
         recreated = [p for p, (_, end) in done.items() if end < starts[p]]
         for p in recreated:
             log.warning(
@@ -137,16 +167,18 @@ class StateStores:
             )
             stores[p].wipe()
         if recreated:
-            done.update(self._replay({p: stores[p] for p in recreated}, dict.fromkeys(recreated, 0)))
+            done.update(self._replay({p: stores[p] for p in recreated}, dict.fromkeys(recreated, 0), set()))
         seconds = time.monotonic() - started
         for p, (applied, end) in sorted(done.items()):
             m.PROCESSOR_STATE_RESTORE_SECONDS.labels(str(p)).set(seconds)
             m.PROCESSOR_STATE_RESTORED_RECORDS.labels(str(p)).inc(applied)
             self._gauges(p, stores[p])
             log.info(
-                "state: partition %d restored: %d changelog record(s) from offset %d to %d (%d rows)",
+                "state: partition %d restored: %d changelog record(s) of partition %d from offset %d to %d "
+                "(%d rows)",
                 p,
                 applied,
+                self.layout.source(p),
                 0 if p in recreated else starts[p],
                 end,
                 stores[p].count(),
@@ -156,62 +188,78 @@ class StateStores:
         return stores
 
     def _replay(
-        self, stores: dict[int, PartitionStore], starts: dict[int, int]
+        self, stores: dict[int, PartitionStore], starts: dict[int, int], merging: set[int]
     ) -> dict[int, tuple[int, int]]:
-        """Apply each partition's changelog records from its start offset to its end: {partition:
-        (records applied, end offset)}. A partition that answers a record before its start offset (the
-        topic was recreated) stops there, with that offset as its end."""
+        """Apply to each store its changelog partition's records from its start offset to the end:
+        {partition: (records applied, end offset)}. Stores sharing a changelog partition (grown) share
+        one read. A changelog partition that answers a record before the lowest start offset (the topic
+        was recreated) stops there, with that offset as its end."""
+        readers: dict[int, list[int]] = {}
+        for p in stores:
+            readers.setdefault(self.layout.source(p), []).append(p)
+        lowest = {q: min(starts[p] for p in group) for q, group in readers.items()}
         consumer = make_consumer(
             self._settings, f"kcollect-state-restore-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
         )
-        consumer.assign([TopicPartition(self._changelog, p, at) for p, at in starts.items()])
+        consumer.assign([TopicPartition(self._changelog, q, at) for q, at in lowest.items()])
         applied = dict.fromkeys(stores, 0)
         skipped = 0
-        ends = dict(starts)
-        open_parts = set(stores)
+        ends = dict(lowest)
+        open_parts = set(readers)
         patience = max(60.0, self._settings.broker_timeout_seconds)
         deadline = time.monotonic() + patience
         last_note = time.monotonic()
+
+        def write(p: int, part_rows: list[Row], end: int, known: dict[bytes, Index] | None) -> None:
+            if p in merging:
+                stores[p].put(self._merged(p, stores[p], part_rows, known or {}))
+                stores[p].write([], end)
+            else:
+                stores[p].write(part_rows, end, known)
+            applied[p] += len(part_rows)
+
         try:
             while open_parts:
                 messages = consumer.consume(5000, 0.2)
                 rows: dict[int, list[Row]] = {}
                 index: dict[int, dict[bytes, Index]] = {}
                 for msg in messages:
-                    p = int(msg.partition() or 0)
-                    if p not in open_parts:
+                    q = int(msg.partition() or 0)
+                    if q not in open_parts:
                         continue
                     error = msg.error()
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:
-                            ends[p] = int(msg.offset() or 0)
-                            open_parts.discard(p)
-                            done_rows = rows.pop(p, [])
-                            stores[p].write(done_rows, ends[p], index.pop(p, None))
-                            applied[p] += len(done_rows)
+                            ends[q] = int(msg.offset() or 0)
+                            open_parts.discard(q)
+                            for p in readers[q]:
+                                write(p, rows.pop(p, []), ends[q], index.pop(p, None))
                         continue
                     offset = int(msg.offset() or 0)
-                    if offset < starts[p]:
-                        ends[p] = offset
-                        open_parts.discard(p)
-                        rows.pop(p, None)
-                        index.pop(p, None)
+                    if offset < lowest[q]:
+                        ends[q] = offset
+                        open_parts.discard(q)
+                        for p in readers[q]:
+                            rows.pop(p, None)
+                            index.pop(p, None)
                         continue
                     found = indexed_row(msg.key(), msg.value())
                     if found is None:
                         skipped += 1
                         if skipped <= 5:
                             log.warning(
-                                "state: partition %d offset %d: not a state record, skipped", p, offset
+                                "state: partition %d offset %d: not a state record, skipped", q, offset
                             )
                     else:
-                        rows.setdefault(p, []).append(found[0])
-                        if found[1] is not None:
-                            index.setdefault(p, {})[found[0][0]] = found[1]
-                    ends[p] = offset + 1
+                        row, row_index = found
+                        for p in readers[q]:
+                            if offset >= starts[p]:
+                                rows.setdefault(p, []).append(row)
+                                if row_index is not None:
+                                    index.setdefault(p, {})[row[0]] = row_index
+                    ends[q] = offset + 1
                 for p, part_rows in rows.items():
-                    stores[p].write(part_rows, ends[p], index.pop(p, None))
-                    applied[p] += len(part_rows)
+                    write(p, part_rows, ends[self.layout.source(p)], index.pop(p, None))
                 if messages:
                     deadline = time.monotonic() + patience
                 elif time.monotonic() > deadline:
@@ -227,7 +275,48 @@ class StateStores:
                     )
         finally:
             consumer.close()
-        return {p: (applied[p], ends[p]) for p in stores}
+        return {p: (applied[p], ends[self.layout.source(p)]) for p in stores}
+
+    def _merged(
+        self, partition: int, store: PartitionStore, rows: list[Row], known: dict[bytes, Index]
+    ) -> dict[bytes, tuple[bytes, Index]]:
+        """Changelog rows read into a store kept open since its last restore (grown layout only): a
+        client's history read is merged with the one held (runs of both, newest kept), since the store
+        may hold newer writes of its own than the changelog has delivered; tombstones are skipped (only
+        this partition drops its clients, and did so in its store already); so is its own run clock.
+        The rows to ``put``: key -> (value, its index; ``known``: the indexes of the rows read)."""
+        source = self.layout.source(partition)
+        merged: dict[bytes, tuple[bytes, Index]] = {}
+        for key, value in rows:
+            if value is None:
+                continue
+            schedule, client = split_key(key)
+            read = (value, known.get(key) or index_of(key, value))
+            if not client:
+                if key != self.layout.clock_key(schedule, partition):
+                    merged[key] = read
+                continue
+            earlier = merged.get(key)
+            held = earlier[0] if earlier is not None else store.get(key)
+            if held is None:
+                merged[key] = read
+                continue
+            try:
+                mine, theirs = decode_history(held), decode_history(value)
+            except (ValueError, TypeError, KeyError):
+                merged[key] = read
+                continue
+            runs = merge_histories(mine, theirs, self.spec.keep_runs)
+            newer = value if theirs and (not mine or theirs[-1].at_ms >= mine[-1].at_ms) else held
+            newest = (runs[-1].seq, runs[-1].at_ms) if runs else (0, 0)
+            merged[key] = (encode_history(runs, owner_of(newer, source)), (schedule, *newest))
+        return merged
+
+    def catch_up(self, partition: int) -> None:
+        """Grown layout: read what other request partitions wrote to this one's changelog partition
+        since the last restore (a moved client's last run, handled where its request was enqueued)."""
+        if partition in self.stores:
+            self.stores.update(self.restore([partition], self.stores))
 
     def gauges_now_and_then(self, partition: int, store: PartitionStore) -> None:
         """The size gauges, at most every GAUGE_SECONDS per partition (a count scans the store)."""
@@ -242,7 +331,9 @@ class StateStores:
         m.PROCESSOR_STATE_ENTRIES.labels(label).set(store.count())
 
     def produce(self, partition: int, records: list[Row], tracker: DeliveryTracker) -> None:
-        self._producer.produce_keyed_to_partition(self._changelog, partition, records, tracker)
+        """Request partition ``partition``'s changed rows, to its changelog partition."""
+        changelog_partition = self.layout.source(partition)
+        self._producer.produce_keyed_to_partition(self._changelog, changelog_partition, records, tracker)
 
     def tracker(self) -> ChangelogTracker:
         return ChangelogTracker(self)
@@ -286,6 +377,8 @@ class StateStores:
             scheduled = slots[run_id]
             keys.append(None if scheduled is None else client_key(scheduled[0], str(request["client_id"])))
         batch = _BatchState(self, tracker)
+        if self.layout.grown:
+            self._catch_up_on_new_runs(requests, partitions, slots)
         out: dict[str, list[Any]] = {}
         at_ms = [0] * n
         seqs = [0] * n
@@ -320,6 +413,21 @@ class StateStores:
         values = {m: columns[m][i] for m in self.spec.metrics if m in columns}
         for name, value in unscheduled_outputs(values, self.spec).items():
             out.setdefault(name, [None] * n)[i] = value
+
+    def _catch_up_on_new_runs(
+        self, requests: Sequence[Record], partitions: Sequence[int], slots: dict[str, tuple[str, int] | None]
+    ) -> None:
+        """Before a partition's first request of each run: ``catch_up``."""
+        for request, partition in zip(requests, partitions, strict=True):
+            scheduled = slots[str(request["run_id"])]
+            if scheduled is None:
+                continue
+            seen = self.caught_up.setdefault(partition, {})
+            if scheduled not in seen:
+                seen[scheduled] = None
+                while len(seen) > CLOCK_SLOTS:  # the runs a clock remembers: older ones are late anyway
+                    del seen[next(iter(seen))]
+                self.catch_up(partition)
 
 
 def indexed_row(key: bytes | str | None, value: bytes | None) -> tuple[Row, Index | None] | None:
@@ -370,6 +478,7 @@ class _BatchState:
         self._deletes: dict[int, set[bytes]] = {}
         self._clocks: dict[tuple[int, str], Clock] = {}
         self._slots: dict[tuple[int, str, int], int] = {}  # (partition, schedule, slot) -> run number
+        self._local: dict[int, set[bytes]] = {}  # store-only deletes (not in the changelog)
         self.hits = 0
         self.misses = 0
         self.unscheduled = 0
@@ -394,6 +503,8 @@ class _BatchState:
         self._upserts.setdefault(partition, {})[key] = (value, index)
         if self._deletes:
             self._deletes.get(partition, set()).discard(key)
+        if self._local:
+            self._local.get(partition, set()).discard(key)
 
     def _delete(self, partition: int, key: bytes) -> None:
         self._deletes.setdefault(partition, set()).add(key)
@@ -402,7 +513,11 @@ class _BatchState:
     def _clock(self, partition: int, schedule: str) -> Clock:
         clock = self._clocks.get((partition, schedule))
         if clock is None:
-            value = self._read(partition, clock_key(schedule))
+            layout = self._stores.layout
+            value = self._read(partition, layout.clock_key(schedule, partition))
+            seed = layout.seed_key(schedule, partition)
+            if value is None and seed is not None:
+                value = self._read(partition, seed)
             try:
                 clock = Clock.from_bytes(value) if value is not None else Clock()
             except (ValueError, TypeError, KeyError):
@@ -423,7 +538,8 @@ class _BatchState:
         clock, seq, new_slot = self._clock(partition, schedule).advance(at_ms)
         if new_slot:
             self._clocks[(partition, schedule)] = clock
-            self._write(partition, clock_key(schedule), clock.to_bytes(), (schedule, -1, -1))
+            key = self._stores.layout.clock_key(schedule, partition)
+            self._write(partition, key, clock.to_bytes(), (schedule, -1, -1))
         self._slots[(partition, schedule, at_ms)] = seq
         return seq, new_slot
 
@@ -439,7 +555,9 @@ class _BatchState:
         schedules = [clients.schedules[i] for i in wave]
         stored = [self._read(p, k) for p, k in zip(wave_partitions, wave_keys, strict=True)]  # type: ignore[arg-type]
         if whole:
-            done = apply_wave(spec, stored, clients.run_ids, clients.at_ms, clients.seqs, columns)
+            done = apply_wave(
+                spec, stored, clients.run_ids, clients.at_ms, clients.seqs, columns, clients.partitions
+            )
         else:
             done = apply_wave(
                 spec,
@@ -448,6 +566,7 @@ class _BatchState:
                 [clients.at_ms[i] for i in wave],
                 [clients.seqs[i] for i in wave],
                 {m: [columns[m][i] for i in wave] for m in spec.kept if m in columns},
+                wave_partitions,
             )
         self.hits += done.hits
         self.misses += len(wave) - done.hits
@@ -469,6 +588,14 @@ class _BatchState:
             for i, value in zip(wave, column, strict=True):
                 target[i] = value
 
+    def _owned(self, partition: int, value: bytes) -> bool:
+        """Whether ``partition`` wrote a history last (always, unless grown): only then may it drop it."""
+        layout = self._stores.layout
+        try:
+            return not layout.grown or owner_of(value, layout.source(partition)) == partition
+        except ValueError:
+            return True
+
     def drop_stale(self, partition: int, schedule: str, seq: int, at_ms: int) -> None:
         bounds = self._stores.bounds
         store = self._store(partition)
@@ -482,8 +609,11 @@ class _BatchState:
             except (ValueError, TypeError, KeyError):
                 newest = ()
             if newest and is_stale(newest[0], seq, at_ms, bounds.runs, bounds.ms):
-                self._delete(partition, key)
-                dropped += 1
+                if self._owned(partition, value):
+                    self._delete(partition, key)
+                    dropped += 1
+                else:  # another request partition's client now: forgotten here, kept in the changelog
+                    self._local.setdefault(partition, set()).add(key)
         if dropped:
             m.PROCESSOR_STATE_DROPPED.inc(dropped)
             log.info(
@@ -499,18 +629,20 @@ class _BatchState:
             if count:
                 m.PROCESSOR_STATE_LOOKUPS.labels(outcome).inc(count)
         written = 0
-        for partition in sorted(set(self._upserts) | set(self._deletes)):
+        for partition in sorted(set(self._upserts) | set(self._deletes) | set(self._local)):
             upserts = self._upserts.get(partition, {})
             deletes = self._deletes.get(partition, set())
-            if not upserts and not deletes:
+            local = self._local.get(partition, set()) - deletes - upserts.keys()
+            if not upserts and not deletes and not local:
                 continue
             records: list[Row] = [(key, row[0]) for key, row in upserts.items()]
             records.extend((key, None) for key in deletes)
-            self._stores.produce(partition, records, self._tracker)
+            if records:
+                self._stores.produce(partition, records, self._tracker)
             written += sum(map(len, upserts)) + sum(len(row[0]) for row in upserts.values())
             written += sum(map(len, deletes))
             store = self._store(partition)
-            store.put(upserts, deletes)
+            store.put(upserts, deletes | local)
             self._stores.gauges_now_and_then(partition, store)
         if written:
             m.PROCESSOR_STATE_CHANGELOG_BYTES.inc(written)

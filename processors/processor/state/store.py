@@ -1,7 +1,7 @@
 """The local store of one partition's state: its rows in memory, kept in an SQLite file (stdlib
 ``sqlite3``, WAL journal) written in bulk.
 
-Rows: ``key`` (``<schedule> NUL <client id>``, or ``<schedule> NUL`` for the schedule's run clock), the
+Rows: ``key`` (``<schedule> NUL <client id>``, or ``clock_key`` for the schedule's run clock), the
 encoded value (``history.encode_history`` / ``Clock.to_bytes``) and, for the drop rule, the schedule
 and the newest observation's run number and slot. ``meta`` holds the changelog offset restored up to
 (``changelog_offset``). Reads and the drop rule's scan are served from memory; the file is what a
@@ -25,14 +25,17 @@ def client_key(schedule: str, client_id: str) -> bytes:
     return f"{schedule}{SEP}{client_id}".encode()
 
 
-def clock_key(schedule: str) -> bytes:
-    return f"{schedule}{SEP}".encode()
+def clock_key(schedule: str, partition: int | None = None) -> bytes:
+    """The run clock's key: ``<schedule> NUL``, or ``<schedule> NUL NUL <partition>`` for the clock of a
+    request partition beyond the changelog's partitions (``layout``: after ``kcollect topics grow``)."""
+    tag = "" if partition is None else f"{SEP}{partition}"
+    return f"{schedule}{SEP}{tag}".encode()
 
 
 def split_key(key: bytes) -> tuple[str, str]:
     """(schedule, client id); the client id is empty for a clock key."""
     schedule, _, client = key.decode().partition(SEP)
-    return schedule, client
+    return schedule, ("" if client.startswith(SEP) else client)
 
 
 def index_of(key: bytes, value: bytes) -> Index:

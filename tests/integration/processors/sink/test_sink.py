@@ -125,12 +125,14 @@ def pipe(kafka_bootstrap: str, clickhouse_url: str, unique_name: str, tmp_path: 
 def test_crash_after_insert_then_restart_and_replay_keep_one_row_per_client(pipe: Pipeline) -> None:
     produce_results(pipe, "crash-1", range(8000))
     pipe.env["KCOLLECT_FAULT_AT"] = "after_insert:3"
+    pipe.env["KCOLLECT_SINK_BATCH_SECONDS"] = "60"  # inserts close by their rows only, not by a slow clock
     crashed = pipe.start("sink")
     assert crashed.wait(60) == EXIT_CODE, pipe.log("sink")
     assert "crash point after_insert reached (3)" in pipe.log("sink")
     del pipe.env["KCOLLECT_FAULT_AT"]
+    pipe.env["KCOLLECT_SINK_BATCH_SECONDS"] = "0.5"
     raw_at_crash = counts(pipe, "crash-1")[2]
-    assert 3000 <= raw_at_crash < 8000  # three windows of up to 1000 rows landed, nothing after
+    assert 3000 <= raw_at_crash < 8000  # three inserts of at least 1000 rows landed, nothing after
 
     pipe.start("sink")
     assert pipe.wait_rows("crash-1", 8000, timeout=60) == 8000
@@ -215,6 +217,44 @@ def test_bad_rows_of_a_result_batch_are_dead_lettered_alone(pipe: Pipeline) -> N
     assert by_client["c5"][:4] == ("partial", ["mem"], ["cpu"], [5.0])
     assert by_client["c6"][:4] == ("ok", [], ["cpu", "mem"], [6.0, 1.5])
     assert orjson.loads(by_client["c6"][4]) == {"cpu": 6.0, "mem": 1.5}  # the JSON text, as an ALIAS
+
+
+def test_a_row_clickhouse_refuses_in_a_fast_path_batch_is_dead_lettered_alone(pipe: Pipeline) -> None:
+    # Every row passes the fast path (its values are one FloatRows per column), one row's time overflows
+    # ClickHouse's DateTime: the window spans two months (split by row) and the bisection picks rows
+    # one by one; the stored rows keep their own values.
+    run = "fast-bad-1"
+    requested = [REQUESTED_AT_MS] * 40
+    requested[23] = 253402300799999
+    batch = {
+        "v": 1,
+        "kind": "result_batch",
+        "collected_at_ms": REQUESTED_AT_MS + 1000,
+        "run_id": [run] * 40,
+        "client_id": [f"c{i}" for i in range(40)],
+        "requested_at_ms": requested,
+        "attempt": [0] * 40,
+        "metric_names": ["cpu", "mem"],
+        "metrics": [[float(i) for i in range(40)], [i + 0.5 for i in range(40)]],
+        "computed_names": ["sum"],
+        "computed": [[2 * i + 0.5 for i in range(40)]],
+    }
+    produce(pipe, [(b"", orjson.dumps(batch))], partition=0)
+    pipe.start("sink")
+    assert pipe.wait_rows(run, 39, timeout=60) == 39
+    settings = pipe.settings
+    (dead,) = consume_all(settings.kafka_bootstrap(), f"{settings.topic_prefix}results.dlq", 1)
+    headers = header_map(dead.headers())
+    assert headers["batch_row"] == "23" and headers["stage"] == "sink-insert" and dead.key() == b"c23"
+    assert orjson.loads(dead.value())["metrics"] == {"cpu": 23.0, "mem": 23.5}
+    stored = (
+        "SELECT client_id, metric_names, metric_values, computed_names, computed_values "
+        "FROM client_results FINAL WHERE run_id = %(r)s"
+    )
+    rows = {r[0]: r[1:] for r in pipe.query(stored, {"r": run})}
+    assert sorted(rows) == sorted(f"c{i}" for i in range(40) if i != 23)
+    for i in (0, 22, 24, 39):
+        assert rows[f"c{i}"] == (["cpu", "mem"], [float(i), i + 0.5], ["sum"], [2 * i + 0.5])
 
 
 def test_bad_rows_are_dead_lettered_and_their_batch_mates_land(pipe: Pipeline) -> None:

@@ -80,3 +80,20 @@ def _is_tansu(bootstrap: str) -> bool:
     from streams.settings.model import load_settings
 
     return broker_is_tansu(load_settings(bootstrap_servers=bootstrap))
+
+
+def test_grow_keeps_a_multiple_of_the_changelog_while_it_holds_state(pipe: Pipeline) -> None:
+    """A processor with state finds a moved client's history only when the new count is a multiple of
+    the changelog's (docs/state.md): with state in the changelog, 4 -> 6 is refused, 4 -> 8 is not."""
+    from schemas.topics import STATE_CHANGELOG
+    from streams.kafka.producer import BatchProducer, DeliveryTracker
+
+    producer, tracker = BatchProducer(pipe.settings), DeliveryTracker()
+    changelog = STATE_CHANGELOG.name(pipe.settings.topic_prefix)
+    producer.produce_keyed_to_partition(changelog, 1, [(b"fleet\x00c1", b'{"v": 1, "runs": []}')], tracker)
+    assert producer.wait(tracker, 30) and not tracker.failed
+    refused = pipe.cli("topics", "grow", "--partitions", "6")
+    assert refused.returncode == 8 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "grow to a multiple of 4" in refused.stderr
+    assert all(line.endswith("4 already") for line in _grow(pipe, 4))  # nothing was added
+    assert sorted(_grow(pipe, 8))[0].endswith("4 -> 8 partition(s)")

@@ -68,3 +68,23 @@ def test_gate_for_results_uses_the_settings(kafka_bootstrap: str, unique_name: s
         gate.close()
     assert not gate.paused()
     assert results_lag_gate(lag_settings(kafka_bootstrap, "x.", results_lag_high=0)) is None
+
+
+def test_gate_counts_partitions_added_while_it_runs(apache_kafka: str, unique_name: str) -> None:
+    """`kcollect topics grow` under a running gate: the lag of the new partitions holds it too."""
+    from confluent_kafka.admin import AdminClient, NewPartitions  # type: ignore[attr-defined]
+
+    topic, group = f"{unique_name}.results", f"{unique_name}-sink"
+    make_topic(apache_kafka, topic, 2)
+    settings = lag_settings(apache_kafka, f"{unique_name}.")
+    gate = LagGate(settings, group, topic, high=500, low=100, interval=0.2)
+    try:
+        assert _until(lambda: gate.lag == 0) and not gate.paused()
+        admin = AdminClient({"bootstrap.servers": apache_kafka})
+        for future in admin.create_partitions([NewPartitions(topic, 4)]).values():
+            future.result(30)
+        produce(apache_kafka, topic, {3: 800})  # only in a partition the gate did not know at start
+        assert _until(gate.paused), gate.lag
+        assert gate.lag == 800
+    finally:
+        gate.close()

@@ -15,7 +15,7 @@ from processors.sink.batch_columns import batch_columns
 from processors.sink.result_rows import decode_rows, row_of
 from schemas.codec import CodecError
 from schemas.result_batch import encode_batch, expand_batch, is_batch
-from tests.oracles import as_lists, build_results, fetch_all, rows_of
+from tests.oracles import build_results, columns_rows, fetch_all, rows_of
 
 
 def requests(n: int) -> list[dict[str, Any]]:
@@ -112,7 +112,7 @@ def batch(**changes: Any) -> dict[str, Any]:
 def test_fast_batch_rows_are_the_model_checked_rows() -> None:
     columns = batch_columns(batch(), set())
     assert columns is not None
-    rows = [as_lists(row) for row in zip(*columns, strict=True)]
+    rows = columns_rows(columns, range(len(columns[0])))
     assert rows == [row_of(r) for r in expand_batch(batch())]
     assert rows[1][6:8] == (["x", "y"], [2, -4.25]) and rows[1][9:11] == (["sum"], [-2.25])
 

@@ -129,9 +129,10 @@ def test_valid_but_unusual_records_go_through_the_model() -> None:
 
 def test_split_columns_by_month() -> None:
     records = [result(requested_at_ms=t) for t in (FEB, JAN, FEB + 5000, JAN - 1000)]
-    columns = decode_rows([orjson.dumps(r) for r in records]).columns
+    decoded = decode_rows([orjson.dumps(r) for r in records])
+    columns = decoded.columns
     assert split_columns_by_month(columns) == [(202602, [0, 2]), (202601, [1, 3])]
-    assert split_columns_by_month(take(columns, [0])) == [(202602, None)]
+    assert split_columns_by_month(take(columns, [0], decoded.positions)) == [(202602, None)]
     assert split_columns_by_month(empty_columns()) == [(0, None)]
-    assert take(columns, [3, 1]) == to_columns([records[3], records[1]])
+    assert take(columns, [3, 1], decoded.positions) == to_columns([records[3], records[1]])
     assert empty_columns() == [[] for _ in RESULT_COLUMNS]

@@ -11,7 +11,7 @@ import pytest
 from processors.sink.columns import CLIENT_ID
 from processors.sink.insert import SinkStats
 from processors.sink.steps import ResultDeadLetters, ResultDecoder, WindowStep
-from processors.sink.windowing import PartitionWindow, WindowLimits
+from processors.sink.windowing import PartitionWindow, WindowGroup, WindowLimits
 from streams.kafka.dead_letter import header_map
 from streams.kafka.producer import DeliveryTracker
 from streams.steps.strategy import Batch, MessageRejected
@@ -74,17 +74,21 @@ def test_decoder_makes_per_partition_segments_and_dead_letters_bad_records() -> 
 
 
 class Full:
-    """An insert step that takes ``room`` windows, then rejects."""
+    """An insert step that takes ``room`` groups of windows, then rejects."""
 
     def __init__(self, room: int) -> None:
         self.room = room
-        self.taken: list[PartitionWindow] = []
+        self.groups: list[WindowGroup] = []
 
-    def submit(self, batch: Batch[PartitionWindow]) -> None:
-        if len(self.taken) >= self.room:
+    @property
+    def taken(self) -> list[PartitionWindow]:
+        return [w for group in self.groups for w in group.windows]
+
+    def submit(self, batch: Batch[WindowGroup]) -> None:
+        if len(self.groups) >= self.room:
             raise MessageRejected
-        assert batch.offsets == {batch.payload.partition: batch.payload.end}
-        self.taken.append(batch.payload)
+        assert batch.offsets == batch.payload.ends()
+        self.groups.append(batch.payload)
 
     def poll(self) -> None:
         pass
@@ -123,3 +127,31 @@ def test_window_step_hands_over_closed_windows_and_refuses_when_backed_up() -> N
     step.poll()  # [4, 5) is due by time
     assert [(w.start, w.end) for w in nxt.taken][-1] == (4, 5)
     assert stats.windows == 3
+
+
+def test_windows_closed_together_are_one_group_with_every_partitions_offset() -> None:
+    producer = Producer()
+    stats = SinkStats()
+    decoder = ResultDecoder(ResultDeadLetters(producer, "dlq", stats), stats)  # type: ignore[arg-type]
+    now = [0.0]
+    nxt = Full(room=5)
+    step = WindowStep(WindowLimits(5, 10**9, 1.0), nxt, stats, clock=lambda: now[0])  # type: ignore[arg-type]
+    bad = b"not json"
+    messages = [Msg(0, 10, good("a")), Msg(1, 20, good("b")), Msg(1, 21, bad), Msg(2, 30, good("c"))]
+    offsets = {("t.results", 0): 11, ("t.results", 1): 22, ("t.results", 2): 31}
+    step.submit(decoder.decode(Batch(messages, offsets)))  # type: ignore[arg-type]
+    assert nxt.groups == []  # 3 rows of 5: every window stays open
+    now[0] = 1.0
+    step.poll()  # the oldest window is due by time: all three close together
+    (group,) = nxt.groups
+    assert [(w.partition[1], w.start, w.end) for w in group.windows] == [
+        (0, 10, 11),
+        (1, 20, 22),
+        (2, 30, 31),
+    ]
+    assert group.ends() == offsets
+    assert group.columns[CLIENT_ID] == ["a", "b", "c"] and group.count == 3
+    assert group.offsets == [10, 20, 30] and group.positions == [0, 0, 0]
+    assert [m.offset() for m in group.sources] == [10, 20, 30]
+    assert group.label() == "t.results:0:10-11+t.results:1:20-22+t.results:2:30-31"
+    assert stats.windows == 3 and stats.invalid == 1

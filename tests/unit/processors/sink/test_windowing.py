@@ -1,10 +1,11 @@
-"""Per-partition windows: due by rows (aligned to offsets), bytes or time; pure, time passed in."""
+"""Per-partition windows: full by rows (aligned to offsets) or bytes, due together by rows, bytes, time or
+idleness, grouped into one insert; pure, time passed in."""
 
 from __future__ import annotations
 
 import pytest
 
-from processors.sink.windowing import PartitionWindow, Segment, WindowLimits, WindowSet
+from processors.sink.windowing import PartitionWindow, Segment, WindowLimits, WindowSet, group_windows
 from streams.kafka.producer import DeliveryTracker
 
 P0 = ("results", 0)
@@ -60,6 +61,7 @@ def test_due_by_rows() -> None:
     assert window.sources == [f"msg{o}" for o in range(10)]
     assert window.label() == "results:0:0-10"
     assert len(ws) == 0
+    assert ws.due(3.0) == closed  # closed on its own: it waits for its group, due by its rows
     assert ws.seconds_left(3.0) is None
 
 
@@ -68,9 +70,9 @@ def test_segment_split_at_row_boundaries() -> None:
     closed = ws.add(segment(0, 25), now=0.0)
     assert spans(closed) == [(0, 10), (10, 20)]
     assert [w.offsets for w in closed] == [list(range(10)), list(range(10, 20))]
-    rest = ws.close_all()
-    assert spans(rest) == [(20, 25)]
-    assert rest[0].offsets == list(range(20, 25))
+    rest = ws.close_all()  # the windows closed on their own first, then the open one
+    assert spans(rest) == [(0, 10), (10, 20), (20, 25)]
+    assert rest[2].offsets == list(range(20, 25))
 
 
 def test_boundaries_are_aligned_to_offsets() -> None:
@@ -81,7 +83,7 @@ def test_boundaries_are_aligned_to_offsets() -> None:
     closed = ws.add(segment(12, 31), now=0.0)
     assert spans(closed) == [(10, 20), (20, 30)]
     assert closed[0].offsets == list(range(10, 20))
-    assert spans(ws.close_all()) == [(30, 31)]
+    assert spans(ws.close_all()) == [(5, 10), (10, 20), (20, 30), (30, 31)]
 
 
 def test_rows_count_offsets_not_valid_rows() -> None:
@@ -129,8 +131,14 @@ def test_windows_are_per_partition() -> None:
     closed = ws.add(segment(108, 110, partition=P1), now=4.0)
     assert [(w.partition, w.start, w.end) for w in closed] == [(P1, 100, 110)]
     assert closed[0].label() == "results:1:100-110"
-    due = ws.due(5.0)
-    assert [(w.partition, w.start, w.end) for w in due] == [(P0, 0, 4)]
+    # 14 rows, more than N: P1's window (closed on its own) and P0's close together
+    assert [(w.partition, w.start, w.end) for w in ws.due(4.0)] == [(P1, 100, 110), (P0, 0, 4)]
+    ws2 = WindowSet(WindowLimits(rows=10, bytes=BIG, seconds=5.0))
+    ws2.add(segment(0, 4, partition=P0), now=0.0)
+    ws2.add(segment(105, 110, partition=P1), now=3.0)  # closes at its boundary with 5 rows
+    assert ws2.due(4.9) == []
+    due = ws2.due(5.0)
+    assert [(w.partition, w.start, w.end) for w in due] == [(P1, 105, 110), (P0, 0, 4)]
     assert len(ws) == 0
 
 
@@ -140,31 +148,67 @@ def test_trackers_go_to_the_first_window_of_a_segment() -> None:
     closed = ws.add(segment(5, 15, trackers=[tracker]), now=0.0)
     assert spans(closed) == [(5, 10)]
     assert closed[0].trackers == [tracker]
-    assert ws.close_all()[0].trackers == []
+    assert [w.trackers for w in ws.close_all()] == [[tracker], []]
 
 
-def test_partition_window_is_due() -> None:
+def test_partition_window_is_full() -> None:
     limits = WindowLimits(rows=10, bytes=50, seconds=1.0)
     window = PartitionWindow(P0, 3, 9, limits, opened_at=10.0)
     assert window.boundary == 10
-    assert not window.is_due(10.5)
-    assert window.is_due(11.0)
+    assert not window.is_full()
     window.end = 10
-    assert window.is_due(10.0)
+    assert window.is_full()
     window.end, window.nbytes = 9, 50
-    assert window.is_due(10.0)
+    assert window.is_full()
 
 
-def test_idle_partition_closes_a_window_with_enough_rows() -> None:
+def test_idle_consumer_closes_every_window_once_they_hold_enough_rows() -> None:
     ws = WindowSet(WindowLimits(rows=1000, bytes=BIG, seconds=5.0, idle_rows=10, idle_seconds=0.2))
-    ws.add(segment(0, 8, partition=P0), now=0.0)
-    ws.add(segment(8, 12, partition=P0), now=0.5)  # a record restarts the idle clock
-    ws.add(segment(0, 3, partition=P1), now=0.0)  # below the row floor: stays on the time window
+    ws.add(segment(0, 3, partition=P1), now=0.0)
+    ws.add(segment(0, 4, partition=P0), now=0.1)
+    assert ws.due(0.5) == []  # quiet, but 7 rows are below the row floor: they stay on the time window
+    ws.add(segment(4, 8, partition=P0), now=0.5)  # a record of any partition restarts the idle clock
     assert ws.due(0.69) == []
     closed = ws.due(0.71)
-    assert [(w.partition, w.start, w.end) for w in closed] == [(P0, 0, 12)]
-    assert ws.due(4.99) == []
-    assert [(w.partition, w.start, w.end) for w in ws.due(5.0)] == [(P1, 0, 3)]
+    assert [(w.partition, w.start, w.end) for w in closed] == [(P1, 0, 3), (P0, 0, 8)]
+    assert len(ws) == 0
+
+
+def test_windows_close_together_by_their_rows_bytes_or_the_oldest_ones_age() -> None:
+    ws = WindowSet(WindowLimits(rows=10, bytes=BIG, seconds=5.0))
+    ws.add(segment(0, 6, partition=P0), now=0.0)
+    ws.add(segment(100, 104, partition=P1), now=1.0)
+    assert ws.due(1.0) != []  # 10 rows over two partitions: one insert's worth
+    by_bytes = WindowSet(WindowLimits(rows=1000, bytes=100, seconds=5.0))
+    by_bytes.add(segment(0, 2, nbytes=60, partition=P0), now=0.0)
+    by_bytes.add(segment(0, 2, nbytes=39, partition=P1), now=0.0)
+    assert by_bytes.due(0.0) == []
+    by_bytes.add(segment(2, 3, nbytes=1, partition=P1), now=0.0)
+    assert [w.partition for w in by_bytes.due(0.0)] == [P0, P1]
+    by_time = WindowSet(WindowLimits(rows=1000, bytes=BIG, seconds=5.0))
+    by_time.add(segment(0, 2, partition=P0), now=0.0)
+    by_time.add(segment(0, 2, partition=P1), now=4.9)  # young, but it closes with the oldest
+    assert by_time.due(4.99) == []
+    assert [w.partition for w in by_time.due(5.0)] == [P0, P1]
+
+
+def test_a_group_joins_its_windows_rows_and_keeps_each_partitions_end() -> None:
+    ws = WindowSet(WindowLimits(rows=1000, bytes=BIG, seconds=1.0))
+    empty = segment(7, 9, offsets=[], partition=("results", 2))  # every record dead-lettered
+    ws.add(segment(0, 2, partition=P0), now=0.0)
+    ws.add(empty, now=0.0)
+    ws.add(segment(100, 103, partition=P1), now=0.0)
+    group = group_windows(ws.due(1.0))
+    assert group.count == 5 and group.offsets == [0, 1, 100, 101, 102]
+    assert group.columns == [[0, 1, 100, 101, 102], ["row0", "row1", "row100", "row101", "row102"]]
+    assert group.sources == ["msg0", "msg1", "msg100", "msg101", "msg102"]
+    assert group.ends() == {P0: 2, ("results", 2): 9, P1: 103}
+    assert group.label() == "results:0:0-2+results:2:7-9+results:1:100-103"
+    single = WindowSet(WindowLimits(rows=1000, bytes=BIG, seconds=1.0))
+    single.add(segment(0, 2), now=0.0)
+    (window,) = single.close_all()
+    alone = group_windows([window])
+    assert alone.columns is window.columns and alone.label() == window.label()  # no copy
 
 
 def test_idle_rule_off_by_default() -> None:

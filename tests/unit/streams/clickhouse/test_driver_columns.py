@@ -104,17 +104,16 @@ class _Collect:
     """The driver's buffered writer, kept in memory."""
 
     def __init__(self) -> None:
-        from clickhouse_driver.bufferedwriter import BufferedWriter
+        from clickhouse_driver.bufferedwriter import BufferedSocketWriter
 
         outer = self
         self.chunks: list[bytes] = []
 
-        class Writer(BufferedWriter):  # type: ignore[misc]
-            def write_into_stream(self) -> None:
-                outer.chunks.append(bytes(self.buffer[: self.position]))
-                self.position = 0
+        class Socket:  # what the driver's socket writer sends to, kept
+            def sendall(self, data: bytes) -> None:
+                outer.chunks.append(bytes(data))
 
-        self.buf = Writer(1 << 16)
+        self.buf = BufferedSocketWriter(Socket(), 1 << 16)
 
     def value(self) -> bytes:
         self.buf.flush()
@@ -180,3 +179,43 @@ def test_strings_bytes_is_the_native_format() -> None:
 def test_shared_rows_take_the_fast_path(spec: str, rows: list[Any]) -> None:
     column = get_column_by_spec(spec, {"context": _context()})
     assert driver_columns._leaf_bytes(column.nested_column, rows) is not None
+
+
+def _float_rows(columns: list[list[Any]]) -> driver_columns.FloatRows:
+    rows = driver_columns.FloatRows.from_columns(columns, len(columns[0]) if columns else 2)
+    assert rows is not None
+    return rows
+
+
+def test_float_rows_hold_a_batchs_values_row_major() -> None:
+    block = _float_rows([[1.5, 2, -3e300], [0.0, 7.25, 8]])
+    assert (block.count, block.width) == (3, 2)
+    assert [block.row(i) for i in range(3)] == [(1.5, 0.0), (2.0, 7.25), (-3e300, 8.0)]
+    with pytest.raises(IndexError):
+        block.row(3)
+    empty = _float_rows([])
+    assert empty.row(1) == ()
+    for bad in (None, "1.5", [1.0], {"a": 1}, 10**400):
+        assert driver_columns.FloatRows.from_columns([[1.0, bad]], 2) is None
+
+
+def test_float_rows_runs_same_bytes_as_the_drivers_rows() -> None:
+    first = _float_rows([[1.5, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    wide = _float_rows([[1.0], [2.0], [3.0]])
+    nothing = _float_rows([])
+    plain = [(9.5,), [], (1.0, 2.0)]
+    rows = [first] * 3 + plain[:2] + [nothing] * 2 + [wide] + plain[2:]
+    positions = [0, 1, 2, 0, 0, 0, 1, 0, 0]
+    expected = driver_columns.expand_float_rows(rows, positions)
+    assert expected[:3] == [(1.5, 4.0), (2.0, 5.0), (3.0, 6.0)] and expected[5:7] == [(), ()]
+    driver = _array_bytes("Array(Float64)", [list(r) for r in expected], ours=False)
+    assert len(driver) == 8 * len(rows) + 8 * 12  # offsets, then 12 values
+    assert _array_bytes("Array(Float64)", rows, ours=True) == driver
+
+
+def test_a_float_rows_must_stand_for_all_its_rows() -> None:
+    block = _float_rows([[1.0, 2.0, 3.0]])
+    for rows in ([block, block], [block, block, block, block], [block, (1.0,), block]):
+        with pytest.raises(ValueError, match="not held by 3 consecutive rows"):
+            _array_bytes("Array(Float64)", rows, ours=True)
+    assert driver_columns.expand_float_rows([block, block], [2, 0]) == [(3.0,), (1.0,)]
