@@ -14,7 +14,7 @@ client whose previous observation is more than one number behind missed a run (a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,23 +63,119 @@ StatefulFn = Callable[[Observation, Observation | None], dict[str, float]]
 """A stateful plug-in: (this run, the previous observation or None) -> outputs (kept for the next run)."""
 
 
+HISTORY_VERSION = 2
+RawRun = list[Any]
+"""A kept run as stored: ``[at_ms, seq, run_id, values, computed]``, ``values`` aligned with the
+history's metric names (``None``: not fetched in that run)."""
+
+
 def encode_history(history: History, owner: int | None = None) -> bytes:
-    """The changelog value of a history; ``owner``: the request partition that wrote it (``owner_of``)."""
-    data: dict[str, Any] = {"v": 1, "runs": [o.to_json() for o in history]}
-    if owner is not None:
-        data["p"] = owner
-    return orjson.dumps(data)
+    """``[2, names, runs, owner]`` (JSON): the metric names once, each run's values as a list aligned
+    with them (``RawRun``), and ``owner``, the request partition that wrote it (``owner_of``; left out
+    when None). Version 1 (``{"v": 1, "runs": [...], "p": owner}``, names in every run) still decodes."""
+    names = list(dict.fromkeys(name for obs in history for name in obs.values))
+    runs = [[o.at_ms, o.seq, o.run_id, [o.values.get(n) for n in names], o.computed] for o in history]
+    return orjson.dumps(_compact(names, runs, owner))
+
+
+def _compact(names: list[str], runs: list[RawRun], owner: int | None) -> list[Any]:
+    return [HISTORY_VERSION, names, runs] if owner is None else [HISTORY_VERSION, names, runs, owner]
 
 
 def owner_of(value: bytes, default: int) -> int:
-    """The request partition that wrote a history (``default``: one written before owners were kept)."""
-    owner = orjson.loads(value).get("p")
-    return int(owner) if isinstance(owner, int) else default
+    """The request partition that wrote a history, either version (``default``: one written before
+    owners were kept). ``ValueError`` when the value is not JSON."""
+    data = orjson.loads(value)
+    if type(data) is dict:
+        owner = data.get("p")
+    elif type(data) is list and len(data) == 4:
+        owner = data[3]
+    else:
+        owner = None
+    return owner if type(owner) is int else default
+
+
+def _number(value: object) -> bool:
+    return value is None or (type(value) in (int, float))
+
+
+def load_runs(value: bytes) -> tuple[list[str], list[RawRun]]:
+    """(metric names, runs) of a stored history, either version, checked (types, one value per name,
+    runs in slot order): ``ValueError``, ``TypeError`` or ``KeyError`` when it is not a history."""
+    data = orjson.loads(value)
+    if type(data) is dict:  # version 1
+        if data.get("v") != 1:
+            raise ValueError("not a history")
+        observations = [Observation.from_json(item) for item in data["runs"]]
+        names = list(dict.fromkeys(name for obs in observations for name in obs.values))
+        runs = [
+            [o.at_ms, o.seq, o.run_id, [o.values.get(n) for n in names], o.computed] for o in observations
+        ]
+        return names, runs
+    if type(data) is not list or len(data) not in (3, 4) or data[0] != HISTORY_VERSION:
+        raise ValueError("not a history")
+    if len(data) == 4 and type(data[3]) is not int:
+        raise TypeError("not a history's owner")
+    names, runs = data[1], data[2]
+    if type(names) is not list or not all(type(name) is str for name in names) or type(runs) is not list:
+        raise TypeError("not a history")
+    after = None
+    for run in runs:
+        if type(run) is not list or len(run) != 5:
+            raise TypeError("not a kept run")
+        at_ms, seq, run_id, values, computed = run
+        if (
+            type(at_ms) is not int
+            or type(seq) is not int
+            or type(run_id) is not str
+            or type(computed) is not dict
+        ):
+            raise TypeError("not a kept run")
+        if after is not None and at_ms <= after:
+            raise ValueError("kept runs out of order")  # a history only ever grows by newer runs
+        after = at_ms
+        if type(values) is not list or len(values) != len(names) or not all(map(_number, values)):
+            raise TypeError("not a kept run's values")
+        if not all(type(k) is str and _number(v) for k, v in computed.items()):
+            raise TypeError("not a kept run's outputs")
+    return names, runs
+
+
+def observation_of(run: RawRun, names: Sequence[str]) -> Observation:
+    at_ms, seq, run_id, values, computed = run
+    return Observation(
+        run_id,
+        at_ms,
+        seq,
+        {n: float(v) for n, v in zip(names, values, strict=True) if v is not None},
+        computed,
+    )
 
 
 def decode_history(value: bytes) -> History:
+    names, runs = load_runs(value)
+    return tuple(observation_of(run, names) for run in runs)
+
+
+def aligned_runs(value: bytes, names: list[str]) -> list[RawRun]:
+    """The runs of a stored history with their values aligned with ``names`` (the hot path: a history
+    written under the same names is only parsed, not checked: the store holds checked rows only)."""
     data = orjson.loads(value)
-    return tuple(Observation.from_json(item) for item in data["runs"])
+    if type(data) is list and len(data) in (3, 4) and data[0] == HISTORY_VERSION and data[1] == names:
+        runs: list[RawRun] = data[2]
+        return runs
+    stored, runs = load_runs(value)
+    where = {name: i for i, name in enumerate(stored)}
+    return [
+        [at_ms, seq, run_id, [values[where[n]] if n in where else None for n in names], computed]
+        for at_ms, seq, run_id, values, computed in runs
+    ]
+
+
+def newest_of(value: bytes) -> tuple[int, int]:
+    """(run number, slot ms) of the newest run of a stored (checked) history; (0, 0) when it has none."""
+    runs = load_runs(value)[1]
+    return (runs[-1][1], runs[-1][0]) if runs else (0, 0)
 
 
 @dataclass(frozen=True)
@@ -237,6 +333,181 @@ def is_stale(obs: Observation, seq: int, at_ms: int, drop_after_runs: int, drop_
     behind the schedule's newest run (number ``seq``, slot ``at_ms``) is dropped from the state."""
     behind_runs = obs.seq > 0 and seq - obs.seq > drop_after_runs
     return behind_runs or at_ms - obs.at_ms > drop_after_ms
+
+
+@dataclass
+class Wave:
+    """What ``apply_wave`` answers for a run of clients (``n`` of them, in order)."""
+
+    outputs: dict[str, list[float | None]]  # output columns (a column only when some client has a value)
+    stored: list[tuple[bytes, int, int] | None]  # per client: (new history, its newest seq, slot) or None
+    hits: int  # clients with a history
+    undecodable: list[int]  # clients whose stored history did not decode (counted as first sight)
+
+
+def _raw_previous(runs: list[RawRun], at_ms: int) -> tuple[RawRun | None, int | None, bool]:
+    """``_previous`` over stored runs."""
+    for i, run in enumerate(runs):
+        if run[0] == at_ms:
+            return (runs[i - 1] if i > 0 else None), i, False
+    if not runs or at_ms > runs[-1][0]:
+        return (runs[-1] if runs else None), None, False
+    older = [run for run in runs if run[0] < at_ms]
+    return (older[-1] if older else None), None, True
+
+
+def apply_wave(
+    spec: StateSpec,
+    stored: Sequence[bytes | None],
+    run_ids: Sequence[str],
+    at_ms: Sequence[int],
+    seqs: Sequence[int],
+    values: Mapping[str, Sequence[Any]],
+    owners: Sequence[int] | None = None,
+) -> Wave:
+    """``apply_run`` for many clients at once, none of them twice: client ``i`` has the stored history
+    ``stored[i]``, this run's id, slot and run number, and metric values ``values[metric][i]``; its new
+    history is written by request partition ``owners[i]`` (``encode_history``'s owner). Pure.
+
+    The same outputs and histories as ``apply_run`` client by client (tested against it), computed
+    per metric over whole columns: the per-client work is finding the previous run and encoding the
+    new history.
+    """
+    n = len(stored)
+    names = list(spec.kept)
+    width = len(names)
+    kept_columns: list[list[float | None]] = [
+        [None if v is None else float(v) for v in values[m]] if m in values else [None] * n for m in names
+    ]
+    rows: list[tuple[float | None, ...]] = list(zip(*kept_columns, strict=True)) if width else [()] * n
+    previous: list[RawRun | None] = [None] * n
+    bases = [0] * n
+    seconds = [0.0] * n
+    new: list[tuple[bytes, int, int] | None] = [None] * n
+    plugin = spec.plugin
+    plugin_outputs: list[dict[str, float]] = []
+    hits = 0
+    undecodable: list[int] = []
+    keep_runs = spec.keep_runs
+    dumps = orjson.dumps
+    for i in range(n):
+        value = stored[i]
+        runs: list[RawRun] = []
+        if value is not None:
+            try:
+                runs = aligned_runs(value, names)
+            except (ValueError, TypeError, KeyError, IndexError):
+                undecodable.append(i)
+        if runs:
+            hits += 1
+        at, seq = at_ms[i], seqs[i]
+        if not runs:
+            before, own, late = None, None, False
+        elif at > runs[-1][0]:  # the usual case: a run newer than every kept one (kept runs are in order)
+            before, own, late = runs[-1], None, False
+        else:
+            before, own, late = _raw_previous(runs, at)
+        base = LATE if late else 0
+        if before is not None:
+            if seq and before[1] and seq - before[1] > 1:
+                base |= GAP
+            seconds[i] = (at - before[0]) / 1000
+        previous[i] = before
+        bases[i] = base
+        computed: dict[str, float] = {}
+        if plugin is not None:
+            current = Observation(
+                run_ids[i], at, seq, {m: v for m, v in zip(names, rows[i], strict=True) if v is not None}
+            )
+            computed = dict(plugin(current, None if before is None else observation_of(before, names)))
+            plugin_outputs.append(computed)
+        if late:
+            continue
+        observation = [at, seq, run_ids[i], rows[i], computed]
+        if own is None:
+            kept = [*runs, observation][-keep_runs:]
+        elif own == len(runs) - 1:
+            kept = [*runs[:own], observation]
+        else:
+            continue
+        encoded = dumps(_compact(names, kept, None if owners is None else owners[i]))
+        if encoded != value:
+            newest = kept[-1]
+            # a copy: orjson's bytes keep a 4 KiB allocation each, and the store holds them in memory
+            new[i] = (bytes(memoryview(encoded)), newest[1], newest[0])
+    outputs = _builtin_columns(spec, names, kept_columns, previous, bases, seconds)
+    if plugin is not None:
+        _merge_plugin(outputs, plugin_outputs)
+    return Wave(outputs, new, hits, undecodable)
+
+
+def _builtin_columns(
+    spec: StateSpec,
+    names: list[str],
+    kept_columns: list[list[float | None]],
+    previous: list[RawRun | None],
+    bases: list[int],
+    seconds: list[float],
+) -> dict[str, list[float | None]]:
+    """``builtin_outputs`` as columns: per stateful metric its computes, then its reason."""
+    n = len(bases)
+    out: dict[str, list[float | None]] = {}
+    where = {name: j for j, name in enumerate(names)}
+    for metric, reason_name, computes in spec.plan:
+        j = where[metric]
+        now = kept_columns[j]
+        before = [None if p is None else p[3][j] for p in previous]
+        complete = None not in now and None not in before  # then no per-value test for a missing one
+        for kind, name in computes:
+            column: list[float | None]
+            if kind == "delta":
+                if complete:
+                    column = [v - b for v, b in zip(now, before, strict=True)]  # type: ignore[operator]
+                else:
+                    column = [
+                        None if v is None or b is None else v - b for v, b in zip(now, before, strict=True)
+                    ]
+            elif kind == "increase":
+                if complete:
+                    column = [v if v < b else v - b for v, b in zip(now, before, strict=True)]  # type: ignore[operator]
+                else:
+                    column = [
+                        None if v is None or b is None else (v if v < b else v - b)
+                        for v, b in zip(now, before, strict=True)
+                    ]
+            else:  # rate
+                column = [
+                    None if v is None or b is None or s <= 0 else (v if v < b else v - b) / s
+                    for v, b, s in zip(now, before, seconds, strict=True)
+                ]
+            if complete or column.count(None) != n:
+                out[name] = column
+        reasons = [
+            None
+            if v is None
+            else float(k | FIRST_SIGHT)
+            if b is None
+            else float(k | RESET)
+            if v < b
+            else float(k)
+            for v, b, k in zip(now, before, bases, strict=True)
+        ]
+        if reasons.count(None) != n:
+            out[reason_name] = reasons
+    return out
+
+
+def _merge_plugin(out: dict[str, list[float | None]], per_client: list[dict[str, float]]) -> None:
+    """The plug-in's outputs as columns in ``out`` (a plug-in value replaces a built-in one of its name)."""
+    names: dict[str, None] = {}
+    for outputs in per_client:
+        names.update(dict.fromkeys(outputs))
+    for name in names:
+        builtin = out.get(name)
+        if builtin is None:
+            out[name] = [outputs.get(name) for outputs in per_client]
+        else:
+            out[name] = [outputs.get(name, b) for outputs, b in zip(per_client, builtin, strict=True)]
 
 
 def merge_histories(held: History, read: History, keep_runs: int) -> History:

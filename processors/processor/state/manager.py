@@ -30,18 +30,19 @@ from confluent_kafka import KafkaError, Message, TopicPartition
 from processors.processor.state.history import (
     CLOCK_SLOTS,
     Clock,
-    History,
     StateSpec,
-    apply_run,
+    apply_wave,
     decode_history,
     encode_history,
     is_stale,
     merge_histories,
+    newest_of,
     owner_of,
     unscheduled_outputs,
 )
 from processors.processor.state.layout import Layout
 from processors.processor.state.store import (
+    Index,
     PartitionStore,
     Row,
     client_key,
@@ -209,16 +210,19 @@ class StateStores:
         deadline = time.monotonic() + patience
         last_note = time.monotonic()
 
-        def write(p: int, part_rows: list[Row], end: int) -> None:
+        def write(p: int, part_rows: list[Row], end: int, known: dict[bytes, Index] | None) -> None:
             if p in merging:
-                part_rows = self._merged(p, stores[p], part_rows)
-            stores[p].write(part_rows, end)
+                stores[p].put(self._merged(p, stores[p], part_rows, known or {}))
+                stores[p].write([], end)
+            else:
+                stores[p].write(part_rows, end, known)
             applied[p] += len(part_rows)
 
         try:
             while open_parts:
                 messages = consumer.consume(5000, 0.2)
                 rows: dict[int, list[Row]] = {}
+                index: dict[int, dict[bytes, Index]] = {}
                 for msg in messages:
                     q = int(msg.partition() or 0)
                     if q not in open_parts:
@@ -229,7 +233,7 @@ class StateStores:
                             ends[q] = int(msg.offset() or 0)
                             open_parts.discard(q)
                             for p in readers[q]:
-                                write(p, rows.pop(p, []), ends[q])
+                                write(p, rows.pop(p, []), ends[q], index.pop(p, None))
                         continue
                     offset = int(msg.offset() or 0)
                     if offset < lowest[q]:
@@ -237,21 +241,25 @@ class StateStores:
                         open_parts.discard(q)
                         for p in readers[q]:
                             rows.pop(p, None)
+                            index.pop(p, None)
                         continue
-                    row = usable_row(msg.key(), msg.value())
-                    if row is None:
+                    found = indexed_row(msg.key(), msg.value())
+                    if found is None:
                         skipped += 1
                         if skipped <= 5:
                             log.warning(
                                 "state: partition %d offset %d: not a state record, skipped", q, offset
                             )
                     else:
+                        row, row_index = found
                         for p in readers[q]:
                             if offset >= starts[p]:
                                 rows.setdefault(p, []).append(row)
+                                if row_index is not None:
+                                    index.setdefault(p, {})[row[0]] = row_index
                     ends[q] = offset + 1
                 for p, part_rows in rows.items():
-                    write(p, part_rows, ends[self.layout.source(p)])
+                    write(p, part_rows, ends[self.layout.source(p)], index.pop(p, None))
                 if messages:
                     deadline = time.monotonic() + patience
                 elif time.monotonic() > deadline:
@@ -269,34 +277,40 @@ class StateStores:
             consumer.close()
         return {p: (applied[p], ends[self.layout.source(p)]) for p in stores}
 
-    def _merged(self, partition: int, store: PartitionStore, rows: list[Row]) -> list[Row]:
+    def _merged(
+        self, partition: int, store: PartitionStore, rows: list[Row], known: dict[bytes, Index]
+    ) -> dict[bytes, tuple[bytes, Index]]:
         """Changelog rows read into a store kept open since its last restore (grown layout only): a
         client's history read is merged with the one held (runs of both, newest kept), since the store
         may hold newer writes of its own than the changelog has delivered; tombstones are skipped (only
-        this partition drops its clients, and did so in its store already); so is its own run clock."""
+        this partition drops its clients, and did so in its store already); so is its own run clock.
+        The rows to ``put``: key -> (value, its index; ``known``: the indexes of the rows read)."""
         source = self.layout.source(partition)
-        merged: dict[bytes, bytes] = {}
+        merged: dict[bytes, tuple[bytes, Index]] = {}
         for key, value in rows:
             if value is None:
                 continue
             schedule, client = split_key(key)
+            read = (value, known.get(key) or index_of(key, value))
             if not client:
                 if key != self.layout.clock_key(schedule, partition):
-                    merged[key] = value
+                    merged[key] = read
                 continue
-            held = merged.get(key) or store.get(key)
+            earlier = merged.get(key)
+            held = earlier[0] if earlier is not None else store.get(key)
             if held is None:
-                merged[key] = value
+                merged[key] = read
                 continue
             try:
                 mine, theirs = decode_history(held), decode_history(value)
             except (ValueError, TypeError, KeyError):
-                merged[key] = value
+                merged[key] = read
                 continue
             runs = merge_histories(mine, theirs, self.spec.keep_runs)
             newer = value if theirs and (not mine or theirs[-1].at_ms >= mine[-1].at_ms) else held
-            merged[key] = encode_history(runs, owner_of(newer, source))
-        return list(merged.items())
+            newest = (runs[-1].seq, runs[-1].at_ms) if runs else (0, 0)
+            merged[key] = (encode_history(runs, owner_of(newer, source)), (schedule, *newest))
+        return merged
 
     def catch_up(self, partition: int) -> None:
         """Grown layout: read what other request partitions wrote to this one's changelog partition
@@ -348,40 +362,57 @@ class StateStores:
         columns: MetricColumns,
         tracker: DeliveryTracker,
     ) -> dict[str, list[Any]]:
-        """The state's output columns for ``requests`` (in order), the stores and changelog moved on."""
-        slots: dict[str, tuple[str, int] | None] = {}
-        for run_id in {str(r["run_id"]) for r in requests}:
-            slots[run_id] = schedule_slot(run_id)
+        """The state's output columns for ``requests`` (in order), the stores and changelog moved on.
+
+        The batch is cut into *waves* of clients computed at once (``history.apply_wave``): a wave ends
+        before a client already in it (its second request must see the first one's state) and before a
+        new run slot of a partition already in it (the slot drops stale clients, which the clients
+        after it must see). A batch of one run is one wave.
+        """
+        n = len(requests)
+        run_ids = [str(r["run_id"]) for r in requests]
+        slots = {run_id: schedule_slot(run_id) for run_id in set(run_ids)}
+        keys: list[bytes | None] = []
+        for run_id, request in zip(run_ids, requests, strict=True):
+            scheduled = slots[run_id]
+            keys.append(None if scheduled is None else client_key(scheduled[0], str(request["client_id"])))
         batch = _BatchState(self, tracker)
-        wanted: dict[int, list[bytes]] = {}
-        for request, partition in zip(requests, partitions, strict=True):
-            scheduled = slots[str(request["run_id"])]
-            if scheduled is not None:
-                wanted.setdefault(partition, []).append(client_key(scheduled[0], str(request["client_id"])))
         if self.layout.grown:
             self._catch_up_on_new_runs(requests, partitions, slots)
-        for partition, client_keys in wanted.items():
-            batch.prefetch(partition, client_keys)
-        outputs: list[dict[str, float]] = []
-        names = list(columns)
-        for i, request in enumerate(requests):
-            values = {name: columns[name][i] for name in names}
-            scheduled = slots[str(request["run_id"])]
-            if scheduled is None:
+        out: dict[str, list[Any]] = {}
+        at_ms = [0] * n
+        seqs = [0] * n
+        schedules = [""] * n
+        wave: list[int] = []
+        wave_keys: set[bytes] = set()
+        wave_partitions: set[int] = set()
+        for i, key in enumerate(keys):
+            if key is None:
                 batch.unscheduled += 1
-                outputs.append(unscheduled_outputs(values, self.spec))
+                self._unscheduled(out, columns, i, n)
                 continue
-            schedule, at_ms = scheduled
-            outputs.append(
-                batch.run(
-                    partitions[i], schedule, str(request["client_id"]), str(request["run_id"]), at_ms, values
-                )
-            )
+            schedule, at = slots[run_ids[i]]  # type: ignore[misc]
+            partition = partitions[i]
+            seq, new_slot = batch.advance(partition, schedule, at)
+            if key in wave_keys or (new_slot and partition in wave_partitions):
+                batch.wave(wave, _Clients(keys, partitions, run_ids, at_ms, seqs, schedules), columns, out)
+                wave, wave_keys, wave_partitions = [], set(), set()
+            if new_slot:
+                batch.drop_stale(partition, schedule, seq, at)
+            wave.append(i)
+            wave_keys.add(key)
+            wave_partitions.add(partition)
+            at_ms[i], seqs[i], schedules[i] = at, seq, schedule
+        if wave:
+            batch.wave(wave, _Clients(keys, partitions, run_ids, at_ms, seqs, schedules), columns, out)
         batch.flush()
-        keys: dict[str, None] = {}
-        for out in outputs:
-            keys.update(dict.fromkeys(out))
-        return {key: [out.get(key) for out in outputs] for key in keys}
+        return out
+
+    def _unscheduled(self, out: dict[str, list[Any]], columns: MetricColumns, i: int, n: int) -> None:
+        """An ad-hoc run reads and writes no state: only the reason (``unscheduled_outputs``)."""
+        values = {m: columns[m][i] for m in self.spec.metrics if m in columns}
+        for name, value in unscheduled_outputs(values, self.spec).items():
+            out.setdefault(name, [None] * n)[i] = value
 
     def _catch_up_on_new_runs(
         self, requests: Sequence[Record], partitions: Sequence[int], slots: dict[str, tuple[str, int] | None]
@@ -399,20 +430,42 @@ class StateStores:
                 self.catch_up(partition)
 
 
-def usable_row(key: bytes | str | None, value: bytes | None) -> Row | None:
-    """A changelog record as a store row, or None when it is not one (no key, or a value that does not
-    decode as what its key says): a bad record is skipped, it never stops a restore."""
+def indexed_row(key: bytes | str | None, value: bytes | None) -> tuple[Row, Index | None] | None:
+    """A changelog record as a store row with its index (``PartitionStore.write``; None for a
+    tombstone), or None when it is not one (no key, or a value that does not decode as what its key
+    says): a bad record is skipped, it never stops a restore."""
     if key is None:
         return None
     raw = key if isinstance(key, bytes) else key.encode()
     try:
-        if value is not None:
-            index_of(raw, value)
-            if not split_key(raw)[1]:
-                Clock.from_bytes(value)
-    except (ValueError, TypeError, KeyError):
+        schedule, client = split_key(raw)
+        if value is None:
+            return (raw, None), None
+        if not client:
+            Clock.from_bytes(value)
+            return (raw, value), (schedule, -1, -1)
+        seq, slot = newest_of(value)
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
         return None
-    return raw, value
+    return (raw, value), (schedule, seq, slot)
+
+
+def usable_row(key: bytes | str | None, value: bytes | None) -> Row | None:
+    """``indexed_row`` without the index."""
+    found = indexed_row(key, value)
+    return None if found is None else found[0]
+
+
+@dataclass(frozen=True)
+class _Clients:
+    """A batch's requests as the state sees them (same order; key None: an ad-hoc run)."""
+
+    keys: list[bytes | None]
+    partitions: Sequence[int]
+    run_ids: list[str]
+    at_ms: list[int]
+    seqs: list[int]
+    schedules: list[str]
 
 
 class _BatchState:
@@ -421,17 +474,14 @@ class _BatchState:
     def __init__(self, stores: StateStores, tracker: DeliveryTracker) -> None:
         self._stores = stores
         self._tracker = tracker
-        self._rows: dict[int, dict[bytes, bytes | None]] = {}
+        self._upserts: dict[int, dict[bytes, tuple[bytes, Index]]] = {}  # per partition: value, index
+        self._deletes: dict[int, set[bytes]] = {}
         self._clocks: dict[tuple[int, str], Clock] = {}
-        self._index: dict[bytes, tuple[str, int, int]] = {}
-        self._loaded: dict[bytes, bytes] = {}  # prefetched rows
-        self._local: dict[int, dict[bytes, bytes | None]] = {}  # store-only deletes (not in the changelog)
+        self._slots: dict[tuple[int, str, int], int] = {}  # (partition, schedule, slot) -> run number
+        self._local: dict[int, set[bytes]] = {}  # store-only deletes (not in the changelog)
         self.hits = 0
         self.misses = 0
         self.unscheduled = 0
-
-    def prefetch(self, partition: int, keys: list[bytes]) -> None:
-        self._loaded.update(self._store(partition).get_many(keys))
 
     def _store(self, partition: int) -> PartitionStore:
         store = self._stores.stores.get(partition)
@@ -441,12 +491,24 @@ class _BatchState:
         return store
 
     def _read(self, partition: int, key: bytes) -> bytes | None:
-        rows = self._rows.setdefault(partition, {})
-        if key in rows:
-            return rows[key]
-        if key in self._loaded:
-            return self._loaded[key]
+        upserts = self._upserts.get(partition)
+        if upserts is not None and key in upserts:
+            return upserts[key][0]
+        deletes = self._deletes.get(partition)
+        if deletes is not None and key in deletes:
+            return None
         return self._store(partition).get(key)
+
+    def _write(self, partition: int, key: bytes, value: bytes, index: Index) -> None:
+        self._upserts.setdefault(partition, {})[key] = (value, index)
+        if self._deletes:
+            self._deletes.get(partition, set()).discard(key)
+        if self._local:
+            self._local.get(partition, set()).discard(key)
+
+    def _delete(self, partition: int, key: bytes) -> None:
+        self._deletes.setdefault(partition, set()).add(key)
+        self._upserts.get(partition, {}).pop(key, None)
 
     def _clock(self, partition: int, schedule: str) -> Clock:
         clock = self._clocks.get((partition, schedule))
@@ -468,70 +530,90 @@ class _BatchState:
             self._clocks[(partition, schedule)] = clock
         return clock
 
-    def run(
-        self,
-        partition: int,
-        schedule: str,
-        client_id: str,
-        run_id: str,
-        at_ms: int,
-        values: dict[str, float | None],
-    ) -> dict[str, float]:
+    def advance(self, partition: int, schedule: str, at_ms: int) -> tuple[int, bool]:
+        """(the run's number in the partition's clock of ``schedule``, whether its slot is new there)."""
+        known = self._slots.get((partition, schedule, at_ms))
+        if known is not None:
+            return known, False
         clock, seq, new_slot = self._clock(partition, schedule).advance(at_ms)
         if new_slot:
             self._clocks[(partition, schedule)] = clock
-            self._rows.setdefault(partition, {})[self._stores.layout.clock_key(schedule, partition)] = (
-                clock.to_bytes()
-            )
-            self._drop_stale(partition, schedule, seq, at_ms)
-        key = client_key(schedule, client_id)
-        value = self._read(partition, key)
-        history = self._history(partition, key, value)
-        if history:
-            self.hits += 1
-        else:
-            self.misses += 1
-        step = apply_run(history, run_id, at_ms, seq, values, self._stores.spec)
-        if step.history is not None:
-            self._rows.setdefault(partition, {})[key] = encode_history(step.history, partition)
-            newest = step.history[-1]
-            self._index[key] = (schedule, newest.seq, newest.at_ms)
-        return step.outputs
+            key = self._stores.layout.clock_key(schedule, partition)
+            self._write(partition, key, clock.to_bytes(), (schedule, -1, -1))
+        self._slots[(partition, schedule, at_ms)] = seq
+        return seq, new_slot
 
-    @staticmethod
-    def _history(partition: int, key: bytes, value: bytes | None) -> History:
-        """A stored history; one that does not decode counts as none (the client's first sight)."""
-        if value is None:
-            return ()
-        try:
-            return decode_history(value)
-        except (ValueError, TypeError, KeyError):
-            log.warning("state: partition %d: the history of %r does not decode: first sight", partition, key)
-            return ()
+    def wave(
+        self, wave: list[int], clients: _Clients, columns: MetricColumns, out: dict[str, list[Any]]
+    ) -> None:
+        """Compute the clients ``wave`` indexes at once, note their new histories, fill ``out``."""
+        n = len(clients.keys)
+        whole = len(wave) == n
+        spec = self._stores.spec
+        wave_keys = [clients.keys[i] for i in wave]
+        wave_partitions = [clients.partitions[i] for i in wave]
+        schedules = [clients.schedules[i] for i in wave]
+        stored = [self._read(p, k) for p, k in zip(wave_partitions, wave_keys, strict=True)]  # type: ignore[arg-type]
+        if whole:
+            done = apply_wave(
+                spec, stored, clients.run_ids, clients.at_ms, clients.seqs, columns, clients.partitions
+            )
+        else:
+            done = apply_wave(
+                spec,
+                stored,
+                [clients.run_ids[i] for i in wave],
+                [clients.at_ms[i] for i in wave],
+                [clients.seqs[i] for i in wave],
+                {m: [columns[m][i] for i in wave] for m in spec.kept if m in columns},
+                wave_partitions,
+            )
+        self.hits += done.hits
+        self.misses += len(wave) - done.hits
+        for j in done.undecodable:
+            log.warning(
+                "state: partition %d: the history of %r does not decode: first sight",
+                wave_partitions[j],
+                wave_keys[j],
+            )
+        changed = zip(wave_partitions, wave_keys, schedules, done.stored, strict=True)
+        for partition, key, schedule, new in changed:
+            if new is not None:
+                self._write(partition, key, new[0], (schedule, new[1], new[2]))  # type: ignore[arg-type]
+        for name, column in done.outputs.items():
+            if whole and name not in out:
+                out[name] = column
+                continue
+            target = out.setdefault(name, [None] * n)
+            for i, value in zip(wave, column, strict=True):
+                target[i] = value
 
     def _owned(self, partition: int, value: bytes) -> bool:
+        """Whether ``partition`` wrote a history last (always, unless grown): only then may it drop it."""
         layout = self._stores.layout
         try:
             return not layout.grown or owner_of(value, layout.source(partition)) == partition
-        except (ValueError, TypeError):
+        except ValueError:
             return True
 
-    def _drop_stale(self, partition: int, schedule: str, seq: int, at_ms: int) -> None:
+    def drop_stale(self, partition: int, schedule: str, seq: int, at_ms: int) -> None:
         bounds = self._stores.bounds
         store = self._store(partition)
-        rows = self._rows.setdefault(partition, {})
         dropped = 0
         for key in store.stale(schedule, seq - bounds.runs, at_ms - bounds.ms):
-            value = rows.get(key, store.get(key))
+            value = self._read(partition, key)
             if value is None:
                 continue
-            newest = self._history(partition, key, value)[-1:]
+            try:
+                newest = decode_history(value)[-1:]
+            except (ValueError, TypeError, KeyError):
+                newest = ()
             if newest and is_stale(newest[0], seq, at_ms, bounds.runs, bounds.ms):
                 if self._owned(partition, value):
-                    rows[key] = None
+                    self._delete(partition, key)
                     dropped += 1
                 else:  # another request partition's client now: forgotten here, kept in the changelog
-                    self._local.setdefault(partition, {})[key] = None
+                    self._local.setdefault(partition, set()).add(key)
         if dropped:
             m.PROCESSOR_STATE_DROPPED.inc(dropped)
             log.info(
@@ -547,16 +629,20 @@ class _BatchState:
             if count:
                 m.PROCESSOR_STATE_LOOKUPS.labels(outcome).inc(count)
         written = 0
-        for partition in self._rows.keys() | self._local.keys():
-            records = list(self._rows.get(partition, {}).items())
-            local = list(self._local.get(partition, {}).items())
-            if not records and not local:
+        for partition in sorted(set(self._upserts) | set(self._deletes) | set(self._local)):
+            upserts = self._upserts.get(partition, {})
+            deletes = self._deletes.get(partition, set())
+            local = self._local.get(partition, set()) - deletes - upserts.keys()
+            if not upserts and not deletes and not local:
                 continue
+            records: list[Row] = [(key, row[0]) for key, row in upserts.items()]
+            records.extend((key, None) for key in deletes)
             if records:
                 self._stores.produce(partition, records, self._tracker)
-            written += sum(len(k) + len(v or b"") for k, v in records)
+            written += sum(map(len, upserts)) + sum(len(row[0]) for row in upserts.values())
+            written += sum(map(len, deletes))
             store = self._store(partition)
-            store.write(local + records, index=self._index)
+            store.put(upserts, deletes | local)
             self._stores.gauges_now_and_then(partition, store)
         if written:
             m.PROCESSOR_STATE_CHANGELOG_BYTES.inc(written)

@@ -43,3 +43,20 @@ def test_stale_finds_clients_behind_in_runs_or_time_never_clocks(tmp_path: Path)
     assert sorted(store.keys_of("s")) == sorted(
         [client_key("s", "old"), client_key("s", "new"), clock_key("s")]
     )
+
+
+def test_batch_rows_reach_the_file_in_bulk_and_at_close(tmp_path: Path) -> None:
+    path = tmp_path / "p2.sqlite"
+    store = PartitionStore(path, flush_min_rows=4)
+    a, b = client_key("s", "a"), client_key("s", "b")
+    store.put({a: (history(1, 1000), ("s", 1, 1000))})
+    assert store.get(a) == history(1, 1000) and store.stale("s", 5, 0) == [a]
+    assert PartitionStore(path).count() == 0  # not flushed yet: a crash loses it, the changelog has it
+    store.put({a: (history(2, 2000), ("s", 2, 2000)), b: (history(2, 2000), ("s", 2, 2000))})
+    store.put({b: (history(3, 3000), ("s", 3, 3000))}, [a])
+    assert PartitionStore(path).count() == 1  # 4 rows written (twice the rows held): flushed
+    store.put({a: (history(4, 4000), ("s", 4, 4000))})
+    store.close()
+    reopened = PartitionStore(path)
+    assert reopened.get(a) == history(4, 4000) and reopened.stale("s", 4, 0) == [b]
+    assert reopened.changelog_offset() == 0
