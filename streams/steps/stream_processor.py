@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams.observability import metrics as m
 from streams.steps.commit import Commit
@@ -298,15 +298,28 @@ class StreamProcessor:
             f"; assigned again, consuming from the committed offset: {again}" if again else "",
         )
         if again:
-            self._seek_committed(again)
+            self._seek_committed({partition: dropped[partition] for partition in again})
         return kept
 
-    def _seek_committed(self, partitions: list[Partition]) -> None:
-        wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
-        for tp in self._consumer.committed(wanted, timeout=self._deadline):
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
-            self._first_consumed.pop((tp.topic, tp.partition), None)
+    def _seek_committed(self, lowest_dropped: dict[Partition, int]) -> None:
+        """Seek each partition to its committed offset (where its new assignment started reading; the
+        lowest record dropped of it when the broker does not answer, which skips nothing either)."""
+        targets = dict(lowest_dropped)
+        wanted = [TopicPartition(topic, partition) for topic, partition in lowest_dropped]
+        try:
+            for tp in self._consumer.committed(wanted, timeout=self._deadline):
+                targets[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+        except KafkaException as exc:
+            log.warning("committed offsets unreadable (%s): seeking to the first record dropped", exc)
+        for (topic, partition), offset in targets.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:
+                # not fetching yet (its committed offset is still being read): nothing of the new
+                # assignment was read, so dropping the old records was enough
+                if exc.args[0].code() not in (KafkaError._STATE, KafkaError._PREV_IN_PROGRESS):
+                    raise
+            self._first_consumed.pop((topic, partition), None)
 
     def _offer(self, chain: ProcessingStep[list[Message]], batch: Batch[list[Message]]) -> None:
         try:

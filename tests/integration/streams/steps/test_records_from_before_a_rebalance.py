@@ -42,13 +42,14 @@ Rebalanced = Callable[[Consumer, list[TopicPartition]], None]
 class LateBarrier(Consumer):
     """A consumer whose held-back records come back in the call that ran a revoke or lost callback.
 
-    ``through_assign``: that call also lasts until the new assignment's callback has run and its
-    first records are read (one librdkafka call whose loop met the revoke, then the assignment, then
-    fresh records: possible when the group rebalances within the call's timeout)."""
+    ``until``: ``revoke``: that call ends as it would; ``assign``: it also lasts until the new
+    assignment's callback has run (one librdkafka call whose loop met the revoke, then the
+    assignment: possible when the group rebalances within the call's timeout); ``records``: and
+    until the new assignment's first records are read too."""
 
-    def __init__(self, config: dict[str, Any], through_assign: bool = False) -> None:
+    def __init__(self, config: dict[str, Any], until: str = "revoke") -> None:
         super().__init__(config)
-        self.through_assign = through_assign
+        self.until = until
         self.armed = False
         self.held: list[Message] = []
         self.released = 0
@@ -76,11 +77,12 @@ class LateBarrier(Consumer):
         messages = super().consume(num_messages, timeout)
         if self._revoked and self.held:
             held, self.held, self.armed = self.held, [], False
-            if self.through_assign:
-                deadline = time.monotonic() + 30
-                while not (self._assigned and messages) and time.monotonic() < deadline:
-                    messages += super().consume(num_messages, 0.1)
-                assert self._assigned and messages, "the new assignment's records never came"
+            deadline = time.monotonic() + 30
+            while self.until != "revoke" and time.monotonic() < deadline:
+                if self._assigned and (self.until == "assign" or messages):
+                    break
+                messages += super().consume(num_messages, 0.02)
+            assert self.until == "revoke" or self._assigned, "the new assignment never came"
             self.released = len(held)
             return held + messages
         if self.armed:
@@ -96,9 +98,9 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("through_assign", [False, True], ids=["revoke", "revoke-then-assign"])
+@pytest.mark.parametrize("until", ["revoke", "assign", "records"])
 def test_records_read_before_a_revoke_are_neither_handled_nor_committed_by_the_old_owner(
-    kafka_bootstrap: str, unique_name: str, through_assign: bool, caplog: pytest.LogCaptureFixture
+    kafka_bootstrap: str, unique_name: str, until: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="streams.steps.stream_processor")
     topic, group = f"{unique_name}.requests", f"{unique_name}-g"
@@ -130,7 +132,7 @@ def test_records_read_before_a_revoke_are_neither_handled_nor_committed_by_the_o
         thread.start()
         return loop, thread
 
-    late = LateBarrier(config, through_assign)
+    late = LateBarrier(config, until)
     first, first_thread = member("first", late)
     members = [(first, first_thread)]
     try:
@@ -167,7 +169,7 @@ def test_records_read_before_a_revoke_are_neither_handled_nor_committed_by_the_o
         assert final == dict.fromkeys(range(PARTITIONS), 2 * WAVE), final
         missing = {(p, o) for p in range(PARTITIONS) for o in range(2 * WAVE)} - seen
         assert not missing, f"{len(missing)} record(s) never handled: {sorted(missing)[:10]}"
-        if through_assign:  # the partitions it owns again were read again from their committed offset
+        if until != "revoke":  # the partitions it owns again are read again from their committed offset
             assert "assigned again, consuming from the committed offset" in caplog.text
     finally:
         for loop, thread in members:
