@@ -16,6 +16,14 @@
   commits.
   A fresh chain is built while partitions are assigned. Lost partitions: everything is dropped, and
   partitions kept (if any) are sought back the same way.
+- Records from before a rebalance: librdkafka serves the rebalance callbacks inside ``consume``, and
+  the records that call had already taken from its queue (fetched before the revoke) are returned
+  after the callback unless the partition's version barrier reaches the queue first (it comes from
+  the broker thread, so a busy or just-thawed process returns them). Those records of partitions
+  revoked or lost during the call are dropped: a partition that moved away is not this member's any
+  more (its commit would carry the current generation, so the broker would accept offsets of a
+  partition another member owns, moving its committed offset backwards or past work not done), and
+  one assigned again within the same call is sought back to its committed offset.
 - Downstream backpressure (optional ``hold``, e.g. the sink's lag on the results topic above a high
   mark): while it says so, every partition is paused and the loop keeps polling and finishing work.
 - Stalled fetch: a partition not held back here whose position has stood still for 20 s while the
@@ -35,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams.observability import metrics as m
 from streams.steps.commit import Commit
@@ -144,6 +152,7 @@ class StreamProcessor:
         self._pending: Batch[list[Message]] | None = None
         self._paused_at: float | None = None
         self._first_consumed: dict[Partition, int] = {}  # per partition since it was assigned
+        self._taken_back: set[Partition] = set()  # revoked or lost during the current consume call
         self._handled: dict[Partition, int] = {}  # offsets the chains committed since then
         self._running = False
         self._paused_gauge = m.CONSUMER_PAUSED_PARTITIONS.labels(name)
@@ -254,7 +263,11 @@ class StreamProcessor:
             self._paused_gauge.set(len(held))
 
     def _consume(self, timeout: float) -> list[Message]:
+        self._taken_back = set()
         messages = self._consumer.consume(self._batch_size, timeout)
+        if messages and self._taken_back:
+            messages = self._drop_from_before(messages, self._taken_back)
+        self._taken_back = set()
         if not messages:
             return []
         good = [msg for msg in messages if msg.error() is None]
@@ -273,6 +286,53 @@ class StreamProcessor:
         if good and self._probe is not None:
             self._probe.kafka_ok()
         return good
+
+    def _drop_from_before(self, messages: list[Message], taken_back: set[Partition]) -> list[Message]:
+        """``messages`` without those of partitions revoked or lost during the call that returned them
+        (read before the rebalance: see the module docstring); a partition of theirs assigned again
+        meanwhile is sought back to its committed offset, so nothing the call returned is skipped."""
+        dropped: dict[Partition, int] = {}
+        kept: list[Message] = []
+        for msg in messages:
+            key = (msg.topic(), msg.partition())
+            if key in taken_back and msg.error() is None:
+                offset: int = msg.offset()  # type: ignore[assignment]  # set on consumed records
+                dropped[key] = min(offset, dropped.get(key, offset))
+            else:
+                kept.append(msg)
+        if not dropped:
+            return messages
+        owned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        again = sorted(set(dropped) & owned)
+        log.warning(
+            "dropped %d record(s) read before partitions were revoked or lost (%s)%s",
+            len(messages) - len(kept),
+            ", ".join(f"{t}/{p}@{o}" for (t, p), o in sorted(dropped.items())),
+            f"; assigned again, consuming from the committed offset: {again}" if again else "",
+        )
+        if again:
+            self._seek_committed({partition: dropped[partition] for partition in again})
+        return kept
+
+    def _seek_committed(self, lowest_dropped: dict[Partition, int]) -> None:
+        """Seek each partition to its committed offset (where its new assignment started reading; the
+        lowest record dropped of it when the broker does not answer, which skips nothing either)."""
+        targets = dict(lowest_dropped)
+        wanted = [TopicPartition(topic, partition) for topic, partition in lowest_dropped]
+        try:
+            for tp in self._consumer.committed(wanted, timeout=self._deadline):
+                targets[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+        except KafkaException as exc:
+            log.warning("committed offsets unreadable (%s): seeking to the first record dropped", exc)
+        for (topic, partition), offset in targets.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:
+                # not fetching yet (its committed offset is still being read): nothing of the new
+                # assignment was read, so dropping the old records was enough
+                if exc.args[0].code() not in (KafkaError._STATE, KafkaError._PREV_IN_PROGRESS):
+                    raise
+            self._first_consumed.pop((topic, partition), None)
 
     def _offer(self, chain: ProcessingStep[list[Message]], batch: Batch[list[Message]]) -> None:
         try:
@@ -319,6 +379,7 @@ class StreamProcessor:
 
     def _revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = {(tp.topic, tp.partition) for tp in partitions}
+        self._taken_back |= gone
         log.info("revoking %d partition(s): finishing in-flight work", len(gone))
         self._finish_chain()
         self._forget(gone)
@@ -330,6 +391,7 @@ class StreamProcessor:
             self._chain.terminate()
         self._chain = None
         gone = {(tp.topic, tp.partition) for tp in partitions}
+        self._taken_back |= gone
         if self._on_lost is not None:
             self._on_lost(sorted(gone))
         self._forget(gone)

@@ -572,6 +572,9 @@ class Campaign:
         problems += self.dead_letter_problems(report.dead_letters_of_others)
         self.note("dead letters checked")
         backwards = self.watch.stop() if self.watch is not None else []
+        if self.watch is not None:
+            for move, at in zip(backwards, self.watch.moved_at, strict=True):
+                self.timeline.append(f"{at - self.t0:7.2f}s committed offset moved backwards: {move}")
         self.watch = None
         if backwards:
             problems.append(f"committed offsets moved backwards: {backwards}")

@@ -204,12 +204,14 @@ def drill_stack(
 
 class OffsetWatch(threading.Thread):
     """Samples the committed offsets of the processor and sink groups every ``interval`` s and records
-    every partition whose committed offset moved backwards."""
+    every partition whose committed offset moved backwards (with ``time.monotonic()`` of the sample
+    that saw it in ``moved_at``, so a caller can place it on its own timeline)."""
 
     def __init__(self, d: Deployment, interval: float = 0.5) -> None:
         super().__init__(daemon=True, name="offset-watch")
         self.d, self.interval = d, interval
         self.backwards: list[str] = []
+        self.moved_at: list[float] = []
         self.samples = 0
         self._halt = threading.Event()
 
@@ -232,6 +234,7 @@ class OffsetWatch(threading.Thread):
                         before = last.get((group, partition))
                         if before is not None and offset < before:
                             self.backwards.append(f"{group}[{partition}] {before} -> {offset}")
+                            self.moved_at.append(time.monotonic())
                         last[(group, partition)] = offset
                     self.samples += 1
                 self._halt.wait(self.interval)
