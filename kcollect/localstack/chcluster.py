@@ -70,9 +70,18 @@ class LocalCluster:
             server.record = None
 
     def restart(self, server: ClusterServer, timeout: float = STARTUP_TIMEOUT) -> None:
-        """Start ``server`` again on its folder and ports (after a stop or a kill -9)."""
+        """Start ``server`` again on its folder and ports (after a stop or a kill -9).
+
+        A replica killed during an insert can hold parts ZooKeeper never recorded (the insert was cut
+        off before its commit there, so it was never acknowledged and the sink sends it again); 18.16
+        then refuses to load the table ("doesn't look like the set of parts in ZooKeeper"). The restart
+        sets ClickHouse's ``flags/force_restore_data``, the recovery its docs prescribe: such parts are
+        moved to ``detached/`` and the replica fetches what ZooKeeper lists from its twin."""
         if server.record is not None:
             stop_process(server.record)
+        flags = server.layout.data_dir / "flags"
+        flags.mkdir(parents=True, exist_ok=True)
+        (flags / "force_restore_data").touch()
         server.record = start_server(server.layout, server.ports, server.member, timeout=timeout)
 
     def stop_zookeeper(self) -> None:

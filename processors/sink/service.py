@@ -76,6 +76,7 @@ def build_sink_chain(
         settings.sink_batch_seconds,
         idle_rows=settings.sink_idle_rows,
         idle_seconds=settings.sink_idle_seconds,
+        grouped=not settings.clickhouse().cluster,  # a cluster's block deduplication needs stable cuts
     )
     window = WindowStep(limits, insert, stats)
     return TransformStep(ResultDecoder(dead_letters, stats).decode, window)

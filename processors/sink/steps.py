@@ -163,13 +163,14 @@ class WindowStep(ForwardingStep[WindowRows]):
         self._clock = clock
 
     def _hold(self, windows: list[PartitionWindow]) -> None:
-        """Windows closed together wait for the insert step as one group, with each partition's next
-        offset and every delivery they await."""
-        if windows:
-            group = group_windows(windows)
-            trackers = [t for w in windows for t in w.trackers]
+        """Windows closed together wait for the insert step as one group (one by one: each its own),
+        with each partition's next offset and every delivery they await."""
+        groups = [windows] if self._windows.limits.grouped else [[w] for w in windows]
+        for closed in groups if windows else []:
+            group = group_windows(closed)
+            trackers = [t for w in closed for t in w.trackers]
             self._held.append(Batch[WindowRows](group, group.ends(), trackers))
-            self._stats.windows += len(windows)
+            self._stats.windows += len(closed)
 
     def _collect_due(self) -> None:
         self._hold(self._windows.due(self._clock()))

@@ -18,6 +18,10 @@ its offsets committed per partition once that insert is acknowledged. With P par
 therefore holds about N rows, not N / P: ClickHouse's CPU per row falls steeply with the size of an
 insert (every insert makes a part in each table of ``client_results``'s views, which merges rewrite).
 
+On a ClickHouse cluster the windows close **one by one** instead (``WindowLimits.grouped`` False):
+each by its own rules and each its own insert, so that a sink restarted from a committed offset sends
+the same blocks again and the replicas drop them (block deduplication needs identical blocks).
+
 A window also closes on its own (``WindowSet.add``) once it reaches the next offset that is a
 multiple of N (``boundary``) or holds N rows, after the record that reached N; those cuts depend only
 on the window's start and the records, so they are the same on a replay from the same start (every
@@ -50,6 +54,10 @@ class WindowLimits:
     seconds: float
     idle_rows: int = 1
     idle_seconds: float = 0.0  # 0: no idle rule
+    grouped: bool = True
+    """False: windows close one by one (their own count, bytes, age, idle) and each is its own insert,
+    so a replay from a committed offset cuts the same blocks as far as count and bytes decide: what a
+    replicated table's block deduplication needs (the sink sets it on a ClickHouse cluster)."""
 
 
 class WindowRows(Protocol):
@@ -242,8 +250,21 @@ class WindowSet:
 
     def due(self, now: float) -> list[PartitionWindow]:
         """Close and return every window (those closed on their own first) when they are due
-        together, else none."""
-        return self.close_all() if self.is_due(now) else []
+        together, else none; one by one (``limits.grouped`` False): the windows closed on their own
+        and each open window due by its own age or the idle rule."""
+        if self.limits.grouped:
+            return self.close_all() if self.is_due(now) else []
+        limits = self.limits
+        idle = 0 < limits.idle_seconds <= now - self._last_added
+        due = [
+            w
+            for w in self._open.values()
+            if now - w.opened_at >= limits.seconds or (idle and w.count >= limits.idle_rows)
+        ]
+        for window in due:
+            del self._open[window.partition]
+        closed, self._closed = [*self._closed, *due], []
+        return closed
 
     def close_all(self) -> list[PartitionWindow]:
         closed = self._windows()

@@ -3,6 +3,8 @@ idleness, grouped into one insert; pure, time passed in."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from processors.sink.windowing import PartitionWindow, Segment, WindowLimits, WindowSet, group_windows
@@ -216,3 +218,47 @@ def test_idle_rule_off_by_default() -> None:
     ws.add(segment(0, 100), now=0.0)
     assert ws.due(4.9) == []
     assert spans(ws.due(5.0)) == [(0, 100)]
+
+
+def _cuts_of(limits: WindowLimits, seed: int) -> list[tuple[tuple[str, int], int, int]]:
+    """Three partitions' offsets 0-499 fed in random segment sizes and a random interleaving: the
+    windows closed before the end (the last ones are closed by time or a rebalance)."""
+    rng = random.Random(seed)
+    partitions = [("results", p) for p in range(3)]
+    next_offset = dict.fromkeys(partitions, 0)
+    ws = WindowSet(limits)
+    cuts: list[tuple[tuple[str, int], int, int]] = []
+    while any(o < 500 for o in next_offset.values()):
+        part = rng.choice([p for p in partitions if next_offset[p] < 500])
+        start = next_offset[part]
+        end = min(500, start + rng.randint(1, 40))
+        next_offset[part] = end
+        ws.add(segment(start, end, partition=part), now=0.0)
+        cuts.extend((w.partition, w.start, w.end) for w in ws.due(0.0) if w.count)
+    return sorted(cuts)
+
+
+def test_one_by_one_windows_are_cut_the_same_whatever_the_interleaving() -> None:
+    """On a cluster a restarted sink must send the same blocks: with windows closed one by one, the
+    cuts depend only on each partition's records, never on how partitions interleave or how consume()
+    cut them. Grouped windows close at whatever the interleaving makes their sum reach."""
+    one_by_one = WindowLimits(rows=64, bytes=BIG, seconds=BIG, grouped=False)
+    first = _cuts_of(one_by_one, 0)
+    assert first and all(end - start == 64 for _, start, end in first)  # the aligned boundaries
+    for seed in range(1, 30):
+        assert _cuts_of(one_by_one, seed) == first
+    grouped = WindowLimits(rows=64, bytes=BIG, seconds=BIG)
+    assert len({tuple(_cuts_of(grouped, seed)) for seed in range(30)}) > 1
+
+
+def test_one_by_one_windows_close_by_their_own_age_and_the_idle_rule() -> None:
+    ws = WindowSet(
+        WindowLimits(rows=10, bytes=BIG, seconds=5.0, idle_rows=5, idle_seconds=1.0, grouped=False)
+    )
+    ws.add(segment(0, 6, partition=P0), now=0.0)
+    ws.add(segment(100, 104, partition=P1), now=3.0)
+    assert ws.due(3.5) == []  # 10 rows over two partitions close nothing: each window counts its own
+    assert [w.partition for w in ws.due(5.0)] == [P0]  # P0 is 5 s old; P1 is younger, too small to close idle
+    ws.add(segment(104, 105, partition=P1), now=5.5)
+    assert [(w.partition, w.end) for w in ws.due(6.5)] == [(P1, 105)]  # idle 1 s with 5 rows
+    assert len(ws) == 0
