@@ -58,7 +58,11 @@ def test_clickhouse_kill_9_during_inserts(tmp_path: Path) -> None:
         proxy = stack.clickhouse.proxy
         assert proxy is not None
         name = f"ck{int(time.time()) % 100000}"
-        run = start_run(stack, name, CLIENTS, 1, env={"KCOLLECT_SINK_BATCH_SECONDS": "0.2"})
+        # about 15 s of work, stored in windows of 0.2 s: one insert holds all the sink has (the windows
+        # close together), so with the run at full speed the first insert could store it whole and
+        # leave no insert to kill ClickHouse during
+        slow = {"KCOLLECT_SINK_BATCH_SECONDS": "0.2", "KCOLLECT_SIM_LATENCY_MS": "50"}
+        run = start_run(stack, name, CLIENTS, 1, env=slow)
         proxy.set_mode("delay", delay_ms=200)  # an insert's blocks trickle in: it stays under way
         query = wait_insert_under_way(stack.clickhouse)
         stack.clickhouse.kill(signal.SIGKILL)  # while that insert is under way on the server
