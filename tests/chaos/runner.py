@@ -475,6 +475,7 @@ class Campaign:
             return False
         if proc.returncode != 0:
             self.problems.append(f"{member} exited with {proc.returncode} after SIGTERM")
+            self.note(f"{member} EXITED {proc.returncode}: {self.deployment.log(member)[-3000:]}")
         self.stopping.pop(member)
         return True
 
