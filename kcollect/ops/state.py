@@ -64,8 +64,7 @@ def read_state(settings: Settings, timeout: float | None = None) -> list[Row]:
 
 def kept_reasons(obs: Observation, before: Observation) -> dict[str, list[str]]:
     """The reason of each kept metric of a run computed against the kept run before it (``["ok"]``
-    for 0, which the run's result does not carry: reasons are written only when not 0). The oldest
-    kept run has none: the run it was computed against is no longer kept."""
+    for 0). The oldest kept run has none: the run it was computed against is no longer kept."""
     gap = GAP if obs.seq and before.seq and obs.seq - before.seq > 1 else 0
     reasons: dict[str, list[str]] = {}
     for metric, value in obs.values.items():

@@ -26,8 +26,7 @@ GAP = 4
 LATE = 8
 UNSCHEDULED = 16
 REASONS = {FIRST_SIGHT: "first_sight", RESET: "reset", GAP: "gap", LATE: "late", UNSCHEDULED: "unscheduled"}
-"""Bits of ``<metric>_reason``. An ordinary run against the run before it (no bit) has no
-``<metric>_reason`` output at all: a lookup of the absent name reads 0."""
+"""Bits of ``<metric>_reason`` (0: an ordinary run against the run before it)."""
 
 BUILTINS = ("delta", "increase", "rate")
 CLOCK_SLOTS = 32
@@ -259,8 +258,7 @@ def _previous(history: History, at_ms: int) -> tuple[Observation | None, int | N
 def builtin_outputs(
     current: Observation, previous: Observation | None, spec: StateSpec, late: bool
 ) -> dict[str, float]:
-    """``<metric>_<compute>`` for every stateful metric this run has a value of, and ``<metric>_reason``
-    where its reason is not 0 (first sight, reset, gap, late)."""
+    """``<metric>_<compute>`` and ``<metric>_reason`` for every stateful metric this run has a value of."""
     out: dict[str, float] = {}
     base = LATE if late else 0
     values = current.values
@@ -291,9 +289,7 @@ def builtin_outputs(
                 out[name] = increase
             elif seconds > 0:  # rate
                 out[name] = increase / seconds
-        code = base | RESET if reset else base
-        if code:
-            out[reason_name] = float(code)
+        out[reason_name] = float(base | RESET) if reset else float(base)
     return out
 
 
@@ -453,8 +449,7 @@ def _builtin_columns(
     bases: list[int],
     seconds: list[float],
 ) -> dict[str, list[float | None]]:
-    """``builtin_outputs`` as columns: per stateful metric its computes, then its reason (None where it
-    is 0; no column when it is 0 or missing for every client)."""
+    """``builtin_outputs`` as columns: per stateful metric its computes, then its reason."""
     n = len(bases)
     out: dict[str, list[float | None]] = {}
     where = {name: j for j, name in enumerate(names)}
@@ -494,7 +489,7 @@ def _builtin_columns(
             if b is None
             else float(k | RESET)
             if v < b
-            else float(k) or None
+            else float(k)
             for v, b, k in zip(now, before, bases, strict=True)
         ]
         if reasons.count(None) != n:

@@ -60,9 +60,9 @@ def test_a_moved_client_is_computed_against_the_run_its_old_partition_handled(
         new.state.sync([(requests, 3)])  # restored now: run 1 only
         old.state.sync([(requests, 1)])  # the rebalance after the growth: it keeps partition 1
         assert new.state.layout.grown and old.state.layout.grown
-        assert handle(old, 1, 2, 160.0) == {"bytes_increase": 60.0}  # enqueued before
+        assert handle(old, 1, 2, 160.0) == {"bytes_increase": 60.0, "bytes_reason": 0.0}  # enqueued before
 
-        assert handle(new, 3, 3, 250.0) == {"bytes_increase": 90.0}  # against run 2
+        assert handle(new, 3, 3, 250.0) == {"bytes_increase": 90.0, "bytes_reason": 0.0}  # against run 2
         history = new.state.stores[3].get(b"fleet\x00c")
         assert history is not None and owner_of(history, 1) == 3  # so the old partition never drops it
     finally:

@@ -42,7 +42,8 @@ def test_second_run_gives_exact_delta_increase_and_rate() -> None:
         "bytes_delta": 600.0,
         "bytes_increase": 600.0,
         "bytes_rate": 10.0,
-    }  # an ordinary run: no ``bytes_reason`` (reasons are written only when not 0)
+        "bytes_reason": 0.0,
+    }
 
 
 def test_a_lower_value_is_a_reset_counted_from_zero() -> None:

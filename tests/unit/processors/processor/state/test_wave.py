@@ -162,18 +162,3 @@ def test_a_wave_writes_each_client_with_its_writer() -> None:
     assert {i: owner_of(value, default=-1) for i, value in written.items()} == {0: 4, 1: 5, 3: 7, 4: 0}
     assert decode_history(written[1]) == (*before, *replayed) and decode_history(written[3]) == replayed
     assert wave.outputs["a_delta"] == [None, 1.0, None, None, 1.0]  # a replay of its only run: none before
-
-
-def test_a_reason_is_written_only_where_it_is_not_0() -> None:
-    spec = SPECS[0]
-    stored = [b'[2, ["a", "b"], [[60000, 1, "s-20260101T000000Z", [5.0, 1.0], {}]]]'] * 2
-    ordinary = apply_wave(
-        spec, stored, ["s-2"] * 2, [2 * MINUTE] * 2, [2] * 2, {"a": [7.0, 9.0], "b": [2.0, 3.0]}
-    )
-    assert "a_reason" not in ordinary.outputs and "b_reason" not in ordinary.outputs
-    assert ordinary.outputs["a_delta"] == [2.0, 4.0]
-    mixed = apply_wave(
-        spec, stored, ["s-2"] * 2, [2 * MINUTE] * 2, [2] * 2, {"a": [7.0, 3.0], "b": [2.0, 3.0]}
-    )
-    assert mixed.outputs["a_reason"] == [None, 2.0]  # the second client's counter was reset
-    assert "b_reason" not in mixed.outputs
