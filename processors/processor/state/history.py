@@ -453,10 +453,15 @@ def _builtin_columns(
     n = len(bases)
     out: dict[str, list[float | None]] = {}
     where = {name: j for j, name in enumerate(names)}
+    nothing = (None,) * len(names)
+    # the previous runs' values as columns, one pass for every metric
+    before_columns: list[tuple[float | None, ...]] = list(
+        zip(*[nothing if p is None else p[3] for p in previous], strict=True)
+    )
     for metric, reason_name, computes in spec.plan:
         j = where[metric]
         now = kept_columns[j]
-        before = [None if p is None else p[3][j] for p in previous]
+        before: tuple[float | None, ...] = before_columns[j] if n else ()
         complete = None not in now and None not in before  # then no per-value test for a missing one
         for kind, name in computes:
             column: list[float | None]
