@@ -14,7 +14,15 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from processors.processor.state.history import Clock, decode_history, reason_names
+from processors.processor.state.history import (
+    FIRST_SIGHT,
+    GAP,
+    RESET,
+    Clock,
+    Observation,
+    decode_history,
+    reason_names,
+)
 from processors.processor.state.store import split_key
 from schemas.topics import STATE_CHANGELOG
 from streams.kafka.clients import make_admin
@@ -54,14 +62,29 @@ def read_state(settings: Settings, timeout: float | None = None) -> list[Row]:
     return rows
 
 
+def kept_reasons(obs: Observation, before: Observation) -> dict[str, list[str]]:
+    """The reason of each kept metric of a run computed against the kept run before it (``["ok"]``
+    for 0). The oldest kept run has none: the run it was computed against is no longer kept."""
+    gap = GAP if obs.seq and before.seq and obs.seq - before.seq > 1 else 0
+    reasons: dict[str, list[str]] = {}
+    for metric, value in obs.values.items():
+        previous = before.values.get(metric)
+        code = (FIRST_SIGHT if previous is None else RESET if value < previous else 0) | gap
+        reasons[metric] = reason_names(code)
+    return reasons
+
+
 def describe(row: Row) -> dict[str, Any]:
     """One row as JSON-ready data: a client's history with each run's reasons, or a run clock."""
     if not row.client_id:
         clock = Clock.from_bytes(row.value)
         return {"partition": row.partition, "schedule": row.schedule, "runs_seen": clock.count}
     runs = []
+    before: Observation | None = None
     for obs in decode_history(row.value):
-        reasons = {k: reason_names(v) for k, v in obs.computed.items() if k.endswith("_reason")}
+        reasons = {} if before is None else kept_reasons(obs, before)
+        reasons |= {k: reason_names(v) for k, v in obs.computed.items() if k.endswith("_reason")}
+        before = obs
         runs.append(
             {
                 "run_id": obs.run_id,

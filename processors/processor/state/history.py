@@ -389,24 +389,36 @@ def apply_wave(
     hits = 0
     undecodable: list[int] = []
     keep_runs = spec.keep_runs
-    dumps = orjson.dumps
+    dumps, loads = orjson.dumps, orjson.loads
+    no_outputs: dict[str, float] = {}  # shared by every kept run without plug-in outputs (never changed)
     for i in range(n):
         value = stored[i]
         runs: list[RawRun] = []
         if value is not None:
-            try:
-                runs = aligned_runs(value, names)
+            try:  # ``aligned_runs`` inlined for a history written under these names
+                data = loads(value)
+                if (
+                    type(data) is list
+                    and len(data) in (3, 4)
+                    and data[0] == HISTORY_VERSION
+                    and data[1] == names
+                ):
+                    runs = data[2]
+                else:
+                    runs = aligned_runs(value, names)
             except (ValueError, TypeError, KeyError, IndexError):
                 undecodable.append(i)
+        at, seq = at_ms[i], seqs[i]
         if runs:
             hits += 1
-        at, seq = at_ms[i], seqs[i]
-        if not runs:
-            before, own, late = None, None, False
-        elif at > runs[-1][0]:  # the usual case: a run newer than every kept one (kept runs are in order)
-            before, own, late = runs[-1], None, False
+            newest = runs[-1]
+            before: RawRun | None
+            if at > newest[0]:  # the usual case: a run newer than every kept one
+                before, own, late = newest, None, False
+            else:
+                before, own, late = _raw_previous(runs, at)
         else:
-            before, own, late = _raw_previous(runs, at)
+            before, own, late = None, None, False
         base = LATE if late else 0
         if before is not None:
             if seq and before[1] and seq - before[1] > 1:
@@ -414,7 +426,7 @@ def apply_wave(
             seconds[i] = (at - before[0]) / 1000
         previous[i] = before
         bases[i] = base
-        computed: dict[str, float] = {}
+        computed = no_outputs
         if plugin is not None:
             current = Observation(
                 run_ids[i], at, seq, {m: v for m, v in zip(names, rows[i], strict=True) if v is not None}
@@ -430,11 +442,13 @@ def apply_wave(
             kept = [*runs[:own], observation]
         else:
             continue
-        encoded = dumps(_compact(names, kept, None if owners is None else owners[i]))
+        owner = None if owners is None else owners[i]
+        encoded = dumps(
+            [HISTORY_VERSION, names, kept] if owner is None else [HISTORY_VERSION, names, kept, owner]
+        )
         if encoded != value:
-            newest = kept[-1]
             # a copy: orjson's bytes keep a 4 KiB allocation each, and the store holds them in memory
-            new[i] = (bytes(memoryview(encoded)), newest[1], newest[0])
+            new[i] = (bytes(memoryview(encoded)), seq, at)
     outputs = _builtin_columns(spec, names, kept_columns, previous, bases, seconds)
     if plugin is not None:
         _merge_plugin(outputs, plugin_outputs)
@@ -453,10 +467,15 @@ def _builtin_columns(
     n = len(bases)
     out: dict[str, list[float | None]] = {}
     where = {name: j for j, name in enumerate(names)}
+    nothing = (None,) * len(names)
+    # the previous runs' values as columns, one pass for every metric
+    before_columns: list[tuple[float | None, ...]] = list(
+        zip(*[nothing if p is None else p[3] for p in previous], strict=True)
+    )
     for metric, reason_name, computes in spec.plan:
         j = where[metric]
         now = kept_columns[j]
-        before = [None if p is None else p[3][j] for p in previous]
+        before: tuple[float | None, ...] = before_columns[j] if n else ()
         complete = None not in now and None not in before  # then no per-value test for a missing one
         for kind, name in computes:
             column: list[float | None]

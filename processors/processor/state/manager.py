@@ -386,14 +386,20 @@ class StateStores:
         wave: list[int] = []
         wave_keys: set[bytes] = set()
         wave_partitions: set[int] = set()
+        numbered: dict[tuple[int, str], tuple[str, int, int]] = {}  # (partition, run id) -> slot, number
         for i, key in enumerate(keys):
             if key is None:
                 batch.unscheduled += 1
                 self._unscheduled(out, columns, i, n)
                 continue
-            schedule, at = slots[run_ids[i]]  # type: ignore[misc]
             partition = partitions[i]
-            seq, new_slot = batch.advance(partition, schedule, at)
+            run = numbered.get((partition, run_ids[i]))
+            if run is None:
+                schedule, at = slots[run_ids[i]]  # type: ignore[misc]
+                seq, new_slot = batch.advance(partition, schedule, at)
+                numbered[(partition, run_ids[i])] = (schedule, at, seq)
+            else:
+                (schedule, at, seq), new_slot = run, False
             if key in wave_keys or (new_slot and partition in wave_partitions):
                 batch.wave(wave, _Clients(keys, partitions, run_ids, at_ms, seqs, schedules), columns, out)
                 wave, wave_keys, wave_partitions = [], set(), set()
@@ -499,6 +505,25 @@ class _BatchState:
             return None
         return self._store(partition).get(key)
 
+    def _read_many(self, partitions: Sequence[int], keys: Sequence[bytes]) -> list[bytes | None]:
+        """``_read`` of each (partition, key)."""
+        held = {p: self._store(p).rows for p in set(partitions)}
+        upserts, deletes = self._upserts, self._deletes
+        found: list[bytes | None] = []
+        append = found.append
+        for partition, key in zip(partitions, keys, strict=True):
+            pending = upserts.get(partition)
+            if pending is not None and key in pending:
+                append(pending[key][0])
+                continue
+            gone = deletes.get(partition)
+            if gone is not None and key in gone:
+                append(None)
+                continue
+            row = held[partition].get(key)
+            append(None if row is None else row[0])
+        return found
+
     def _write(self, partition: int, key: bytes, value: bytes, index: Index) -> None:
         self._upserts.setdefault(partition, {})[key] = (value, index)
         if self._deletes:
@@ -553,7 +578,7 @@ class _BatchState:
         wave_keys = [clients.keys[i] for i in wave]
         wave_partitions = [clients.partitions[i] for i in wave]
         schedules = [clients.schedules[i] for i in wave]
-        stored = [self._read(p, k) for p, k in zip(wave_partitions, wave_keys, strict=True)]  # type: ignore[arg-type]
+        stored = self._read_many(wave_partitions, wave_keys)  # type: ignore[arg-type]
         if whole:
             done = apply_wave(
                 spec, stored, clients.run_ids, clients.at_ms, clients.seqs, columns, clients.partitions
@@ -577,9 +602,18 @@ class _BatchState:
                 wave_keys[j],
             )
         changed = zip(wave_partitions, wave_keys, schedules, done.stored, strict=True)
-        for partition, key, schedule, new in changed:
-            if new is not None:
-                self._write(partition, key, new[0], (schedule, new[1], new[2]))  # type: ignore[arg-type]
+        if self._deletes or self._local:
+            for partition, key, schedule, new in changed:
+                if new is not None:
+                    self._write(partition, key, new[0], (schedule, new[1], new[2]))  # type: ignore[arg-type]
+        else:  # ``_write`` without deletes to undo: the usual batch
+            upserts = self._upserts
+            for partition, key, schedule, new in changed:
+                if new is not None:
+                    part = upserts.get(partition)
+                    if part is None:
+                        part = upserts[partition] = {}
+                    part[key] = (new[0], (schedule, new[1], new[2]))  # type: ignore[index]
         for name, column in done.outputs.items():
             if whole and name not in out:
                 out[name] = column
@@ -659,8 +693,12 @@ class ChangelogTracker(DeliveryTracker):
         self._generation = stores.generation
 
     def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        super().on_delivery(err, msg)
-        if err is None and self._generation == self._stores.generation:
-            partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
-            if offset + 1 > self._ends.get(partition, 0):
+        if err is not None:
+            super().on_delivery(err, msg)
+            return
+        self.pending -= 1  # ``DeliveryTracker.on_delivery`` of a delivered record, inlined: one per client
+        self.delivered += 1
+        if self._generation == self._stores.generation:
+            partition, offset = msg.partition() or 0, msg.offset() or 0
+            if offset >= self._ends.get(partition, 0):
                 self._ends[partition] = offset + 1

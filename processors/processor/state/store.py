@@ -97,6 +97,11 @@ class PartitionStore:
         self.flush()
         self._db.close()
 
+    @property
+    def rows(self) -> Mapping[bytes, tuple[bytes, Index]]:
+        """Every row held: key -> (value, its index). Read only: ``write`` and ``put`` change them."""
+        return self._rows
+
     def get_many(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
         rows = self._rows
         return {key: rows[key][0] for key in keys if key in rows}

@@ -327,6 +327,8 @@ def test_state_inspect_and_a_guarded_reset(
             entry["runs"][1]["values"]["bytes_sent"]
             == counter_values("c3", int(slot(2).timestamp()), None)[0]
         )
+        assert "reasons" not in entry["runs"][0]  # what run 1 was computed against is not kept
+        assert entry["runs"][1]["reasons"] == {"bytes_sent": ["ok"], "errors": ["ok"]}
         assert pipe.cli("state", "inspect", "--client", "nobody").returncode == 1
 
         doctor = pipe.cli("doctor", "--interval", "0.5", "--json")
