@@ -228,14 +228,6 @@ def wait_for_quiet_server(settings: Settings, timeout: float = 60.0) -> float:
         client.disconnect()
 
 
-def count_rows(settings: Settings) -> int:
-    client = connect(settings.clickhouse())
-    try:
-        return int(client.execute("SELECT count() FROM client_results")[0][0])
-    finally:
-        client.disconnect()
-
-
 def run_sinks(
     settings: Settings,
     n: int,
@@ -274,9 +266,13 @@ def run_sinks(
         assigned = time.monotonic()
         meter = PhaseMeter({f"sink{i}": proc.pid for i, proc in enumerate(procs)} | dict(infra or {}))
         meter.start()
-        while count_rows(settings) < n:
-            check()
-            time.sleep(0.05)
+        counter = connect(settings.clickhouse())  # one connection: a new one per poll costs the server too
+        try:
+            while int(counter.execute("SELECT count() FROM client_results")[0][0]) < n:
+                check()
+                time.sleep(0.05)
+        finally:
+            counter.disconnect()
         done = time.monotonic()
         usage = meter.stop()
     finally:

@@ -17,11 +17,10 @@ the processor is stopped, its local store deleted and a new processor started: t
 partition from the changelog is timed (its log line), and the changelog's records and bytes (all read
 once) are reported, with what compaction keeps of it (the last record of each key; Tansu does not
 compact). CPU seconds of run 2 are given per process (processor, sink, broker, ClickHouse: /proc).
-The end of a run is seen by ``wait_stored_cheaply``: the run's deliveries from ``run_summary`` (a few
+The end of a run is seen by ``bench.e2e_kit.wait_stored``: the run's deliveries from ``run_summary`` (a few
 aggregate rows per insert) every 0.05 s, the distinct clients counted only once that reaches the
-fleet. ``bench.e2e_kit.wait_stored`` counts distinct clients over the run's rows at every poll (~36 ms
-of the server's CPU per poll at 200,000 rows stored, growing with the rows): that poll was most of
-ClickHouse's CPU in this bench and grew with the run's length, not with the state.
+fleet (a distinct count at every poll, ~36 ms of the server's CPU at 200,000 rows stored and growing
+with the rows, was most of ClickHouse's CPU in this bench before).
 ``--rounds N`` runs the off/on pair N times, alternating, on the same stack.
 """
 
@@ -41,13 +40,13 @@ import orjson
 from confluent_kafka import KafkaError, TopicPartition
 
 from bench.deployment import Deployment, make_deployment
+from bench.e2e_kit import wait_stored
 from bench.machine import machine_line
 from bench.procstat import proc_cpu_seconds
 from processors.processor.subsystems.simulated import DEFAULT_METRICS
 from producers.enqueue.enqueue import enqueue_run
 from producers.enqueue.sources import RangeSource
 from schemas.topics import STATE_CHANGELOG
-from streams.clickhouse.client import connect
 from streams.kafka.clients import make_consumer
 
 SLOTS = ("20260101T000000Z", "20260101T000100Z")
@@ -111,39 +110,13 @@ def changelog_size(d: Deployment) -> tuple[int, int, int, int]:
     return records, size, len(last), sum(last.values())
 
 
-def wait_stored_cheaply(d: Deployment, run_id: str, clients: int, timeout: float) -> float | None:
-    """The epoch time ``clients`` distinct clients of the run were seen stored (None after ``timeout``):
-    polls the run's deliveries (``run_summary``, duplicates included) every 0.05 s, and counts the
-    distinct clients (``client_results``) only when the deliveries grew to at least ``clients``."""
-    deadline = time.monotonic() + timeout
-    client = connect(d.settings.clickhouse())
-    counted_at = -1
-    try:
-        while time.monotonic() < deadline:
-            delivered = client.execute(
-                "SELECT countMerge(deliveries) FROM run_summary WHERE run_id = %(r)s", {"r": run_id}
-            )
-            deliveries = int(delivered[0][0]) if delivered else 0
-            if deliveries >= clients and deliveries != counted_at:
-                counted_at = deliveries
-                distinct = client.execute(
-                    "SELECT uniqExact(client_id) FROM client_results WHERE run_id = %(r)s", {"r": run_id}
-                )[0][0]
-                if distinct >= clients:
-                    return time.time()
-            time.sleep(0.05)
-        return None
-    finally:
-        client.disconnect()
-
-
 def timed_run(
     d: Deployment, run_id: str, clients: int, timeout: float, infra: dict[str, int]
 ) -> dict[str, Any]:
     pids = {"processor": d.procs["processor"].pid, "sink": d.procs["sink"].pid, **infra}
     cpu0 = {name: proc_cpu_seconds(pid) for name, pid in pids.items()}
     summary = enqueue_run(d.settings, run_id, RangeSource(0, clients - 1))
-    seen = wait_stored_cheaply(d, run_id, clients, timeout)
+    seen = wait_stored(d, run_id, clients, timeout)
     cpu = {f"{name}_cpu_s": round(proc_cpu_seconds(pid) - cpu0[name], 2) for name, pid in pids.items()}
     seconds = (seen or time.time()) - summary.first_produced_at
     return {"seconds": round(seconds, 2), "complete": seen is not None, **cpu}
