@@ -2,10 +2,17 @@
 
 Producing to a missing topic on some brokers creates it with a default partition count, so a typo
 would silently make a new topic: every producer checks first (``require_topics``).
+
+A topic the controller has just created reaches the brokers' metadata a moment later (KRaft: each
+broker applies the metadata log on its own; a loaded broker can take seconds). So ``create_topics``
+returns only once the metadata lists what it created, and ``require_topics`` asks again for up to
+``TOPIC_GRACE_SECONDS`` before it calls a topic missing: a service started right after another
+process (an init job, another broker's client) created the topics must not exit 4 for that.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from confluent_kafka import KafkaException, TopicPartition
@@ -21,6 +28,8 @@ from streams.kafka.client_logs import StartWatch
 from streams.kafka.clients import make_admin
 from streams.settings.model import Settings
 
+log = logging.getLogger(__name__)
+
 
 class TopicMissingError(RuntimeError):
     """A topic kcollect needs does not exist."""
@@ -33,6 +42,9 @@ class BrokerUnreachableError(RuntimeError):
 class TopicChangeRefused(RuntimeError):
     """The broker refused to change a topic (Tansu cannot add partitions), or the change is not possible."""
 
+
+TOPIC_GRACE_SECONDS = 5.0
+TOPIC_ASK_INTERVAL = 0.25
 
 GROWN_TOPICS = (REQUESTS, REQUESTS_RETRY, RESULTS)
 """The topics ``kcollect topics grow`` widens together: the request partition p maps to results p mod N."""
@@ -159,14 +171,46 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS)
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
+    listed = wait_listed(admin, [topic.topic for topic in wanted], settings.broker_timeout_seconds, watch)
+    unlisted = [topic.topic for topic in wanted if topic.topic not in listed]
+    if unlisted:
+        log.warning(
+            "created, but not yet in the broker's metadata after %.0f s: %s",
+            settings.broker_timeout_seconds,
+            ", ".join(unlisted),
+        )
     return created
+
+
+def wait_listed(
+    admin: AdminClient,
+    names: list[str],
+    timeout: float,
+    watch: StartWatch | None = None,
+    interval: float = TOPIC_ASK_INTERVAL,
+) -> dict[str, int]:
+    """Partition counts of the topics of ``names`` the metadata lists, asked again every ``interval`` s
+    until it lists them all or ``timeout`` s have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        present = existing_topics(admin, max(1.0, deadline - time.monotonic()), watch)
+        listed = {name: present[name] for name in names if present.get(name, 0) > 0}
+        if len(listed) == len(names) or time.monotonic() + interval > deadline:
+            return listed
+        time.sleep(interval)
 
 
 def require_topics(settings: Settings, names: list[str]) -> dict[str, int]:
     """Partition counts of ``names``; TopicMissingError naming the missing ones."""
     admin, watch = checked_admin(settings)
     present = existing_topics(admin, settings.broker_timeout_seconds, watch)
-    missing = [name for name in names if name not in present]
+    missing = [name for name in names if present.get(name, 0) == 0]
+    if missing:  # perhaps created a moment ago, not yet in this broker's metadata
+        grace = min(TOPIC_GRACE_SECONDS, settings.broker_timeout_seconds)
+        present |= wait_listed(admin, missing, grace, watch)
+        missing = [name for name in names if present.get(name, 0) == 0]
     if missing:
-        raise TopicMissingError(f"topic(s) {', '.join(missing)} do not exist: run `kcollect topics create`")
+        raise TopicMissingError(
+            f"topic(s) {', '.join(dict.fromkeys(missing))} do not exist: run `kcollect topics create`"
+        )
     return {name: present[name] for name in names}
