@@ -42,7 +42,7 @@ class RacingCloseConsumer:
 
     def subscribe(
         self, topics: list[str], on_assign: Callback, on_revoke: Callback, on_lost: Callback
-    ) -> None:  # noqa: E501
+    ) -> None:
         self.on_assign, self.on_revoke = on_assign, on_revoke
 
     def consume(self, num_messages: int, timeout: float) -> list[Any]:
