@@ -15,12 +15,11 @@ from typing import Any
 from confluent_kafka import Message
 
 from processors.processor.state.history import (
-    FIRST_SIGHT,
-    GAP,
-    RESET,
     Clock,
     Observation,
     decode_history,
+    gap_bit,
+    reason_code,
     reason_names,
 )
 from processors.processor.state.store import split_key
@@ -65,13 +64,11 @@ def read_state(settings: Settings, timeout: float | None = None) -> list[Row]:
 def kept_reasons(obs: Observation, before: Observation) -> dict[str, list[str]]:
     """The reason of each kept metric of a run computed against the kept run before it (``["ok"]``
     for 0). The oldest kept run has none: the run it was computed against is no longer kept."""
-    gap = GAP if obs.seq and before.seq and obs.seq - before.seq > 1 else 0
-    reasons: dict[str, list[str]] = {}
-    for metric, value in obs.values.items():
-        previous = before.values.get(metric)
-        code = (FIRST_SIGHT if previous is None else RESET if value < previous else 0) | gap
-        reasons[metric] = reason_names(code)
-    return reasons
+    gap = gap_bit(obs.seq, before.seq)
+    return {
+        metric: reason_names(reason_code(v, before.values.get(metric), gap))
+        for metric, v in obs.values.items()
+    }
 
 
 def describe(row: Row) -> dict[str, Any]:

@@ -33,6 +33,18 @@ CLOCK_SLOTS = 32
 """Slots a partition's clock remembers: a replay of one of them keeps its run number."""
 
 
+def gap_bit(seq: int, previous_seq: int) -> int:
+    """``GAP`` when the client missed at least one run between its previous run and this one (a run
+    number of 0 is unknown: no gap)."""
+    return GAP if seq and previous_seq and seq - previous_seq > 1 else 0
+
+
+def reason_code(value: float, before: float | None, base: int = 0) -> int:
+    """A stateful metric's reason bits for ``value`` against the run before's ``before`` (None: the
+    metric had no value then), on top of the run's own ``base`` bits (late, gap)."""
+    return base | (FIRST_SIGHT if before is None else RESET if value < before else 0)
+
+
 def reason_names(code: float) -> list[str]:
     """``6.0`` -> ``["reset", "gap"]``; ``0`` -> ``["ok"]``."""
     bits = int(code)
@@ -269,27 +281,23 @@ def builtin_outputs(
                 out[reason_name] = first
         return out
     before_values = previous.values
-    if current.seq and previous.seq and current.seq - previous.seq > 1:
-        base |= GAP
+    base |= gap_bit(current.seq, previous.seq)
     seconds = (current.at_ms - previous.at_ms) / 1000
     for metric, reason_name, computes in spec.plan:
         value = values.get(metric)
         if value is None:
             continue  # named in the result's ``missing``
         before = before_values.get(metric)
-        if before is None:
-            out[reason_name] = float(base | FIRST_SIGHT)
-            continue
-        reset = value < before
-        increase = value if reset else value - before
-        for kind, name in computes:
-            if kind == "delta":
-                out[name] = value - before
-            elif kind == "increase":
-                out[name] = increase
-            elif seconds > 0:  # rate
-                out[name] = increase / seconds
-        out[reason_name] = float(base | RESET) if reset else float(base)
+        if before is not None:
+            increase = value if value < before else value - before
+            for kind, name in computes:
+                if kind == "delta":
+                    out[name] = value - before
+                elif kind == "increase":
+                    out[name] = increase
+                elif seconds > 0:  # rate
+                    out[name] = increase / seconds
+        out[reason_name] = float(reason_code(value, before, base))
     return out
 
 
