@@ -165,8 +165,9 @@ class WindowStep(ForwardingStep[WindowRows]):
     def _hold(self, windows: list[PartitionWindow]) -> None:
         """Windows closed together wait for the insert step as one group (one by one: each its own),
         with each partition's next offset and every delivery they await."""
-        groups = [windows] if self._windows.limits.grouped else [[w] for w in windows]
-        for closed in groups if windows else []:
+        if not windows:
+            return
+        for closed in [windows] if self._windows.limits.grouped else [[w] for w in windows]:
             group = group_windows(closed)
             trackers = [t for w in closed for t in w.trackers]
             self._held.append(Batch[WindowRows](group, group.ends(), trackers))
