@@ -497,16 +497,10 @@ class _BatchState:
         return store
 
     def _read(self, partition: int, key: bytes) -> bytes | None:
-        upserts = self._upserts.get(partition)
-        if upserts is not None and key in upserts:
-            return upserts[key][0]
-        deletes = self._deletes.get(partition)
-        if deletes is not None and key in deletes:
-            return None
-        return self._store(partition).get(key)
+        return self._read_many([partition], [key])[0]
 
     def _read_many(self, partitions: Sequence[int], keys: Sequence[bytes]) -> list[bytes | None]:
-        """``_read`` of each (partition, key)."""
+        """The value of each (partition, key) as this batch left it: written, deleted, else the store's."""
         held = {p: self._store(p).rows for p in set(partitions)}
         upserts, deletes = self._upserts, self._deletes
         found: list[bytes | None] = []
