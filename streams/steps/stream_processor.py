@@ -480,5 +480,7 @@ class StreamProcessor:
             self._consumer.close()
         except Exception as exc:  # KafkaException, or whatever a rebalance callback raised in close
             log.warning(
-                "closing the consumer: %s: the group sees this member leave at its session timeout", exc
+                "closing the consumer: %s: the group sees this member leave at its session timeout",
+                exc,
+                exc_info=not isinstance(exc, KafkaException),  # anything else is a bug: its traceback
             )
