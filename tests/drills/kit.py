@@ -281,9 +281,17 @@ def start_run(
     drill breaks something."""
     d = stack.deploy(name, **(env or {}))
     start_pipeline(d, processors=processors)
-    run = DrillRun(d, f"{name}-run", clients, watched(d))
-    enqueue(d, run.run_id, clients)
-    wait_stored_some(d, run.run_id, stored_first)
+    return begin_run(d, f"{name}-run", clients, watched(d), stored_first)
+
+
+def begin_run(
+    d: Deployment, run_id: str, clients: int, watch: OffsetWatch, stored_first: int, timeout: float = 60
+) -> DrillRun:
+    """Enqueue ``run_id`` of ``clients`` on a running pipeline and wait until ``stored_first`` rows of
+    it are stored."""
+    run = DrillRun(d, run_id, clients, watch)
+    enqueue(d, run_id, clients)
+    wait_stored_some(d, run_id, stored_first, timeout)
     return run
 
 

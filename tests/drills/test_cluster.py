@@ -25,7 +25,7 @@ from tests.drills.cluster_kit import (
     sync_replicas,
     wait_until,
 )
-from tests.drills.kit import DrillRun, enqueue, start_pipeline, wait_stored_some, watched
+from tests.drills.kit import DrillRun, enqueue, start_pipeline, start_run, watched
 
 CLIENTS = 30_000
 OUTAGE = float(os.environ.get("DRILL_CLUSTER_OUTAGE", "30"))
@@ -37,17 +37,6 @@ STRETCHED = SLOW | {"KCOLLECT_SIM_LATENCY_MS": "200", "KCOLLECT_SUBSYSTEM_BATCH"
 
 def _name(tag: str) -> str:
     return f"{tag}{int(time.time()) % 100000}"
-
-
-def start_cluster_run(
-    stack: ClusterStack, name: str, clients: int, stored_first: int, **env: str
-) -> DrillRun:
-    d = stack.deploy(name, **env)
-    start_pipeline(d)
-    run = DrillRun(d, f"{name}-run", clients, watched(d))
-    enqueue(d, run.run_id, clients)
-    wait_stored_some(d, run.run_id, stored_first)
-    return run
 
 
 def finish(stack: ClusterStack, run: DrillRun) -> VerifyReport:
@@ -64,7 +53,7 @@ def finish(stack: ClusterStack, run: DrillRun) -> VerifyReport:
 @pytest.mark.drill
 def test_replica_killed_mid_run(tmp_path: Path, local_cluster: Any, kafka_bootstrap: str) -> None:
     with cluster_stack(tmp_path, local_cluster, kafka_bootstrap) as stack:
-        run = start_cluster_run(stack, _name("rk"), CLIENTS, CLIENTS // 5, **SLOW)
+        run = start_run(stack, _name("rk"), CLIENTS, CLIENTS // 5, env=SLOW)
         victim = local_cluster.shard(2)[0]  # the replica the first insert worker writes shard 2 to
         os.kill(victim.record.pid, signal.SIGKILL)
         survivor = local_cluster.shard(2)[1]
@@ -80,7 +69,7 @@ def test_replica_killed_mid_run(tmp_path: Path, local_cluster: Any, kafka_bootst
 @pytest.mark.drill
 def test_zookeeper_stopped(tmp_path: Path, local_cluster: Any, kafka_bootstrap: str) -> None:
     with cluster_stack(tmp_path, local_cluster, kafka_bootstrap) as stack:
-        run = start_cluster_run(stack, _name("zk"), CLIENTS, CLIENTS // 5, **SLOW)
+        run = start_run(stack, _name("zk"), CLIENTS, CLIENTS // 5, env=SLOW)
         local_cluster.stop_zookeeper()
         time.sleep(OUTAGE)
         local_cluster.restart_zookeeper()
@@ -97,7 +86,7 @@ def test_shard_down(tmp_path: Path, local_cluster: Any, kafka_bootstrap: str) ->
     waits: the partitions are paused until shard 2 is back."""
     with cluster_stack(tmp_path, local_cluster, kafka_bootstrap) as stack:
         env = STRETCHED | {"KCOLLECT_SINK_BATCH_ROWS": "2000"}
-        run = start_cluster_run(stack, _name("sd"), CLIENTS, CLIENTS // 10, **env)
+        run = start_run(stack, _name("sd"), CLIENTS, CLIENTS // 10, env=env)
         shard2 = local_cluster.shard(2)
         for server in shard2:  # at once: a stop that takes seconds would let a short run finish first
             os.kill(server.record.pid, signal.SIGKILL)

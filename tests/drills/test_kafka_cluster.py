@@ -16,7 +16,7 @@ import pytest
 
 from bench.deployment import Deployment
 from tests.drills.kafka_cluster_kit import ClusterDrillStack
-from tests.drills.kit import DrillRun, check_run, enqueue, start_run, wait_stored_some
+from tests.drills.kit import DrillRun, begin_run, check_run, start_run, wait_stored_some
 
 CLIENTS = 20_000
 # Paced by the simulated latency, not the CPU: 50 clients per call of 500 ms, 4 calls at once per
@@ -93,9 +93,8 @@ def test_one_broker_down_for_60_s_then_back(kafka_cluster: ClusterDrillStack) ->
     behind = stack.wait_under_replicated()
 
     _progress(run, stored)
-    second = DrillRun(run.d, f"{run.run_id}2", CLIENTS, run.watch)  # enqueued with a broker down
-    enqueue(run.d, second.run_id, CLIENTS)
-    wait_stored_some(run.d, second.run_id, CLIENTS // 8, FAILOVER_TIMEOUT)
+    # enqueued with a broker down
+    second = begin_run(run.d, f"{run.run_id}2", CLIENTS, run.watch, CLIENTS // 8, FAILOVER_TIMEOUT)
     left = OUTAGE_SECONDS - (time.monotonic() - stopped_at)
     assert left > 0, "the broker was down longer than the drill's outage before its checks were done"
     time.sleep(left)  # the outage's length is the drill's input, not a wait for a state
@@ -121,9 +120,7 @@ def test_rolling_restart_of_all_three_brokers(kafka_cluster: ClusterDrillStack) 
     for node in stack.cluster.nodes:
         run = runs[-1]
         if node.index > 0:  # every restart lands in a run of its own, a quarter of it stored
-            run = DrillRun(d, f"{first.run_id}-{node.node_id}", CLIENTS, first.watch)
-            enqueue(d, run.run_id, CLIENTS)
-            wait_stored_some(d, run.run_id, CLIENTS // 4)
+            run = begin_run(d, f"{first.run_id}-{node.node_id}", CLIENTS, first.watch, CLIENTS // 4)
             runs.append(run)
         stored = _mid_run(run)
         began = time.monotonic()
