@@ -1,14 +1,15 @@
 """The last step of every chain: commit offsets once everything a batch produced is delivered.
 
 Batches arrive in consume order. Each waits here until its delivery trackers are done; then its
-offsets join the pending commit. Commits go out asynchronously at most every ``interval`` seconds
-and synchronously on ``join`` (shutdown, rebalance). An asynchronous commit that the broker refuses
-says nothing (the group's coordinator moving to another broker does it): offsets sent that way stay
-unconfirmed until a later commit carries them, and once nothing new is ready for an ``interval`` they
-are committed again synchronously, until that succeeds. Without it the last commit of a run lost to a
-coordinator move left the partition's committed offset short of its end for good (the 3-broker
-rolling-restart drill). A batch whose deliveries failed stops the
-consumer: its offsets are never committed, so the records are consumed again after a restart.
+offsets join the pending commit. Commits go out at most every ``interval`` seconds and on ``join``
+(shutdown, rebalance), one at a time and synchronously, as Arroyo does: a commit returns only once
+its request is done, librdkafka's own retries included. Asynchronous commits could land out of order:
+librdkafka sends a commit the broker answered with a retriable error (REQUEST_TIMED_OUT, a coordinator
+moving or loading) again after a backoff, after the commit that followed it, and the group's committed
+offset moved backwards (tests/integration/streams/steps/test_commit_order.py). A commit the broker
+refuses leaves its offsets pending for the next try, an ``interval`` later (a coordinator moving to
+another broker does it: the 3-broker rolling-restart drill). A batch whose deliveries failed stops
+the consumer: its offsets are never committed, so the records are consumed again after a restart.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from streams.steps.strategy import Batch, MessageRejected, Partition
 
 log = logging.getLogger(__name__)
 
-# Commits ``offsets`` (the next offset per partition) for the chain's consumer, asynchronously or not;
-# raises KafkaException when the broker refuses. The stream processor hands it to the chain factory.
-Commit = Callable[[dict[Partition, int], bool], None]
+# Commits ``offsets`` (the next offset per partition) for the chain's consumer and returns once the
+# broker has them; raises KafkaException when it refuses. The stream processor hands it to the chain.
+Commit = Callable[[dict[Partition, int]], None]
 
 
 class DeliveryFailed(RuntimeError):
@@ -69,7 +70,6 @@ class CommitOffsets:
         self._on_commit = on_commit
         self._waiting: deque[Batch[object]] = deque()
         self._ready: dict[Partition, int] = {}
-        self._unconfirmed: dict[Partition, int] = {}  # sent asynchronously, not known to have landed
         self._last_commit = time.monotonic()
         self.committed: dict[Partition, int] = {}
 
@@ -87,49 +87,28 @@ class CommitOffsets:
 
     def poll(self) -> None:
         self._settle()
-        if time.monotonic() - self._last_commit < self._interval:
-            return
-        if self._ready:
-            self._commit(asynchronous=True)
-        elif self._unconfirmed:
-            self._confirm()
+        if self._ready and time.monotonic() - self._last_commit >= self._interval:
+            self._commit()
 
-    def _confirm(self) -> None:
-        """Commit the offsets sent asynchronously again, synchronously (kept for the next try on failure)."""
-        try:
-            self._commit_offsets(dict(self._unconfirmed), False)
-        except KafkaException as exc:
-            log.warning("commit of %d partition(s) failed, retrying: %s", len(self._unconfirmed), exc)
-        else:
-            self._unconfirmed.clear()
-        self._last_commit = time.monotonic()
-
-    def _commit(self, asynchronous: bool) -> None:
+    def _commit(self) -> None:
         fault_point("before_commit")
+        self._last_commit = time.monotonic()  # a refused commit is tried again an interval later
         try:
-            self._commit_offsets(dict(self._ready), asynchronous)
+            self._commit_offsets(dict(self._ready))
         except KafkaException as exc:
-            log.warning("commit of %d partition(s) failed: %s", len(self._ready), exc)
+            log.warning("commit of %d partition(s) failed, trying again: %s", len(self._ready), exc)
             return
         self.committed.update(self._ready)
-        if asynchronous:
-            self._unconfirmed.update(self._ready)
-        else:
-            for partition in self._ready:  # confirmed now, with offsets at or past what was sent before
-                self._unconfirmed.pop(partition, None)
         if self._on_commit is not None:
             self._on_commit(dict(self._ready))
         self._ready.clear()
-        self._last_commit = time.monotonic()
 
     def join(self, timeout: float | None = None) -> None:
         try:
             self._drain(time.monotonic() + (timeout if timeout is not None else 3600.0))
         finally:
             if self._ready:
-                self._commit(asynchronous=False)
-            if self._unconfirmed:
-                self._confirm()
+                self._commit()
 
     def _drain(self, deadline: float) -> None:
         while self._waiting and time.monotonic() < deadline:
@@ -151,4 +130,3 @@ class CommitOffsets:
     def terminate(self) -> None:
         self._waiting.clear()
         self._ready.clear()
-        self._unconfirmed.clear()

@@ -164,14 +164,12 @@ class StreamProcessor:
         self._stall = StallWatch(consumer)
         self.stats = LoopStats()
 
-    def _commit(self, offsets: dict[Partition, int], asynchronous: bool) -> None:
-        """The chain's commit callback: ``offsets`` (next offset per partition) to the group."""
+    def _commit(self, offsets: dict[Partition, int]) -> None:
+        """The chain's commit callback: ``offsets`` (next offset per partition) to the group, synchronously
+        (streams/steps/commit.py says why)."""
         self._handled.update(offsets)  # finished work, whether or not this commit reaches the broker
         positions = [TopicPartition(topic, partition, at) for (topic, partition), at in offsets.items()]
-        if asynchronous:
-            self._consumer.commit(offsets=positions, asynchronous=True)
-        else:
-            self._consumer.commit(offsets=positions, asynchronous=False)
+        self._consumer.commit(offsets=positions, asynchronous=False)
 
     def stop(self) -> None:
         """Ask the loop to finish (safe from a signal handler)."""

@@ -26,7 +26,7 @@ def test_rebalances_do_not_keep_old_chains_alive(kafka_bootstrap: str, unique_na
     processor = Processor(settings, load_config(None), producer)
     consumer = Consumer(consumer_config(settings, f"{unique_name}-g"))
 
-    def commit(offsets: dict[tuple[str, int], int], asynchronous: bool) -> None:
+    def commit(offsets: dict[tuple[str, int], int]) -> None:
         pass  # nothing is consumed here
 
     try:

@@ -119,11 +119,11 @@ def test_records_read_before_a_revoke_are_neither_handled_nor_committed_by_the_o
                 handled.extend((name, int(m.partition() or 0), int(m.offset() or 0)) for m in messages)
 
         def chain(commit: Commit) -> ProcessingStep[list[Message]]:
-            def checked(offsets: dict[Partition, int], asynchronous: bool) -> None:
+            def checked(offsets: dict[Partition, int]) -> None:
                 owned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
                 if set(offsets) - owned:
                     foreign.append(f"{name} committed {sorted(offsets.items())} owning {sorted(owned)}")
-                commit(offsets, asynchronous)
+                commit(offsets)
 
             return RunTaskInLoop(work, CommitOffsets(checked, 0.05), io, max_in_flight=4)
 

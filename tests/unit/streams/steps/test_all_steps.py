@@ -261,10 +261,10 @@ def test_terminate_drops_what_is_held_and_passes_down(case: Case) -> None:
 
 class Commits:
     def __init__(self) -> None:
-        self.calls: list[tuple[dict[tuple[str, int], int], bool]] = []
+        self.calls: list[dict[tuple[str, int], int]] = []
 
-    def __call__(self, offsets: dict[tuple[str, int], int], asynchronous: bool) -> None:
-        self.calls.append((dict(offsets), asynchronous))
+    def __call__(self, offsets: dict[tuple[str, int], int]) -> None:
+        self.calls.append(dict(offsets))
 
 
 def delivered(i: int, tracker: DeliveryTracker | None = None) -> Batch[None]:
@@ -277,13 +277,13 @@ def pending() -> DeliveryTracker:
     return tracker
 
 
-def test_commit_submit_and_poll_commit_asynchronously_in_order() -> None:
+def test_commit_submit_and_poll_commit_in_order() -> None:
     commits = Commits()
     step = CommitOffsets(commits, interval=0.0)
     step.submit(delivered(0))
     step.submit(delivered(1))
     step.poll()
-    assert commits.calls == [({P: 2}, True)]
+    assert commits.calls == [{P: 2}]
     assert step.committed == {P: 2}
 
 
@@ -301,7 +301,7 @@ def test_commit_backpressure_and_join_with_and_without_timeout() -> None:
     waiting.pending = 0
     step.submit(delivered(2))
     step.join()
-    assert commits.calls == [({P: 3}, False)]
+    assert commits.calls == [{P: 3}]
 
 
 def test_commit_refuses_to_pass_a_failed_delivery() -> None:

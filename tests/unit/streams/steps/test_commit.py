@@ -38,21 +38,18 @@ def test_a_failed_batch_blocks_every_later_offset_for_good() -> None:
 
 
 class Broker:
-    """The consumer's commit as the commit step sees it: ``lose_async`` asynchronous commits vanish
-    (the coordinator moved: librdkafka reports nothing), ``refuse_sync`` synchronous ones raise."""
+    """The consumer's commit as the commit step sees it: the first ``refuse`` commits raise (a
+    coordinator moving: librdkafka gave up on its retries); the others land."""
 
-    def __init__(self, lose_async: int = 0, refuse_sync: int = 0) -> None:
-        self.lose_async, self.refuse_sync = lose_async, refuse_sync
+    def __init__(self, refuse: int = 0) -> None:
+        self.refuse = refuse
         self.offsets: dict[tuple[str, int], int] = {}
-        self.calls: list[tuple[dict[tuple[str, int], int], bool]] = []
+        self.calls: list[dict[tuple[str, int], int]] = []
 
-    def commit(self, offsets: dict[tuple[str, int], int], asynchronous: bool) -> None:
-        self.calls.append((dict(offsets), asynchronous))
-        if asynchronous and self.lose_async:
-            self.lose_async -= 1
-            return
-        if not asynchronous and self.refuse_sync:
-            self.refuse_sync -= 1
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        self.calls.append(dict(offsets))
+        if self.refuse:
+            self.refuse -= 1
             raise KafkaException(KafkaError(KafkaError.NOT_COORDINATOR))
         for partition, offset in offsets.items():
             assert offset >= self.offsets.get(partition, 0), "committed offsets never move backwards"
@@ -63,28 +60,28 @@ def delivered(offsets: dict[tuple[str, int], int]) -> Batch[object]:
     return Batch(None, offsets, [DeliveryTracker()])
 
 
-def test_a_lost_asynchronous_commit_is_made_again_synchronously_once_idle() -> None:
-    broker = Broker(lose_async=1, refuse_sync=1)
+def test_a_refused_commit_keeps_its_offsets_for_the_next_try_an_interval_later() -> None:
+    broker = Broker(refuse=1)
     step = CommitOffsets(broker.commit, interval=0.0)
     step.submit(delivered({("t", 0): 10, ("t", 1): 5}))
-    step.poll()  # sent asynchronously, lost
-    assert broker.offsets == {}
-    step.poll()  # nothing new ready: confirmed synchronously; refused this time, kept
-    assert broker.offsets == {} and broker.calls[-1] == ({("t", 0): 10, ("t", 1): 5}, False)
-    step.poll()
-    assert broker.offsets == {("t", 0): 10, ("t", 1): 5}
+    step.poll()  # refused: kept
+    assert broker.offsets == {} and step.committed == {}
+    step.submit(delivered({("t", 0): 20}))
+    step.poll()  # the next try carries the refused offsets with the new ones
+    assert broker.calls[-1] == {("t", 0): 20, ("t", 1): 5}
+    assert broker.offsets == {("t", 0): 20, ("t", 1): 5} == step.committed
     calls = len(broker.calls)
-    step.poll()  # confirmed: nothing more to send
+    step.poll()  # nothing new: nothing sent
     assert len(broker.calls) == calls
 
 
-def test_a_later_commit_supersedes_the_unconfirmed_offsets_of_its_partitions() -> None:
-    broker = Broker(lose_async=1)
-    step = CommitOffsets(broker.commit, interval=0.0)
-    step.submit(delivered({("t", 0): 10, ("t", 1): 5}))
-    step.poll()  # lost
-    step.submit(delivered({("t", 0): 20}))
-    step.poll()  # lands: partition 0 at 20; partition 1 still unconfirmed
-    assert broker.offsets == {("t", 0): 20}
-    step.join(1.0)  # shutdown or rebalance: every unconfirmed offset committed synchronously
-    assert broker.offsets == {("t", 0): 20, ("t", 1): 5}
+def test_a_refused_commit_waits_an_interval_before_it_is_tried_again() -> None:
+    broker = Broker(refuse=1)
+    step = CommitOffsets(broker.commit, interval=3600.0)
+    step._last_commit -= 3600.0  # the first interval has passed
+    step.submit(delivered({("t", 0): 10}))
+    step.poll()  # refused
+    step.poll()  # within the interval: not asked again at every turn of the loop
+    assert len(broker.calls) == 1
+    step.join(1.0)  # shutdown or rebalance: committed whatever the interval says
+    assert broker.offsets == {("t", 0): 10}
