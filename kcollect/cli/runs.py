@@ -24,7 +24,7 @@ from rich.text import Text
 
 from kcollect.cli.choices import ValueCheck as ValueCheckMode
 from kcollect.cli.errors import exit_on_known_errors
-from streams.runs.status import RunProgress, RunWatcher, wait_complete
+from streams.runs.status import RunProgress, RunState, RunWatcher, wait_complete
 from streams.settings.model import load_settings
 
 if TYPE_CHECKING:
@@ -69,21 +69,6 @@ def _list_line(row: dict[str, Any]) -> str:
     )
 
 
-STATES = ("enqueueing", "enqueued", "failed", "no-manifest", "complete", "incomplete")
-
-
-def matches(row: dict[str, Any], schedule: str | None, state: str | None) -> bool:
-    """Whether a run row passes the ``--schedule`` / ``--state`` filters (``complete`` / ``incomplete``
-    test completion, any other state the manifest's)."""
-    if schedule is not None and row.get("schedule") != schedule:
-        return False
-    if state is None:
-        return True
-    if state in ("complete", "incomplete"):
-        return bool(row["complete"]) == (state == "complete")
-    return bool(row["state"] == state)
-
-
 def _rows(watcher: RunWatcher, progress: list[RunProgress]) -> list[dict[str, Any]]:
     from kcollect.console.data import run_row
 
@@ -103,21 +88,22 @@ def _count(value: int | None) -> str:
 def runs_list(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per run.")] = False,
     schedule: Annotated[str | None, typer.Option(help="Only the runs of this schedule.")] = None,
-    state: Annotated[str | None, typer.Option(help=f"Only runs in this state: {', '.join(STATES)}.")] = None,
+    state: Annotated[
+        RunState | None, typer.Option(help="Only the runs complete, incomplete, or in this manifest state.")
+    ] = None,
 ) -> None:
     """Every run seen in manifests, ClickHouse or dead letters: counts (stored ok / partial, dead letters
     by reason), started, finished, duration, ETA."""
-    if state is not None and state not in STATES:
-        print(f"kcollect: --state must be one of {', '.join(STATES)}", file=sys.stderr)
-        raise SystemExit(2)
     watcher = RunWatcher(load_settings())
     try:
         watcher.refresh()
         rows = _rows(watcher, watcher.all_runs())
     finally:
         watcher.close()
+    from kcollect.console.data import run_matches
+
     for row in rows:
-        if matches(row, schedule, state):
+        if run_matches(row, schedule, state):
             typer.echo(json.dumps(row) if json_out else _list_line(row))
 
 

@@ -27,7 +27,7 @@ from streams.kafka.dead_letter import header_map
 from streams.kafka.tail import read_to_end
 from streams.lag.collector import LagCollector, LagMonitor, Snapshot, group_statuses, sort_worst_first
 from streams.observability.logs import redact
-from streams.runs.status import RunProgress, RunWatcher
+from streams.runs.status import RunProgress, RunState, RunWatcher
 from streams.settings.librdkafka import consumer_config
 from streams.settings.model import Settings
 
@@ -75,6 +75,13 @@ def run_row(progress: RunProgress, summary: dict[str, Any], manifest: Any, now_m
         shares=shares(progress, partial),
     )
     return data
+
+
+def run_matches(row: dict[str, Any], schedule: str | None, state: RunState | None) -> bool:
+    """Whether a run row (``run_row``) passes the schedule and state filters (pure)."""
+    if schedule is not None and row.get("schedule") != schedule:
+        return False
+    return state is None or state.admits(str(row["state"]), bool(row["complete"]))
 
 
 RATE_WINDOW_SECONDS = 60.0
@@ -298,9 +305,8 @@ class ConsoleData:
             self._refreshed = time.monotonic()
         return self._watcher
 
-    def runs(self, schedule: str | None = None, state: str | None = None) -> dict[str, Any]:
-        """Every run (newest first) with its counts, times and ETA; ``state``: running, complete or a
-        manifest state (enqueueing, enqueued, failed, no-manifest)."""
+    def runs(self, schedule: str | None = None, state: RunState | None = None) -> dict[str, Any]:
+        """Every run (newest first) with its counts, times and ETA, those passing the filters."""
         now_ms = int(time.time() * 1000)
         with self._lock:
             watcher = self._fresh_watcher()
@@ -312,15 +318,9 @@ class ConsoleData:
             row["rates"] = self._rates.observe(row, time.monotonic())
         rows.sort(key=lambda r: (r["started"] or "", r["run_id"]), reverse=True)
         schedules = sorted({r["schedule"] for r in rows if r["schedule"]})
-        if schedule:
-            rows = [r for r in rows if r["schedule"] == schedule]
-        if state == "running":
-            rows = [r for r in rows if not r["complete"]]
-        elif state == "complete":
-            rows = [r for r in rows if r["complete"]]
-        elif state:
-            rows = [r for r in rows if r["state"] == state]
-        return {"runs": rows, "schedules": schedules, "filter": {"schedule": schedule, "state": state}}
+        rows = [r for r in rows if run_matches(r, schedule, state)]
+        chosen = {"schedule": schedule, "state": None if state is None else state.value}
+        return {"runs": rows, "schedules": schedules, "filter": chosen}
 
     def _dead_letters(self, run_id: str) -> list[DlqRecord]:
         if self._dead is None:

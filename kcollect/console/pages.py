@@ -12,6 +12,8 @@ import json
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from streams.runs.status import RunState
+
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
 header{background:#243447;color:#fff;padding:8px 16px;display:flex;gap:16px;align-items:center}
@@ -137,8 +139,7 @@ def runs_main(data: dict[str, Any]) -> str:
         for s in data["schedules"]
     )
     states = "".join(
-        f'<option value="{s}"{" selected" if s == chosen["state"] else ""}>{s}</option>'
-        for s in ("running", "complete", "enqueueing", "enqueued", "failed", "no-manifest")
+        f'<option value="{s}"{" selected" if s == chosen["state"] else ""}>{s}</option>' for s in RunState
     )
     form = (
         f'<form method=get>schedule <select name=schedule><option value="">all</option>{options}</select> '

@@ -33,6 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from kcollect.console import pages
 from kcollect.console.data import ConsoleData
 from streams.observability.logs import redact
+from streams.runs.status import RunState
 
 log = logging.getLogger("kcollect.console")
 MAX_BODY = 64 * 1024
@@ -130,7 +131,7 @@ def make_handler(data: ConsoleData, guard: ActionGuard) -> type[BaseHTTPRequestH
         ) -> tuple[dict[str, Any], str, str, Callable[[dict[str, Any]], str], bool]:
             first = {k: v[0] for k, v in query.items() if v and v[0]}
             if path == "/runs":
-                runs = data.runs(first.get("schedule"), first.get("state"))
+                runs = data.runs(first.get("schedule"), _run_state(first.get("state")))
                 return runs, "runs", "Runs", pages.runs_main, True
             if path == "/lag":
                 return data.lag.view(), "lag", "Lag", pages.lag_main, True
@@ -226,6 +227,14 @@ def make_handler(data: ConsoleData, guard: ActionGuard) -> type[BaseHTTPRequestH
             log.debug("%s %s", self.address_string(), format % args)
 
     return Handler
+
+
+def _run_state(value: str | None) -> RunState | None:
+    try:
+        return None if value is None else RunState(value)
+    except ValueError:
+        known = ", ".join(state.value for state in RunState)
+        raise Refused(HTTPStatus.BAD_REQUEST, f"no run state {value!r} (one of {known})") from None
 
 
 def _text(value: Any) -> str | None:

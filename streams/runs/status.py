@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from clickhouse_driver.errors import ServerException
@@ -53,6 +54,24 @@ IN_CHUNK = 1000  # client ids per IN (...) list: 1000 ids of up to 128 character
 
 
 DECODE_STAGES = frozenset(("decode", "sink-decode"))  # dead letters of records that did not decode
+
+
+class RunState(StrEnum):
+    """What a runs filter can ask for (``kcollect runs list --state``, the console's runs page): complete
+    or not yet, or the manifest's state (``RunProgress.state``)."""
+
+    complete = "complete"
+    incomplete = "incomplete"
+    enqueueing = "enqueueing"
+    enqueued = "enqueued"
+    failed = "failed"
+    no_manifest = "no-manifest"
+
+    def admits(self, state: str, complete: bool) -> bool:
+        """Whether a run in manifest state ``state``, complete or not, passes this filter."""
+        if self in (RunState.complete, RunState.incomplete):
+            return complete == (self is RunState.complete)
+        return state == self.value
 
 
 @dataclass

@@ -1,15 +1,30 @@
-"""`kcollect runs list` filters (pure)."""
+"""The runs filters of `kcollect runs list` and the console's runs page (pure): one vocabulary of states."""
 
 from __future__ import annotations
 
-from kcollect.cli.runs import matches
+import pytest
+
+from kcollect.console import pages
+from kcollect.console.data import run_matches
+from kcollect.console.server import Refused, _run_state
+from streams.runs.status import RunState
 
 
 def test_filters_by_schedule_and_state() -> None:
     row = {"schedule": "nightly", "state": "enqueued", "complete": False}
-    assert (
-        matches(row, None, None) and matches(row, "nightly", "enqueued") and matches(row, None, "incomplete")
-    )
-    assert not matches(row, "hourly", None) and not matches(row, None, "complete")
-    assert not matches(row, None, "failed")
-    assert matches({"schedule": None, "state": "no-manifest", "complete": True}, None, "complete")
+    assert run_matches(row, None, None)
+    assert run_matches(row, "nightly", RunState.enqueued) and run_matches(row, None, RunState.incomplete)
+    assert not run_matches(row, "hourly", None) and not run_matches(row, None, RunState.complete)
+    assert not run_matches(row, None, RunState.failed)
+    done = {"schedule": None, "state": "no-manifest", "complete": True}
+    assert run_matches(done, None, RunState.complete) and run_matches(done, None, RunState.no_manifest)
+
+
+def test_the_console_offers_and_accepts_the_same_states_as_the_cli() -> None:
+    form = pages.runs_main({"filter": {"schedule": None, "state": None}, "schedules": [], "runs": []})
+    for state in RunState:
+        assert f'<option value="{state.value}"' in form
+        assert _run_state(state.value) is state
+    with pytest.raises(Refused) as refused:
+        _run_state("running")
+    assert refused.value.status == 400 and "incomplete" in str(refused.value)
