@@ -343,10 +343,10 @@ def test_state_inspect_and_a_guarded_reset(
         assert pipe.cli("state", "reset", "--schedule", SCHEDULE).returncode == 2  # no --yes
         running = pipe.cli("state", "reset", "--schedule", SCHEDULE, "--yes")
         assert running.returncode == 2 and "member" in running.stderr  # the processor is running
-        dry = pipe.cli("state", "reset", "--schedule", SCHEDULE, "--dry-run")
+        dry = pipe.cli("state", "reset", "--schedule", SCHEDULE, "--dry-run", "--json")
         assert dry.returncode == 0 and orjson.loads(dry.stdout)["clients"] == len(clients)
         assert pipe.stop("processor") == 0
-        done = pipe.cli("state", "reset", "--schedule", SCHEDULE, "--yes")
+        done = pipe.cli("state", "reset", "--schedule", SCHEDULE, "--yes", "--json")
         assert done.returncode == 0, done.stderr
         deleted = orjson.loads(done.stdout)["deleted"]
         assert deleted >= len(clients)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -59,6 +60,7 @@ BAD_CHOICES = [
     (["runs", "verify", "r1", "--values", "exact"], "--values", "simulated"),
     (["dlq", "replay", "--stage", "sink", "--dry-run"], "--stage", "deadline"),
     (["settings", "show", "--format", "yaml"], "--format", "env"),
+    (["runs", "list", "--state", "done"], "--state", "incomplete"),
 ]
 
 
@@ -80,6 +82,7 @@ def test_a_bad_choice_is_one_line_and_exit_2(args: list[str], option: str, a_cho
         (["runs", "verify"], "--values", "auto|simulated|none"),
         (["dlq", "replay"], "--stage", "decode|deadline|fetch"),
         (["settings", "show"], "--format", "text|json|env"),
+        (["runs", "list"], "--state", "complete|incomplete|enqueueing|enqueued|failed|no-manifest"),
     ],
 )
 def test_help_lists_the_choices(command: list[str], option: str, choices: str) -> None:
@@ -157,3 +160,47 @@ def test_settings_env_format_reads_back(tmp_path: Path) -> None:
     before["KCOLLECT_SETTINGS_FILE"] = str(path)
     assert after == before
     assert after["KCOLLECT_KAFKA_CONFIG"]["client.id"] == 'a "b"'
+
+
+# Services run until SIGTERM and log; they report nothing to print as JSON.
+SERVICES = {"processor", "sink", "exporter", "console", "simulate", "scheduler run"}
+
+
+def command_paths() -> dict[str, list[list[str]]]:
+    """Every leaf command of the app (``"runs list"``) with its options' names."""
+    import typer
+
+    from kcollect.cli.main import app
+
+    found: dict[str, list[list[str]]] = {}
+
+    def walk(command: Any, path: list[str]) -> None:
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+        if not hasattr(command, "commands"):
+            found[" ".join(path)] = [list(param.opts) for param in command.params]
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+def test_every_reporting_command_takes_json() -> None:
+    commands = command_paths()
+    assert set(commands) >= SERVICES and len(commands) > len(SERVICES) + 20
+    missing = [name for name, opts in commands.items() if name not in SERVICES and ["--json"] not in opts]
+    assert missing == []
+
+
+def test_state_reset_reports_in_words_without_json() -> None:
+    from kcollect.cli.state import _reset_line
+
+    dry = {"clients": 3, "clocks": 1, "deleted": 0, "dry_run": True}
+    assert (
+        _reset_line("nightly", dry)
+        == "schedule nightly: would delete 3 client(s) and 1 run clock(s) (dry run)"
+    )
+    done = {"clients": 3, "clocks": 1, "deleted": 3, "failed": 1, "dry_run": False}
+    assert (
+        _reset_line("nightly", done)
+        == "schedule nightly: 3 client(s) and 1 run clock(s), 3 deleted, 1 not confirmed"
+    )
