@@ -37,12 +37,14 @@ class ValueCheck(StrEnum):
 
 
 class DeadLetterStage(StrEnum):
-    """Stages that dead-letter a request (processors/dead_letters.py)."""
+    """Stages that dead-letter a request (``processors.processor.steps``; each named in
+    ``processors.processor.dead_letters``' log words)."""
 
     decode = "decode"
     deadline = "deadline"
     fetch = "fetch"
     compute = "compute"
+    produce = "produce"  # a result too large for the results topic (RecordTooLarge)
 
 
 class SettingsFormat(StrEnum):

@@ -80,7 +80,7 @@ def test_a_bad_choice_is_one_line_and_exit_2(args: list[str], option: str, a_cho
         (["scheduler", "run"], "--catch-up", "latest|skip"),
         (["scheduler", "run"], "--overlap", "skip|queue|allow"),
         (["runs", "verify"], "--values", "auto|simulated|none"),
-        (["dlq", "replay"], "--stage", "decode|deadline|fetch"),
+        (["dlq", "replay"], "--stage", "decode|deadline|fetch|compute|produce"),
         (["settings", "show"], "--format", "text|json|env"),
         (["runs", "list"], "--state", "complete|incomplete|enqueueing|enqueued|failed|no-manifest"),
     ],
@@ -204,3 +204,10 @@ def test_state_reset_reports_in_words_without_json() -> None:
         _reset_line("nightly", done)
         == "schedule nightly: 3 client(s) and 1 run clock(s), 3 deleted, 1 not confirmed"
     )
+
+
+def test_dlq_replay_offers_every_stage_the_processor_dead_letters_at() -> None:
+    from kcollect.cli.choices import DeadLetterStage
+    from processors.processor.dead_letters import _ADJECTIVE
+
+    assert {stage.value for stage in DeadLetterStage} == set(_ADJECTIVE)
