@@ -138,6 +138,19 @@ def test_ports_named_by_health_checks_and_prometheus_are_served() -> None:
     assert all(p.startswith("127.0.0.1:") for p in published)
 
 
+def test_every_kcollect_service_is_scraped() -> None:
+    """The service-down alert (docs/alerts.md) needs every long-running kcollect service in a job of
+    its own; the init job and the test simulator serve no /metrics."""
+    scraped: dict[str, str] = {}
+    for job in PROMETHEUS["scrape_configs"]:
+        hosts = [t.rsplit(":", 1)[0] for c in job.get("static_configs", []) for t in c["targets"]]
+        hosts += [n for c in job.get("dns_sd_configs", []) for n in c["names"]]
+        scraped |= dict.fromkeys(hosts, job["job_name"])
+    services = set(kcollect_services()) - {"init", "simulator"}
+    assert services >= {"processor", "sink", "scheduler", "exporter", "console"}
+    assert {name: scraped.get(name) for name in services} == {name: f"kcollect-{name}" for name in services}
+
+
 def test_volumes_and_config_files_exist() -> None:
     declared = set(COMPOSE["volumes"])
     mounts: dict[str, Path] = {}
