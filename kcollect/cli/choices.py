@@ -7,10 +7,12 @@ from enum import StrEnum
 
 
 class LogLevel(StrEnum):
-    DEBUG = "DEBUG"
-    INFO = "INFO"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
+    """Written as ``--help`` lists them (any case is taken); ``logging`` wants the upper case."""
+
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
 
 
 class CatchUp(StrEnum):

@@ -78,13 +78,13 @@ def _print_version(value: bool) -> None:
 def _main(
     log_level: Annotated[
         LogLevel, typer.Option(envvar="KCOLLECT_LOG_LEVEL", case_sensitive=False, help="Log level.")
-    ] = LogLevel.INFO,
+    ] = LogLevel.info,
     version: Annotated[
         bool,
         typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
     ] = False,
 ) -> None:
-    setup_logging(log_level.value, log_format_from_env())
+    setup_logging(log_level.value.upper(), log_format_from_env())
     warn_unknown_variables()
 
 

@@ -5,6 +5,7 @@ KCOLLECT_LOG_LEVEL, a warning for unknown KCOLLECT_* variables, empty variables 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from importlib.metadata import version
@@ -89,6 +90,8 @@ def test_help_lists_the_choices(command: list[str], option: str, choices: str) -
     text = kcollect(*command, "--help").stdout
     line = next(line for line in text.splitlines() if line.lstrip("│ ").startswith(option))
     assert choices in line, line
+    default = re.search(r"\[default: ([^\]]+)\]", line)
+    assert default is None or default.group(1) in choices.split("|"), line
 
 
 def test_log_level_from_the_environment() -> None:
