@@ -11,13 +11,26 @@ from typing import Annotated, Any
 import typer
 
 
+def _fault_settings(text: str) -> str:
+    """``--settings`` must hold a JSON object: else a one-line usage error (exit 2)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise typer.BadParameter("must be a JSON object, e.g. '{\"error_rate\": 0.1}'")
+    return text
+
+
 def simulate(
     port: Annotated[int, typer.Option(help="TCP port (0: any free one, printed).")] = 8700,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     latency_ms: Annotated[float, typer.Option(help="Latency of every call.")] = 0.0,
     jitter_ms: Annotated[float, typer.Option(help="Extra uniform(0, jitter) latency.")] = 0.0,
     error_rate: Annotated[float, typer.Option(help="Share of calls answered 500.")] = 0.0,
-    settings_json: Annotated[str, typer.Option("--settings", help="More fault settings as JSON.")] = "{}",
+    settings_json: Annotated[
+        str, typer.Option("--settings", help="More fault settings, a JSON object.", callback=_fault_settings)
+    ] = "{}",
     seed: Annotated[int, typer.Option(help="Seed of the fault dice.")] = 1,
     ready_file: Annotated[Path | None, typer.Option(help="Write the port here once listening.")] = None,
 ) -> None:

@@ -214,3 +214,10 @@ def test_dlq_replay_offers_every_stage_the_processor_dead_letters_at() -> None:
     from processors.processor.dead_letters import _ADJECTIVE
 
     assert {stage.value for stage in DeadLetterStage} == set(_ADJECTIVE)
+
+
+@pytest.mark.parametrize("given", ["{bad", "[1]"])
+def test_simulate_refuses_fault_settings_that_are_no_json_object(given: str) -> None:
+    done = kcollect("simulate", "--port", "0", "--settings", given)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "--settings" in done.stderr, done.stderr
