@@ -289,7 +289,6 @@ def test_actions_refuse_a_missing_token_and_cross_site_requests(
         30,
         "paused",
     )
-    shot(browser, "schedules")
     assert "s3cret-token" not in browser.page_source
     assert "console action pause nightly" in pipe.log("console-token")
     host = guarded.removeprefix("http://")
@@ -313,6 +312,31 @@ def test_actions_refuse_a_missing_token_and_cross_site_requests(
     )
     assert (status, body) == (200, {"schedule": "nightly", "paused": False})
     assert "refused" in pipe.log("console-token")
+
+
+def test_schedules_page_shows_a_running_schedulers_leader_and_slots(
+    pipe: Pipeline, console: str, browser: Any
+) -> None:
+    argv = ["scheduler", "run", "--name", "live", "--every", "2s", "--clients", "0-9", "--tick", "0.2"]
+    pipe.launch("scheduler", argv, ready=False)
+    try:
+
+        def shown() -> list[str] | None:
+            browser.get(f"{console}/schedules")  # the schedules page does not refresh itself
+            rows = browser.find_elements("css selector", 'tr[data-schedule="live"]')
+            cells = [c.text for c in rows[0].find_elements("css selector", "td")] if rows else []
+            return cells if len(cells) > 6 and cells[2] != "-" and cells[4] != "-" else None
+
+        cells = wait_for(shown, 60, "the scheduler's leader and last slot")
+        period, last, upcoming, leader, state = cells[1:6]
+        assert period == "every 2s" and state == "active"
+        assert last < upcoming, cells  # ISO times of the same zone sort as times
+        assert "@" in leader, leader  # client id @ host of the lock group's member
+        shot(browser, "schedules")
+        [row] = [s for s in get_json(f"{console}/api/schedules")["schedules"] if s["schedule"] == "live"]
+        assert row["runs"] >= 1 and row["last_slot"] and row["leader"] == leader
+    finally:
+        pipe.stop("scheduler")
 
 
 def test_lag_page_shows_a_partition_stalling_when_its_consumer_stops(
