@@ -45,10 +45,12 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from itertools import accumulate, chain, compress, repeat
 from math import log
 from operator import ne
 from struct import Struct
+from struct import error as struct_error
 from typing import Any
 
 import clickhouse_driver.client
@@ -85,10 +87,13 @@ class FloatRows:
         float). A ``bool`` counts as a number here: callers that must refuse booleans check first."""
         width = len(columns)
         values = array("d", bytes(8 * width * count))
+        # ``Struct.pack`` converts each number with ``PyFloat_AsDouble``: half the cost of
+        # ``array('d', column)``, which parses every item with a format string
+        pack = _doubles(count).pack
         try:
             for index, column in enumerate(columns):
-                values[index::width] = array("d", column)
-        except (TypeError, OverflowError, ValueError):
+                values[index::width] = array("d", pack(*column))
+        except (struct_error, TypeError):  # not a number, an int too large, a column of another length
             return None
         return cls(values, width, count)
 
@@ -98,6 +103,12 @@ class FloatRows:
             raise IndexError(position)
         start = position * self.width
         return tuple(self.values[start : start + self.width])
+
+
+@lru_cache(maxsize=64)
+def _doubles(count: int) -> Struct:
+    """The native format of ``count`` doubles (``array('d')``'s layout)."""
+    return Struct(f"={count}d")
 
 
 def expand_float_rows(column: list[Any], positions: Sequence[int]) -> list[Any]:

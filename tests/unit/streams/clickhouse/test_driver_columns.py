@@ -197,6 +197,10 @@ def test_float_rows_hold_a_batchs_values_row_major() -> None:
     assert empty.row(1) == ()
     for bad in (None, "1.5", [1.0], {"a": 1}, 10**400):
         assert driver_columns.FloatRows.from_columns([[1.0, bad]], 2) is None
+    assert driver_columns.FloatRows.from_columns([[1.0, 2.0, 3.0]], 2) is None  # not 2 values
+    assert driver_columns.FloatRows.from_columns([[1.0], [2.0]], 2) is None
+    ints = [2**63, -(2**53) - 1, 0]
+    assert _float_rows([ints]).values.tolist() == [float(i) for i in ints]  # as array("d", ints)
 
 
 def test_float_rows_runs_same_bytes_as_the_drivers_rows() -> None:
