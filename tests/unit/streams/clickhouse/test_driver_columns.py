@@ -139,6 +139,7 @@ ARRAY_CASES = [
     ("Array(String)", [SHARED] * 5 + [["a"]] * 3),
     ("Array(String)", [SHARED, ["a", "b"], ["c"], []]),  # nothing shared: the driver's writer
     ("Array(String)", [[]] * 4),
+    ("Array(String)", [SHARED] * 4 + [["a", "b", "c"]] * 2),  # one width: offsets in one progression
     ("Array(String)", []),
     ("Array(Float64)", [(1.5, 2, -3e300), (0.0,), (), (7.25, 8.0)]),
     ("Array(Float64)", [[1.0, "x"]]),  # not a number: the driver's code (and its error)
@@ -279,3 +280,23 @@ def test_string_writer_installed_on_import() -> None:
     import streams.clickhouse.client  # noqa: F401  (installs on import)
 
     assert String.write_items is driver_columns.write_string_items
+
+
+@pytest.mark.parametrize("widths", [[2, 2, 2], [3], [0, 0], [2, 3]])
+def test_float_rows_of_one_width_same_bytes_as_the_drivers_rows(widths: list[int]) -> None:
+    blocks = [_float_rows([[float(w * 10 + i), -1.5] for i in range(w)]) for w in widths]
+    rows = [block for block in blocks for _ in range(block.count)]
+    positions = [p for block in blocks for p in range(block.count)]
+    driver = _array_bytes(
+        "Array(Float64)", [list(r) for r in driver_columns.expand_float_rows(rows, positions)], ours=False
+    )
+    assert _array_bytes("Array(Float64)", rows, ours=True) == driver
+    uniform = driver_columns._uniform_float_runs(rows)
+    assert (uniform is not None) == (len(set(widths)) == 1)
+
+
+def test_float_rows_held_by_too_few_rows_are_refused() -> None:
+    block = _float_rows([[1.0, 2.0, 3.0]])
+    assert driver_columns._uniform_float_runs([block, block]) is None
+    with pytest.raises(ValueError):
+        driver_columns._float_runs([block, block])
