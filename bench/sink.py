@@ -412,6 +412,8 @@ def report(result: dict[str, Any]) -> list[str]:
             f">= 0.6 of bare {'met' if case['of_bare'] >= 0.6 else 'NOT met'} "
             f"({case['of_bare']:.0%} of bare); " + cpu.format(case["cpu_us"], case["cpu_us_merges"])
         )
+        cpu_s = ", ".join(f"{name} {seconds:.2f}" for name, seconds in case["cpu_s"].items())
+        lines.append(f"  CPU s from first assignment to the last row stored: {cpu_s}")
         for one in case["stats"]:
             keys = ("inserts", "windows", "batches", "paused_seconds", "decode_seconds", "insert_seconds")
             lines.append("  stats: " + ", ".join(f"{k} {one.get(k)}" for k in keys))

@@ -174,6 +174,26 @@ def group_windows(windows: list[PartitionWindow]) -> WindowGroup:
     )
 
 
+def _extend(window: PartitionWindow, segment: Segment, lo: int, hi: int) -> None:
+    """Rows ``[lo, hi)`` of ``segment`` onto ``window``. A segment's lists are its own: taken whole
+    they are extended from without a slice, and an empty window takes them as they are (no copy)."""
+    whole = lo == 0 and hi == len(segment.offsets)
+    if whole and not window.offsets:
+        window.columns = segment.columns
+        window.offsets, window.sources, window.positions = segment.offsets, segment.sources, segment.positions
+        return
+    if not window.columns:
+        window.columns = [[] for _ in segment.columns]
+    pairs = [
+        *zip(window.columns, segment.columns, strict=True),
+        (window.offsets, segment.offsets),
+        (window.sources, segment.sources),
+        (window.positions, segment.positions),
+    ]
+    for mine, theirs in pairs:
+        mine.extend(theirs if whole else theirs[lo:hi])
+
+
 class WindowSet:
     """The open windows of every partition; ``add`` and ``due`` hand back the windows that closed."""
 
@@ -189,7 +209,8 @@ class WindowSet:
 
     def add(self, segment: Segment, now: float) -> list[PartitionWindow]:
         """Add a segment, splitting it at offset boundaries; returns the windows it closed on their
-        own, in order (they wait for their group: ``due``, ``close_all``)."""
+        own, in order (they wait for their group: ``due``, ``close_all``). A segment is added once:
+        its lists may become a window's own."""
         closed: list[PartitionWindow] = []
         part = segment.partition
         position = segment.start
@@ -210,13 +231,7 @@ class WindowSet:
                 hi = bisect_right(segment.offsets, last, lo, hi)
                 end = last + 1
             if hi > lo:
-                if not window.columns:
-                    window.columns = [[] for _ in segment.columns]
-                for column, values in zip(window.columns, segment.columns, strict=True):
-                    column.extend(values[lo:hi])
-                window.offsets.extend(segment.offsets[lo:hi])
-                window.sources.extend(segment.sources[lo:hi])
-                window.positions.extend(segment.positions[lo:hi])
+                _extend(window, segment, lo, hi)
                 window.nbytes += segment.nbytes * (hi - lo) // max(count, 1)
             if trackers:
                 window.trackers.extend(trackers)

@@ -10,6 +10,7 @@ import pytest
 from clickhouse_driver.columns.base import Column
 from clickhouse_driver.columns.datetimecolumn import DateTimeColumn
 from clickhouse_driver.columns.service import get_column_by_spec
+from clickhouse_driver.columns.stringcolumn import String
 from clickhouse_driver.context import Context
 
 from streams.clickhouse import driver_columns
@@ -138,6 +139,7 @@ ARRAY_CASES = [
     ("Array(String)", [SHARED] * 5 + [["a"]] * 3),
     ("Array(String)", [SHARED, ["a", "b"], ["c"], []]),  # nothing shared: the driver's writer
     ("Array(String)", [[]] * 4),
+    ("Array(String)", [SHARED] * 4 + [["a", "b", "c"]] * 2),  # one width: offsets in one progression
     ("Array(String)", []),
     ("Array(Float64)", [(1.5, 2, -3e300), (0.0,), (), (7.25, 8.0)]),
     ("Array(Float64)", [[1.0, "x"]]),  # not a number: the driver's code (and its error)
@@ -197,6 +199,10 @@ def test_float_rows_hold_a_batchs_values_row_major() -> None:
     assert empty.row(1) == ()
     for bad in (None, "1.5", [1.0], {"a": 1}, 10**400):
         assert driver_columns.FloatRows.from_columns([[1.0, bad]], 2) is None
+    assert driver_columns.FloatRows.from_columns([[1.0, 2.0, 3.0]], 2) is None  # not 2 values
+    assert driver_columns.FloatRows.from_columns([[1.0], [2.0]], 2) is None
+    ints = [2**63, -(2**53) - 1, 0]
+    assert _float_rows([ints]).values.tolist() == [float(i) for i in ints]  # as array("d", ints)
 
 
 def test_float_rows_runs_same_bytes_as_the_drivers_rows() -> None:
@@ -219,3 +225,78 @@ def test_a_float_rows_must_stand_for_all_its_rows() -> None:
         with pytest.raises(ValueError, match="not held by 3 consecutive rows"):
             _array_bytes("Array(Float64)", rows, ours=True)
     assert driver_columns.expand_float_rows([block, block], [2, 0]) == [(3.0,), (1.0,)]
+
+
+class _Text(str):
+    """A str subclass: equal to the str, not a plain str (the driver's writer decides)."""
+
+
+STRING_CASES: list[list[Any]] = [
+    ["run-1"] * 5,  # one value in every row: written at once
+    ["mém"] * 3,
+    [""] * 4,
+    ["x" * 200] * 2,
+    ["only"],
+    [],
+    ["a", "b", "a"],  # distinct values: the driver's writer
+    ["a", "a", "b"],
+    ["a", _Text("a")],
+    ["a", b"a"],
+    [b"raw", b"raw"],
+]
+
+
+def _string_bytes(items: list[Any], ours: bool, encoding: str = "utf-8") -> bytes:
+    column = String(encoding=encoding, context=_context())
+    out = _Collect()
+    write = driver_columns.write_string_items if ours else driver_columns._DRIVER_STRING_WRITE
+    write(column, list(items), out.buf)
+    return out.value()
+
+
+@pytest.mark.parametrize("items", STRING_CASES)
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_string_columns_same_bytes_as_the_driver(items: list[Any], encoding: str) -> None:
+    assert _string_bytes(items, True, encoding) == _string_bytes(items, False, encoding)
+
+
+def test_a_string_column_of_one_value_skips_the_drivers_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: Any) -> None:
+        raise AssertionError("the driver's writer was called")
+
+    monkeypatch.setattr(driver_columns, "_DRIVER_STRING_WRITE", refuse)
+    assert _string_bytes(["r1"] * 3, True) == b"\x02r1" * 3
+    with pytest.raises(AssertionError):
+        _string_bytes(["r1", "r2"], True)
+
+
+def test_a_value_the_encoding_cannot_hold_fails_as_in_the_driver() -> None:
+    for ours in (False, True):
+        with pytest.raises(UnicodeEncodeError):
+            _string_bytes(["€"] * 2, ours, "latin-1")
+
+
+def test_string_writer_installed_on_import() -> None:
+    import streams.clickhouse.client  # noqa: F401  (installs on import)
+
+    assert String.write_items is driver_columns.write_string_items
+
+
+@pytest.mark.parametrize("widths", [[2, 2, 2], [3], [0, 0], [2, 3]])
+def test_float_rows_of_one_width_same_bytes_as_the_drivers_rows(widths: list[int]) -> None:
+    blocks = [_float_rows([[float(w * 10 + i), -1.5] for i in range(w)]) for w in widths]
+    rows = [block for block in blocks for _ in range(block.count)]
+    positions = [p for block in blocks for p in range(block.count)]
+    driver = _array_bytes(
+        "Array(Float64)", [list(r) for r in driver_columns.expand_float_rows(rows, positions)], ours=False
+    )
+    assert _array_bytes("Array(Float64)", rows, ours=True) == driver
+    uniform = driver_columns._uniform_float_runs(rows)
+    assert (uniform is not None) == (len(set(widths)) == 1)
+
+
+def test_float_rows_held_by_too_few_rows_are_refused() -> None:
+    block = _float_rows([[1.0, 2.0, 3.0]])
+    assert driver_columns._uniform_float_runs([block, block]) is None
+    with pytest.raises(ValueError):
+        driver_columns._float_runs([block, block])
