@@ -134,9 +134,8 @@ def _float_runs(rows: list[Any]) -> tuple[bytes, bytes] | None:
     rows (lists or tuples of numbers); None when a plain row holds something else (the driver's error
     is then raised by the caller). Raises ValueError when a ``FloatRows`` is not held by exactly
     ``count`` consecutive rows."""
-    sizes = array("Q")
     pieces: list[Any] = []
-    offset = 0
+    parts: list[tuple[int, int] | list[Any]] = []  # a FloatRows run as (width, count); plain rows as they are
     index, total = 0, len(rows)
     while index < total:
         first = rows[index]
@@ -149,41 +148,39 @@ def _float_runs(rows: list[Any]) -> tuple[bytes, bytes] | None:
                 pieces.append(array("d", list(chain.from_iterable(plain))))
             except (TypeError, OverflowError):
                 return None
-            sizes.extend(map(offset.__add__, accumulate(map(len, plain))))
-            offset = sizes[-1]
+            parts.append(plain)
             index = end
             continue
-        count, width = first.count, first.width
+        count = first.count
         end = index + count
         if rows[index:end] != [first] * count:  # identity first: one C pass
             raise ValueError(f"a FloatRows of {count} rows is not held by {count} consecutive rows")
+        parts.append((first.width, count))
+        pieces.append(first.values)
+        index = end
+    return _part_offsets(parts, total), b"".join(pieces)
+
+
+def _part_offsets(parts: list[tuple[int, int] | list[Any]], total: int) -> bytes:
+    """The UInt64 offsets of ``total`` rows given as ``_float_runs``' parts: one cached progression
+    when every part is a FloatRows run of one width (the sink's windows), else per part."""
+    widths = {part[0] if isinstance(part, tuple) else None for part in parts}
+    if len(widths) == 1 and (width := widths.pop()) is not None:
+        return _progression(width, total)
+    sizes = array("Q")
+    offset = 0
+    for part in parts:
+        if isinstance(part, list):
+            sizes.extend(map(offset.__add__, accumulate(map(len, part))))
+            offset = sizes[-1]
+            continue
+        width, count = part
         if width:
             sizes.extend(range(offset + width, offset + width * count + 1, width))
         else:
             sizes.extend(repeat(offset, count))
         offset += width * count
-        pieces.append(first.values)
-        index = end
-    return sizes.tobytes(), b"".join(pieces)
-
-
-def _uniform_float_runs(rows: list[Any]) -> tuple[bytes, bytes] | None:
-    """(offsets, data) of an ``Array(Float64)`` column that is nothing but ``FloatRows`` runs of one
-    width, each held by exactly its ``count`` consecutive rows (the sink's windows); else None."""
-    blocks: list[FloatRows] = []
-    index, total = 0, len(rows)
-    while index < total:
-        first = rows[index]
-        if type(first) is not FloatRows or (blocks and first.width != blocks[0].width):
-            return None
-        end = index + first.count
-        if end > total or rows[end - 1] is not first or rows[index:end] != [first] * first.count:
-            return None
-        blocks.append(first)
-        index = end
-    if not blocks:
-        return None
-    return _progression(blocks[0].width, total), b"".join(block.values for block in blocks)
+    return sizes.tobytes()
 
 
 _PROGRESSIONS: dict[int, array[int]] = {}  # width -> width, 2 * width, ... as UInt64
@@ -323,7 +320,7 @@ def _leaf_bytes(leaf: Any, rows: list[Any]) -> tuple[bytes, bytes] | None:
         return None
     if type(leaf) is Float64Column:
         if FloatRows in set(map(type, rows)):
-            return _uniform_float_runs(rows) or _float_runs(rows)
+            return _float_runs(rows)
         try:
             values = array("d", list(chain.from_iterable(rows))).tobytes()
         except (TypeError, OverflowError):

@@ -283,7 +283,9 @@ def test_string_writer_installed_on_import() -> None:
 
 
 @pytest.mark.parametrize("widths", [[2, 2, 2], [3], [0, 0], [2, 3]])
-def test_float_rows_of_one_width_same_bytes_as_the_drivers_rows(widths: list[int]) -> None:
+def test_float_rows_of_one_width_same_bytes_as_the_drivers_rows(
+    widths: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     blocks = [_float_rows([[float(w * 10 + i), -1.5] for i in range(w)]) for w in widths]
     rows = [block for block in blocks for _ in range(block.count)]
     positions = [p for block in blocks for p in range(block.count)]
@@ -291,12 +293,17 @@ def test_float_rows_of_one_width_same_bytes_as_the_drivers_rows(widths: list[int
         "Array(Float64)", [list(r) for r in driver_columns.expand_float_rows(rows, positions)], ours=False
     )
     assert _array_bytes("Array(Float64)", rows, ours=True) == driver
-    uniform = driver_columns._uniform_float_runs(rows)
-    assert (uniform is not None) == (len(set(widths)) == 1)
+    progressions: list[tuple[int, int]] = []
+    progression = driver_columns._progression
+    monkeypatch.setattr(
+        driver_columns, "_progression", lambda w, n: progressions.append((w, n)) or progression(w, n)
+    )
+    driver_columns._float_runs(rows)
+    assert (progressions == [(widths[0], len(rows))]) == (len(set(widths)) == 1)
+    assert progressions == [] or len(set(widths)) == 1
 
 
 def test_float_rows_held_by_too_few_rows_are_refused() -> None:
     block = _float_rows([[1.0, 2.0, 3.0]])
-    assert driver_columns._uniform_float_runs([block, block]) is None
     with pytest.raises(ValueError):
         driver_columns._float_runs([block, block])
