@@ -111,4 +111,6 @@ class StallWatch:
     def _committed(self, tp: TopicPartition, low: int) -> int:
         """Where a partition that never fetched starts: its committed offset, else the log start."""
         (answer,) = self._consumer.committed([tp], timeout=WATERMARK_TIMEOUT)
+        if answer.error is not None:  # an INVALID offset here is not "none committed": try at the next check
+            raise KafkaException(answer.error)
         return answer.offset if answer.offset >= 0 else low

@@ -24,6 +24,11 @@
   more (its commit would carry the current generation, so the broker would accept offsets of a
   partition another member owns, moving its committed offset backwards or past work not done), and
   one assigned again within the same call is sought back to its committed offset.
+- Commits: the chains' commit callback sends the work of the current assignment only: offsets past
+  the first record consumed of the partition since it was assigned (``current_work``). A commit of
+  anything else (a partition revoked, lost or sought back since) would carry the current generation
+  too, and the broker would move the owner's committed offset backwards. A committed offset the broker
+  answers with an error per partition is unreadable, not "none committed" (never read from the start).
 - Downstream backpressure (optional ``hold``, e.g. the sink's lag on the results topic above a high
   mark): while it says so, every partition is paused and the loop keeps polling and finishing work.
 - Stalled fetch: a partition not held back here whose position has stood still for 20 s while the
@@ -120,6 +125,21 @@ def rewind_targets(
     return targets
 
 
+def current_work(offsets: dict[Partition, int], first_consumed: dict[Partition, int]) -> dict[Partition, int]:
+    """The part of ``offsets`` (next offset per partition) that finishes work of the current assignment:
+    a partition with a record consumed since it was assigned, past that record.
+
+    Anything else is work from before (a partition revoked, lost or sought back since): the broker
+    would take its commit from a member of the current generation whether or not it owns the partition,
+    and the group's committed offset would move backwards under the partition's owner.
+    """
+    return {
+        partition: offset
+        for partition, offset in offsets.items()
+        if partition in first_consumed and offset > first_consumed[partition]
+    }
+
+
 class StreamProcessor:
     """Runs one consumer and its processing chain until ``stop()``."""
 
@@ -166,9 +186,17 @@ class StreamProcessor:
 
     def _commit(self, offsets: dict[Partition, int]) -> None:
         """The chain's commit callback: ``offsets`` (next offset per partition) to the group, synchronously
-        (streams/steps/commit.py says why)."""
-        self._handled.update(offsets)  # finished work, whether or not this commit reaches the broker
-        positions = [TopicPartition(topic, partition, at) for (topic, partition), at in offsets.items()]
+        (streams/steps/commit.py says why), for the work of the current assignment only (``current_work``)."""
+        current = current_work(offsets, self._first_consumed)
+        if len(current) != len(offsets):
+            log.warning(
+                "not committing offsets of work from before the current assignment: %s",
+                ", ".join(f"{t}/{p}@{o}" for (t, p), o in sorted(offsets.items()) if (t, p) not in current),
+            )
+        if not current:
+            return
+        self._handled.update(current)  # finished work, whether or not this commit reaches the broker
+        positions = [TopicPartition(topic, partition, at) for (topic, partition), at in current.items()]
         self._consumer.commit(offsets=positions, asynchronous=False)
 
     def stop(self) -> None:
@@ -283,7 +311,9 @@ class StreamProcessor:
         for msg in good:
             key = (msg.topic(), msg.partition())
             if key not in first:
-                first[key] = msg.offset()  # type: ignore[index,assignment]  # set on consumed records
+                at: int = msg.offset()  # type: ignore[assignment]  # set on consumed records
+                first[key] = at  # type: ignore[index]
+                log.info("%s/%d: first record since the assignment at offset %d", *key, at)
         if good and self._probe is not None:
             self._probe.kafka_ok()
         return good
@@ -321,10 +351,19 @@ class StreamProcessor:
         targets = dict(lowest_dropped)
         wanted = [TopicPartition(topic, partition) for topic, partition in lowest_dropped]
         try:
-            for tp in self._consumer.committed(wanted, timeout=self._deadline):
-                targets[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            answer = self._consumer.committed(wanted, timeout=self._deadline)
         except KafkaException as exc:
             log.warning("committed offsets unreadable (%s): seeking to the first record dropped", exc)
+            answer = []
+        for tp in answer:
+            if tp.error is not None:  # its offset reads INVALID, which is not "none committed"
+                log.warning("committed offset of %s/%d unreadable (%s): seeking to the first record dropped",
+                            tp.topic, tp.partition, tp.error)  # fmt: skip
+                continue
+            targets[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+        log.info(
+            "consuming again from %s", ", ".join(f"{t}/{p}@{o}" for (t, p), o in sorted(targets.items()))
+        )
         for (topic, partition), offset in targets.items():
             try:
                 self._consumer.seek(TopicPartition(topic, partition, offset))

@@ -125,3 +125,24 @@ def test_a_partition_at_its_end_is_asked_again_only_after_the_stall_time_and_err
     clock.now = 45.0
     assert watch.check() == []
     assert consumer.asked == [0, 1, 2, 0]  # the broker did not answer: the check stopped there
+
+
+def test_a_committed_offset_answered_with_an_error_is_not_taken_for_the_log_start() -> None:
+    """librdkafka returns a per-partition error with an INVALID offset: read as "none committed", the
+    partition would be fetched again from its log start and its first batch's end committed."""
+    from confluent_kafka import KafkaError
+
+    from tests.unit.streams.steps.test_stream_processor_commit import Committed
+
+    class Refusing(FakeConsumer):
+        def committed(self, partitions: list[TopicPartition], timeout: float = 1.0) -> list[Committed]:  # type: ignore[override]
+            unstable = KafkaError(KafkaError.UNSTABLE_OFFSET_COMMIT)
+            return [Committed(tp.topic, tp.partition, -1001, unstable) for tp in partitions]
+
+    consumer = Refusing({0: -1001}, {0: 100}, committed=42)
+    clock = Clock()
+    watch = StallWatch(consumer, after=10, interval=5, clock=clock)
+    for now in (5.0, 10.0, 15.0):
+        clock.now = now
+        assert watch.check() == []
+    assert consumer.sought == []
