@@ -7,11 +7,12 @@ encoding stays cheap and exact. Every message carries ``v``, its schema version.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_ID_LENGTH = 128
+Record = dict[str, Any]  # a message as decoded JSON, before or after its model checked it
 MAX_ATTEMPT = 1000  # retries of one client's request in one run, at most
 MAX_EPOCH_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: the last epoch millisecond a message may hold
 _RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}")

@@ -1,0 +1,77 @@
+"""The layout rules of docs/architecture.md, read from the tree: one name for one thing inside a folder (no
+two classes or type aliases of one name, as ``DeadLetters`` and ``Columns`` were), no module named like a
+standard-library one (as ``bisect.py`` was), and tests that mirror the package tree."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("schemas", "streams", "producers", "processors", "kcollect")
+# Test folders that stand for no source folder: the suite's own kinds, each said in the docs.
+TEST_KINDS = {"tests/integration/current"}  # a current ClickHouse (chdb), docs/sink.md
+
+
+def source_files() -> list[Path]:
+    return [p for package in PACKAGES for p in sorted((ROOT / package).rglob("*.py"))]
+
+
+def type_names(tree: ast.Module) -> list[tuple[str, int]]:
+    """(name, line) of the module's classes and type aliases (a CamelCase name bound at module level)."""
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            found.append((node.name, node.lineno))
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                name = target.id if isinstance(target, ast.Name) else ""
+                if name[:1].isupper() and not name.isupper() and "_" not in name:
+                    found.append((name, node.lineno))
+    return found
+
+
+def same_names_in_a_folder(files: list[Path], root: Path = ROOT) -> list[str]:
+    places: dict[tuple[Path, str], list[str]] = defaultdict(list)
+    for path in files:
+        for name, line in type_names(ast.parse(path.read_text(), str(path))):
+            places[path.parent, name].append(f"{path.relative_to(root)}:{line}")
+    return [f"{name}: {', '.join(where)}" for (_, name), where in sorted(places.items()) if len(where) > 1]
+
+
+def test_no_two_classes_or_type_aliases_of_one_name_in_one_folder() -> None:
+    assert same_names_in_a_folder(source_files()) == []
+
+
+def test_the_check_catches_two_of_one_name(tmp_path: Path) -> None:
+    (tmp_path / "sink").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "sink" / "steps.py").write_text("class DeadLetters:\n    pass\n")
+    (tmp_path / "sink" / "windowing.py").write_text("Columns = list[list[float]]\n")
+    (tmp_path / "sink" / "columns.py").write_text("Columns = dict[str, list[float]]\nCOUNT = 3\n")
+    (tmp_path / "other" / "steps.py").write_text("class DeadLetters:\n    pass\n")  # another folder: fine
+    files = sorted(tmp_path.rglob("*.py"))
+    assert same_names_in_a_folder(files, tmp_path) == ["Columns: sink/columns.py:1, sink/windowing.py:1"]
+
+
+def test_no_module_is_named_like_a_standard_library_module() -> None:
+    clashes = [
+        str(p.relative_to(ROOT))
+        for p in source_files()
+        if p.stem in sys.stdlib_module_names and p.stem != "__main__"
+    ]
+    assert clashes == []
+
+
+def test_test_folders_mirror_the_source_tree() -> None:
+    strays = []
+    for kind in ("unit", "integration"):
+        base = ROOT / "tests" / kind
+        for folder in sorted(p for p in base.rglob("*") if p.is_dir() and p.name != "__pycache__"):
+            relative = folder.relative_to(base)
+            if not (ROOT / relative).is_dir() and str(folder.relative_to(ROOT)) not in TEST_KINDS:
+                strays.append(str(folder.relative_to(ROOT)))
+    assert strays == []
