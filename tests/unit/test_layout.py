@@ -75,3 +75,45 @@ def test_test_folders_mirror_the_source_tree() -> None:
             if not (ROOT / relative).is_dir() and str(folder.relative_to(ROOT)) not in TEST_KINDS:
                 strays.append(str(folder.relative_to(ROOT)))
     assert strays == []
+
+
+CLIENT_CLASSES = {"Consumer", "Producer", "AdminClient", "Client"}  # confluent-kafka's, clickhouse-driver's
+BUILDERS = {"streams/kafka/clients.py", "streams/clickhouse/client.py"}
+# Clients that cannot come from the builders: the broker-flavour probe is below them (streams/settings is
+# what the builders are made of), and the local stack's readiness probes ask a bare bootstrap address
+# before there are settings to build from.
+UNBUILT = {"streams/settings/librdkafka.py", "kcollect/localstack/kafka.py", "kcollect/localstack/tansu.py"}
+
+
+def client_constructions(path: Path, root: Path = ROOT) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = (
+                func.id
+                if isinstance(func, ast.Name)
+                else func.attr
+                if isinstance(func, ast.Attribute)
+                else ""
+            )
+            if name in CLIENT_CLASSES:
+                found.append(f"{path.relative_to(root)}:{node.lineno} {name}(")
+    return found
+
+
+def test_every_kafka_and_clickhouse_client_comes_from_its_builder() -> None:
+    outside = [
+        hit
+        for path in source_files()
+        if str(path.relative_to(ROOT)) not in BUILDERS | UNBUILT
+        for hit in client_constructions(path)
+    ]
+    assert outside == []
+    assert all(client_constructions(ROOT / builder) for builder in BUILDERS)  # the check sees the builders
+
+
+def test_the_client_check_sees_every_spelling(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("import confluent_kafka\nc = confluent_kafka.Consumer({})\na = AdminClient({})\n")
+    assert client_constructions(module, tmp_path) == ["m.py:2 Consumer(", "m.py:3 AdminClient("]
