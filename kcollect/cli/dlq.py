@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from kcollect.cli.choices import DeadLetterStage
-from kcollect.cli.errors import exit_on_known_errors
+from kcollect.cli.errors import ExitCode, exit_on_known_errors
 from streams.settings.model import load_settings
 
 dlq_app = typer.Typer(help="The requests dead-letter topic.", no_args_is_help=True)
@@ -70,4 +70,4 @@ def dlq_replay(
         result |= replay(settings, records, REQUESTS.name(settings.topic_prefix), clear_deadline)
     typer.echo(json.dumps(result) if json_out else ", ".join(f"{k} {v}" for k, v in result.items()))
     if result.get("failed"):
-        raise SystemExit(6)
+        raise SystemExit(ExitCode.NOT_DELIVERED)

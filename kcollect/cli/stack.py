@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from kcollect.cli.errors import ExitCode
 from kcollect.localstack import stack
 
 T = TypeVar("T")
@@ -37,7 +38,7 @@ def _run(command: str, action: Callable[[], T]) -> T:
     except (stack.StackError, OSError, ValueError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         typer.echo(f"kcollect stack {command}: {message}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.FAILED) from None
 
 
 def _print_json(value: Any) -> None:
