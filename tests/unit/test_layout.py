@@ -117,3 +117,24 @@ def test_the_client_check_sees_every_spelling(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("import confluent_kafka\nc = confluent_kafka.Consumer({})\na = AdminClient({})\n")
     assert client_constructions(module, tmp_path) == ["m.py:2 Consumer(", "m.py:3 AdminClient("]
+
+
+def prefix_spellings(path: Path, root: Path = ROOT) -> list[str]:
+    """Where ``path`` writes the settings prefix itself: ``"KCOLLECT_"``, or an f-string starting with it."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        first = node.values[0] if isinstance(node, ast.JoinedStr) and node.values else node
+        if isinstance(first, ast.Constant) and first.value == "KCOLLECT_":
+            found.append(f"{path.relative_to(root)}:{first.lineno}")
+    return sorted(set(found))
+
+
+def test_the_settings_prefix_is_written_in_one_place() -> None:
+    files = [*source_files(), *sorted((ROOT / "bench").rglob("*.py"))]
+    assert [hit for path in files for hit in prefix_spellings(path)] == ["streams/settings/names.py:8"]
+
+
+def test_the_prefix_check_sees_both_spellings(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text('a = "KCOLLECT_"\nb = f"KCOLLECT_{name}"\nc = "KCOLLECT_PARTITIONS"\n')
+    assert prefix_spellings(module, tmp_path) == ["m.py:1", "m.py:2"]
