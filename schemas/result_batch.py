@@ -33,7 +33,6 @@ from schemas.codec import CodecError, validate
 from schemas.models import EpochMs, MetricValue, Record
 
 BATCH_KIND = "result_batch"
-Number = float | int
 Column = Sequence[Any]  # one value per client: a number, another MetricValue, or None (missing)
 
 

@@ -13,7 +13,6 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -484,6 +483,3 @@ def schedule_leader(settings: Settings, name: str) -> str | None:
         if any(tp.partition == 0 for tp in assignment):
             return f"{member.client_id}@{member.host}"
     return None
-
-
-Action = Callable[..., dict[str, Any]]

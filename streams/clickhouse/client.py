@@ -100,10 +100,6 @@ class ServerFeatures:
     def dedup_token(self) -> bool:
         return self.version >= DEDUP_TOKEN_SINCE
 
-    @property
-    def dedup_window(self) -> bool:
-        return self.version >= DEDUP_TOKEN_SINCE
-
 
 def connect(
     address: ClickHouseAddress,

@@ -5,6 +5,7 @@ standard-library one (as ``bisect.py`` was), and tests that mirror the package t
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -138,3 +139,58 @@ def test_the_prefix_check_sees_both_spellings(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text('a = "KCOLLECT_"\nb = f"KCOLLECT_{name}"\nc = "KCOLLECT_PARTITIONS"\n')
     assert prefix_spellings(module, tmp_path) == ["m.py:1", "m.py:2"]
+
+
+# Used by no other code of the source nor by bench/, and kept: each says why.
+KEPT_UNUSED = {
+    "settings_customise_sources": "pydantic-settings calls it",
+    "wait_resumed": "the lag gate's blocking wait, the library use docs/lag.md shows",
+    "high_watermarks": "ListOffsets' plain answer, which the tests hold exact_ends against",
+    "wait_all": "the local Kafka cluster's handles the tests and drills drive",
+    "servers_by_shard": "the local ClickHouse cluster's handles the drills drive",
+    "stop_zookeeper": "the local ClickHouse cluster's handles the drills drive",
+    "restart_zookeeper": "the local ClickHouse cluster's handles the drills drive",
+}
+PLAIN_DECORATORS = {"property", "classmethod", "staticmethod", "cache", "cached_property"}
+
+
+def _decorator_name(node: ast.expr) -> str:
+    node = node.func if isinstance(node, ast.Call) else node
+    return node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+
+
+def unused_definitions(defining: list[Path], using: list[Path], root: Path = ROOT) -> list[str]:
+    """Functions, methods and classes of ``defining`` whose name no file of ``using`` writes again.
+    One registered by a decorator (a command, a validator, a route) is used by what registers it."""
+    words: dict[str, int] = defaultdict(int)
+    for path in using:
+        for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", path.read_text()):
+            words[word] += 1
+    found = []
+    for path in defining:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                and not node.name.startswith("__")
+                and all(_decorator_name(d) in PLAIN_DECORATORS for d in node.decorator_list)
+                and words[node.name] <= 1
+            ):
+                found.append(f"{path.relative_to(root)}:{node.lineno} {node.name}")
+    return found
+
+
+def test_no_code_is_used_only_by_the_tests_or_by_nothing() -> None:
+    source = source_files()
+    found = unused_definitions(source, [*source, *sorted((ROOT / "bench").rglob("*.py"))])
+    assert [hit for hit in found if hit.rsplit(" ", 1)[1] not in KEPT_UNUSED] == []
+    assert {hit.rsplit(" ", 1)[1] for hit in found} == set(KEPT_UNUSED)  # each kept one still exists, unused
+
+
+def test_the_unused_check_sees_functions_methods_and_classes(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text(
+        "class Kept:\n    def used(self) -> None: ...\n    def spare(self) -> None: ...\n\n"
+        "def oracle() -> None: ...\n\n@app.command()\ndef registered() -> None: ...\n"
+    )
+    (tmp_path / "b.py").write_text("Kept().used()\n")
+    files = sorted(tmp_path.glob("*.py"))
+    assert sorted(unused_definitions(files[:1], files, tmp_path)) == ["a.py:3 spare", "a.py:5 oracle"]
