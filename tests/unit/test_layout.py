@@ -194,3 +194,24 @@ def test_the_unused_check_sees_functions_methods_and_classes(tmp_path: Path) -> 
     (tmp_path / "b.py").write_text("Kept().used()\n")
     files = sorted(tmp_path.glob("*.py"))
     assert sorted(unused_definitions(files[:1], files, tmp_path)) == ["a.py:3 spare", "a.py:5 oracle"]
+
+
+def documented_folders(text: str) -> list[str]:
+    """The folders of the table "which folder holds what" of docs/architecture.md: ``| `a/b/` | ... |``."""
+    return re.findall(r"^\| `([a-z_/]+)/` \|", text, flags=re.M)
+
+
+def test_docs_architecture_has_a_line_for_every_folder() -> None:
+    def holds_modules(folder: Path) -> bool:  # besides __init__ and the entry point, __main__
+        return any(p.stem not in ("__init__", "__main__") for p in folder.glob("*.py"))
+
+    folders = {
+        str(p.relative_to(ROOT))
+        for package in PACKAGES
+        for p in [ROOT / package, *(ROOT / package).rglob("*")]
+        if p.is_dir() and p.name != "__pycache__" and holds_modules(p)
+    }
+    rows = documented_folders((ROOT / "docs" / "architecture.md").read_text())
+    assert len(rows) == len(set(rows))
+    assert sorted(folders - set(rows)) == []
+    assert sorted(set(rows) - folders) == []
