@@ -30,6 +30,8 @@ FOLDER_LAYERS = {
 }
 # The CLI is on top of its package: the other folders of ``kcollect`` may import each other, never it.
 TOP_FOLDERS = {"kcollect.cli"}
+# Test tools, not services: only the CLI (``kcollect simulate``) and the tests use them.
+TEST_TOOLS = {"kcollect.testkit"}
 
 
 def module_name(path: Path) -> str:
@@ -127,6 +129,16 @@ def top_folder_violations(graph: dict[str, dict[str, int]]) -> list[str]:
     return found
 
 
+def tool_violations(graph: dict[str, dict[str, int]]) -> list[str]:
+    found = []
+    for source, edges in graph.items():
+        for target, line in edges.items():
+            a, b = folder(source), folder(target)
+            if b in TEST_TOOLS and a != b and a not in TOP_FOLDERS:
+                found.append(f"{source} (line {line}) imports {target}: {b} is a test tool")
+    return found
+
+
 def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
     """Every strongly connected component of more than one module (Tarjan)."""
     index: dict[str, int] = {}
@@ -184,6 +196,12 @@ def test_only_the_entry_point_imports_the_cli() -> None:
     assert top_folder_violations(graph) == []
 
 
+def test_no_service_imports_a_test_tool() -> None:
+    graph = import_graph()
+    assert {folder(m) for m in graph} >= TEST_TOOLS
+    assert tool_violations(graph) == []
+
+
 def test_no_import_cycle_between_modules() -> None:
     assert cycles(import_graph()) == []
 
@@ -207,6 +225,12 @@ def test_the_checks_catch_what_they_forbid() -> None:
     assert top_folder_violations(
         {"kcollect.ops.dlq": {"kcollect.cli.errors": 5}, "kcollect.__main__": {"kcollect.cli.main": 1}}
     ) == ["kcollect.ops.dlq (line 5) imports kcollect.cli.errors: only the entry point imports kcollect.cli"]
+    tools = {
+        "processors.processor.fetcher": {"kcollect.testkit.simulator": 9},
+        "kcollect.cli.simulate": {"kcollect.testkit.simulator": 2},
+    }
+    [found] = tool_violations(tools)
+    assert found.startswith("processors.processor.fetcher (line 9) imports kcollect.testkit.simulator:")
 
 
 def test_relative_imports_are_read_as_the_modules_they_name() -> None:
