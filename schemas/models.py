@@ -57,8 +57,8 @@ ResultStatus = Literal["ok", "partial"]
 """``ok``: every configured metric was fetched; ``partial``: some were not (named in ``missing``)."""
 
 
-class CollectionRequest(BaseModel):
-    """Collect metrics for one client in one run (topic: requests)."""
+class ClientMessage(BaseModel):
+    """The fields every message about one client in one run starts with, in this order."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
@@ -67,19 +67,17 @@ class CollectionRequest(BaseModel):
     client_id: ClientId
     requested_at_ms: EpochMs
     attempt: Annotated[int, Field(ge=0, le=MAX_ATTEMPT)] = 0
+
+
+class CollectionRequest(ClientMessage):
+    """Collect metrics for one client in one run (topic: requests)."""
+
     deadline_ms: EpochMs | None = None
 
 
-class ClientResult(BaseModel):
+class ClientResult(ClientMessage):
     """The fetched metrics and computed values of one client in one run (topic: results)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
-
-    v: Literal[1] = 1
-    run_id: RunId
-    client_id: ClientId
-    requested_at_ms: EpochMs
-    attempt: Annotated[int, Field(ge=0, le=MAX_ATTEMPT)] = 0
     collected_at_ms: EpochMs
     status: ResultStatus
     metrics: dict[str, MetricValue]
