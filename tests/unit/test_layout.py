@@ -1,6 +1,8 @@
 """The layout rules of docs/architecture.md, read from the tree: one name for one thing inside a folder (no
 two classes or type aliases of one name, as ``DeadLetters`` and ``Columns`` were), no module named like a
-standard-library one (as ``bisect.py`` was), and tests that mirror the package tree."""
+standard-library one (as ``bisect.py`` was), tests that mirror the package tree, every Kafka and ClickHouse
+client from its builder, the ``KCOLLECT_`` prefix written once, no code that only the tests (or nothing)
+use, and a line in docs/architecture.md for every folder."""
 
 from __future__ import annotations
 
