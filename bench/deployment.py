@@ -16,6 +16,7 @@ from typing import Any
 from bench.crash_report import allow_cores, death_report, is_native_crash
 from streams.clickhouse.client import connect
 from streams.settings.model import Settings, load_settings
+from streams.settings.names import variable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,12 +32,8 @@ class Deployment:
 
     @property
     def settings(self) -> Settings:
-        values = {
-            k.removeprefix("KCOLLECT_").lower(): v
-            for k, v in self.env.items()
-            if k.startswith("KCOLLECT_") and k not in ("KCOLLECT_STATE_DIR", "KCOLLECT_FAULT_AT")
-        }
-        return load_settings(**values)
+        fields = {variable(name): name for name in Settings.model_fields}
+        return load_settings(**{fields[k]: v for k, v in self.env.items() if k in fields})
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -16,10 +16,9 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from schemas.fast_checks import is_plain_request, plain_requests
-from schemas.models import CollectionRequest
+from schemas.models import CollectionRequest, Record
 
 M = TypeVar("M", bound=BaseModel)
-Record = dict[str, Any]
 
 
 class CodecError(ValueError):

@@ -16,11 +16,10 @@ from schemas.models import (
     MAX_ID_LENGTH,
     ClientResult,
     CollectionRequest,
+    Record,
     is_valid_client_id,
     is_valid_run_id,
 )
-
-Record = dict[str, Any]
 
 _REQUEST_KEYS = frozenset(CollectionRequest.model_fields)
 _RESULT_KEYS = frozenset(ClientResult.model_fields)

@@ -7,11 +7,12 @@ encoding stays cheap and exact. Every message carries ``v``, its schema version.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_ID_LENGTH = 128
+Record = dict[str, Any]  # a message as decoded JSON, before or after its model checked it
 MAX_ATTEMPT = 1000  # retries of one client's request in one run, at most
 MAX_EPOCH_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: the last epoch millisecond a message may hold
 _RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}")
@@ -56,8 +57,8 @@ ResultStatus = Literal["ok", "partial"]
 """``ok``: every configured metric was fetched; ``partial``: some were not (named in ``missing``)."""
 
 
-class CollectionRequest(BaseModel):
-    """Collect metrics for one client in one run (topic: requests)."""
+class ClientMessage(BaseModel):
+    """The fields every message about one client in one run starts with, in this order."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
@@ -66,19 +67,17 @@ class CollectionRequest(BaseModel):
     client_id: ClientId
     requested_at_ms: EpochMs
     attempt: Annotated[int, Field(ge=0, le=MAX_ATTEMPT)] = 0
+
+
+class CollectionRequest(ClientMessage):
+    """Collect metrics for one client in one run (topic: requests)."""
+
     deadline_ms: EpochMs | None = None
 
 
-class ClientResult(BaseModel):
+class ClientResult(ClientMessage):
     """The fetched metrics and computed values of one client in one run (topic: results)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
-
-    v: Literal[1] = 1
-    run_id: RunId
-    client_id: ClientId
-    requested_at_ms: EpochMs
-    attempt: Annotated[int, Field(ge=0, le=MAX_ATTEMPT)] = 0
     collected_at_ms: EpochMs
     status: ResultStatus
     metrics: dict[str, MetricValue]

@@ -30,12 +30,10 @@ import orjson
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from schemas.codec import CodecError, validate
-from schemas.models import EpochMs, MetricValue
+from schemas.models import EpochMs, MetricValue, Record
 
 BATCH_KIND = "result_batch"
-Number = float | int
 Column = Sequence[Any]  # one value per client: a number, another MetricValue, or None (missing)
-Record = dict[str, Any]
 
 
 class ResultBatch(BaseModel):

@@ -7,8 +7,9 @@ None of this runs in a service: the processor encodes result batches from whole 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
-from itertools import repeat
+from itertools import accumulate, repeat
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from processors.processor.subsystems.protocol import MetricColumns, Subsystem
 from processors.sink.columns import in_column_order
 from processors.sink.result_rows import DecodedRows, Row
 from schemas.codec import CodecError, _decode_batch
-from schemas.ddl import result_version
+from schemas.ddl import result_version, shard_hash
 from schemas.fast_checks import is_plain_result
 from schemas.models import ClientResult
 from schemas.result_batch import expand_batch
@@ -130,3 +131,10 @@ def to_columns(rows: list[Record]) -> list[list[Any]]:
         ],
     }
     return list(in_column_order(columns))
+
+
+def shard_of(weights: Sequence[int], client_id: str) -> int:
+    """The shard (an index into ``weights``) the Distributed table routes a client to: shard i owns the
+    slots ``[sum(weights[:i]), sum(weights[:i + 1]))`` of ``halfMD5(client_id) % sum(weights)``
+    (``streams.clickhouse.cluster.ShardMap.split`` does it for many rows at once)."""
+    return bisect.bisect_right(list(accumulate(weights)), shard_hash(client_id) % sum(weights))

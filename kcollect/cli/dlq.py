@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from kcollect.cli.choices import DeadLetterStage
-from kcollect.cli.errors import exit_on_known_errors
+from kcollect.cli.errors import ExitCode, exit_on_known_errors
+from kcollect.cli.options import JsonOut
 from streams.settings.model import load_settings
 
 dlq_app = typer.Typer(help="The requests dead-letter topic.", no_args_is_help=True)
@@ -17,7 +18,7 @@ dlq_app = typer.Typer(help="The requests dead-letter topic.", no_args_is_help=Tr
 @dlq_app.command("inspect")
 @exit_on_known_errors
 def dlq_inspect(
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json_out: JsonOut = False,
     samples: Annotated[int, typer.Option(help="Samples per stage and error class.")] = 3,
     idle_seconds: Annotated[float, typer.Option(help="Stop reading after this long without records.")] = 2.0,
 ) -> None:
@@ -53,7 +54,7 @@ def dlq_replay(
     limit: Annotated[int, typer.Option(help="At most this many records.")] = 1_000_000,
     clear_deadline: Annotated[bool, typer.Option(help="Drop deadline_ms from replayed requests.")] = True,
     dry_run: Annotated[bool, typer.Option(help="Only count what would be replayed.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json_out: JsonOut = False,
 ) -> None:
     """Re-enqueue chosen dead-lettered requests onto the requests topic (attempt reset to 0)."""
     from kcollect.ops.dlq import read_dlq, replay
@@ -70,4 +71,4 @@ def dlq_replay(
         result |= replay(settings, records, REQUESTS.name(settings.topic_prefix), clear_deadline)
     typer.echo(json.dumps(result) if json_out else ", ".join(f"{k} {v}" for k, v in result.items()))
     if result.get("failed"):
-        raise SystemExit(6)
+        raise SystemExit(ExitCode.NOT_DELIVERED)

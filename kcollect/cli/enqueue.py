@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from kcollect.cli.errors import exit_on_known_errors
+from kcollect.cli.options import Clients, Column, FromClickHouse
 
 if TYPE_CHECKING:
     from producers.enqueue.sources import ClientSource
@@ -59,12 +60,10 @@ def enqueue(
     scheduled_for: Annotated[
         str | None, typer.Option(help="ISO-8601 time of the scheduled run (UTC when no offset).")
     ] = None,
-    clients: Annotated[str | None, typer.Option(help="N (0..N-1) or FIRST-LAST, decimal ids.")] = None,
+    clients: Clients = None,
     from_file: Annotated[str | None, typer.Option(help="One id per line (or CSV); - is stdin.")] = None,
-    column: Annotated[str | None, typer.Option(help="CSV: the header of the id column.")] = None,
-    from_clickhouse: Annotated[
-        str | None, typer.Option(help="A query whose first column is the client id.")
-    ] = None,
+    column: Column = None,
+    from_clickhouse: FromClickHouse = None,
     strict: Annotated[bool, typer.Option(help="Refuse the whole source if any line is invalid.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Read and validate only; print the counts.")] = False,
     max_lag: Annotated[

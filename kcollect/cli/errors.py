@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from enum import IntEnum
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
@@ -23,28 +24,53 @@ from streams.steps.commit import DeliveryFailed
 P = ParamSpec("P")
 R = TypeVar("R")
 
-EXIT_CODES_HELP = """Exit codes: 0 done; 1 run incomplete or failed; 2 bad settings or arguments;
-3 broker unreachable; 4 topic missing; 5 ClickHouse unavailable; 6 deliveries not confirmed;
-7 client source unreadable (enqueue: a file that cannot be read, a failing ClickHouse query);
-8 the broker refused a topic change (topics grow)."""
+
+class ExitCode(IntEnum):
+    """Every exit code of the commands: the one place they are numbered and said (``EXIT_CODES_HELP``)."""
+
+    DONE = 0
+    FAILED = 1
+    USAGE = 2
+    BROKER_UNREACHABLE = 3
+    TOPIC_MISSING = 4
+    CLICKHOUSE_UNAVAILABLE = 5
+    NOT_DELIVERED = 6
+    SOURCE_UNREADABLE = 7
+    TOPIC_CHANGE_REFUSED = 8
+
+
+MEANINGS = {
+    ExitCode.DONE: "done",
+    ExitCode.FAILED: "run incomplete or failed",
+    ExitCode.USAGE: "bad settings or arguments",
+    ExitCode.BROKER_UNREACHABLE: "broker unreachable",
+    ExitCode.TOPIC_MISSING: "topic missing",
+    ExitCode.CLICKHOUSE_UNAVAILABLE: "ClickHouse unavailable",
+    ExitCode.NOT_DELIVERED: "deliveries not confirmed",
+    ExitCode.SOURCE_UNREADABLE: (
+        "client source unreadable (enqueue: a file that cannot be read, a failing ClickHouse query)"
+    ),
+    ExitCode.TOPIC_CHANGE_REFUSED: "the broker refused a topic change (topics grow)",
+}
+EXIT_CODES_HELP = "Exit codes: " + "; ".join(f"{code.value} {MEANINGS[code]}" for code in ExitCode) + "."
 
 # (error, exit code, what the message starts with after "kcollect: "); the first that matches wins
-ERROR_EXIT_CODES: tuple[tuple[type[Exception], int, str], ...] = (
-    (SettingsError, 2, ""),
-    (DeadlineError, 2, ""),
-    (ConfigError, 2, "processor config: "),
-    (SourceReadError, 7, ""),
-    (SourceError, 2, ""),
-    (BrokerUnreachableError, 3, ""),
-    (TopicMissingError, 4, ""),
-    (TopicChangeRefused, 8, ""),
-    (ClickHouseUnavailableError, 5, ""),
-    (EnqueueIncompleteError, 6, ""),
-    (ThrottleTimeout, 1, ""),
-    (DeliveryFailed, 6, ""),
-    (ManifestNotDeliveredError, 6, ""),
-    (ProcessorFailing, 1, "processor stopped: "),
-    (SpillError, 1, ""),  # enqueue's duplicate removal could not use its temporary directory
+ERROR_EXIT_CODES: tuple[tuple[type[Exception], ExitCode, str], ...] = (
+    (SettingsError, ExitCode.USAGE, ""),
+    (DeadlineError, ExitCode.USAGE, ""),
+    (ConfigError, ExitCode.USAGE, "processor config: "),
+    (SourceReadError, ExitCode.SOURCE_UNREADABLE, ""),
+    (SourceError, ExitCode.USAGE, ""),
+    (BrokerUnreachableError, ExitCode.BROKER_UNREACHABLE, ""),
+    (TopicMissingError, ExitCode.TOPIC_MISSING, ""),
+    (TopicChangeRefused, ExitCode.TOPIC_CHANGE_REFUSED, ""),
+    (ClickHouseUnavailableError, ExitCode.CLICKHOUSE_UNAVAILABLE, ""),
+    (EnqueueIncompleteError, ExitCode.NOT_DELIVERED, ""),
+    (ThrottleTimeout, ExitCode.FAILED, ""),
+    (DeliveryFailed, ExitCode.NOT_DELIVERED, ""),
+    (ManifestNotDeliveredError, ExitCode.NOT_DELIVERED, ""),
+    (ProcessorFailing, ExitCode.FAILED, "processor stopped: "),
+    (SpillError, ExitCode.FAILED, ""),  # enqueue's duplicate removal could not use its temporary directory
 )
 
 

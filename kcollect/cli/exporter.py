@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from kcollect.cli.errors import exit_on_known_errors
-from kcollect.cli.options import AllTopics, Groups, Topics
+from kcollect.cli.options import AllTopics, Groups, ListenAddress, Topics
 from streams.kafka.admin import require_topics
 from streams.settings.model import load_settings
 
@@ -17,7 +17,7 @@ from streams.settings.model import load_settings
 @exit_on_known_errors
 def exporter(
     port: Annotated[int, typer.Option(help="HTTP port of /metrics.")] = 9308,
-    addr: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
+    addr: ListenAddress = "0.0.0.0",
     interval: Annotated[float, typer.Option(help="Seconds between collections.")] = 5.0,
     group: Groups = None,
     topic: Topics = None,

@@ -21,7 +21,7 @@ from kcollect.cli.db import db_app
 from kcollect.cli.dlq import dlq_app
 from kcollect.cli.doctor import doctor
 from kcollect.cli.enqueue import enqueue
-from kcollect.cli.errors import EXIT_CODES_HELP
+from kcollect.cli.errors import EXIT_CODES_HELP, ExitCode
 from kcollect.cli.exporter import exporter
 from kcollect.cli.lag import lag
 from kcollect.cli.processor import processor
@@ -105,7 +105,7 @@ def run_cli(args: list[str]) -> int:
         result = command.main(args, prog_name="kcollect", standalone_mode=False)
     except NoArgsIsHelpError as exc:
         exc.show()
-        return 2
+        return ExitCode.USAGE
     except UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "kcollect"
         message = " ".join(exc.format_message().replace("Value error, ", "").split())
@@ -116,5 +116,5 @@ def run_cli(args: list[str]) -> int:
         return exc.exit_code
     except typer.Abort:
         print("kcollect: aborted", file=sys.stderr)
-        return 1
+        return ExitCode.FAILED
     return result if isinstance(result, int) else 0

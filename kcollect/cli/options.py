@@ -15,6 +15,11 @@ Groups = Annotated[list[str] | None, typer.Option("--group", "-g", help="Only th
 Topics = Annotated[list[str] | None, typer.Option("--topic", "-t", help="Only this topic (repeatable).")]
 AllTopics = Annotated[bool, typer.Option(help="Every topic, not only those under KCOLLECT_TOPIC_PREFIX.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+ListenAddress = Annotated[str, typer.Option(help="Address to listen on.")]
+# where a run's client ids come from (enqueue, scheduler); --from-file differs: the scheduler reads no stdin
+Clients = Annotated[str | None, typer.Option(help="N (0..N-1) or FIRST-LAST, decimal ids.")]
+Column = Annotated[str | None, typer.Option(help="CSV: the header of the id column.")]
+FromClickHouse = Annotated[str | None, typer.Option(help="A query whose first column is the client id.")]
 
 
 def peak_rss_mb() -> float:

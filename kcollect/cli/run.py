@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kcollect.cli.errors import exit_on_known_errors
+from kcollect.cli.errors import ExitCode, exit_on_known_errors
 from streams.settings.model import load_settings
 
 
@@ -36,4 +36,4 @@ def run(
                 + (f"  peak RSS {numbers['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in numbers else "")
             )
     if not summary.complete:
-        raise SystemExit(1)
+        raise SystemExit(ExitCode.FAILED)

@@ -23,7 +23,7 @@ from rich.progress import (
 from rich.text import Text
 
 from kcollect.cli.choices import ValueCheck as ValueCheckMode
-from kcollect.cli.errors import exit_on_known_errors
+from kcollect.cli.errors import ExitCode, exit_on_known_errors
 from streams.runs.status import RunProgress, RunState, RunWatcher, wait_complete
 from streams.settings.model import load_settings
 
@@ -174,7 +174,7 @@ def runs_status(
     typer.echo(json.dumps(row) if json_out else _line(row))
     if (wait or watch) and not row["complete"]:
         print(f"kcollect: run {run_id} not complete after {timeout:g} s", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(ExitCode.FAILED)
 
 
 @runs_app.command("verify")
@@ -233,4 +233,4 @@ def verify(
                 typer.echo(f"  {name}: {', '.join(sample)}")
         typer.echo("OK" if report.ok else "FAILED: " + "; ".join(report.problems))
     if not report.ok:
-        raise SystemExit(1)
+        raise SystemExit(ExitCode.FAILED)

@@ -13,7 +13,7 @@ import typer
 
 from kcollect.cli.choices import CatchUp, Overlap
 from kcollect.cli.errors import exit_on_known_errors
-from kcollect.cli.options import JsonOut
+from kcollect.cli.options import Clients, Column, FromClickHouse, JsonOut
 
 if TYPE_CHECKING:
     from producers.enqueue.sources import ClientSource
@@ -29,10 +29,7 @@ CronOpt = Annotated[
     str | None,
     typer.Option("--cron", help='Five-field cron in UTC, e.g. "*/5 * * * *" or "0 6 * * MON-FRI".'),
 ]
-Clients = Annotated[str | None, typer.Option(help="N (0..N-1) or FIRST-LAST, decimal ids.")]
 FromFile = Annotated[str | None, typer.Option(help="One id per line (or CSV), read again for every run.")]
-Column = Annotated[str | None, typer.Option(help="CSV: the header of the id column.")]
-FromClickHouse = Annotated[str | None, typer.Option(help="A query whose first column is the client id.")]
 
 
 def _schedule(every: str | None, cron: str | None) -> Schedule:

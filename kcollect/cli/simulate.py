@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from kcollect.cli.options import ListenAddress
+
 
 def _fault_settings(text: str) -> str:
     """``--settings`` must hold a JSON object: else a one-line usage error (exit 2)."""
@@ -24,7 +26,7 @@ def _fault_settings(text: str) -> str:
 
 def simulate(
     port: Annotated[int, typer.Option(help="TCP port (0: any free one, printed).")] = 8700,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: ListenAddress = "127.0.0.1",
     latency_ms: Annotated[float, typer.Option(help="Latency of every call.")] = 0.0,
     jitter_ms: Annotated[float, typer.Option(help="Extra uniform(0, jitter) latency.")] = 0.0,
     error_rate: Annotated[float, typer.Option(help="Share of calls answered 500.")] = 0.0,

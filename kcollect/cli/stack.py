@@ -9,6 +9,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from kcollect.cli.errors import ExitCode
+from kcollect.cli.options import JsonOut
 from kcollect.localstack import stack
 
 T = TypeVar("T")
@@ -27,7 +29,6 @@ StateDir = Annotated[
         "--state-dir", help="State folder (default: $KCOLLECT_STATE_DIR or ~/.local/state/kcollect)."
     ),
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
 
 def _run(command: str, action: Callable[[], T]) -> T:
@@ -37,7 +38,7 @@ def _run(command: str, action: Callable[[], T]) -> T:
     except (stack.StackError, OSError, ValueError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         typer.echo(f"kcollect stack {command}: {message}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.FAILED) from None
 
 
 def _print_json(value: Any) -> None:
@@ -58,7 +59,7 @@ def _print_addresses(info: dict[str, Any]) -> None:
 
 @stack_app.command()
 def up(
-    json_output: JsonFlag = False,
+    json_output: JsonOut = False,
     state_dir: StateDir = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each service to answer.")] = 60.0,
     clickhouse_cluster: Annotated[
@@ -88,7 +89,7 @@ def up(
 
 
 @stack_app.command()
-def down(json_output: JsonFlag = False, state_dir: StateDir = None) -> None:
+def down(json_output: JsonOut = False, state_dir: StateDir = None) -> None:
     """Stop the processes recorded in stack.json (SIGTERM, then SIGKILL) and forget them."""
     stopped = _run("down", lambda: stack.down(state_dir))
     if json_output:
@@ -98,7 +99,7 @@ def down(json_output: JsonFlag = False, state_dir: StateDir = None) -> None:
 
 
 @stack_app.command()
-def status(json_output: JsonFlag = False, state_dir: StateDir = None) -> None:
+def status(json_output: JsonOut = False, state_dir: StateDir = None) -> None:
     """Show whether the local stack runs and where.
 
     Exits 0 whether or not the stack runs: read "running" (true or false) from the output.

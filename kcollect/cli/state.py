@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kcollect.cli.errors import exit_on_known_errors
+from kcollect.cli.errors import ExitCode, exit_on_known_errors
 from kcollect.cli.options import JsonOut
 from streams.settings.model import load_settings
 
@@ -28,7 +28,7 @@ def state_inspect(
     typer.echo(json.dumps(found) if json_out else json.dumps(found, indent=2))
     if not found:
         typer.echo(f"kcollect: no state for client {client!r}", err=True)
-        raise SystemExit(1)
+        raise SystemExit(ExitCode.FAILED)
 
 
 @state_app.command("reset")
@@ -48,7 +48,7 @@ def state_reset(
     settings = load_settings()
     if not dry_run and not yes:
         typer.echo("kcollect: state reset deletes a schedule's state: add --yes (or --dry-run)", err=True)
-        raise SystemExit(2)
+        raise SystemExit(ExitCode.USAGE)
     if not dry_run and not force:
         members = processor_members(settings)
         if members is None or members > 0:
@@ -58,11 +58,11 @@ def state_reset(
                 "first (or --force)",
                 err=True,
             )
-            raise SystemExit(2)
+            raise SystemExit(ExitCode.USAGE)
     result = reset_schedule(settings, schedule, dry_run) | {"dry_run": dry_run}
     typer.echo(json.dumps(result) if json_out else _reset_line(schedule, result))
     if result.get("failed"):
-        raise SystemExit(6)
+        raise SystemExit(ExitCode.NOT_DELIVERED)
 
 
 def _reset_line(schedule: str, result: dict[str, Any]) -> str:

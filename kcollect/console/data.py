@@ -13,22 +13,21 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 
 from kcollect.ops.dlq import DlqRecord, read_dlq, replay
 from schemas.topics import REQUESTS, REQUESTS_DLQ, RESULTS_DLQ, SCHEDULER_LOCK
+from streams.kafka.clients import make_admin, make_consumer
 from streams.kafka.dead_letter import header_map
 from streams.kafka.tail import read_to_end
 from streams.lag.collector import LagCollector, LagMonitor, Snapshot, group_statuses, sort_worst_first
 from streams.observability.logs import redact
 from streams.runs.status import RunProgress, RunState, RunWatcher
-from streams.settings.librdkafka import consumer_config
 from streams.settings.model import Settings
 
 log = logging.getLogger(__name__)
@@ -155,10 +154,8 @@ class DeadLetterIndex:
     def __init__(self, settings: Settings, samples: int = 3) -> None:
         self._samples = samples
         topics = [spec.name(settings.topic_prefix) for spec in (REQUESTS_DLQ, RESULTS_DLQ)]
-        self._consumer = Consumer(
-            consumer_config(
-                settings, f"kcollect-console-dlq-{time.time_ns()}", **{"enable.partition.eof": True}
-            )
+        self._consumer = make_consumer(
+            settings, f"kcollect-console-dlq-{time.time_ns()}", **{"enable.partition.eof": True}
         )
         metadata = self._consumer.list_topics(timeout=settings.broker_timeout_seconds).topics
         self._partitions = {(t, p) for t in topics if t in metadata for p in metadata[t].partitions}
@@ -438,9 +435,7 @@ def read_lock_records(settings: Settings, timeout: float = 5.0) -> dict[str, dic
     topic = SCHEDULER_LOCK.name(settings.topic_prefix)
     paused: dict[str, bool] = {}
     specs: dict[str, dict[str, Any]] = {}
-    consumer = Consumer(
-        consumer_config(settings, f"kcollect-console-{time.time_ns()}", **{"enable.partition.eof": True})
-    )
+    consumer = make_consumer(settings, f"kcollect-console-{time.time_ns()}", **{"enable.partition.eof": True})
     try:
         metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         if metadata is None or metadata.error is not None:
@@ -475,12 +470,9 @@ def _take_lock_record(
 
 def schedule_leader(settings: Settings, name: str) -> str | None:
     """The lock group member owning partition 0 (client id @ host), None when none or not listed."""
-    from confluent_kafka.admin import AdminClient
-
     from producers.scheduler.lock import lock_group
-    from streams.settings.librdkafka import admin_config
 
-    admin = AdminClient(admin_config(settings))
+    admin = make_admin(settings)
     group = lock_group(settings, name)
     try:
         description = admin.describe_consumer_groups([group], request_timeout=5)[group].result(timeout=10)
@@ -491,6 +483,3 @@ def schedule_leader(settings: Settings, name: str) -> str | None:
         if any(tp.partition == 0 for tp in assignment):
             return f"{member.client_id}@{member.host}"
     return None
-
-
-Action = Callable[..., dict[str, Any]]

@@ -15,11 +15,8 @@ from itertools import repeat
 from typing import Any
 
 from processors.processor.compute import COLUMNAR, ComputeFn
-from processors.processor.subsystems.protocol import MetricColumns
+from processors.processor.subsystems.protocol import MetricColumns, Record
 from schemas.result_batch import encode_batch
-
-Record = dict[str, Any]
-
 
 MAX_BATCH_CLIENTS = 1000
 """Clients per result batch at most: ~250 bytes each, so a batch stays far below the broker's and the

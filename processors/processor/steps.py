@@ -15,6 +15,7 @@ from processors.processor.dead_letters import FailureGuard, RequestDeadLetters
 from processors.processor.fetcher import Decoded, Failure, Outcome
 from processors.processor.retry import retry_delay_ms
 from processors.processor.retry_gate import RetryGate, not_before_ms
+from processors.processor.subsystems.protocol import Record
 from schemas.codec import decode_requests, encode_record
 from schemas.result_batch import cut_batch
 from streams.kafka.dead_letter import header_map
@@ -25,7 +26,6 @@ from streams.steps.strategy import Batch, ForwardingStep, MessageRejected, Proce
 
 log = logging.getLogger(__name__)
 RECOUNT_SECONDS = 30.0
-Record = dict[str, Any]
 
 
 @dataclass

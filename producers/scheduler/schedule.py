@@ -90,16 +90,6 @@ def slots_between(schedule: Schedule, start: datetime, end: datetime) -> Iterato
         slot = schedule.next_after(slot)
 
 
-def latest_at_or_before(schedule: Schedule, when: datetime, since: datetime) -> datetime | None:
-    """The newest slot in ``(since, when]`` (None when there is none)."""
-    latest = None
-    slot = schedule.next_after(since)
-    while slot <= when:
-        latest = slot
-        slot = schedule.next_after(slot)
-    return latest
-
-
 @dataclass(frozen=True)
 class Plan:
     """What to do with the slots due since the last one handled."""

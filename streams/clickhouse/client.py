@@ -100,10 +100,6 @@ class ServerFeatures:
     def dedup_token(self) -> bool:
         return self.version >= DEDUP_TOKEN_SINCE
 
-    @property
-    def dedup_window(self) -> bool:
-        return self.version >= DEDUP_TOKEN_SINCE
-
 
 def connect(
     address: ClickHouseAddress,
@@ -139,6 +135,15 @@ def tls_failure(exc: BaseException) -> str | None:
     return None
 
 
+def _raise_on_tls_failure(address: ClickHouseAddress, exc: BaseException) -> None:
+    """A failed TLS handshake is not an outage: retrying cannot fix it (ClickHouseUnavailableError)."""
+    problem = tls_failure(exc)
+    if problem is not None:
+        raise ClickHouseUnavailableError(
+            f"ClickHouse at {address.url()}: TLS failed ({problem}); check KCOLLECT_CLICKHOUSE_CA_CERTS"
+        ) from None
+
+
 def check_server(address: ClickHouseAddress) -> bool:
     """Connect once: True when the server answers, False when it is down (an outage, retried later);
     ClickHouseUnavailableError for what retrying cannot fix (TLS, credentials)."""
@@ -147,11 +152,7 @@ def check_server(address: ClickHouseAddress) -> bool:
         client.execute("SELECT 1")
         return True
     except Exception as exc:
-        problem = tls_failure(exc)
-        if problem is not None:
-            raise ClickHouseUnavailableError(
-                f"ClickHouse at {address.url()}: TLS failed ({problem}); check KCOLLECT_CLICKHOUSE_CA_CERTS"
-            ) from None
+        _raise_on_tls_failure(address, exc)
         if isinstance(exc, ServerException) and exc.code in (192, 193, 516):  # unknown user, wrong password
             raise ClickHouseUnavailableError(
                 f"ClickHouse at {address.url()} refused the login: {exc.message}"
@@ -297,11 +298,7 @@ def migrate(address: ClickHouseAddress) -> list[str]:
             statements.append(migration)
         return statements
     except Exception as exc:
-        problem = tls_failure(exc)
-        if problem is not None:
-            raise ClickHouseUnavailableError(
-                f"ClickHouse at {address.url()}: TLS failed ({problem}); check KCOLLECT_CLICKHOUSE_CA_CERTS"
-            ) from None
+        _raise_on_tls_failure(address, exc)
         if "Connection refused" in str(exc) or "timed out" in str(exc):
             raise ClickHouseUnavailableError(
                 f"ClickHouse at {address.host}:{address.port} did not answer: {exc}"

@@ -77,9 +77,6 @@ class ShardMap:
         self._ends = list(accumulate(weights))  # shard i owns slots [ends[i-1], ends[i])
         self.count = len(weights)
 
-    def shard_of(self, client_id: str) -> int:
-        return bisect.bisect_right(self._ends, shard_hash(client_id) % self._total)
-
     def split(self, client_ids: Sequence[str]) -> list[list[int]]:
         """Row indices per shard (one list per shard, in shard order; empty lists included)."""
         parts: list[list[int]] = [[] for _ in range(self.count)]

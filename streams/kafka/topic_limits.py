@@ -81,8 +81,3 @@ class TopicLimits:
         smallest = min(self.record_bytes.values(), default=self.default)
         largest = max(self.record_bytes.values(), default=self.default)
         return {"batch.size": min(DEFAULT_BATCH_BYTES, smallest), "message.max.bytes": max(largest, 1000)}
-
-
-def headers_size(headers: Iterable[tuple[str, str | bytes | None]]) -> int:
-    """Bytes the headers take on the wire, roughly (name, value, two varint lengths each)."""
-    return sum(len(name) + len(value or b"") + 10 for name, value in headers)

@@ -190,16 +190,3 @@ class LagMonitor:
 
     def close(self) -> None:
         self.collector.close()
-
-
-def sample_lag(settings: Settings, samples: int = 3, interval: float = 1.0, **scope: Any) -> Snapshot:
-    """A one-shot measurement: ``samples`` collections ``interval`` seconds apart; the last, with statuses."""
-    monitor = LagMonitor(LagCollector(settings, **scope), window=max(samples, 1))
-    try:
-        snapshot = monitor.sample()
-        for _ in range(samples - 1):
-            time.sleep(max(0.0, interval - snapshot.seconds))
-            snapshot = monitor.sample()
-        return snapshot
-    finally:
-        monitor.close()

@@ -323,15 +323,6 @@ def run_status(settings: Settings, run_id: str) -> RunProgress:
         watcher.close()
 
 
-def list_runs(settings: Settings) -> list[RunProgress]:
-    watcher = RunWatcher(settings)
-    try:
-        watcher.refresh()
-        return watcher.all_runs()
-    finally:
-        watcher.close()
-
-
 def wait_complete(
     settings: Settings,
     run_id: str,

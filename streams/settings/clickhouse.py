@@ -9,12 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.settings.model import ClickHouseAddress, Settings
-
-
-def clickhouse_tls_kwargs(settings: Settings) -> dict[str, Any]:
-    """clickhouse-driver ``Client`` keywords for TLS (``secure``, ``verify``, ``ca_certs``)."""
-    return tls_kwargs(settings.clickhouse())
+from streams.settings.model import ClickHouseAddress
 
 
 def tls_kwargs(address: ClickHouseAddress) -> dict[str, Any]:

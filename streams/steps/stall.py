@@ -23,9 +23,10 @@ from typing import Protocol
 
 from confluent_kafka import KafkaException, TopicPartition
 
+from streams.steps.strategy import Partition
+
 log = logging.getLogger(__name__)
 
-Partition = tuple[str, int]
 STALL_SECONDS = 20.0
 CHECK_INTERVAL = 5.0
 WATERMARK_TIMEOUT = 2.0

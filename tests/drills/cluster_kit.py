@@ -15,9 +15,9 @@ from bench.deployment import Deployment, make_deployment
 from kcollect.localstack.chcluster import ClusterServer, LocalCluster
 from schemas.ddl import RESULTS_LOCAL_TABLE
 from streams.clickhouse.client import connect
-from streams.clickhouse.cluster import ShardMap
 from streams.settings.model import parse_clickhouse_url
 from tests.drills.kit import _retry
+from tests.oracles import shard_of
 
 SYNC_TIMEOUT = 120.0
 
@@ -88,14 +88,14 @@ def check_placement(cluster: LocalCluster, database: str, run_id: str, clients: 
     replicas dropped every retried block), each row on the shard that owns its client, and together
     the shards hold every client once."""
     sync_replicas(cluster, database)
-    shards = ShardMap([1] * len(cluster.servers_by_shard()))
+    weights = [1] * len(cluster.servers_by_shard())
     seen: list[str] = []
     for number, replicas in cluster.servers_by_shard().items():
         contents = [local_rows(r, database, run_id) for r in replicas]
         assert all(c == contents[0] for c in contents), f"shard {number}: replicas differ"
         rows = contents[0]
         assert len(rows) == len(set(rows)), f"shard {number}: {len(rows) - len(set(rows))} raw duplicate(s)"
-        misplaced = [c for c in rows if shards.shard_of(c) != number - 1]
+        misplaced = [c for c in rows if shard_of(weights, c) != number - 1]
         assert not misplaced, f"shard {number} holds clients of another shard: {misplaced[:5]}"
         seen += rows
     assert len(seen) == clients == len(set(seen)), (len(seen), clients, len(set(seen)))

@@ -3,9 +3,12 @@ offsets come from delivery reports (exact on every broker), and commits for a gr
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from streams.lag.collector import LagCollector, LagMonitor, Snapshot
 from streams.settings.model import Settings, load_settings
 
 BATCHED = {"linger.ms": 1000, "batch.num.messages": 10000, "batch.size": 4 * 1024 * 1024}
@@ -62,3 +65,16 @@ def commit(bootstrap: str, group: str, offsets: dict[tuple[str, int], int]) -> N
         )
     finally:
         consumer.close()
+
+
+def sample_lag(settings: Settings, samples: int = 3, interval: float = 1.0) -> Snapshot:
+    """A one-shot measurement: ``samples`` collections ``interval`` seconds apart; the last, with statuses."""
+    monitor = LagMonitor(LagCollector(settings), window=max(samples, 1))
+    try:
+        snapshot = monitor.sample()
+        for _ in range(samples - 1):
+            time.sleep(max(0.0, interval - snapshot.seconds))
+            snapshot = monitor.sample()
+        return snapshot
+    finally:
+        monitor.close()

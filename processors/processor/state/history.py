@@ -28,7 +28,6 @@ UNSCHEDULED = 16
 REASONS = {FIRST_SIGHT: "first_sight", RESET: "reset", GAP: "gap", LATE: "late", UNSCHEDULED: "unscheduled"}
 """Bits of ``<metric>_reason`` (0: an ordinary run against the run before it)."""
 
-BUILTINS = ("delta", "increase", "rate")
 CLOCK_SLOTS = 32
 """Slots a partition's clock remembers: a replay of one of them keeps its run number."""
 
@@ -60,9 +59,6 @@ class Observation:
     seq: int  # the run's number in its partition's clock of the schedule; 0 when unknown (a late run)
     values: dict[str, float]
     computed: dict[str, float] = field(default_factory=dict)  # this run's stateful outputs
-
-    def to_json(self) -> list[Any]:
-        return [self.at_ms, self.seq, self.run_id, self.values, self.computed]
 
     @classmethod
     def from_json(cls, item: list[Any]) -> Observation:

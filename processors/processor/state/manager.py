@@ -456,12 +456,6 @@ def indexed_row(key: bytes | str | None, value: bytes | None) -> tuple[Row, Inde
     return (raw, value), (schedule, seq, slot)
 
 
-def usable_row(key: bytes | str | None, value: bytes | None) -> Row | None:
-    """``indexed_row`` without the index."""
-    found = indexed_row(key, value)
-    return None if found is None else found[0]
-
-
 @dataclass(frozen=True)
 class _Clients:
     """A batch's requests as the state sees them (same order; key None: an ad-hoc run)."""

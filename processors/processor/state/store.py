@@ -11,7 +11,7 @@ restart starts from (then the changelog from its offset on).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from processors.processor.state.history import newest_of
@@ -102,10 +102,6 @@ class PartitionStore:
         """Every row held: key -> (value, its index). Read only: ``write`` and ``put`` change them."""
         return self._rows
 
-    def get_many(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
-        rows = self._rows
-        return {key: rows[key][0] for key in keys if key in rows}
-
     def get(self, key: bytes) -> bytes | None:
         row = self._rows.get(key)
         return None if row is None else row[0]
@@ -187,9 +183,6 @@ class PartitionStore:
             for key, (_, (of, seq, slot)) in self._rows.items()
             if of == schedule and seq >= 0 and ((0 < seq < min_seq) or slot < min_slot)
         ]
-
-    def keys_of(self, schedule: str) -> list[bytes]:
-        return [key for key, row in self._rows.items() if row[1][0] == schedule]
 
     def count(self) -> int:
         return len(self._rows)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from streams.lag.collector import LagCollector, LagMonitor, sample_lag
+from streams.lag.collector import LagCollector, LagMonitor
 from streams.settings.librdkafka import broker_is_tansu
-from tests.integration.lagkit import commit, lag_settings, make_topic, produce
+from tests.integration.lagkit import commit, lag_settings, make_topic, produce, sample_lag
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[4]

@@ -31,3 +31,15 @@ def test_a_segfault_leaves_python_stacks_on_stderr() -> None:
     assert done.returncode != 0
     assert "Fatal Python error: Segmentation fault" in done.stderr, done.stderr
     assert "<lambda>" in done.stderr, done.stderr
+
+
+def test_each_command_and_command_group_is_the_module_of_its_name() -> None:
+    from kcollect.cli.main import app
+
+    modules = {str(c.name): {c.callback.__module__} for c in app.registered_commands if c.callback}
+    for group in app.registered_groups:
+        assert group.typer_instance is not None
+        callbacks = [c.callback for c in group.typer_instance.registered_commands if c.callback]
+        modules[str(group.name)] = {callback.__module__ for callback in callbacks}
+    assert len(modules) >= 15
+    assert {name: where for name, where in modules.items() if where != {f"kcollect.cli.{name}"}} == {}

@@ -11,7 +11,6 @@ from producers.scheduler.schedule import (
     Cron,
     Every,
     jitter_seconds,
-    latest_at_or_before,
     parse_duration,
     parse_schedule,
     parse_time,
@@ -141,10 +140,6 @@ def test_slots_between_is_inclusive() -> None:
                      t("2026-11-23T12:15:00")]  # fmt: skip
     cron = list(slots_between(Cron.parse("*/5 * * * *"), t("2026-11-23T12:01:00"), t("2026-11-23T12:14:59")))
     assert cron == [t("2026-11-23T12:05:00"), t("2026-11-23T12:10:00")]
-    assert latest_at_or_before(Every(300), t("2026-11-23T12:14:00"), t("2026-11-23T12:00:00")) == t(
-        "2026-11-23T12:10:00"
-    )
-    assert latest_at_or_before(Every(300), t("2026-11-23T12:04:00"), t("2026-11-23T12:00:00")) is None
 
 
 def test_missed_slots_latest_once() -> None:

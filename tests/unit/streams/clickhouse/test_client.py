@@ -28,7 +28,6 @@ def test_parse_version() -> None:
 def test_dedup_token_and_window_are_gated_on_22_2(version: tuple[int, ...], supported: bool) -> None:
     features = ServerFeatures(version)
     assert features.dedup_token is supported
-    assert features.dedup_window is supported
     settings = insert_settings(features, "results:3:100-200:202611:100-199:100")
     if supported:
         assert settings == {"insert_deduplication_token": "results:3:100-200:202611:100-199:100"}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from streams.observability.logs import JsonFormatter, redact, setup_logging
-from streams.settings.clickhouse import clickhouse_tls_kwargs
+from streams.settings.clickhouse import tls_kwargs
 from streams.settings.dump import settings_dump
 from streams.settings.librdkafka import kafka_security_config
 from streams.settings.model import load_settings
@@ -139,7 +139,7 @@ def test_security_pass_through(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     }
     address = settings.clickhouse()
     assert (address.user, address.password, address.secure, address.port) == ("writer", SECRET, True, 9440)
-    assert clickhouse_tls_kwargs(settings) == {"secure": True, "verify": True, "ca_certs": "/etc/ch-ca.pem"}
+    assert tls_kwargs(settings.clickhouse()) == {"secure": True, "verify": True, "ca_certs": "/etc/ch-ca.pem"}
     assert kafka_security_config(load_settings(kafka_security_protocol=None, kafka_sasl_mechanism=None)) == {
         "sasl.username": "svc", "sasl.password": SECRET, "ssl.ca.location": "/etc/ca.pem"
     }  # fmt: skip

@@ -1,11 +1,16 @@
 """The step contract (streams/steps/strategy.py), checked on every step of both chains, as Arroyo's
 tests/processing/strategies/test_all.py does: submit, poll, join with and without a timeout, close,
 terminate and backpressure (``MessageRejected`` while the next step is full, nothing lost or reordered
-once it takes again). ``CommitOffsets``, the last step, has its own cases at the end."""
+once it takes again). ``CommitOffsets``, the last step, has its own cases at the end. The step classes are
+found by walking the source packages, so a step added without a case here fails
+``test_every_step_class_of_the_source_has_a_case``."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
+import inspect
+import pkgutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +28,14 @@ from processors.sink.steps import WindowStep
 from processors.sink.windowing import PartitionWindow, Segment, WindowLimits
 from streams.kafka.producer import DeliveryTracker
 from streams.steps.commit import CommitOffsets, DeliveryFailed
-from streams.steps.strategy import Batch, LoopThread, MessageRejected, RunTaskInLoop, TransformStep
+from streams.steps.strategy import (
+    Batch,
+    LoopThread,
+    MessageRejected,
+    ProcessingStep,
+    RunTaskInLoop,
+    TransformStep,
+)
 
 P = ("t", 0)
 
@@ -143,6 +155,43 @@ STEPS = {
     "WindowStep": _window,
     "InsertStep": _insert,
 }
+
+
+CONTRACT = ("submit", "poll", "join", "close", "terminate")
+SOURCE_PACKAGES = ("schemas", "streams", "producers", "processors", "kcollect")
+
+
+def step_classes() -> set[type]:
+    """Every class of the source that has the five methods of the step contract (``ProcessingStep``
+    itself aside), whatever it is named or derives from."""
+    found: set[type] = set()
+    for package in SOURCE_PACKAGES:
+        root = importlib.import_module(package)
+        for info in pkgutil.walk_packages(root.__path__, package + "."):
+            if info.name.rsplit(".", 1)[-1] == "__main__":
+                continue  # runs the CLI when imported
+            module = importlib.import_module(info.name)
+            for obj in vars(module).values():
+                if (
+                    inspect.isclass(obj)
+                    and obj.__module__ == info.name
+                    and obj is not ProcessingStep
+                    and all(callable(getattr(obj, method, None)) for method in CONTRACT)
+                ):
+                    found.add(obj)
+    return found
+
+
+def test_every_step_class_of_the_source_has_a_case() -> None:
+    covered: set[type] = {CommitOffsets}  # the last step: its own cases at the end of this module
+    for make in STEPS.values():
+        cleanup: list[Callable[[], None]] = []
+        covered.add(type(make(NextStep(), cleanup).step))
+        for undo in cleanup:
+            undo()
+    found = step_classes()
+    assert len(found) >= 6  # the walk reaches both chains' steps
+    assert sorted(c.__qualname__ for c in found - covered) == []
 
 
 @pytest.fixture(params=sorted(STEPS))

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from processors.processor.state.history import Clock, Observation, encode_history
-from processors.processor.state.manager import usable_row
-from processors.processor.state.store import client_key, clock_key
+from processors.processor.state.manager import indexed_row
+from processors.processor.state.store import Row, client_key, clock_key
+
+
+def usable_row(key: bytes | str | None, value: bytes | None) -> Row | None:
+    """``indexed_row`` without the index."""
+    found = indexed_row(key, value)
+    return None if found is None else found[0]
+
 
 GOOD = encode_history((Observation("s-20260101T000000Z", 1, 1, {"bytes": 1.0}),))
 
