@@ -1,9 +1,10 @@
 """docs/operations.md, "From a single server to a cluster", followed as written: a single server whose
 ``client_results`` went through the typed migration (its columns in another order than a new table's)
 and holds rows of two months, re-delivered copies included; the cluster migrated ``ON CLUSTER``; the
-page's copy statement (taken from the page, so it cannot drift) run on a cluster server for each month,
-one month twice. Then the cluster answers what the single server answers, under ``FINAL``: every row,
-the run summary and the client history, and each client is on the shard that owns it."""
+page's copy statements (taken from the page, so they cannot drift) run on a cluster server for each
+month, one month twice. Then the cluster answers what the single server answers, under ``FINAL``:
+every row, the run summary and the client history, and each client is on the shard that owns it; and
+with a shard down the copy fails (it is synchronous) instead of returning with rows queued."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clickhouse_driver.errors import ServerException
 
 from schemas.ddl import RESULT_COLUMNS, RESULTS_LOCAL_TABLE
 from streams.clickhouse.client import connect, migrate
@@ -30,6 +32,7 @@ from tests.stack_fixtures import database_url
 
 pytestmark = pytest.mark.integration
 
+ALL_CONNECTION_TRIES_FAILED = 279  # ClickHouse's error code when no replica of a shard answers
 DOC = Path(__file__).resolve().parents[4] / "docs" / "operations.md"
 COLUMNS = ", ".join(name for name, _ in RESULT_COLUMNS)
 LEGACY_NAMES = (
@@ -46,14 +49,28 @@ READS = (
 )
 
 
-def copy_statement() -> str:
-    """The page's copy statement: the one ```sql block of its section on moving to a cluster."""
+def copy_statements() -> list[str]:
+    """The page's copy statements, in order: the one ```sql block of its section on moving to a cluster,
+    split at its semicolons (run in one session, as the page says)."""
     text = DOC.read_text()
     section = text[text.index("### From a single server to a cluster") :]
     section = section[: section.index("\n### ", 1)]
     blocks = re.findall(r"```sql\n(.*?)```", section, flags=re.S)
     assert len(blocks) == 1, blocks
-    return textwrap.dedent(blocks[0]).strip()
+    return [statement.strip() for statement in textwrap.dedent(blocks[0]).split(";") if statement.strip()]
+
+
+def copy_month(new: ClickHouseAddress, old: ClickHouseAddress, month: int) -> None:
+    """The page's statements for ``month``, in one session on the cluster server of ``new``."""
+    client = connect(new)
+    try:
+        for statement in copy_statements():
+            statement = statement.replace("old-host:9000", f"{old.host}:{old.port}")
+            statement = statement.replace("kcollect.", f"{new.database}.")
+            statement = statement.replace(", kcollect,", f", {old.database},")
+            client.execute(statement.replace("= 202611", f"= {month}"))
+    finally:
+        client.disconnect()
 
 
 def single_server(address: ClickHouseAddress) -> None:
@@ -94,15 +111,10 @@ def test_single_server_to_cluster_as_documented(
     months = [m for (m,) in old_client.execute("SELECT DISTINCT toYYYYMM(requested_at) FROM client_results")]
     old_client.disconnect()
     assert len(months) == 2
-    copy = copy_statement().replace("old-host:9000", f"{old.host}:{old.port}")
-    copy = copy.replace("kcollect.", f"{unique_name}.").replace(", kcollect,", f", {unique_name},")
-    client = connect(new)
-    try:
-        assert "= 202611" in copy, copy
-        for month in [*months, months[-1]]:  # the last month copied again: FINAL collapses it
-            client.execute(copy.replace("= 202611", f"= {month}"))
-    finally:
-        client.disconnect()
+    page = " ".join(copy_statements())
+    assert "= 202611" in page, page
+    for month in [*months, months[-1]]:  # the last month copied again: FINAL collapses it
+        copy_month(new, old, month)
     sync_replicas(local_cluster, unique_name)
 
     expected = answers(old)
@@ -116,3 +128,11 @@ def test_single_server_to_cluster_as_documented(
         finally:
             server.disconnect()
         assert held and all(shards.shard_of(c) == number - 1 for (c,) in held), number
+
+    # The copy is synchronous (the page's SET): with shard 2 down it fails instead of queueing the rows
+    # on the server it runs on, so a month whose copy returned is on every shard.
+    for server in local_cluster.shard(2):
+        local_cluster.stop_server(server)
+    with pytest.raises(ServerException) as refused:
+        copy_month(new, old, months[0])
+    assert refused.value.code == ALL_CONNECTION_TRIES_FAILED, refused.value  # the shard, not the copy
