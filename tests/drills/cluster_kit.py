@@ -70,7 +70,8 @@ def local_rows(server: ClusterServer, database: str, run_id: str) -> list[str]:
 
 
 def sync_replicas(cluster: LocalCluster, database: str) -> None:
-    """``SYSTEM SYNC REPLICA`` on every running server: each has fetched what its shard's others wrote."""
+    """``SYSTEM SYNC REPLICA`` of every replicated table of ``database`` (the results, the run summary,
+    the client runs) on every running server: each has fetched what its shard's others wrote."""
     for server in cluster.servers:
         if server.record is None:
             continue
@@ -78,7 +79,9 @@ def sync_replicas(cluster: LocalCluster, database: str) -> None:
             parse_clickhouse_url(server.url), database="default", send_receive_timeout=SYNC_TIMEOUT
         )
         try:
-            client.execute(f"SYSTEM SYNC REPLICA {database}.{RESULTS_LOCAL_TABLE}")
+            replicated = "SELECT table FROM system.replicas WHERE database = %(d)s"
+            for (table,) in client.execute(replicated, {"d": database}):
+                client.execute(f"SYSTEM SYNC REPLICA {database}.{table}")
         finally:
             client.disconnect()
 
