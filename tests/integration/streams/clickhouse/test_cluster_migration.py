@@ -19,7 +19,6 @@ from clickhouse_driver.errors import ServerException
 
 from schemas.ddl import RESULT_COLUMNS, RESULTS_LOCAL_TABLE
 from streams.clickhouse.client import connect, migrate
-from streams.clickhouse.cluster import ShardMap
 from streams.settings.model import ClickHouseAddress, parse_clickhouse_url
 from tests.drills.cluster_kit import sync_replicas
 from tests.integration.cookbook_kit import records
@@ -28,6 +27,7 @@ from tests.integration.streams.clickhouse.test_migrate_typed import (
     legacy_rows,
     sink_insert,
 )
+from tests.oracles import shard_of
 from tests.stack_fixtures import database_url
 
 pytestmark = pytest.mark.integration
@@ -120,14 +120,14 @@ def test_single_server_to_cluster_as_documented(
     expected = answers(old)
     assert all(expected), expected
     assert answers(new) == expected
-    shards = ShardMap([1] * len(local_cluster.servers_by_shard()))
+    weights = [1] * len(local_cluster.servers_by_shard())
     for number, replicas in local_cluster.servers_by_shard().items():
         server = connect(parse_clickhouse_url(replicas[0].url), database="default")
         try:
             held = server.execute(f"SELECT DISTINCT client_id FROM {unique_name}.{RESULTS_LOCAL_TABLE}")
         finally:
             server.disconnect()
-        assert held and all(shards.shard_of(c) == number - 1 for (c,) in held), number
+        assert held and all(shard_of(weights, c) == number - 1 for (c,) in held), number
 
     # The copy is synchronous (the page's SET): with shard 2 down it fails instead of queueing the rows
     # on the server it runs on, so a month whose copy returned is on every shard.
