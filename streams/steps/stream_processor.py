@@ -125,6 +125,11 @@ def rewind_targets(
     return targets
 
 
+def listed(offsets: dict[Partition, int]) -> str:
+    """``topic/partition@offset`` of each partition, sorted, for the log."""
+    return ", ".join(f"{t}/{p}@{o}" for (t, p), o in sorted(offsets.items()))
+
+
 def current_work(offsets: dict[Partition, int], first_consumed: dict[Partition, int]) -> dict[Partition, int]:
     """The part of ``offsets`` (next offset per partition) that finishes work of the current assignment:
     a partition with a record consumed since it was assigned, past that record.
@@ -191,7 +196,7 @@ class StreamProcessor:
         if len(current) != len(offsets):
             log.warning(
                 "not committing offsets of work from before the current assignment: %s",
-                ", ".join(f"{t}/{p}@{o}" for (t, p), o in sorted(offsets.items()) if (t, p) not in current),
+                listed({partition: at for partition, at in offsets.items() if partition not in current}),
             )
         if not current:
             return
@@ -338,7 +343,7 @@ class StreamProcessor:
         log.warning(
             "dropped %d record(s) read before partitions were revoked or lost (%s)%s",
             len(messages) - len(kept),
-            ", ".join(f"{t}/{p}@{o}" for (t, p), o in sorted(dropped.items())),
+            listed(dropped),
             f"; assigned again, consuming from the committed offset: {again}" if again else "",
         )
         if again:
@@ -361,9 +366,7 @@ class StreamProcessor:
                             tp.topic, tp.partition, tp.error)  # fmt: skip
                 continue
             targets[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-        log.info(
-            "consuming again from %s", ", ".join(f"{t}/{p}@{o}" for (t, p), o in sorted(targets.items()))
-        )
+        log.info("consuming again from %s", listed(targets))
         for (topic, partition), offset in targets.items():
             try:
                 self._consumer.seek(TopicPartition(topic, partition, offset))
@@ -453,7 +456,7 @@ class StreamProcessor:
         log.warning(
             "%d kept partition(s) had work cancelled at the rebalance: consuming it again from %s",
             len(rewind),
-            ", ".join(f"{t}/{p}@{o}" for (t, p), o in sorted(rewind.items())),
+            listed(rewind),
         )
         again = set(rewind)
         self._pending = _keep(self._pending, again)
